@@ -1,0 +1,47 @@
+"""Administration > Audit log: newest first, filtered by actor and action, exportable as CSV."""
+
+from __future__ import annotations
+
+from flask import render_template, request
+from sqlalchemy import Select, func, select
+from werkzeug.wrappers import Response
+
+from admin import bp
+from admin.paging import csv_response, page_args
+from core.access import roles_required
+from core.extensions import db
+from core.models import AuditEvent, Role
+
+
+def _filtered() -> tuple[Select, dict[str, str]]:
+    filters = {name: request.args.get(name, "").strip() for name in ("actor", "action", "outcome")}
+    statement = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+    if filters["actor"]:
+        statement = statement.where(func.lower(AuditEvent.actor).like(f"%{filters['actor'].lower()}%"))
+    if filters["action"]:
+        statement = statement.where(AuditEvent.action.like(f"{filters['action']}%"))
+    if filters["outcome"]:
+        statement = statement.where(AuditEvent.outcome == filters["outcome"])
+    return statement, filters
+
+
+@bp.get("/audit")
+@roles_required(Role.ADMINISTRATOR)
+def audit_log() -> str:
+    statement, filters = _filtered()
+    page, per_page = page_args()
+    pagination = db.paginate(statement, page=page, per_page=per_page, error_out=False)
+    actions = db.session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)).all()
+    return render_template("admin/audit.html", pagination=pagination, filters=filters, actions=actions,
+                           per_page=per_page)
+
+
+@bp.get("/audit.csv")
+@roles_required(Role.ADMINISTRATOR)
+def audit_csv() -> Response:
+    statement, _ = _filtered()
+    rows = (
+        (e.at.isoformat(), e.actor, e.action, e.target, e.outcome, e.client_ip or "", e.detail)
+        for e in db.session.scalars(statement.execution_options(yield_per=500))
+    )
+    return csv_response("audit-log.csv", ("When", "Actor", "Action", "Target", "Outcome", "Client IP", "Detail"), rows)

@@ -1,0 +1,24 @@
+"""Administration pages whose issue has not landed yet: they say so instead of 404."""
+
+from flask import render_template
+
+from admin import bp
+from core.access import roles_required
+from core.models import Role
+
+
+@bp.get("/datasources")
+def datasources() -> str:
+    return render_template("admin/coming.html", title="Data sources")
+
+
+@bp.get("/scheduled-tasks")
+@roles_required(Role.ADMINISTRATOR)
+def scheduled_tasks() -> str:
+    return render_template("admin/coming.html", title="Scheduled tasks")
+
+
+@bp.get("/sso")
+@roles_required(Role.ADMINISTRATOR)
+def single_sign_on() -> str:
+    return render_template("admin/coming.html", title="Single Sign-On")

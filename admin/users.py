@@ -1,0 +1,158 @@
+"""Administration > Users (Administrator only): list, search, create, edit roles and active flag, delete, CSV."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import func, or_, select
+from werkzeug.wrappers import Response
+from wtforms import BooleanField, EmailField, PasswordField, SelectMultipleField, StringField, SubmitField
+from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from admin import bp
+from admin.paging import csv_response, page_args
+from core import audit
+from core.access import roles_required
+from core.extensions import db
+from core.models import Role, User, role_by_name
+
+
+class RoleChoices(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class UserForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=320)])
+    display_name = StringField("Display name", validators=[Optional(), Length(max=256)])
+    password = PasswordField("Password", validators=[Optional(), Length(min=8, max=1024)],
+                             description="Optional: users who sign in with single sign-on need none.")
+    roles = RoleChoices("Roles", choices=[(name, name) for name in Role.ALL])
+    active = BooleanField("Active", default=True)
+    submit = SubmitField("Save")
+
+    def __init__(self, *args: object, editing: User | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.editing = editing
+
+    def validate_email(self, field: EmailField) -> None:
+        email = (field.data or "").strip().lower()
+        clash = db.session.scalar(select(User).where(func.lower(User.email) == email))
+        if clash is not None and clash is not self.editing:
+            raise ValidationError("A user with this email already exists.")
+
+
+class DeleteForm(FlaskForm):
+    submit = SubmitField("Delete")
+
+
+def _search(query: str):  # type: ignore[no-untyped-def]
+    statement = select(User).order_by(User.email)
+    if query:
+        like = f"%{query.lower()}%"
+        statement = statement.where(or_(func.lower(User.email).like(like), func.lower(User.display_name).like(like)))
+    return statement
+
+
+def _active_admins_excluding(user: User) -> int:
+    return db.session.scalar(
+        select(func.count(User.id)).join(User.roles)
+        .where(Role.name == Role.ADMINISTRATOR, User.active.is_(True), User.id != user.id)
+    ) or 0
+
+
+def _lockout_problem(user: User, roles: set[str], active: bool) -> str | None:
+    """Refuse changes that would leave no active Administrator, or lock the acting admin out."""
+    keeps_admin = active and Role.ADMINISTRATOR in roles
+    if user.id == current_user.id and not keeps_admin:
+        return "You cannot remove your own Administrator role or disable your own account."
+    if user.has_any_role(Role.ADMINISTRATOR) and not keeps_admin and _active_admins_excluding(user) == 0:
+        return "At least one active Administrator must remain."
+    return None
+
+
+@bp.get("/users")
+@roles_required(Role.ADMINISTRATOR)
+def users() -> str:
+    query = request.args.get("q", "").strip()
+    page, per_page = page_args()
+    pagination = db.paginate(_search(query), page=page, per_page=per_page, error_out=False)
+    return render_template("admin/users/list.html", pagination=pagination, q=query, per_page=per_page)
+
+
+@bp.get("/users.csv")
+@roles_required(Role.ADMINISTRATOR)
+def users_csv() -> Response:
+    query = request.args.get("q", "").strip()
+    rows = (
+        (u.display_name, u.email, "; ".join(sorted(u.role_names)), "yes" if u.active else "no",
+         u.last_sign_in_at.isoformat() if u.last_sign_in_at else "", u.created_at.isoformat())
+        for u in db.session.scalars(_search(query).execution_options(yield_per=500))
+    )
+    audit.record("user.export", query or "all users")
+    return csv_response("users.csv", ("Name", "Email", "Roles", "Active", "Last sign-in", "Created"), rows)
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@roles_required(Role.ADMINISTRATOR)
+def user_create() -> Response | str:
+    form = UserForm(data={"roles": [Role.USER], "active": True})
+    if form.validate_on_submit():
+        user = User(email=form.email.data or "", display_name=(form.display_name.data or "").strip())
+        user.set_password(form.password.data)
+        user.active = form.active.data
+        user.roles = [role_by_name(name) for name in form.roles.data or []]
+        db.session.add(user)
+        db.session.flush()
+        audit.record("user.create", user.email, roles=sorted(user.role_names), active=user.active)
+        flash(f"User {user.email} created.", "success")
+        return redirect(url_for("admin.users"))
+    return render_template("admin/users/form.html", form=form, user=None)
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@roles_required(Role.ADMINISTRATOR)
+def user_edit(user_id: int) -> Response | str:
+    user = db.session.get(User, user_id) or abort(404)
+    form = UserForm(obj=user, editing=user, data=None if request.method == "POST" else {
+        "email": user.email, "display_name": user.display_name, "roles": sorted(user.role_names),
+        "active": user.active})
+    if form.validate_on_submit():
+        roles = set(form.roles.data or [])
+        problem = _lockout_problem(user, roles, bool(form.active.data))
+        if problem:
+            flash(problem, "danger")
+            return render_template("admin/users/form.html", form=form, user=user), 409  # type: ignore[return-value]
+        before = {"email": user.email, "roles": sorted(user.role_names), "active": user.active}
+        user.email = form.email.data or user.email
+        user.display_name = (form.display_name.data or "").strip()
+        user.active = bool(form.active.data)
+        user.roles = [role_by_name(name) for name in sorted(roles)]
+        if form.password.data:
+            user.set_password(form.password.data)
+        after = {"email": user.email, "roles": sorted(user.role_names), "active": user.active}
+        audit.record("user.update", user.email, before=before, after=after,
+                     password_changed=bool(form.password.data))
+        flash(f"User {user.email} saved.", "success")
+        return redirect(url_for("admin.users"))
+    return render_template("admin/users/form.html", form=form, user=user)
+
+
+@bp.route("/users/<int:user_id>/delete", methods=["GET", "POST"])
+@roles_required(Role.ADMINISTRATOR)
+def user_delete(user_id: int) -> Response | str:
+    user = db.session.get(User, user_id) or abort(404)
+    form = DeleteForm()
+    if form.validate_on_submit():
+        problem = _lockout_problem(user, set(), False)
+        if problem:
+            flash(problem, "danger")
+            return redirect(url_for("admin.users"))
+        email = user.email
+        db.session.delete(user)
+        audit.record("user.delete", email)
+        flash(f"User {email} deleted.", "success")
+        return redirect(url_for("admin.users"))
+    return render_template("admin/users/delete.html", form=form, user=user)

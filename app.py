@@ -1,0 +1,89 @@
+"""The application factory: `flask --app app run` and `gunicorn 'app:create_app()'` both serve it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+from flask import Flask
+
+from core.config import ConfigError, load_config
+from core.extensions import bootstrap, csrf, db, limiter, login_manager, migrate
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the gateway. `config` overrides values read from the environment (tests use it)."""
+    load_dotenv()
+    app = Flask(__name__, instance_relative_config=True)
+    overrides = dict(config or {})
+    try:
+        environ = {**os.environ, **{k: str(v) for k, v in overrides.pop("ENV", {}).items()}}
+        app.config.update(load_config(environ, Path(app.instance_path)))
+    except ConfigError as exc:
+        raise SystemExit(f"Configuration error: {exc}") from None
+    app.config.update(
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        SESSION_COOKIE_NAME="gw_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_NAME="gw_remember",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=app.config["SESSION_COOKIE_SECURE"],
+        BOOTSTRAP_SERVE_LOCAL=True,
+        BOOTSTRAP_BTN_STYLE="primary",
+        WTF_CSRF_TIME_LIMIT=None,
+        RATELIMIT_STORAGE_URI=app.config.get("REDIS_URL") or "memory://",
+        RATELIMIT_HEADERS_ENABLED=True,
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+    )
+    app.config.update(overrides)
+    if app.config.get("RATELIMIT_STORAGE_URI", "").startswith("redis"):
+        app.config.setdefault("RATELIMIT_KEY_PREFIX", app.config.get("REDIS_PREFIX", "gw"))
+    _configure_logging(app)
+    _init_extensions(app)
+    _register_blueprints(app)
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    if not app.debug and not app.testing and not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _init_extensions(app: Flask) -> None:
+    from core.models import User, render_migration_item
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"),
+                     compare_type=True, render_item=render_migration_item)
+    csrf.init_app(app)
+    bootstrap.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "sso.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+        return user if user is not None and user.active else None
+
+
+def _register_blueprints(app: Flask) -> None:
+    import admin
+    import sso
+    from core.cli import init_cli
+    from core.errors import register_error_handlers
+    from core.web import init_web
+
+    init_web(app)
+    register_error_handlers(app)
+    app.register_blueprint(sso.bp)
+    app.register_blueprint(admin.bp)
+    init_cli(app)

@@ -1,0 +1,1 @@
+"""Pieces every blueprint shares: configuration, extensions, models, access rules, audit, errors."""

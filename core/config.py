@@ -1,0 +1,136 @@
+"""Configuration from environment variables (and `.env`), validated once at start-up.
+
+Every setting is read here and nowhere else. A malformed value raises `ConfigError` naming the variable, which
+`create_app` turns into a one-line exit message.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from cryptography.fernet import Fernet
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+DEFAULT_GRAPH_API_URL = "https://graph.microsoft.com/v1.0"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+
+
+def _https_url(name: str, value: str, *, allow_http_loopback: bool = False) -> str:
+    parsed = urlparse(value)
+    loopback = parsed.hostname in {"127.0.0.1", "localhost", "::1"}
+    secure = parsed.scheme == "https" or (allow_http_loopback and parsed.scheme == "http" and loopback)
+    if secure and parsed.hostname:
+        return value.rstrip("/")
+    raise ConfigError(name, f"must be an https URL with a host, got {value!r}")
+
+
+def _database_url(value: str) -> str:
+    if value.startswith("postgres://"):
+        value = "postgresql+psycopg://" + value[len("postgres://") :]
+    elif value.startswith("postgresql://"):
+        value = "postgresql+psycopg://" + value[len("postgresql://") :]
+    try:
+        url = make_url(value)
+    except ArgumentError as exc:
+        raise ConfigError("DATABASE_URL", f"not a database URL ({exc})") from None
+    if url.get_backend_name() not in {"sqlite", "postgresql"}:
+        raise ConfigError("DATABASE_URL", "only sqlite and postgresql databases are supported")
+    return value
+
+
+def _fernet_keys(value: str) -> list[str]:
+    keys = [part.strip() for part in value.split(",") if part.strip()]
+    if not keys:
+        raise ConfigError("TOKEN_ENCRYPTION_KEYS", "is empty; give one or more Fernet keys, newest first")
+    for index, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise ConfigError(
+                "TOKEN_ENCRYPTION_KEYS", f"key {index} is not a Fernet key (32 url-safe base64-encoded bytes)"
+            ) from None
+    return keys
+
+
+def _instance_secret(instance_path: Path, filename: str, make: Any) -> str:
+    """Read a generated secret from the instance folder, creating it (mode 0600) on first start."""
+    path = instance_path / filename
+    if not path.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(make())
+    return path.read_text().strip()
+
+
+def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
+    """Build the Flask config mapping from environment variables."""
+    env = {key: value.strip() for key, value in environ.items() if value and value.strip()}
+    embedded = "DATABASE_URL" not in env
+    config: dict[str, Any] = {}
+
+    if embedded:
+        instance_path.mkdir(parents=True, exist_ok=True)
+        config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance_path / 'gateway.db'}"
+    else:
+        config["SQLALCHEMY_DATABASE_URI"] = _database_url(env["DATABASE_URL"])
+
+    secret_key = env.get("SECRET_KEY")
+    if secret_key is None:
+        if not embedded:
+            raise ConfigError("SECRET_KEY", "must be set when DATABASE_URL is set (all processes need the same one)")
+        secret_key = _instance_secret(instance_path, "secret_key", lambda: secrets.token_urlsafe(48))
+    if len(secret_key) < 24:
+        raise ConfigError("SECRET_KEY", "is too short; use at least 24 random characters")
+    config["SECRET_KEY"] = secret_key
+
+    keys = env.get("TOKEN_ENCRYPTION_KEYS")
+    if keys is None:
+        if not embedded:
+            raise ConfigError("TOKEN_ENCRYPTION_KEYS", "must be set when DATABASE_URL is set")
+        keys = _instance_secret(instance_path, "token_encryption_keys", lambda: Fernet.generate_key().decode())
+    config["TOKEN_ENCRYPTION_KEYS"] = _fernet_keys(keys)
+
+    redis_url = env.get("REDIS_URL")
+    if redis_url is not None and urlparse(redis_url).scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError("REDIS_URL", "must start with redis://, rediss:// or unix://")
+    config["REDIS_URL"] = redis_url
+
+    config["O365_CLIENT_ID"] = env.get("O365_CLIENT_ID")
+    config["O365_CLIENT_SECRET"] = env.get("O365_CLIENT_SECRET")
+    config["O365_AUTHORITY_HOST"] = _https_url(
+        "O365_AUTHORITY_HOST", env.get("O365_AUTHORITY_HOST", DEFAULT_AUTHORITY_HOST)
+    )
+    config["GRAPH_API_URL"] = _https_url("GRAPH_API_URL", env.get("GRAPH_API_URL", DEFAULT_GRAPH_API_URL))
+    ca_bundle = env.get("O365_CA_BUNDLE")
+    if ca_bundle is not None and not Path(ca_bundle).is_file():
+        raise ConfigError("O365_CA_BUNDLE", f"file {ca_bundle!r} does not exist")
+    config["O365_CA_BUNDLE"] = ca_bundle
+
+    hops = env.get("TRUSTED_PROXY_HOPS", "0")
+    if not hops.isdigit():
+        raise ConfigError("TRUSTED_PROXY_HOPS", f"must be a whole number of proxies (0 = off), got {hops!r}")
+    config["TRUSTED_PROXY_HOPS"] = int(hops)
+
+    public = env.get("PUBLIC_BASE_URL")
+    if public is not None:
+        parsed = urlparse(public)
+        if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+            raise ConfigError("PUBLIC_BASE_URL", f"must be an http(s) URL like https://sso.example.com, got {public!r}")
+        public = public.rstrip("/")
+    config["PUBLIC_BASE_URL"] = public
+    config["SESSION_COOKIE_SECURE"] = bool(public and public.startswith("https://"))
+    return config

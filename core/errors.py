@@ -1,0 +1,88 @@
+"""Error pages inside the layout, and `{"error": {"code", "message"}}` for API and JSON callers."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from core.extensions import db
+
+log = logging.getLogger(__name__)
+
+CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    429: "rate_limited",
+    500: "internal_error",
+}
+
+MESSAGES = {
+    400: "The request could not be understood. Check the form and try again.",
+    401: "Sign in to continue.",
+    403: "You do not have permission to open this page. Ask an Administrator if you need access.",
+    404: "There is nothing at this address. Check the link, or go back to the home page.",
+    405: "This address does not accept that kind of request.",
+    429: "Too many attempts. Wait a minute before trying again.",
+    500: "Something went wrong on our side. The error was logged; try again in a moment.",
+}
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def error_response(status: int, message: str | None = None, code: str | None = None,
+                   reference: str | None = None) -> tuple[Response | str, int]:
+    code = code or CODES.get(status, "error")
+    message = message or MESSAGES.get(status, "The request failed.")
+    if wants_json():
+        body: dict = {"error": {"code": code, "message": message}}
+        if reference:
+            body["error"]["reference"] = reference
+        return jsonify(body), status
+    return render_template("errors/error.html", status=status, message=message, reference=reference), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):  # type: ignore[no-untyped-def]
+        return error_response(400, "The form expired or was sent from elsewhere. Reload the page and try again.",
+                              code="csrf_failed")
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+        status = error.code or 500
+        message = None
+        if status == 429:
+            message = "Too many attempts. Wait a minute before trying again."
+        elif error.description and status not in MESSAGES:
+            message = error.description
+        response, status = error_response(status, message)
+        if isinstance(response, Response) and getattr(error, "response", None) is not None:
+            response.headers.extend(
+                (k, v) for k, v in error.response.headers.items() if k.lower().startswith(("retry-after", "x-rate"))
+            )
+        return response, status
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception):  # type: ignore[no-untyped-def]
+        if isinstance(error, HTTPException):
+            return http_error(error)
+        reference = uuid.uuid4().hex[:12]
+        log.exception("unhandled error, reference %s", reference)
+        db.session.rollback()
+        return error_response(500, reference=reference)
+
+    app.register_error_handler(InternalServerError, lambda e: error_response(500))
