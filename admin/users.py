@@ -27,7 +27,8 @@ class RoleChoices(SelectMultipleField):
 class UserForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=320)])
     display_name = StringField("Display name", validators=[Optional(), Length(max=256)])
-    password = PasswordField("Password", validators=[Optional(), Length(min=8, max=1024)],
+    password = PasswordField("Password",
+                             validators=[Optional(), Length(min=8, max=1024, message="Use at least 8 characters.")],
                              description="Optional: users who sign in with single sign-on need none.")
     roles = RoleChoices("Roles", choices=[(name, name) for name in Role.ALL])
     active = BooleanField("Active", default=True)
@@ -86,12 +87,12 @@ def users() -> str:
 @roles_required(Role.ADMINISTRATOR)
 def users_csv() -> Response:
     query = request.args.get("q", "").strip()
+    audit.record("user.export", query or "all users")  # commit before the server-side cursor opens
     rows = (
         (u.display_name, u.email, "; ".join(sorted(u.role_names)), "yes" if u.active else "no",
          u.last_sign_in_at.isoformat() if u.last_sign_in_at else "", u.created_at.isoformat())
         for u in db.session.scalars(_search(query).execution_options(yield_per=500))
     )
-    audit.record("user.export", query or "all users")
     return csv_response("users.csv", ("Name", "Email", "Roles", "Active", "Last sign-in", "Created"), rows)
 
 

@@ -1,0 +1,213 @@
+"""Shared fixtures: every app-level test runs on SQLite and on PostgreSQL (its own schema per run).
+
+`--db sqlite` or `--db postgresql` narrows the run. Browser tests drive Debian's Chromium through Playwright.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from werkzeug.serving import make_server
+
+BACKENDS = ("sqlite", "postgresql")
+POSTGRES_SERVER = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://127.0.0.1:5432/test")
+REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "correct-horse-battery"
+USER_EMAIL = "user@example.com"
+USER_PASSWORD = "plain-user-password"
+TEST_FERNET_KEY = "x1vUJ3GXj4gWn3LkqOFd6V5Oq6l2sHfQ0t0Zf2J8m1c="
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--db", default=",".join(BACKENDS), help="comma-separated backends: sqlite,postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_url" in metafunc.fixturenames:
+        wanted = [name for name in metafunc.config.getoption("--db").split(",") if name]
+        metafunc.parametrize("database_url", wanted, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated, empty database for this test run: a SQLite file, or a fresh PostgreSQL schema."""
+    backend = request.param
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'gateway.db'}"
+        _migrate(url)
+        yield url
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin_engine = create_engine(POSTGRES_SERVER, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as conn:  # a failure here is a real failure, never a skip
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{POSTGRES_SERVER}?options=-csearch_path%3D{schema}"
+    try:
+        _migrate(url)
+        yield url
+    finally:
+        with admin_engine.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin_engine.dispose()
+
+
+def _migrate(url: str) -> None:
+    from flask_migrate import upgrade
+
+    app = _build_app(url, Path(os.environ.get("TMPDIR", "/tmp")))
+    with app.app_context():
+        upgrade()
+        from core.extensions import db
+
+        db.engine.dispose()
+
+
+def _build_app(url: str, instance: Path, **overrides: object) -> Flask:
+    from app import create_app
+
+    config = {
+        "TESTING": True,
+        "ENV": {"DATABASE_URL": url, "SECRET_KEY": "test-secret-key-0123456789-abcdefghijkl",
+                "TOKEN_ENCRYPTION_KEYS": TEST_FERNET_KEY},
+        **overrides,
+    }
+    return create_app(config)
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
+    from core.extensions import db, limiter
+    from core.models import ensure_roles
+
+    application = _build_app(database_url, tmp_path)
+    with application.app_context():
+        limiter.reset()
+        ensure_roles()
+        db.session.commit()
+        yield application
+        db.session.rollback()
+        for table in reversed(db.metadata.sorted_tables):
+            if table.name != "roles":
+                db.session.execute(table.delete())
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+
+
+class FreshGlobalsClient(FlaskClient):
+    """Each request gets an empty `g`, as in production, although the test keeps an app context pushed."""
+
+    def open(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from flask import g
+
+        for name in list(g):
+            g.pop(name)
+        return super().open(*args, **kwargs)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    app.test_client_class = FreshGlobalsClient
+    return app.test_client()
+
+
+def make_user(email: str, password: str | None, *roles: str, active: bool = True, name: str = ""):  # type: ignore[no-untyped-def]
+    from core.extensions import db
+    from core.models import User, role_by_name
+
+    user = User(email=email, display_name=name or email.split("@")[0].title(), active=active)
+    user.set_password(password)
+    user.roles = [role_by_name(role) for role in roles]
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+@pytest.fixture
+def admin_user(app: Flask):  # type: ignore[no-untyped-def]
+    return make_user(ADMIN_EMAIL, ADMIN_PASSWORD, "Administrator", name="Ada Admin")
+
+
+@pytest.fixture
+def plain_user(app: Flask):  # type: ignore[no-untyped-def]
+    return make_user(USER_EMAIL, USER_PASSWORD, "User", name="Paul Plain")
+
+
+def sign_in(client: FlaskClient, email: str, password: str):  # type: ignore[no-untyped-def]
+    """Sign in through the real form, CSRF token included."""
+    import re
+
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
+        r'name="csrf_token" value="([^"]+)"', page)
+    assert token, "the sign-in form carries a CSRF token"
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token.group(1)})
+
+
+def csrf_token(client: FlaskClient, path: str) -> str:
+    import re
+
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert match, f"{path} carries a CSRF token"
+    return match.group(1)
+
+
+@pytest.fixture
+def admin_client(client: FlaskClient, admin_user) -> FlaskClient:  # type: ignore[no-untyped-def]
+    assert sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD).status_code == 302
+    return client
+
+
+class LiveServer:
+    def __init__(self, app: Flask) -> None:
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    server = LiveServer(app)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """Debian's Chromium, offline: no DNS query leaves the machine."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
+        "args": [
+            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
+            "--disable-quic",
+            "--disable-gpu",
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict) -> dict:
+    return {**browser_context_args, "ignore_https_errors": True}
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    path = Path(__file__).resolve().parent.parent / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path

@@ -1,0 +1,105 @@
+"""Administration > Users: search, paging, create, edit, delete with confirmation, CSV, lock-out guards, audit."""
+
+import csv
+import io
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from core.extensions import db
+from core.models import AuditEvent, User
+from tests.conftest import ADMIN_EMAIL, csrf_token, make_user
+
+
+def _audit(action: str) -> list[AuditEvent]:
+    return list(db.session.scalars(db.select(AuditEvent).filter_by(action=action).order_by(AuditEvent.id)))
+
+
+def test_list_search_and_server_side_paging(admin_client: FlaskClient, app: Flask) -> None:
+    for i in range(30):
+        make_user(f"person{i:02d}@example.com", None, "User", name=f"Person {i:02d}")
+    first = admin_client.get("/admin/users").get_data(as_text=True)
+    assert "person00@example.com" in first and "person30@example.com" not in first
+    assert "31 in all" in first and 'aria-current="page"' in first
+    second = admin_client.get("/admin/users?page=2").get_data(as_text=True)
+    assert "person29@example.com" in second and "person00@example.com" not in second
+    found = admin_client.get("/admin/users?q=PERSON 1").get_data(as_text=True)
+    assert "person10@example.com" in found and "person20@example.com" not in found and "10 in all" in found
+    assert "No users match." in admin_client.get("/admin/users?q=nobody-like-this").get_data(as_text=True)
+
+
+def test_create_user_with_roles_is_audited(admin_client: FlaskClient) -> None:
+    token = csrf_token(admin_client, "/admin/users/new")
+    response = admin_client.post("/admin/users/new", data={
+        "csrf_token": token, "email": "New.Person@Example.com", "display_name": "New Person",
+        "password": "a-long-password", "roles": ["User", "Manage datasources"], "active": "y"})
+    assert response.status_code == 302
+    user = db.session.scalars(db.select(User).filter_by(email="new.person@example.com")).one()
+    assert user.role_names == {"User", "Manage datasources"} and user.active and user.check_password("a-long-password")
+    (event,) = _audit("user.create")
+    assert event.actor == ADMIN_EMAIL and event.target == "new.person@example.com"
+    assert event.detail["roles"] == ["Manage datasources", "User"]
+    assert "a-long-password" not in str(event.detail)
+
+
+def test_create_rejects_bad_input_beside_the_field_and_saves_nothing(admin_client: FlaskClient) -> None:
+    make_user("taken@example.com", None, "User")
+    token = csrf_token(admin_client, "/admin/users/new")
+    response = admin_client.post("/admin/users/new", data={
+        "csrf_token": token, "email": "TAKEN@example.com", "password": "short", "roles": ["User"]})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "A user with this email already exists." in page and "Use at least 8 characters." in page
+    assert 'value="TAKEN@example.com"' in page  # what was typed is kept
+    assert db.session.scalar(db.select(db.func.count(User.id))) == 2
+    bad = admin_client.post("/admin/users/new", data={"csrf_token": token, "email": "not-an-email"})
+    assert "Invalid email address." in bad.get_data(as_text=True)
+
+
+def test_edit_roles_and_active_flag(admin_client: FlaskClient) -> None:
+    user = make_user("edit@example.com", None, "User")
+    token = csrf_token(admin_client, f"/admin/users/{user.id}")
+    response = admin_client.post(f"/admin/users/{user.id}", data={
+        "csrf_token": token, "email": "edit@example.com", "display_name": "Edited", "roles": ["Administrator"]})
+    assert response.status_code == 302
+    db.session.expire_all()
+    user = db.session.get(User, user.id)
+    assert user.role_names == {"Administrator"} and user.active is False and user.display_name == "Edited"
+    (event,) = _audit("user.update")
+    assert event.detail["before"]["roles"] == ["User"] and event.detail["after"]["active"] is False
+
+
+def test_admin_cannot_lock_themselves_out(admin_client: FlaskClient, admin_user: User) -> None:
+    token = csrf_token(admin_client, f"/admin/users/{admin_user.id}")
+    response = admin_client.post(f"/admin/users/{admin_user.id}", data={
+        "csrf_token": token, "email": ADMIN_EMAIL, "roles": ["User"], "active": "y"})
+    assert response.status_code == 409
+    assert "cannot remove your own Administrator role" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(User, admin_user.id).has_any_role("Administrator")
+    delete = admin_client.post(f"/admin/users/{admin_user.id}/delete", data={"csrf_token": token},
+                               follow_redirects=True)
+    assert "cannot remove your own Administrator role" in delete.get_data(as_text=True)
+    assert db.session.get(User, admin_user.id) is not None
+
+
+def test_delete_asks_for_confirmation_then_deletes(admin_client: FlaskClient) -> None:
+    user = make_user("bye@example.com", None, "User")
+    confirm = admin_client.get(f"/admin/users/{user.id}/delete")
+    assert confirm.status_code == 200 and "Delete bye@example.com?" in confirm.get_data(as_text=True)
+    assert db.session.get(User, user.id) is not None
+    token = csrf_token(admin_client, f"/admin/users/{user.id}/delete")
+    assert admin_client.post(f"/admin/users/{user.id}/delete", data={"csrf_token": token}).status_code == 302
+    db.session.expire_all()
+    assert db.session.scalars(db.select(User).filter_by(email="bye@example.com")).first() is None
+    assert _audit("user.delete")[0].target == "bye@example.com"
+    assert admin_client.get("/admin/users/999999/delete").status_code == 404
+
+
+def test_csv_export_follows_the_search_and_neutralises_formulas(admin_client: FlaskClient) -> None:
+    make_user("csv@example.com", None, "User", name="=HYPERLINK(1)")
+    response = admin_client.get("/admin/users.csv?q=csv")
+    assert response.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[0] == ["Name", "Email", "Roles", "Active", "Last sign-in", "Created"]
+    assert rows[1][:4] == ["'=HYPERLINK(1)", "csv@example.com", "User", "yes"] and len(rows) == 2

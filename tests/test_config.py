@@ -1,0 +1,78 @@
+"""Configuration: defaults, generated secrets, and one clear line for each malformed value."""
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from core.config import DEFAULT_AUTHORITY_HOST, DEFAULT_GRAPH_API_URL, ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_embedded_default_generates_secrets_once_with_mode_0600(tmp_path: Path) -> None:
+    first = load_config({}, tmp_path)
+    second = load_config({}, tmp_path)
+    assert first["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'gateway.db'}"
+    assert first["SECRET_KEY"] == second["SECRET_KEY"] and len(first["SECRET_KEY"]) >= 24
+    assert first["TOKEN_ENCRYPTION_KEYS"] == second["TOKEN_ENCRYPTION_KEYS"]
+    Fernet(first["TOKEN_ENCRYPTION_KEYS"][0])
+    for name in ("secret_key", "token_encryption_keys"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+    assert first["O365_AUTHORITY_HOST"] == DEFAULT_AUTHORITY_HOST
+    assert first["GRAPH_API_URL"] == DEFAULT_GRAPH_API_URL
+    assert first["TRUSTED_PROXY_HOPS"] == 0 and first["REDIS_URL"] is None
+
+
+def test_rotation_keys_are_kept_newest_first(tmp_path: Path) -> None:
+    keys = [Fernet.generate_key().decode() for _ in range(2)]
+    config = load_config({"TOKEN_ENCRYPTION_KEYS": " , ".join(keys)}, tmp_path)
+    assert config["TOKEN_ENCRYPTION_KEYS"] == keys
+
+
+def test_postgres_urls_use_psycopg(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": "postgres://u@db/gw", "SECRET_KEY": "s" * 32,
+           "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode()}
+    assert load_config(env, tmp_path)["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@db/gw"
+
+
+def test_https_public_url_makes_cookies_secure(tmp_path: Path) -> None:
+    assert load_config({"PUBLIC_BASE_URL": "https://sso.example.com/"}, tmp_path)["SESSION_COOKIE_SECURE"] is True
+    assert load_config({"PUBLIC_BASE_URL": "http://127.0.0.1:5000"}, tmp_path)["SESSION_COOKIE_SECURE"] is False
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"TOKEN_ENCRYPTION_KEYS": "not-a-key"}, "TOKEN_ENCRYPTION_KEYS"),
+        ({"SECRET_KEY": "short"}, "SECRET_KEY"),
+        ({"DATABASE_URL": "mysql://x/y", "SECRET_KEY": "s" * 32}, "DATABASE_URL"),
+        ({"DATABASE_URL": "::::"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "sqlite:////tmp/x.db"}, "SECRET_KEY"),
+        ({"REDIS_URL": "http://localhost"}, "REDIS_URL"),
+        ({"O365_AUTHORITY_HOST": "http://login.example.com"}, "O365_AUTHORITY_HOST"),
+        ({"GRAPH_API_URL": "ftp://graph"}, "GRAPH_API_URL"),
+        ({"O365_CA_BUNDLE": "/nonexistent/ca.pem"}, "O365_CA_BUNDLE"),
+        ({"TRUSTED_PROXY_HOPS": "two"}, "TRUSTED_PROXY_HOPS"),
+        ({"PUBLIC_BASE_URL": "sso.example.com"}, "PUBLIC_BASE_URL"),
+    ],
+)
+def test_malformed_values_name_the_variable(env: dict, name: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(env, tmp_path)
+    assert info.value.name == name
+    assert str(info.value).startswith(f"{name}: ")
+
+
+def test_start_up_stops_with_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "TOKEN_ENCRYPTION_KEYS": "nope", "FLASK_APP": "app"}
+    result = subprocess.run([sys.executable, "-m", "flask", "routes"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["Configuration error: TOKEN_ENCRYPTION_KEYS: key 1 is not a Fernet key "
+                     "(32 url-safe base64-encoded bytes)"]
