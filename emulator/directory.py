@@ -330,7 +330,8 @@ def assign_licenses(conn: sqlite3.Connection, tenant_id: str, user_id: str, add:
     for sku, _disabled in adds:
         if sku.lower() in current:
             continue
-        used = conn.execute("SELECT count(*) FROM user_licenses WHERE lower(sku_id) = lower(?)", (sku,)).fetchone()[0]
+        used = conn.execute("SELECT count(*) FROM user_licenses ul JOIN users u ON u.id = ul.user_id "
+                            "WHERE u.tenant_id = ? AND lower(ul.sku_id) = lower(?)", (tenant_id, sku)).fetchone()[0]
         if used >= skus[sku.lower()]["prepaid_enabled"]:
             raise DirectoryError(400, "Request_BadRequest",
                                  f"Subscription with SKU {sku} does not have any available licenses.")

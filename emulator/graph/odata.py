@@ -106,7 +106,7 @@ GROUP_SELECT = (
     "onPremisesSecurityIdentifier", "onPremisesSyncEnabled", "preferredDataLocation", "preferredLanguage",
     "proxyAddresses", "renewedDateTime", "resourceBehaviorOptions", "resourceProvisioningOptions",
     "securityEnabled", "securityIdentifier", "theme", "visibility", "onPremisesProvisioningErrors",
-    "serviceProvisioningErrors", "members", "owners",
+    "serviceProvisioningErrors",
 )
 
 GROUP_SCHEMA = Schema(

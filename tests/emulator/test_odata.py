@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -26,7 +27,7 @@ def conn() -> sqlite3.Connection:
         db.execute("INSERT INTO users (id, tenant_id, user_principal_name, display_name, mail, department, "
                    "account_enabled, usage_location, created, extra) VALUES (?,?,?,?,?,?,?,?,?,?)",
                    (uid, T, upn, name, upn, dept, enabled, loc, "2024-01-15T09:00:00Z",
-                    '{"mailNickname": "%s"}' % upn.split("@")[0]))
+                    json.dumps({"mailNickname": upn.split("@")[0]})))
     db.execute("INSERT INTO user_licenses (user_id, sku_id) VALUES ('u2', ?)", (SKU,))
     return db
 

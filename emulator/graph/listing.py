@@ -1,0 +1,133 @@
+"""Collection listing for /users and /groups: $filter in SQL, $search in Python, keyset paging on `seq`."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Response, request
+
+from emulator import directory
+from emulator.graph import common, odata
+from emulator.graph.errors import bad_request, unsupported_query
+
+SEARCH_NEEDS_HEADER = ("Request with $search query parameter only works through MSGraph with a special request "
+                       "header: 'ConsistencyLevel: eventual'")
+
+USER_DEFAULT = ("businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
+                "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id")
+GROUP_DEFAULT = tuple(p for p in odata.GROUP_SELECT if p != "serviceProvisioningErrors")
+
+
+@dataclass(frozen=True)
+class Kind:
+    table: str
+    schema: odata.Schema
+    default: tuple[str, ...]
+    entity_set: str
+    odata_type: str
+
+    def to_graph(self, conn: sqlite3.Connection, rows: list[sqlite3.Row], select: list[str] | None) -> list[dict]:
+        """Full Graph JSON of rows (licences fetched in one query only when selected)."""
+        if self.table == "users":
+            lic: dict[str, list[dict]] = {}
+            if select and "assignedLicenses" in select:
+                lic = directory.licences_for(conn, [r["id"] for r in rows])
+            return [directory.user_to_graph(r, lic.get(r["id"], [])) for r in rows]
+        return [directory.group_to_graph(r) for r in rows]
+
+
+USERS = Kind("users", odata.USER_SCHEMA, USER_DEFAULT, "users", "#microsoft.graph.user")
+GROUPS = Kind("groups", odata.GROUP_SCHEMA, GROUP_DEFAULT, "groups", "#microsoft.graph.group")
+
+
+def skip_after(key: str = "s") -> Any:
+    """The keyset position in `$skiptoken` (None on the first page); 400 for a token that is not ours."""
+    raw = request.args.get("$skiptoken")
+    if raw is None:
+        return None
+    state = odata.decode_token(raw)
+    if state is None or key not in state:
+        raise bad_request("The specified page token value has expired and can no longer be included in your "
+                          "request.")
+    return state[key]
+
+
+def _check_unsupported_options() -> None:
+    if "$skip" in request.args:
+        raise bad_request("'$skip' is not supported by the service.")
+    if "$orderby" in request.args:
+        raise unsupported_query("Sorting not supported for current query.")
+    if "$expand" in request.args:
+        raise unsupported_query("$expand is not supported by the emulator on this resource.")
+
+
+def _iter_rows(conn: sqlite3.Connection, sql: str, params: list[Any]) -> Iterator[sqlite3.Row]:
+    cur = conn.execute(sql, params)
+    while True:
+        chunk = cur.fetchmany(500)
+        if not chunk:
+            return
+        yield from chunk
+
+
+def list_collection(kind: Kind, *, where_extra: str = "", params_extra: tuple = (),
+                    decorate: Callable[[dict], dict] | None = None) -> Response:
+    """GET /users or /groups with $select, $top, $filter, $search, $count and $skiptoken."""
+    _check_unsupported_options()
+    top = odata.parse_top(request.args.get("$top"))
+    select = odata.parse_select(request.args.get("$select"), kind.schema)
+    want_count = common.check_count_param()
+    search_text = request.args.get("$search")
+    if search_text is not None and not common.eventual():
+        raise bad_request(SEARCH_NEEDS_HEADER, code="Request_UnsupportedQuery")
+    where, params = odata.filter_sql(request.args.get("$filter"), kind.schema, common.advanced())
+    search = odata.parse_search(search_text.strip(), kind.schema) if search_text is not None else None
+    after = skip_after()
+    conn = common.db()
+    t = kind.table
+    base_where = f"{t}.tenant_id = ? AND ({where}){where_extra}"
+    base_params = [common.tenant(), *params, *params_extra]
+
+    count: int | None = None
+    if want_count and after is None:
+        if search is None:
+            count = conn.execute(f"SELECT count(*) FROM {t} WHERE {base_where}",  # noqa: S608
+                                 base_params).fetchone()[0]
+        else:
+            count = sum(1 for row in _iter_rows(conn, f"SELECT * FROM {t} WHERE {base_where}",  # noqa: S608
+                                                base_params)
+                        if odata.search_matches(search, kind.to_graph(conn, [row], None)[0]))
+
+    page_sql = f"SELECT * FROM {t} WHERE {base_where} AND {t}.seq > ? ORDER BY {t}.seq"  # noqa: S608
+    page_params = [*base_params, int(after or 0)]
+    rows: list[sqlite3.Row] = []
+    if search is None:
+        rows = conn.execute(page_sql + " LIMIT ?", [*page_params, top + 1]).fetchall()
+    else:
+        for row in _iter_rows(conn, page_sql, page_params):
+            if odata.search_matches(search, kind.to_graph(conn, [row], None)[0]):
+                rows.append(row)
+                if len(rows) > top:
+                    break
+    more = len(rows) > top
+    rows = rows[:top]
+    items = [common.project(obj, select, kind.default) for obj in kind.to_graph(conn, rows, select)]
+    if decorate is not None:
+        items = [decorate(i) for i in items]
+    token = odata.encode_token({"s": rows[-1]["seq"]}) if more and rows else None
+    context = common.context_url(kind.entity_set + common.select_suffix(select))
+    return common.collection(context, items, next_token=token, count=count)
+
+
+def count_collection(kind: Kind) -> Response:
+    """GET /users/$count or /groups/$count (text/plain; needs ConsistencyLevel: eventual)."""
+    if not common.eventual():
+        raise bad_request("$count is not currently supported.")
+    where, params = odata.filter_sql(request.args.get("$filter"), kind.schema, True)
+    t = kind.table
+    n = common.db().execute(f"SELECT count(*) FROM {t} WHERE {t}.tenant_id = ? AND ({where})",  # noqa: S608
+                            [common.tenant(), *params]).fetchone()[0]
+    return common.text_plain(str(n))

@@ -1,0 +1,138 @@
+"""Directory-object collections: group members/owners, memberOf, transitiveMemberOf (reference §5.2, §1.7)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from flask import Response, request
+
+from emulator import directory
+from emulator.graph import common, listing, odata
+from emulator.graph.errors import bad_request
+
+DIRECTORY_OBJECT_SELECT = tuple(dict.fromkeys((*odata.USER_SCHEMA.select_props, *odata.GROUP_SCHEMA.select_props)))
+_DIRECTORY_OBJECT = odata.Schema("DirectoryObject", "microsoft.graph.directoryObject", {},
+                                 select_props=DIRECTORY_OBJECT_SELECT)
+
+
+def parse_select() -> list[str] | None:
+    return odata.parse_select(request.args.get("$select"), _DIRECTORY_OBJECT)
+
+
+def objects_by_id(conn: sqlite3.Connection, tenant_id: str, ids: list[str],
+                  select: list[str] | None) -> list[dict[str, Any]]:
+    """Graph JSON of users and groups in the order of `ids`, each with its `@odata.type`."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 900):
+        chunk = ids[start:start + 900]
+        marks = ",".join("?" * len(chunk))
+        users = conn.execute(f"SELECT * FROM users WHERE tenant_id = ? AND id IN ({marks})",  # noqa: S608
+                             [tenant_id, *chunk]).fetchall()
+        for obj in listing.USERS.to_graph(conn, users, select):
+            found[obj["id"]] = {"@odata.type": "#microsoft.graph.user",
+                                **common.project(obj, select, listing.USER_DEFAULT)}
+        groups = conn.execute(f"SELECT * FROM groups WHERE tenant_id = ? AND id IN ({marks})",  # noqa: S608
+                              [tenant_id, *chunk]).fetchall()
+        for obj in listing.GROUPS.to_graph(conn, groups, select):
+            found[obj["id"]] = {"@odata.type": "#microsoft.graph.group",
+                                **common.project(obj, select, listing.GROUP_DEFAULT)}
+    return [found[i] for i in ids if i in found]
+
+
+def _no_query_filters() -> None:
+    if "$filter" in request.args or "$search" in request.args:
+        if not common.eventual():
+            raise bad_request("Request with $filter or $search on this relationship only works with the special "
+                              "request header: 'ConsistencyLevel: eventual'", code="Request_UnsupportedQuery")
+        raise bad_request("$filter and $search on directory-object relationships are not supported by the "
+                          "emulator.", code="Request_UnsupportedQuery")
+
+
+def page_of_ids(ids: list[str], context: str, select: list[str] | None, count: int | None = None) -> Response:
+    """Page through a sorted id list (keyset on the id) and answer a directoryObjects collection."""
+    top = odata.parse_top(request.args.get("$top"))
+    after = listing.skip_after("i")
+    if after is not None:
+        ids = [i for i in ids if i > after]
+    page = ids[:top]
+    token = odata.encode_token({"i": page[-1]}) if len(ids) > top else None
+    items = objects_by_id(common.db(), common.tenant(), page, select)
+    return common.collection(context, items, next_token=token, count=count)
+
+
+def group_relation(group_id: str, relation: str) -> Response:
+    """GET /groups/{id}/members or /owners."""
+    conn = common.db()
+    if directory.get_group_row(conn, common.tenant(), group_id) is None:
+        raise directory.not_found(group_id)
+    _no_query_filters()
+    select = parse_select()
+    want_count = common.check_count_param()
+    top = odata.parse_top(request.args.get("$top"))
+    after = listing.skip_after("i")
+    ids = [r[0] for r in conn.execute(
+        "SELECT member_id FROM memberships WHERE group_id = ? AND relation = ? AND member_id > ? "
+        "ORDER BY member_id LIMIT ?", (group_id, relation, after or "", top + 1))]
+    count = None
+    if want_count and after is None:
+        count = conn.execute("SELECT count(*) FROM memberships WHERE group_id = ? AND relation = ?",
+                             (group_id, relation)).fetchone()[0]
+    page = ids[:top]
+    token = odata.encode_token({"i": page[-1]}) if len(ids) > top else None
+    items = objects_by_id(conn, common.tenant(), page, select)
+    context = common.context_url("directoryObjects" + common.select_suffix(select))
+    return common.collection(context, items, next_token=token, count=count)
+
+
+def group_relation_count(group_id: str, relation: str) -> Response:
+    conn = common.db()
+    if directory.get_group_row(conn, common.tenant(), group_id) is None:
+        raise directory.not_found(group_id)
+    if not common.eventual():
+        raise bad_request("$count is not currently supported.")
+    n = conn.execute("SELECT count(*) FROM memberships WHERE group_id = ? AND relation = ?",
+                     (group_id, relation)).fetchone()[0]
+    return common.text_plain(str(n))
+
+
+def direct_groups(conn: sqlite3.Connection, object_id: str) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT group_id FROM memberships WHERE member_id = ? AND relation = 'member'", (object_id,))]
+
+
+def transitive_groups(conn: sqlite3.Connection, object_id: str) -> set[str]:
+    """Every group the object belongs to directly or through nested groups."""
+    seen: set[str] = set()
+    frontier = [object_id]
+    while frontier:
+        nxt: list[str] = []
+        for oid in frontier:
+            for gid in direct_groups(conn, oid):
+                if gid not in seen:
+                    seen.add(gid)
+                    nxt.append(gid)
+        frontier = nxt
+    return seen
+
+
+def member_of(object_id: str, transitive: bool) -> Response:
+    conn = common.db()
+    _no_query_filters()
+    select = parse_select()
+    want_count = common.check_count_param()
+    ids = sorted(transitive_groups(conn, object_id) if transitive else set(direct_groups(conn, object_id)))
+    count = len(ids) if want_count and "$skiptoken" not in request.args else None
+    context = common.context_url("directoryObjects" + common.select_suffix(select))
+    return page_of_ids(ids, context, select, count)
+
+
+def member_objects(object_id: str, security_only: bool) -> list[str]:
+    conn = common.db()
+    ids = sorted(transitive_groups(conn, object_id))
+    if security_only and ids:
+        marks = ",".join("?" * len(ids))
+        secure = {r[0] for r in conn.execute(
+            f"SELECT id FROM groups WHERE security_enabled = 1 AND id IN ({marks})", ids)}  # noqa: S608
+        ids = [i for i in ids if i in secure]
+    return ids
