@@ -1,0 +1,1 @@
+"""Tenant emulator: a local Microsoft Entra ID + Microsoft Graph v1.0 over HTTPS (never imported by the product)."""

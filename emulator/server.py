@@ -1,0 +1,259 @@
+"""The emulator's Flask app, its HTTPS server, and a thread launcher for tests in other packages."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import ssl
+import sys
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from emulator import certs, seed
+from emulator.store import Store
+from emulator.tokens import KeyRing
+
+CONFIG_FILE = "emulator.json"
+DB_FILE = "tenant.db"
+DEFAULT_REDIRECT_URIS = ["http://localhost:5000/auth/callback", "http://localhost:5000/admin/datasource/callback"]
+
+
+class Settings:
+    """In-memory copy of the `settings` table; refresh() after the control API changes it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.refresh()
+
+    def refresh(self) -> None:
+        get = self.store.get_setting
+        self.clock_offset = float(get("clock_offset", "0") or 0)
+        self.delta_epoch = int(get("delta_epoch", "0") or 0)
+        self.control_key = get("control_key", "") or ""
+        self.active_kid = get("active_kid", "") or ""
+
+    def set(self, key: str, value: object) -> None:
+        self.store.set_setting(key, value)
+        self.refresh()
+
+
+def _reset_files(data: Path) -> None:
+    for name in (DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm", CONFIG_FILE):
+        (data / name).unlink(missing_ok=True)
+
+
+def upsert_client(conn: Any, client_id: str, *, secret: str | None = None, name: str | None = None,
+                  redirect_uris: list[str] | None = None, front_channel_logout_url: str | None = None,
+                  group_membership_claims: bool | None = None, delegated: list[str] | None = None,
+                  application: list[str] | None = None) -> dict:
+    """Create or update a registered client (only the given fields change)."""
+    row = conn.execute("SELECT * FROM clients WHERE client_id = ?", (client_id,)).fetchone()
+    if row is None:
+        conn.execute("INSERT INTO clients (client_id, secret, name, redirect_uris, front_channel_logout_url, "
+                     "group_membership_claims) VALUES (?, ?, ?, ?, ?, ?)",
+                     (client_id, secret or secrets.token_urlsafe(30), name or "Registered app",
+                      json.dumps(redirect_uris or []), front_channel_logout_url,
+                      1 if group_membership_claims in (None, True) else 0))
+        conn.execute("INSERT OR IGNORE INTO client_permissions (client_id, delegated, application) "
+                     "VALUES (?, ?, ?)", (client_id, json.dumps(delegated if delegated is not None else
+                                                                  seed.GATEWAY_DELEGATED),
+                                          json.dumps(application if application is not None else
+                                                     seed.GATEWAY_APPLICATION)))
+    else:
+        updates = {"secret": secret, "name": name, "front_channel_logout_url": front_channel_logout_url,
+                   "redirect_uris": json.dumps(redirect_uris) if redirect_uris is not None else None,
+                   "group_membership_claims": (int(bool(group_membership_claims))
+                                               if group_membership_claims is not None else None)}
+        for column, value in updates.items():
+            if value is not None:
+                conn.execute(f"UPDATE clients SET {column} = ? WHERE client_id = ?",  # noqa: S608 - fixed names
+                             (value, client_id))
+        conn.execute("INSERT OR IGNORE INTO client_permissions (client_id) VALUES (?)", (client_id,))
+        if delegated is not None:
+            conn.execute("UPDATE client_permissions SET delegated = ? WHERE client_id = ?",
+                         (json.dumps(delegated), client_id))
+        if application is not None:
+            conn.execute("UPDATE client_permissions SET application = ? WHERE client_id = ?",
+                         (json.dumps(application), client_id))
+    return client_json(conn, client_id)
+
+
+def client_json(conn: Any, client_id: str) -> dict:
+    row = conn.execute("SELECT c.*, p.delegated, p.application FROM clients c LEFT JOIN client_permissions p "
+                       "USING (client_id) WHERE client_id = ?", (client_id,)).fetchone()
+    if row is None:
+        return {}
+    return {"client_id": row["client_id"], "client_secret": row["secret"], "name": row["name"],
+            "redirect_uris": json.loads(row["redirect_uris"]),
+            "front_channel_logout_url": row["front_channel_logout_url"],
+            "group_membership_claims": bool(row["group_membership_claims"]),
+            "delegated_permissions": json.loads(row["delegated"] or "[]"),
+            "application_permissions": json.loads(row["application"] or "[]")}
+
+
+def _prepare_store(data: Path, *, users: int | None, seed_value: int, tenants: int, reset: bool,
+                   client_id: str | None, client_secret: str | None, redirect_uris: list[str] | None,
+                   front_channel_logout_url: str | None) -> Store:
+    params = json.dumps({"seed": seed_value, "tenants": tenants, "users": users})
+    if reset:
+        _reset_files(data)
+    store = Store(data / DB_FILE)
+    existing = store.get_setting("seed_params")
+    if existing is not None and existing != params:
+        # Asked for a different tenant than the one on disk: start afresh rather than mix them.
+        store.close()
+        _reset_files(data)
+        store = Store(data / DB_FILE)
+        existing = None
+    if existing is None:
+        with store.transaction() as conn:
+            seed.seed(conn, seed_value=seed_value, tenants=tenants, users=users)
+            store.set_setting("seed_params", params, conn)
+            store.set_setting("control_key", secrets.token_urlsafe(24), conn)
+            store.set_setting("delta_epoch", 0, conn)
+            store.set_setting("clock_offset", 0, conn)
+            default_id = str(uuid.UUID(int=seed.Ids(seed_value + 7919).rng.getrandbits(128), version=4))
+            store.set_setting("gateway_client_id", client_id or default_id, conn)
+            upsert_client(conn, client_id or default_id, secret=client_secret, name="O365 SSO Gateway",
+                          redirect_uris=redirect_uris or DEFAULT_REDIRECT_URIS,
+                          front_channel_logout_url=front_channel_logout_url)
+    elif client_id or client_secret or redirect_uris or front_channel_logout_url:
+        with store.transaction() as conn:
+            cid = client_id or store.get_setting("gateway_client_id") or ""
+            upsert_client(conn, cid, secret=client_secret, name="O365 SSO Gateway", redirect_uris=redirect_uris,
+                          front_channel_logout_url=front_channel_logout_url)
+            store.set_setting("gateway_client_id", cid, conn)
+    return store
+
+
+def create_app(data_dir: str | Path, *, users: int | None = None, seed: int = 1, tenants: int = 1,
+               reset: bool = False, base_url: str | None = None, client_id: str | None = None,
+               client_secret: str | None = None, redirect_uris: list[str] | None = None,
+               front_channel_logout_url: str | None = None) -> Flask:
+    """Build the emulator app on DIR (seeding it on first use). base_url None = taken from each request."""
+    data = Path(data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    store = _prepare_store(data, users=users, seed_value=seed, tenants=tenants, reset=reset,
+                           client_id=client_id, client_secret=client_secret, redirect_uris=redirect_uris,
+                           front_channel_logout_url=front_channel_logout_url)
+    app = Flask("emulator", template_folder=str(Path(__file__).parent / "templates"), static_folder=None)
+    app.config.update(EMULATOR_BASE_URL=base_url.rstrip("/") if base_url else None, EMULATOR_DATA_DIR=str(data),
+                      JSON_SORT_KEYS=False)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["emulator.store"] = store
+    app.extensions["emulator.settings"] = Settings(store)
+    app.extensions["emulator.keys"] = KeyRing(store)
+
+    from emulator import control, identity
+
+    control.init_app(app)
+    app.register_blueprint(identity.bp)
+    try:
+        from emulator import graph
+    except ImportError as exc:  # the Graph side is built separately; tolerate it only while missing
+        if exc.name not in ("emulator.graph",):
+            raise
+        graph = None
+    if graph is not None and hasattr(graph, "bp"):
+        app.register_blueprint(graph.bp)
+    return app
+
+
+def config_dict(app: Flask, base_url: str) -> dict:
+    store: Store = app.extensions["emulator.store"]
+    conn = store.conn()
+    tenants = [{"id": r["id"], "domain": r["domain"], "display_name": r["display_name"]}
+               for r in conn.execute("SELECT id, domain, display_name FROM tenants ORDER BY rowid")]
+    client = client_json(conn, store.get_setting("gateway_client_id") or "")
+    data = Path(app.config["EMULATOR_DATA_DIR"])
+    return {"base_url": base_url, "authority_host": base_url, "graph_url": base_url + "/v1.0",
+            "tenants": tenants, "ca_bundle": str((data / "ca.pem").resolve()),
+            "client_id": client.get("client_id"), "client_secret": client.get("client_secret"),
+            "redirect_uris": client.get("redirect_uris", []),
+            "control_key": store.get_setting("control_key")}
+
+
+def ssl_context(data_dir: str | Path, host: str = "127.0.0.1") -> ssl.SSLContext:
+    _ca, cert, key = certs.ensure_certs(data_dir, (host,))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+def _url_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)  # noqa: S104
+
+
+def make_https_server(data_dir: str | Path, host: str = "127.0.0.1", port: int = 0,
+                      **kw: Any) -> tuple[BaseWSGIServer, Flask, dict]:
+    """Create (not start) the threaded HTTPS server; writes DIR/emulator.json. Returns (server, app, config)."""
+    ctx = ssl_context(data_dir, host)
+    app = create_app(data_dir, **kw)
+    server = make_server(host, port, app, threaded=True, ssl_context=ctx)
+    base_url = f"https://{_url_host(host)}:{server.port}"
+    app.config["EMULATOR_BASE_URL"] = base_url
+    config = config_dict(app, base_url)
+    (Path(data_dir) / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    return server, app, config
+
+
+def print_facts(config: dict, out: Any = None) -> None:
+    out = out or sys.stdout
+    lines = [f"Base URL: {config['base_url']}", f"Graph URL: {config['graph_url']}"]
+    lines += [f"Tenant: {t['id']} {t['domain']} ({t['display_name']})" for t in config["tenants"]]
+    lines += [f"CA bundle: {config['ca_bundle']}", f"Client ID: {config['client_id']}",
+              f"Client secret: {config['client_secret']}",
+              f"Redirect URIs: {' '.join(config.get('redirect_uris', []))}",
+              f"Control key: {config['control_key']}",
+              "Demo sign-in: admin@<domain> (Global Administrator) or adele.vance@<domain>, password demo",
+              f"EMULATOR READY {config['base_url']}"]
+    for line in lines:
+        print(line, file=out, flush=True)
+
+
+def serve(data_dir: str | Path, host: str = "127.0.0.1", port: int = 0, **kw: Any) -> None:
+    """Serve over HTTPS until interrupted, after printing the facts and the ready line."""
+    server, _app, config = make_https_server(data_dir, host, port, **kw)
+    print_facts(config)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@dataclass
+class EmulatorHandle:
+    """A running emulator (see start_in_thread)."""
+
+    base_url: str
+    ca_path: str
+    config: dict
+    app: Flask
+    server: BaseWSGIServer
+    thread: threading.Thread = field(repr=False)
+
+    @property
+    def tenant_id(self) -> str:
+        return self.config["tenants"][0]["id"]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+        self.app.extensions["emulator.store"].close()
+
+
+def start_in_thread(data_dir: str | Path, *, host: str = "127.0.0.1", port: int = 0, **kw: Any) -> EmulatorHandle:
+    """Start the emulator on a background thread (port 0 = any free port). Keyword arguments as create_app."""
+    server, app, config = make_https_server(data_dir, host, port, **kw)
+    thread = threading.Thread(target=server.serve_forever, name="tenant-emulator", daemon=True)
+    thread.start()
+    return EmulatorHandle(config["base_url"], config["ca_bundle"], config, app, server, thread)

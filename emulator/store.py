@@ -1,0 +1,135 @@
+"""SQLite store (DIR/tenant.db): schema from emulator/README.md, per-thread connections, transactions."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tenants (id TEXT PRIMARY KEY, display_name TEXT NOT NULL, domain TEXT NOT NULL UNIQUE,
+                      created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS clients (client_id TEXT PRIMARY KEY, secret TEXT NOT NULL, name TEXT NOT NULL,
+                      redirect_uris TEXT NOT NULL,
+                      front_channel_logout_url TEXT,
+                      group_membership_claims INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE IF NOT EXISTS users (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE, tenant_id TEXT NOT NULL,
+  user_principal_name TEXT NOT NULL,
+  display_name TEXT, given_name TEXT, surname TEXT, mail TEXT, job_title TEXT, department TEXT,
+  usage_location TEXT, account_enabled INTEGER NOT NULL DEFAULT 1,
+  password TEXT NOT NULL DEFAULT 'demo',
+  directory_roles TEXT NOT NULL DEFAULT '[]',
+  extra TEXT NOT NULL DEFAULT '{}',
+  created TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS users_upn ON users(tenant_id, lower(user_principal_name));
+CREATE INDEX IF NOT EXISTS users_tenant_seq ON users(tenant_id, seq);
+CREATE TABLE IF NOT EXISTS groups (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, tenant_id TEXT NOT NULL,
+  display_name TEXT NOT NULL, description TEXT, mail TEXT, mail_nickname TEXT NOT NULL,
+  mail_enabled INTEGER NOT NULL, security_enabled INTEGER NOT NULL,
+  group_types TEXT NOT NULL DEFAULT '[]', visibility TEXT, created TEXT NOT NULL,
+  extra TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX IF NOT EXISTS groups_tenant_seq ON groups(tenant_id, seq);
+CREATE TABLE IF NOT EXISTS memberships (group_id TEXT NOT NULL, member_id TEXT NOT NULL,
+                          relation TEXT NOT NULL DEFAULT 'member',
+                          PRIMARY KEY (group_id, relation, member_id));
+CREATE INDEX IF NOT EXISTS memberships_member ON memberships(member_id, relation);
+CREATE TABLE IF NOT EXISTS skus (tenant_id TEXT NOT NULL, sku_id TEXT NOT NULL, sku_part_number TEXT NOT NULL,
+                   prepaid_enabled INTEGER NOT NULL, capability_status TEXT NOT NULL DEFAULT 'Enabled',
+                   service_plans TEXT NOT NULL,
+                   PRIMARY KEY (tenant_id, sku_id));
+CREATE TABLE IF NOT EXISTS user_licenses (user_id TEXT NOT NULL, sku_id TEXT NOT NULL,
+                            disabled_plans TEXT NOT NULL DEFAULT '[]', PRIMARY KEY (user_id, sku_id));
+CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL,
+                      kind TEXT NOT NULL,
+                      object_id TEXT NOT NULL,
+                      removed TEXT,
+                      member_id TEXT, member_removed INTEGER);
+CREATE INDEX IF NOT EXISTS changes_tenant_seq ON changes(tenant_id, seq);
+
+-- Identity side (identity.py / tokens.py).
+CREATE TABLE IF NOT EXISTS signing_keys (kid TEXT PRIMARY KEY, private_pem TEXT NOT NULL, cert_pem TEXT NOT NULL,
+                      created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS client_permissions (client_id TEXT PRIMARY KEY,
+                      delegated TEXT NOT NULL DEFAULT '[]',      -- JSON list of Graph scope names (.default)
+                      application TEXT NOT NULL DEFAULT '[]');   -- JSON list of Graph app roles (roles claim)
+CREATE TABLE IF NOT EXISTS grants (tenant_id TEXT NOT NULL, client_id TEXT NOT NULL,
+                      principal TEXT NOT NULL,                   -- user id, or '*' for admin consent (all users)
+                      scopes TEXT NOT NULL,                      -- JSON list of short Graph scope names
+                      created REAL NOT NULL,
+                      PRIMARY KEY (tenant_id, client_id, principal));
+CREATE TABLE IF NOT EXISTS auth_codes (code TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, client_id TEXT NOT NULL,
+                      user_id TEXT NOT NULL, redirect_uri TEXT NOT NULL, scopes TEXT NOT NULL,
+                      nonce TEXT, code_challenge TEXT, code_challenge_method TEXT, sid TEXT NOT NULL,
+                      auth_time REAL NOT NULL, created REAL NOT NULL, used INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS refresh_tokens (token TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, client_id TEXT NOT NULL,
+                      user_id TEXT NOT NULL, scopes TEXT NOT NULL, sid TEXT, auth_time REAL NOT NULL,
+                      created REAL NOT NULL, last_used REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS refresh_tokens_user ON refresh_tokens(user_id);
+CREATE TABLE IF NOT EXISTS sessions (sid TEXT PRIMARY KEY, user_id TEXT NOT NULL, tenant_id TEXT NOT NULL,
+                      created REAL NOT NULL, ended INTEGER NOT NULL DEFAULT 0,
+                      clients TEXT NOT NULL DEFAULT '[]');       -- JSON list of client ids signed in
+"""
+
+
+class Store:
+    """One SQLite database; each thread gets its own connection (autocommit mode, WAL)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        conn = self.conn()
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(SCHEMA)
+
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error)."""
+        conn = self.conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn().execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_setting(self, key: str, value: object, conn: sqlite3.Connection | None = None) -> None:
+        (conn or self.conn()).execute(
+            "INSERT INTO settings(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, str(value)),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                with contextlib.suppress(Exception):  # closing from another thread may fail at shutdown
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()

@@ -1,0 +1,184 @@
+"""Signing keys (>= 2, one active), ID tokens, access tokens and verify_access_token()."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import secrets
+import threading
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+from flask import current_app
+
+from emulator import clock
+from emulator.store import Store
+
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+KEEP_KEYS = 3
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _int_b64(n: int) -> str:
+    return b64url(n.to_bytes((n.bit_length() + 7) // 8, "big"))
+
+
+@dataclass
+class SigningKey:
+    kid: str
+    private: rsa.RSAPrivateKey
+    cert_der: bytes
+
+    @property
+    def public(self) -> rsa.RSAPublicKey:
+        return self.private.public_key()
+
+    def jwk(self) -> dict:
+        numbers = self.public.public_numbers()
+        return {"kty": "RSA", "use": "sig", "kid": self.kid, "x5t": self.kid, "n": _int_b64(numbers.n),
+                "e": _int_b64(numbers.e), "x5c": [base64.b64encode(self.cert_der).decode("ascii")]}
+
+
+def _new_key() -> tuple[str, str, str]:
+    """(kid, private PEM, cert PEM) for a fresh RSA key with a self-signed certificate (for x5c/x5t)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "accounts.emulator.local")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1825)).sign(key, hashes.SHA256()))
+    der = cert.public_bytes(serialization.Encoding.DER)
+    kid = b64url(hashlib.sha1(der).digest())  # noqa: S324 - x5t is a SHA-1 thumbprint by definition
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return kid, pem, cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+class KeyRing:
+    """The signing keys kept in the store; cached in memory, reloaded after rotation."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self.keys: dict[str, SigningKey] = {}
+        self.active_kid = ""
+        with store.transaction() as conn:
+            count = conn.execute("SELECT count(*) FROM signing_keys").fetchone()[0]
+            for n in range(max(0, 2 - count)):
+                kid, pem, cert = _new_key()
+                conn.execute("INSERT INTO signing_keys (kid, private_pem, cert_pem, created) VALUES (?, ?, ?, ?)",
+                             (kid, pem, cert, clock.now() + n))
+            if not store.get_setting("active_kid"):
+                first = conn.execute("SELECT kid FROM signing_keys ORDER BY created LIMIT 1").fetchone()[0]
+                store.set_setting("active_kid", first, conn)
+        self.reload()
+
+    def reload(self) -> None:
+        rows = self.store.conn().execute(
+            "SELECT kid, private_pem, cert_pem FROM signing_keys ORDER BY created").fetchall()
+        keys = {}
+        for row in rows:
+            private = serialization.load_pem_private_key(row["private_pem"].encode(), password=None)
+            cert = x509.load_pem_x509_certificate(row["cert_pem"].encode())
+            assert isinstance(private, rsa.RSAPrivateKey)
+            keys[row["kid"]] = SigningKey(row["kid"], private, cert.public_bytes(serialization.Encoding.DER))
+        with self._lock:
+            self.keys = keys
+            self.active_kid = self.store.get_setting("active_kid") or next(iter(keys))
+
+    @property
+    def active(self) -> SigningKey:
+        return self.keys[self.active_kid]
+
+    def rotate(self) -> dict:
+        """Add a fresh key, make it the active one, keep the newest KEEP_KEYS keys (>= 2 published)."""
+        kid, pem, cert = _new_key()
+        with self.store.transaction() as conn:
+            conn.execute("INSERT INTO signing_keys (kid, private_pem, cert_pem, created) VALUES (?, ?, ?, ?)",
+                         (kid, pem, cert, clock.now()))
+            old = conn.execute("SELECT kid FROM signing_keys ORDER BY created DESC LIMIT -1 OFFSET ?",
+                               (KEEP_KEYS,)).fetchall()
+            conn.executemany("DELETE FROM signing_keys WHERE kid = ?", [(r[0],) for r in old])
+            self.store.set_setting("active_kid", kid, conn)
+        previous = self.active_kid
+        self.reload()
+        _verified.clear()
+        return {"active_kid": kid, "previous_kid": previous, "kids": list(self.keys)}
+
+    def jwks(self, issuer: str) -> dict:
+        return {"keys": [dict(k.jwk(), issuer=issuer) for k in self.keys.values()]}
+
+    def sign(self, claims: dict, *, x5t: bool = False) -> str:
+        key = self.active
+        header = {"typ": "JWT", "alg": "RS256", "kid": key.kid}
+        if x5t:
+            header["x5t"] = key.kid
+        signing_input = (b64url(json.dumps(header, separators=(",", ":")).encode()) + "."
+                         + b64url(json.dumps(claims, separators=(",", ":")).encode()))
+        signature = key.private.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return signing_input + "." + b64url(signature)
+
+    def decode(self, token: str) -> dict | None:
+        """Claims of a token signed by one of our keys (signature only; no time checks)."""
+        try:
+            head, body, sig = token.split(".")
+            header = json.loads(b64url_decode(head))
+            key = self.keys.get(header.get("kid", ""))
+            if key is None or header.get("alg") != "RS256":
+                return None
+            key.public.verify(b64url_decode(sig), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
+            claims = json.loads(b64url_decode(body))
+        except (ValueError, InvalidSignature, UnicodeDecodeError, AttributeError):
+            return None
+        return claims if isinstance(claims, dict) else None
+
+
+_verified: dict[str, dict] = {}
+
+
+def keyring() -> KeyRing:
+    return current_app.extensions["emulator.keys"]
+
+
+def verify_access_token(token: str | None) -> dict | None:
+    """Claims of a valid Graph access token issued by this emulator, else None (missing/invalid/expired)."""
+    if not token:
+        return None
+    claims = _verified.get(token)
+    if claims is None:
+        claims = keyring().decode(token)
+        if claims is None or claims.get("aud") not in (GRAPH_RESOURCE, GRAPH_APP_ID):
+            return None
+        if len(_verified) > 20000:
+            _verified.clear()
+        _verified[token] = claims
+    now = clock.now()
+    if not (claims.get("nbf", 0) - 300 <= now < claims.get("exp", 0)):
+        return None
+    return claims
+
+
+def new_id() -> str:
+    return secrets.token_hex(16)
+
+
+def pairwise_sub(oid: str, client_id: str) -> str:
+    return b64url(hashlib.sha256(f"{oid}|{client_id}|emulator".encode()).digest())
+
+
+def client_info(oid: str, tid: str) -> str:
+    return b64url(json.dumps({"uid": oid, "utid": tid}, separators=(",", ":")).encode())
