@@ -646,6 +646,7 @@ class LicencePlans:
 
 
 SKU_READ_SCOPES = ("Organization.Read.All", "Directory.Read.All", "Organization.ReadWrite.All")
+USER_WRITE_SCOPES = ("User.ReadWrite.All", "Directory.ReadWrite.All")
 LICENCE_WRITE_SCOPES = ("LicenseAssignment.ReadWrite.All", "User.ReadWrite.All", "Directory.ReadWrite.All")
 
 
@@ -724,6 +725,13 @@ def assign_licence(
         set_usage_location = set_usage_location.strip().upper()
         if not _COUNTRY.match(set_usage_location):
             raise FieldError("usage_location", "The usage location must be a two-letter country code, e.g. FR.")
+        granted = {_short_scope(s) for s in access.granted_scopes}
+        if not granted & {s.lower() for s in USER_WRITE_SCOPES}:
+            raise WriteNotAllowed(
+                "Setting a user's usage location needs the Graph permission User.ReadWrite.All, which the "
+                "datasource's grant lacks; nothing was sent. Set the usage location in the Microsoft 365 admin "
+                "center, or add User.ReadWrite.All to the datasource's permissions and Re-Authorize it."
+            )
     user = _get_user(access, key, "id,userPrincipalName,usageLocation,assignedLicenses")
     plan = _find_plan(access, sku)
     unknown = set(disabled) - {p.id.lower() for p in plan.service_plans}
