@@ -113,8 +113,8 @@ def assert_error(resp: TestResponse, status: int, code: str, message: str | None
     return err
 
 
-@pytest.fixture(scope="session")
-def template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="session", name="template_dir")
+def template_dir_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A seeded demo tenant made once; each test gets a copy of its database (keys included)."""
     path = tmp_path_factory.mktemp("graph-template")
     app = create_app(path)
@@ -124,8 +124,8 @@ def template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture()
-def graph(template_dir: Path, tmp_path: Path) -> Iterator[Graph]:
+@pytest.fixture(name="graph")
+def graph_fixture(template_dir: Path, tmp_path: Path) -> Iterator[Graph]:
     for item in template_dir.iterdir():
         if item.is_file() and item.name != "tenant.db-wal" and item.name != "tenant.db-shm":
             shutil.copy(item, tmp_path / item.name)
