@@ -312,8 +312,12 @@ def discovery(tenant: str) -> Response:
     return _json(doc, headers={"Cache-Control": "max-age=86400, private", "Access-Control-Allow-Origin": "*"})
 
 
+@bp.get("/discovery/v2.0/keys")
+def jwks_common() -> Response:
+    return jwks("common")
+
+
 @bp.get("/<tenant>/discovery/v2.0/keys")
-@bp.get("/discovery/v2.0/keys", defaults={"tenant": "common"})
 def jwks(tenant: str) -> Response:
     if tenant.lower() not in SPECIAL_TENANTS and resolve_tenant(tenant) is None:
         return token_error(90002, tenant=tenant)
