@@ -85,6 +85,9 @@ def list_collection(kind: Kind, *, where_extra: str = "", params_extra: tuple = 
         raise bad_request(SEARCH_NEEDS_HEADER, code="Request_UnsupportedQuery")
     where, params = odata.filter_sql(request.args.get("$filter"), kind.schema, common.advanced())
     search = odata.parse_search(search_text.strip(), kind.schema) if search_text is not None else None
+    if search is not None:
+        pre, pre_params = odata.search_prefilter(search, kind.schema)
+        where, params = f"({where}) AND {pre}", [*params, *pre_params]
     after = skip_after()
     conn = common.db()
     t = kind.table

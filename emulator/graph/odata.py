@@ -594,6 +594,33 @@ def search_matches(node: SearchNode, obj: dict[str, Any]) -> bool:
     return search_matches(node.left, obj) or search_matches(node.right, obj)
 
 
+_STRIP = " -._@',&()/+#:;!?\"*"
+
+
+def _stripped(sql: str) -> str:
+    expr = f"lower({sql})"
+    for ch in _STRIP:
+        lit = ch.replace("'", "''")
+        expr = f"replace({expr}, '{lit}', '')"
+    return expr
+
+
+def search_prefilter(node: SearchNode, schema: Schema) -> tuple[str, list[Any]]:
+    """A SQL condition every `$search` match satisfies (each query token is a substring of the value with its
+    separators removed), so only candidates reach the exact token match in Python."""
+    if isinstance(node, SearchOp):
+        left, lp = search_prefilter(node.left, schema)
+        right, rp = search_prefilter(node.right, schema)
+        return f"({left} {node.op} {right})", [*lp, *rp]
+    prop = schema.filter_props.get(node.prop)
+    words = sorted(search_tokens(node.text, joined=False))
+    if prop is None or prop.kind != "str" or not words:
+        return "1", []
+    column = _stripped(prop.sql)
+    return "(" + " AND ".join(f"{column} LIKE ? ESCAPE '\\'" for _ in words) + ")", [
+        "%" + _like_escape(w) + "%" for w in words]
+
+
 # ---------------------------------------------------------------------------------------------- $select / $top
 
 

@@ -162,3 +162,17 @@ def test_tokens_round_trip():
     assert odata.decode_token(token) == {"s": 5, "k": "users"}
     assert odata.decode_token("!!!") is None
     assert odata.decode_token(odata.encode_token([1])) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("query", ['"displayName:ann"', '"displayName:oneil"', '"displayName:o\'neil"',
+                                   '"mail:annette" OR "displayName:bob"', '"displayName:100"',
+                                   '"displayName:smith ann"', '"department:sa" AND "displayName:jo"'])
+def test_search_prefilter_keeps_every_match(conn, query):
+    node = odata.parse_search(query, odata.USER_SCHEMA)
+    pre, params = odata.search_prefilter(node, odata.USER_SCHEMA)
+    candidates = {r[0] for r in conn.execute(f"SELECT id FROM users WHERE {pre}", params)}
+    rows = conn.execute("SELECT id, display_name, mail, department FROM users").fetchall()
+    objs = [{"id": r[0], "displayName": r[1], "mail": r[2], "department": r[3]} for r in rows]
+    matches = {o["id"] for o in objs if odata.search_matches(node, o)}
+    assert matches <= candidates
+    assert matches  # each query above matches someone
