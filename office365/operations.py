@@ -569,7 +569,6 @@ def add_user_to_group(access: GraphAccess, group_id: str, user_id: str) -> Membe
             "POST",
             f"/groups/{gid}/members/$ref",
             json_body={"@odata.id": client.absolute(f"/directoryObjects/{uid}")},
-            idempotent=True,  # a repeat answers "already exist", which is handled below
         )
     except AlreadyMember as exc:
         return MembershipResult(gid, uid, "already_member", "The user is already a member of the group.",
@@ -584,7 +583,7 @@ def remove_user_from_group(access: GraphAccess, group_id: str, user_id: str) -> 
     """Remove the membership (`DELETE .../members/{id}/$ref`); never the form that deletes the user."""
     gid, uid = _object_id(group_id, "group_id"), _object_id(user_id, "user_id")
     try:
-        resp = access.client.request("DELETE", f"/groups/{gid}/members/{uid}/$ref", idempotent=True)
+        resp = access.client.request("DELETE", f"/groups/{gid}/members/{uid}/$ref")
     except NotFound as exc:
         missing = _which_missing(access, exc, gid, uid)
         if missing is not exc:
@@ -795,7 +794,7 @@ def remove_licence(access: GraphAccess, user_id: str, sku_id: str) -> LicenceCha
         )
     body = {"addLicenses": [], "removeLicenses": [sku]}
     try:
-        resp = access.client.request("POST", f"/users/{user['id']}/assignLicense", json_body=body, idempotent=True)
+        resp = access.client.request("POST", f"/users/{user['id']}/assignLicense", json_body=body)
     except InvalidRequest as exc:
         raise _licence_error(exc, sku) from exc
     return LicenceChange(user["id"], sku, "removed", "The licence was removed from the user.", resp.request_id)

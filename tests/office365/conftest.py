@@ -39,8 +39,9 @@ def make_client(graph: ScriptedGraph, sleeps: Sleeps) -> Callable[..., GraphClie
 # -- the real emulator over HTTPS (integration tests) ---------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A fresh emulator (demo tenant) per test module, so modules do not depend on each other's changes."""
     import logging
 
     from emulator.server import start_in_thread
@@ -51,12 +52,12 @@ def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     handle.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def domain(emu: Any) -> str:
     return emu.config["tenants"][0]["domain"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def admin_tokens(emu: Any, domain: str) -> EmulatorTokens:
     """The Global Administrator's delegated token (consents for the organisation on first sign-in)."""
     return EmulatorTokens(emu, f"admin@{domain}")
