@@ -422,8 +422,9 @@ def _directory_call(name: str, *args: Any) -> Response:
         with _store().transaction() as conn:
             result = getattr(directory, name)(conn, *args)
     except directory.DirectoryError as exc:
-        status = getattr(exc, "status", 400)
-        return _error(status, f"{getattr(exc, 'code', '')}: {getattr(exc, 'message', str(exc))}")
+        response = jsonify({"error": {"code": exc.code, "message": exc.message}})
+        response.status_code = exc.status
+        return response
     response = jsonify(result if result is not None else {})
     response.status_code = 201 if name.startswith(("create", "add")) else 200
     return response
