@@ -16,6 +16,7 @@ from emulator.graph.errors import bad_request, unsupported_query
 SEARCH_NEEDS_HEADER = ("Request with $search query parameter only works through MSGraph with a special request "
                        "header: 'ConsistencyLevel: eventual'")
 
+EXPIRED_TOKEN = "The specified page token value has expired and can no longer be included in your request."
 USER_DEFAULT = ("businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
                 "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id")
 GROUP_DEFAULT = tuple(p for p in odata.GROUP_SELECT if p != "serviceProvisioningErrors")
@@ -50,18 +51,40 @@ def skip_after(key: str = "s") -> Any:
         return None
     state = odata.decode_token(raw)
     if state is None or key not in state:
-        raise bad_request("The specified page token value has expired and can no longer be included in your "
-                          "request.")
+        raise bad_request(EXPIRED_TOKEN)
     return state[key]
+
+
+def _token_fits(after: Any, ordered: bool) -> bool:
+    if ordered:
+        return (isinstance(after, list) and len(after) == 2 and isinstance(after[0], str)
+                and isinstance(after[1], int))
+    return isinstance(after, int)
 
 
 def _check_unsupported_options() -> None:
     if "$skip" in request.args:
         raise bad_request("'$skip' is not supported by the service.")
-    if "$orderby" in request.args:
-        raise unsupported_query("Sorting not supported for current query.")
     if "$expand" in request.args:
         raise unsupported_query("$expand is not supported by the emulator on this resource.")
+
+
+_ORDERABLE = {"users": {"displayName": "display_name", "userPrincipalName": "user_principal_name"},
+              "groups": {"displayName": "display_name"}}
+
+
+def _order(kind: Kind, filtered: bool) -> tuple[str, bool] | None:
+    """(column, descending) from `$orderby`; only displayName (and userPrincipalName for users), and with
+    `$filter` only as an advanced query (reference §5.0)."""
+    raw = request.args.get("$orderby")
+    if raw is None:
+        return None
+    parts = raw.split()
+    allowed = {k.lower(): v for k, v in _ORDERABLE[kind.table].items()}
+    if (not parts or len(parts) > 2 or parts[0].lower() not in allowed
+            or (len(parts) == 2 and parts[1].lower() not in ("asc", "desc")) or (filtered and not common.advanced())):
+        raise unsupported_query("Sorting not supported for current query.")
+    return allowed[parts[0].lower()], len(parts) == 2 and parts[1].lower() == "desc"
 
 
 def _iter_rows(conn: sqlite3.Connection, sql: str, params: list[Any]) -> Iterator[sqlite3.Row]:
@@ -89,6 +112,8 @@ def list_collection(kind: Kind, *, where_extra: str = "", params_extra: tuple = 
         pre, pre_params = odata.search_prefilter(search, kind.schema)
         where, params = f"({where}) AND {pre}", [*params, *pre_params]
     after = skip_after()
+    if after is not None and not _token_fits(after, "$orderby" in request.args):
+        raise bad_request(EXPIRED_TOKEN)
     conn = common.db()
     t = kind.table
     base_where = f"{t}.tenant_id = ? AND ({where}){where_extra}"
@@ -104,8 +129,18 @@ def list_collection(kind: Kind, *, where_extra: str = "", params_extra: tuple = 
                                                 base_params)
                         if odata.search_matches(search, kind.to_graph(conn, [row], None)[0]))
 
-    page_sql = f"SELECT * FROM {t} WHERE {base_where} AND {t}.seq > ? ORDER BY {t}.seq"  # noqa: S608
-    page_params = [*base_params, int(after or 0)]
+    order = _order(kind, "$filter" in request.args)
+    if order is None:
+        page_sql = f"SELECT * FROM {t} WHERE {base_where} AND {t}.seq > ? ORDER BY {t}.seq"  # noqa: S608
+        page_params = [*base_params, int(after or 0)]
+    else:
+        column, desc = order
+        key = f"COALESCE(lower({t}.{column}), '')"
+        direction = " DESC" if desc else ""
+        cond = f" AND ({key}, {t}.seq) {'<' if desc else '>'} (?, ?)" if after is not None else ""
+        page_sql = (f"SELECT *, {key} AS sort_key FROM {t} WHERE {base_where}{cond} "  # noqa: S608
+                    f"ORDER BY {key}{direction}, {t}.seq{direction}")
+        page_params = [*base_params, *(after if after is not None else [])]
     rows: list[sqlite3.Row] = []
     if search is None:
         rows = conn.execute(page_sql + " LIMIT ?", [*page_params, top + 1]).fetchall()
@@ -120,7 +155,10 @@ def list_collection(kind: Kind, *, where_extra: str = "", params_extra: tuple = 
     items = [common.project(obj, select, kind.default) for obj in kind.to_graph(conn, rows, select)]
     if decorate is not None:
         items = [decorate(i) for i in items]
-    token = odata.encode_token({"s": rows[-1]["seq"]}) if more and rows else None
+    token = None
+    if more and rows:
+        last = rows[-1]
+        token = odata.encode_token({"s": [last["sort_key"], last["seq"]]} if order else {"s": last["seq"]})
     context = common.context_url(kind.entity_set + common.select_suffix(select))
     return common.collection(context, items, next_token=token, count=count)
 

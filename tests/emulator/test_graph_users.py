@@ -328,3 +328,22 @@ def test_assign_license_errors(graph: Graph):
     license_admin = graph.token("lee.gu@contoso.example", scopes="LicenseAssignment.ReadWrite.All")
     assert graph.post(f"/users/{uid}/assignLicense", {"addLicenses": [], "removeLicenses": [E5]},
                       token=license_admin).status_code == 200
+
+
+def test_orderby_display_name_pages_in_order(graph: Graph):
+    names = [u["displayName"] for u in graph.walk("/users?$orderby=displayName&$select=displayName&$top=6")]
+    assert len(names) == 50
+    assert names == sorted(names, key=str.lower)
+    desc = [u["userPrincipalName"] for u in graph.walk("/users?$orderby=userPrincipalName desc&$top=9"
+                                                        "&$select=userPrincipalName")]
+    assert desc == sorted(desc, reverse=True) and len(desc) == 50
+    assert_error(graph.get("/users?$orderby=jobTitle"), 400, "Request_UnsupportedQuery",
+                 "Sorting not supported for current query.")
+    assert_error(graph.get("/users?$orderby=displayName&$filter=department eq 'Sales'"), 400,
+                 "Request_UnsupportedQuery", "Sorting not supported for current query.")
+    ok = graph.get("/users?$orderby=displayName&$filter=department eq 'Sales'&$count=true",
+                   headers={"ConsistencyLevel": "eventual"})
+    assert ok.status_code == 200 and ok.get_json()["@odata.count"] == len(ok.get_json()["value"])
+    first = graph.get("/users?$top=5").get_json()["@odata.nextLink"]
+    token = first.split("$skiptoken=")[1]
+    assert_error(graph.get(f"/users?$orderby=displayName&$skiptoken={token}"), 400, "Request_BadRequest")
