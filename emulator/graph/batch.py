@@ -37,6 +37,8 @@ def _validate(items: Any) -> list[dict[str, Any]]:
         url = item.get("url")
         if not isinstance(url, str) or not url or "://" in url:
             raise _invalid(f"Invalid 'url' for request id '{item['id']}': it must be relative to the version root.")
+        if url.lstrip("/").split("?")[0].rstrip("/") == "$batch":
+            raise _invalid(f"Request id '{item['id']}' is a nested batch, which is not supported.")
         depends = item.get("dependsOn") or []
         if not isinstance(depends, list) or any(d not in seen for d in depends):
             raise _invalid(f"Invalid 'dependsOn' for request id '{item['id']}': it must name requests that come "

@@ -86,6 +86,8 @@ def test_malformed_batches_are_400(graph: Graph):
     assert_error(graph.post("/$batch", {"requests": unknown_dep}), 400, "BadRequest")
     absolute = [{"id": "1", "method": "GET", "url": "https://graph.microsoft.com/v1.0/me"}]
     assert_error(graph.post("/$batch", {"requests": absolute}), 400, "BadRequest")
+    nested = [{"id": "1", "method": "POST", "url": "/$batch", "headers": JSON, "body": {"requests": []}}]
+    assert_error(graph.post("/$batch", {"requests": nested}), 400, "BadRequest")
     no_ctype = [{"id": "1", "method": "POST", "url": "/groups", "body": {"displayName": "x"}}]
     assert_error(graph.post("/$batch", {"requests": no_ctype}), 400, "BadRequest")
     assert_error(graph.client.post("/v1.0/$batch", json={"requests": many[:1]}), 401, "InvalidAuthenticationToken")

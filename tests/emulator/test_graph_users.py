@@ -347,3 +347,30 @@ def test_orderby_display_name_pages_in_order(graph: Graph):
     first = graph.get("/users?$top=5").get_json()["@odata.nextLink"]
     token = first.split("$skiptoken=")[1]
     assert_error(graph.get(f"/users?$orderby=displayName&$skiptoken={token}"), 400, "Request_BadRequest")
+
+
+def test_large_tenant_paging_covers_every_user_once(tmp_path):
+    from emulator.server import create_app
+
+    app = create_app(tmp_path, users=2500)
+    big = Graph(app)
+    try:
+        resp = big.get("/users?$select=id,userPrincipalName&$top=999")
+        body = resp.get_json()
+        assert len(body["value"]) == 999
+        assert body["@odata.nextLink"].startswith("http://localhost/v1.0/users?$select=id,userPrincipalName&$top=999"
+                                                  "&$skiptoken=")
+        items = big.walk("/users?$select=id,userPrincipalName&$top=999")
+        assert len(items) == len({u["id"] for u in items}) == 2500
+        sales = big.walk("/users?$filter=department eq 'Sales'&$select=id&$top=100")
+        expected = big.conn.execute("SELECT count(*) FROM users WHERE department = 'Sales'").fetchone()[0]
+        assert len(sales) == len({u["id"] for u in sales}) == expected > 200
+        delta_items: list[dict] = []
+        url = "/users/delta?$select=id"
+        while url:
+            page = big.get(url).get_json()
+            delta_items.extend(page["value"])
+            url = page.get("@odata.nextLink")
+        assert len({u["id"] for u in delta_items}) == len(delta_items) == 2500
+    finally:
+        app.extensions["emulator.store"].close()
