@@ -3,6 +3,7 @@ request context, so it gets its own auth, scope checks, fault injection, counter
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -79,8 +80,8 @@ def _dispatch(item: dict[str, Any]) -> dict[str, Any]:
         ctype = out_headers.get("Content-Type", "")
         if "json" in ctype:
             result["body"] = json.loads(raw)
-        else:
-            result["body"] = raw.decode("utf-8", "replace")
+        else:  # Graph base64-encodes bodies that are not JSON (e.g. the text/plain of $count)
+            result["body"] = base64.b64encode(raw).decode("ascii")
     return result
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from .test_graph_support import (  # noqa: F401 - fixtures
     E5,
     PLAIN,
@@ -29,11 +31,13 @@ def test_batch_dispatches_each_item(graph: Graph):
          "headers": {"ConsistencyLevel": "eventual"}},
         {"id": "4", "method": "GET", "url": "users/$count"},
         {"id": "5", "method": "GET", "url": f"/users/{lee}?$select=displayName"},
+        {"id": "6", "method": "GET", "url": f"/groups/{gid}/members/$count",
+         "headers": {"ConsistencyLevel": "eventual"}},
     ]})
     assert resp.status_code == 200
     body = resp.get_json()
     by_id = {r["id"]: r for r in body["responses"]}
-    assert [r["id"] for r in body["responses"]] == ["1", "2", "3", "4", "5"]
+    assert [r["id"] for r in body["responses"]] == ["1", "2", "3", "4", "5", "6"]
     assert by_id["1"]["status"] == 204 and "body" not in by_id["1"]
     assert by_id["2"]["status"] == 400
     assert by_id["2"]["body"]["error"]["message"] == (
@@ -44,6 +48,8 @@ def test_batch_dispatches_each_item(graph: Graph):
     assert by_id["4"]["status"] == 400  # no ConsistencyLevel on that item
     assert by_id["5"]["body"]["displayName"] == "Lee Gu"
     assert by_id["5"]["body"]["@odata.context"].startswith("http://localhost/v1.0/$metadata#users")
+    assert by_id["6"]["headers"]["Content-Type"].startswith("text/plain")
+    assert base64.b64decode(by_id["6"]["body"]) == b"5"  # non-JSON bodies come base64-encoded
     assert lee in {m["id"] for m in graph.walk(f"/groups/{gid}/members")}
 
 
