@@ -360,14 +360,14 @@ class GraphClient:
         """Every page of a collection, following `@odata.nextLink` (even past empty pages). Keeps one page."""
         if advanced is None:
             advanced = needs_eventual_consistency(self._url(path, params))
-        page = self.get_page(path, params=params, advanced=advanced)
-        while True:
-            yield page
-            if not page.next_link:
-                return
+        next_link: str | None = path
+        first = True
+        while next_link:
+            page = self.get_page(next_link, params=params if first else None, advanced=advanced)
+            first = False
             next_link = page.next_link
-            page = None  # type: ignore[assignment]  # let the previous page go before fetching the next
-            page = self.get_page(next_link, advanced=advanced)
+            yield page
+            del page  # hold no page while the next one is fetched
 
     def iter_items(
         self,
@@ -478,13 +478,16 @@ class GraphClient:
             url += ("&" if "?" in url else "?") + query
         return url
 
+    def owns(self, url: str) -> bool:
+        """Whether `url` (a cursor, a nextLink) points under our Graph base URL."""
+        base, target = urlsplit(self.base_url), urlsplit(url)
+        return (target.scheme, target.netloc) == (base.scheme, base.netloc) and (
+            target.path == base.path or target.path.startswith(base.path + "/")
+        )
+
     def _check_same_origin(self, url: str) -> None:
         """A cursor or nextLink must point at our Graph base URL: never send the token anywhere else."""
-        base = urlsplit(self.base_url)
-        target = urlsplit(url)
-        if (target.scheme, target.netloc) != (base.scheme, base.netloc) or not target.path.startswith(
-            base.path
-        ):
+        if not self.owns(url):
             raise ValueError(f"refusing to follow a link outside {self.base_url}")
 
     def absolute(self, path: str) -> str:

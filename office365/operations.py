@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, ParamSpec, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from office365 import odata
 from office365.errors import (
@@ -178,6 +178,15 @@ class UserPage:
     count: int | None = None
 
 
+def _cursor(access: GraphAccess, cursor: str | None, path: str) -> str:
+    """The URL to fetch: a previous page's cursor (checked to point at our Graph) or the collection path."""
+    if cursor is None:
+        return path
+    if not (isinstance(cursor, str) and access.client.owns(cursor) and urlsplit(cursor).path.endswith(path)):
+        raise FieldError("cursor", "This page link is not valid here; start again from the first page.")
+    return cursor
+
+
 def _page_size(page_size: int) -> int:
     if not 1 <= page_size <= 999:
         raise FieldError("page_size", "Page size must be between 1 and 999.")
@@ -188,7 +197,7 @@ def _page_size(page_size: int) -> int:
 def list_users(access: GraphAccess, *, page_size: int = 100, cursor: str | None = None) -> UserPage:
     """One page of users (server-side paging); `cursor` is the previous page's `next_cursor`."""
     params = {"$select": USER_FIELDS, "$top": _page_size(page_size)}
-    page = access.client.get_page(cursor or "/users", params=params)
+    page = access.client.get_page(_cursor(access, cursor, "/users"), params=params)
     return UserPage([User.from_graph(u) for u in page.items], page.next_link, page.request_id)
 
 
@@ -221,7 +230,7 @@ def find_users(
         params["$filter"] = odata.any_of(*(odata.startswith(p, query) for p in props))
     else:
         raise FieldError("mode", "Search mode must be 'prefix' or 'search'.")
-    page = access.client.get_page(cursor or "/users", params=params, advanced=mode == "search")
+    page = access.client.get_page(_cursor(access, cursor, "/users"), params=params, advanced=mode == "search")
     return UserPage([User.from_graph(u) for u in page.items], page.next_link, page.request_id, page.count)
 
 
@@ -339,7 +348,7 @@ def list_groups(
 ) -> GroupPage:
     """One page of groups with their type and (one extra `$batch` per 20 groups) their member count."""
     params = {"$select": GROUP_FIELDS, "$top": _page_size(page_size)}
-    page = access.client.get_page(cursor or "/groups", params=params)
+    page = access.client.get_page(_cursor(access, cursor, "/groups"), params=params)
     return _group_page(access, page, with_member_count)
 
 
@@ -365,7 +374,7 @@ def find_groups(
         )
     else:
         raise FieldError("mode", "Search mode must be 'prefix' or 'search'.")
-    page = access.client.get_page(cursor or "/groups", params=params, advanced=mode == "search")
+    page = access.client.get_page(_cursor(access, cursor, "/groups"), params=params, advanced=mode == "search")
     return _group_page(access, page, with_member_count)
 
 

@@ -7,7 +7,13 @@ import uuid
 import pytest
 
 from office365 import bulk, odata, operations
-from office365.errors import ALREADY_MEMBER_MESSAGE, FieldError, WriteNotAllowed
+from office365.errors import (
+    ALREADY_MEMBER_MESSAGE,
+    FieldError,
+    NoSeatsLeft,
+    UsageLocationRequired,
+    WriteNotAllowed,
+)
 from office365.graph import StaticTokenSource
 from office365.operations import GraphAccess, NewGroup
 from tests.office365.fakes import ScriptedGraph, graph_error, graph_json, no_content
@@ -175,3 +181,40 @@ def test_bulk_add_falls_back_per_user_when_a_chunk_is_refused(graph: ScriptedGra
     assert len(patch.body["members@odata.bind"]) == 20
     assert patch.body["members@odata.bind"][0] == f"{graph.base_url}/directoryObjects/{users[0]}"
     assert [len(s.body["requests"]) for s in graph.seen[2:]] == [5]
+
+
+def test_a_foreign_cursor_is_refused_before_sending(graph: ScriptedGraph, make_client) -> None:
+    for cursor in ("https://evil.example/v1.0/users?$skiptoken=A", f"{graph.base_url}x/users?$skiptoken=A",
+                   f"{graph.base_url}/groups?$skiptoken=A"):
+        with pytest.raises(FieldError) as info:
+            operations.list_users(access(make_client), cursor=cursor)
+        assert info.value.field == "cursor"
+    assert graph.seen == []
+
+
+def _licence_script(graph: ScriptedGraph, user: str, sku: str, answer) -> None:
+    graph.script(
+        graph_json({"id": user, "userPrincipalName": "a@contoso.example", "usageLocation": "NL",
+                    "assignedLicenses": []}),
+        graph_json({"value": [{"skuId": sku, "skuPartNumber": "ENTERPRISEPACK", "consumedUnits": 3,
+                               "prepaidUnits": {"enabled": 5}, "servicePlans": []}]}),
+        answer,
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ("Subscription with SKU {sku} does not have any available licenses.", NoSeatsLeft),
+        ("License assignment cannot be done for user with invalid usage location.", UsageLocationRequired),
+    ],
+)
+def test_licence_refusals_from_graph_are_typed(graph: ScriptedGraph, make_client, message: str, error) -> None:
+    user, sku = gid(), gid()
+    _licence_script(graph, user, sku, graph_error(400, "Request_BadRequest", message.format(sku=sku)))
+    with pytest.raises(error) as info:
+        operations.assign_licence(access(make_client), user, sku)
+    assert info.value.request_id
+    post = graph.seen[2]
+    assert (post.method, post.path) == ("POST", f"/v1.0/users/{user}/assignLicense")
+    assert post.body == {"addLicenses": [{"skuId": sku, "disabledPlans": []}], "removeLicenses": []}
