@@ -1,5 +1,24 @@
 """Microsoft Graph v1.0 emulation (reference §5–§7): every request is authenticated with a bearer token
-from this emulator's Entra ID side and answered with Microsoft's shapes, headers and error bodies."""
+from this emulator's Entra ID side and answered with Microsoft's shapes, headers and error bodies.
+
+Routes: /me (+ /memberOf, /transitiveMemberOf, /getMemberObjects, /licenseDetails), /organization,
+/users (list, $count, POST), /users/{id|UPN} (GET, PATCH, DELETE, /memberOf, /transitiveMemberOf,
+/getMemberObjects, /licenseDetails, /assignLicense), /groups (list, $count, POST), /groups/{id} (GET, PATCH,
+DELETE, /members, /members/$count, /owners, /transitiveMembers, /members/$ref, /members/{id}/$ref,
+/members/{id}, /owners/$ref, /owners/{id}/$ref), /subscribedSkus, /users/delta, /groups/delta, /$batch.
+
+Choices worth knowing (where Microsoft leaves room):
+- Delegated writes need one of Global, User, Groups or License Administrator in the caller's `wids`.
+- mailNickname uniqueness is enforced among mail-enabled groups (Microsoft 365 groups), as in Entra;
+  two security groups may share a nickname.
+- DELETE /users/{id} is a soft delete: delta reports `@removed: {"reason": "changed"}`;
+  `directory.delete_user(..., permanent=True)` (control API) gives "deleted". Member removals in
+  `members@delta` say "deleted".
+- Delta pages hold 200 objects unless `Prefer: odata.maxpagesize=N`; tokens last 7 days (emulated clock) and die
+  when `settings.delta_epoch` moves on (410 syncStateNotFound with a Location for a fresh round).
+- $orderby: displayName (and userPrincipalName for users) only, asc/desc; with $filter only as an advanced query.
+- In $batch answers, bodies that are not JSON (e.g. `$count`) are base64-encoded, as Graph does.
+"""
 
 from __future__ import annotations
 
