@@ -239,3 +239,39 @@ def test_organization(graph: Graph):
     assert org["displayName"] == "Contoso"
     assert org["verifiedDomains"][0]["name"] == "contoso.example"
     assert org["verifiedDomains"][0]["isDefault"] is True
+
+
+def test_transitive_members(graph: Graph):
+    outer = graph.group_id("Executives")
+    inner = graph.group_id("Legal")
+    assert graph.post(f"/groups/{outer}/members/$ref",
+                      {"@odata.id": f"https://graph.microsoft.com/v1.0/groups/{inner}"}).status_code == 204
+    direct = graph.walk(f"/groups/{outer}/members?$select=id")
+    nested = graph.walk(f"/groups/{outer}/transitiveMembers?$select=id&$top=3")
+    assert {"@odata.type": "#microsoft.graph.group", "id": inner} in direct
+    legal = {m["id"] for m in graph.walk(f"/groups/{inner}/members?$select=id")}
+    assert {m["id"] for m in nested} == {m["id"] for m in direct} | legal
+
+
+def test_tenants_are_isolated(tmp_path):
+    from emulator.server import create_app
+
+    app = create_app(tmp_path, tenants=2)
+    two = Graph(app)
+    try:
+        second = two.conn.execute("SELECT id FROM tenants ORDER BY rowid LIMIT 1 OFFSET 1").fetchone()[0]
+        row = two.conn.execute("SELECT id FROM users WHERE tenant_id = ? AND user_principal_name LIKE 'admin@%'",
+                               (second,)).fetchone()
+        token = two.token(None, roles=["User.Read.All", "Organization.Read.All"], tid=second)
+        users = two.walk("/users?$select=id,userPrincipalName", token=token)
+        assert len(users) == 12 and all(u["userPrincipalName"].endswith("@fabrikam.example") for u in users)
+        contoso_user = two.user_id(PLAIN)
+        assert two.get(f"/users/{contoso_user}", token=token).status_code == 404
+        assert two.get(f"/users/{row[0]}", token=token).status_code == 200
+        skus = {s["skuPartNumber"]: s["consumedUnits"] for s in two.get("/subscribedSkus", token=token)
+                .get_json()["value"]}
+        expected = two.conn.execute("SELECT count(*) FROM user_licenses ul JOIN users u ON u.id = ul.user_id "
+                                    "WHERE u.tenant_id = ? AND ul.sku_id = ?", (second, E5)).fetchone()[0]
+        assert skus["SPE_E5"] == expected < 9
+    finally:
+        app.extensions["emulator.store"].close()
