@@ -27,6 +27,7 @@ def serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--front-channel-logout-url", default=None)
     p.add_argument("--client-id", default=None)
     p.add_argument("--client-secret", default=None)
+    p.add_argument("--log-requests", action="store_true", help="log one line per request to stderr")
     return p
 
 
@@ -185,5 +186,6 @@ def main(argv: list[str] | None = None) -> int:
 
     serve(args.data, args.host, args.port, users=args.users, seed=args.seed, tenants=args.tenants,
           reset=args.reset, client_id=args.client_id, client_secret=args.client_secret,
-          redirect_uris=args.redirect_uris, front_channel_logout_url=args.front_channel_logout_url)
+          redirect_uris=args.redirect_uris, front_channel_logout_url=args.front_channel_logout_url,
+          log_requests=args.log_requests)
     return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from emulator import certs, seed
 from emulator.store import Store
@@ -183,19 +183,33 @@ def ssl_context(data_dir: str | Path, host: str = "127.0.0.1") -> ssl.SSLContext
     _ca, cert, key = certs.ensure_certs(data_dir, (host,))
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(cert), str(key))
+    ctx.num_tickets = 0  # no TLS 1.3 session tickets: clients here never resume, and they delayed replies
     return ctx
+
+
+class QuietHandler(WSGIRequestHandler):
+    """No per-request log lines (they cost time and flood the launcher's pipes) and no Nagle delay: werkzeug
+    writes headers and body separately, and Nagle + delayed ACK held every body back by ~10 ms."""
+
+    disable_nagle_algorithm = True
+    log_requests = False
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if self.log_requests:
+            super().log_request(code, size)
 
 
 def _url_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)  # noqa: S104
 
 
-def make_https_server(data_dir: str | Path, host: str = "127.0.0.1", port: int = 0,
+def make_https_server(data_dir: str | Path, host: str = "127.0.0.1", port: int = 0, *, log_requests: bool = False,
                       **kw: Any) -> tuple[BaseWSGIServer, Flask, dict]:
     """Create (not start) the threaded HTTPS server; writes DIR/emulator.json. Returns (server, app, config)."""
     ctx = ssl_context(data_dir, host)
     app = create_app(data_dir, **kw)
-    server = make_server(host, port, app, threaded=True, ssl_context=ctx)
+    handler = type("Handler", (QuietHandler,), {"log_requests": log_requests})
+    server = make_server(host, port, app, threaded=True, ssl_context=ctx, request_handler=handler)
     base_url = f"https://{_url_host(host)}:{server.port}"
     app.config["EMULATOR_BASE_URL"] = base_url
     config = config_dict(app, base_url)
