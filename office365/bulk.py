@@ -13,25 +13,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from office365 import odata
-from office365.errors import (
-    AlreadyMember,
-    GraphError,
-    GraphUnavailable,
-    InvalidRequest,
-    NotFound,
-    Throttled,
-)
+from office365.errors import AlreadyMember, GraphError, GraphUnavailable, InvalidRequest, NotFound, Throttled
 from office365.graph import BATCH_LIMIT, BatchRequest
-from office365.operations import (
-    BULK_OPERATIONS,
-    LICENCE_WRITE_SCOPES,
-    MEMBER_WRITE_SCOPES,
-    GraphAccess,
-    _find_plan,
-    _licence_error,
-    _object_id,
-    operation,
-)
+from office365.groups import MEMBER_WRITE_SCOPES
+from office365.licences import LICENCE_WRITE_SCOPES, find_plan, licence_error
+from office365.registry import BULK_OPERATIONS, GraphAccess, checked_object_id, operation
 
 Outcome = Literal[
     "added", "already_member", "assigned", "already_assigned", "not_found", "invalid", "usage_location_required",
@@ -73,7 +59,7 @@ def _chunks(items: Sequence[str], size: int = BATCH_LIMIT) -> Iterator[Sequence[
 def add_members(access: GraphAccess, group_id: str, user_ids: Iterable[str]) -> BulkResult:
     """Add users to a group, 20 per PATCH; per-user results. No permission check (see `add_users_to_group`)."""
     client = access.client
-    gid = _object_id(group_id, "group_id")
+    gid = checked_object_id(group_id, "group_id")
     sent_before = client.requests_sent
     result = BulkResult()
     valid: list[str] = []
@@ -168,11 +154,11 @@ def assign_licence_to_group_members(
     `dry_run` stops after those checks and returns the plan (outcome "planned" for users that would be sent).
     """
     client = access.client
-    gid = _object_id(group_id, "group_id")
-    sku = _object_id(sku_id, "sku_id")
-    disabled = [_object_id(p, "disabled_plan") for p in dict.fromkeys(disabled_plans)]
+    gid = checked_object_id(group_id, "group_id")
+    sku = checked_object_id(sku_id, "sku_id")
+    disabled = [checked_object_id(p, "disabled_plan") for p in dict.fromkeys(disabled_plans)]
     sent_before = client.requests_sent
-    plan = _find_plan(access, sku)
+    plan = find_plan(access, sku)
     result = BulkResult()
     to_assign: list[str] = []
     seats = plan.available_units
@@ -211,7 +197,7 @@ def assign_licence_to_group_members(
         if err is None:
             result.items.append(ItemResult(uid, "assigned", f"{plan.friendly_name} assigned.", res.request_id))
             continue
-        mapped = _licence_error(err, sku) if isinstance(err, InvalidRequest) else err
+        mapped = licence_error(err, sku) if isinstance(err, InvalidRequest) else err
         outcome: Outcome = {
             "usage_location_required": "usage_location_required",
             "no_seats_left": "no_seats_left",

@@ -1,0 +1,97 @@
+"""User List and Find Users."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from office365 import odata
+from office365.errors import FieldError
+from office365.registry import (
+    FindMode,
+    GraphAccess,
+    checked_cursor,
+    checked_page_size,
+    checked_query,
+    operation,
+)
+
+# -- users ---------------------------------------------------------------------------------------------------
+
+USER_FIELDS = (
+    "id,displayName,userPrincipalName,mail,jobTitle,department,accountEnabled,usageLocation,assignedLicenses"
+)
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    display_name: str | None
+    user_principal_name: str | None
+    mail: str | None = None
+    job_title: str | None = None
+    department: str | None = None
+    account_enabled: bool | None = None
+    usage_location: str | None = None
+    licence_sku_ids: tuple[str, ...] = ()
+
+    @classmethod
+    def from_graph(cls, d: dict[str, Any]) -> User:
+        return cls(
+            id=d["id"],
+            display_name=d.get("displayName"),
+            user_principal_name=d.get("userPrincipalName"),
+            mail=d.get("mail"),
+            job_title=d.get("jobTitle"),
+            department=d.get("department"),
+            account_enabled=d.get("accountEnabled"),
+            usage_location=d.get("usageLocation"),
+            licence_sku_ids=tuple(a["skuId"] for a in d.get("assignedLicenses") or [] if "skuId" in a),
+        )
+
+
+@dataclass(frozen=True)
+class UserPage:
+    users: list[User]
+    next_cursor: str | None  # pass back as `cursor` for the next page
+    request_id: str | None
+    count: int | None = None
+
+
+@operation("list_users", "User List", "read", ("User.Read.All", "User.ReadWrite.All", "Directory.Read.All"))
+def list_users(access: GraphAccess, *, page_size: int = 100, cursor: str | None = None) -> UserPage:
+    """One page of users (server-side paging); `cursor` is the previous page's `next_cursor`."""
+    params = {"$select": USER_FIELDS, "$top": checked_page_size(page_size)}
+    page = access.client.get_page(checked_cursor(access, cursor, "/users"), params=params)
+    return UserPage([User.from_graph(u) for u in page.items], page.next_link, page.request_id)
+
+
+def iter_users(access: GraphAccess, *, select: str = USER_FIELDS, page_size: int = 999) -> Iterator[User]:
+    """Every user of the tenant, page by page: memory stays flat however large the tenant."""
+    for item in access.client.iter_items("/users", params={"$select": select, "$top": checked_page_size(page_size)}):
+        yield User.from_graph(item)
+
+
+@operation("find_users", "Find Users", "read", ("User.Read.All", "User.ReadWrite.All", "Directory.Read.All"))
+def find_users(
+    access: GraphAccess,
+    query: str,
+    *,
+    mode: FindMode = "prefix",
+    page_size: int = 25,
+    cursor: str | None = None,
+) -> UserPage:
+    """Users whose name, mail or UPN starts with `query` (`prefix`), or Graph `$search` token matching."""
+    query = checked_query(query)
+    params: dict[str, str | int] = {"$select": USER_FIELDS, "$top": checked_page_size(page_size)}
+    props = ("displayName", "mail", "userPrincipalName")
+    if mode == "search":
+        params["$search"] = odata.search_any(props, query)
+        params["$count"] = "true"
+    elif mode == "prefix":
+        params["$filter"] = odata.any_of(*(odata.startswith(p, query) for p in props))
+    else:
+        raise FieldError("mode", "Search mode must be 'prefix' or 'search'.")
+    page = access.client.get_page(checked_cursor(access, cursor, "/users"), params=params, advanced=mode == "search")
+    return UserPage([User.from_graph(u) for u in page.items], page.next_link, page.request_id, page.count)
