@@ -53,12 +53,11 @@ def _gone(kind: listing.Kind, select: list[str] | None) -> GraphError:
 
 
 def _members_of(conn: sqlite3.Connection, group_id: str) -> list[dict[str, Any]]:
-    out = []
-    for (mid,) in conn.execute("SELECT member_id FROM memberships WHERE group_id = ? AND relation = 'member' "
-                               "ORDER BY member_id", (group_id,)):
-        kind = directory.object_kind(conn, common.tenant(), mid) or "user"
-        out.append({"@odata.type": f"#microsoft.graph.{kind}", "id": mid})
-    return out
+    rows = conn.execute(
+        "SELECT m.member_id, g.id IS NOT NULL FROM memberships m LEFT JOIN groups g ON g.id = m.member_id "
+        "WHERE m.group_id = ? AND m.relation = 'member' ORDER BY m.member_id", (group_id,))
+    return [{"@odata.type": "#microsoft.graph.group" if is_group else "#microsoft.graph.user", "id": mid}
+            for mid, is_group in rows]
 
 
 def _member_changes(conn: sqlite3.Connection, group_id: str, low: int, high: int) -> list[dict[str, Any]]:
