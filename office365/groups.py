@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -167,10 +167,53 @@ def find_groups(
     return _group_page(access, page, with_member_count)
 
 
-def iter_group_members(access: GraphAccess, group_id: str, *, select: str = "id,displayName,userPrincipalName"):
-    """Every member of a group (users, groups, devices: see `@odata.type`), page by page."""
+@dataclass(frozen=True)
+class Member:
+    id: str
+    kind: str  # "user", "group", "device", ...
+    display_name: str | None
+    user_principal_name: str | None
+
+
+@dataclass(frozen=True)
+class MemberPage:
+    members: list[Member]
+    next_cursor: str | None
+    request_id: str | None
+
+
+MEMBER_FIELDS = "id,displayName,userPrincipalName"
+
+
+def _member(d: dict[str, Any]) -> Member:
+    kind = (d.get("@odata.type") or "#microsoft.graph.user").rsplit(".", 1)[-1]
+    return Member(d["id"], kind, d.get("displayName"), d.get("userPrincipalName"))
+
+
+def list_group_members(
+    access: GraphAccess, group_id: str, *, page_size: int = 100, cursor: str | None = None
+) -> MemberPage:
+    """One page of a group's members, for the group page (a read under Group List's permissions)."""
     gid = checked_object_id(group_id, "group_id")
-    return access.client.iter_items(f"/groups/{gid}/members", params={"$select": select, "$top": 999})
+    path = f"/groups/{gid}/members"
+    try:
+        page = access.client.get_page(
+            checked_cursor(access, cursor, path),
+            params={"$select": MEMBER_FIELDS, "$top": checked_page_size(page_size)},
+        )
+    except NotFound as exc:
+        raise NotFound(
+            f"The group {gid} does not exist in the tenant. Check the id; it may have been deleted.",
+            status=404, code=exc.code, graph_message=exc.graph_message, request_id=exc.request_id,
+        ) from exc
+    return MemberPage([_member(m) for m in page.items], page.next_link, page.request_id)
+
+
+def iter_group_members(access: GraphAccess, group_id: str, *, select: str = MEMBER_FIELDS) -> Iterator[Member]:
+    """Every member of a group (users, groups, devices), page by page."""
+    gid = checked_object_id(group_id, "group_id")
+    for item in access.client.iter_items(f"/groups/{gid}/members", params={"$select": select, "$top": 999}):
+        yield _member(item)
 
 
 # -- create group --------------------------------------------------------------------------------------------

@@ -162,6 +162,34 @@ def licence_error(exc: InvalidRequest, sku_id: str) -> Office365Error:
     return exc
 
 
+@dataclass(frozen=True)
+class UserLicence:
+    sku_id: str
+    sku_part_number: str
+    friendly_name: str
+    service_plans: tuple[ServicePlan, ...]
+
+
+def user_licences(access: GraphAccess, user_id: str) -> list[UserLicence]:
+    """A user's licences (direct and group-assigned), for the user page: `GET /users/{id}/licenseDetails`."""
+    key = user_path_key(user_id)
+    try:
+        items = access.client.iter_items(f"/users/{key}/licenseDetails")
+        return [
+            UserLicence(
+                d["skuId"], d.get("skuPartNumber", ""), friendly_name(d.get("skuPartNumber", "")),
+                tuple(ServicePlan(p["servicePlanId"], p.get("servicePlanName", ""), p.get("provisioningStatus"),
+                                  p.get("appliesTo")) for p in d.get("servicePlans") or []),
+            )
+            for d in items
+        ]
+    except NotFound as exc:
+        raise NotFound(
+            f"The user {user_id} does not exist in the tenant. Check the id; it may have been deleted.",
+            status=404, code=exc.code, graph_message=exc.graph_message, request_id=exc.request_id,
+        ) from exc
+
+
 @operation("assign_licence", "Assign Licence to User", "write", LICENCE_WRITE_SCOPES)
 def assign_licence(
     access: GraphAccess,

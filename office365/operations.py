@@ -14,12 +14,15 @@ from office365.groups import (
     Group,
     GroupPage,
     GroupType,
+    Member,
+    MemberPage,
     MembershipResult,
     NewGroup,
     add_user_to_group,
     create_group,
     find_groups,
     iter_group_members,
+    list_group_members,
     list_groups,
     remove_user_from_group,
     suggest_mail_nickname,
@@ -30,10 +33,12 @@ from office365.licences import (
     LicencePlan,
     LicencePlans,
     ServicePlan,
+    UserLicence,
     assign_licence,
     friendly_name,
     list_licence_plans,
     remove_licence,
+    user_licences,
 )
 from office365.registry import (
     BULK_OPERATIONS,
@@ -44,7 +49,7 @@ from office365.registry import (
     Operation,
     check_write_allowed,
 )
-from office365.users import User, UserPage, find_users, iter_users, list_users
+from office365.users import User, UserPage, find_users, get_user, iter_users, list_users
 
 __all__ = [
     "BULK_OPERATIONS", "ENABLE_WRITES_HINT", "OPERATIONS", "BulkResult", "CreatedGroup", "FindMode", "GraphAccess",
@@ -52,6 +57,7 @@ __all__ = [
     "MembershipResult", "NewGroup", "Operation", "ServicePlan", "User", "UserPage", "add_user_to_group",
     "add_users_to_group", "assign_licence", "assign_licence_to_group_members", "check_write_allowed",
     "create_group", "find_groups", "find_users", "friendly_name", "iter_group_members", "iter_users",
-    "list_groups", "list_licence_plans", "list_users", "remove_licence", "remove_user_from_group",
+    "list_group_members", "list_groups", "list_licence_plans", "list_users", "Member", "MemberPage",
+    "UserLicence", "get_user", "user_licences", "remove_licence", "remove_user_from_group",
     "suggest_mail_nickname", "validate_mail_nickname",
 ]

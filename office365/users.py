@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from office365 import odata
-from office365.errors import FieldError
+from office365.errors import FieldError, NotFound
 from office365.registry import (
     FindMode,
     GraphAccess,
@@ -15,6 +15,7 @@ from office365.registry import (
     checked_page_size,
     checked_query,
     operation,
+    user_path_key,
 )
 
 # -- users ---------------------------------------------------------------------------------------------------
@@ -95,3 +96,16 @@ def find_users(
         raise FieldError("mode", "Search mode must be 'prefix' or 'search'.")
     page = access.client.get_page(checked_cursor(access, cursor, "/users"), params=params, advanced=mode == "search")
     return UserPage([User.from_graph(u) for u in page.items], page.next_link, page.request_id, page.count)
+
+
+def get_user(access: GraphAccess, user_id: str) -> User:
+    """One user (by object id or UPN), for the user page."""
+    key = user_path_key(user_id)
+    try:
+        body = access.client.get(f"/users/{key}", params={"$select": USER_FIELDS}).body
+    except NotFound as exc:
+        raise NotFound(
+            f"The user {user_id} does not exist in the tenant. Check the id; it may have been deleted.",
+            status=404, code=exc.code, graph_message=exc.graph_message, request_id=exc.request_id,
+        ) from exc
+    return User.from_graph(body)

@@ -357,3 +357,40 @@ def test_admin_without_directory_role_gets_permission_denied(emu: Any, admin_tok
         ops.add_user_to_group(access, group, plain["id"])
     assert info.value.status == 403 and info.value.code == "Authorization_RequestDenied"
     assert "Re-Authorize" in str(info.value) and info.value.request_id
+
+
+# -- pages of the UI: one user with their licences, one group with its members -----------------------------
+
+
+def test_user_page_and_their_licences(admin: GraphAccess, db: Any) -> None:
+    row = next(r for r in users_where(db, "1")
+               if db.execute("SELECT count(*) FROM user_licenses WHERE user_id = ?", (r["id"],)).fetchone()[0] >= 2)
+    user = ops.get_user(admin, row["user_principal_name"])
+    assert (user.id, user.display_name) == (row["id"], row["display_name"])
+    held = {r[0] for r in db.execute("SELECT sku_id FROM user_licenses WHERE user_id = ?", (row["id"],))}
+    licences = ops.user_licences(admin, row["id"])
+    assert {lic.sku_id for lic in licences} == held
+    assert all(lic.friendly_name and lic.service_plans for lic in licences)
+    ghost = str(uuid.uuid4())
+    with pytest.raises(NotFound, match=ghost):
+        ops.get_user(admin, ghost)
+    with pytest.raises(NotFound, match=ghost):
+        ops.user_licences(admin, ghost)
+
+
+def test_group_page_lists_members_page_by_page(admin: GraphAccess, db: Any) -> None:
+    group = db.execute("SELECT group_id FROM memberships WHERE relation = 'member' GROUP BY group_id "
+                       "ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
+    expected = {r[0] for r in db.execute("SELECT member_id FROM memberships WHERE group_id = ? AND relation = "
+                                         "'member'", (group,))}
+    seen, cursor = [], None
+    while True:
+        page = ops.list_group_members(admin, group, page_size=9, cursor=cursor)
+        seen += page.members
+        if not (cursor := page.next_cursor):
+            break
+    assert {m.id for m in seen} == expected and len(seen) == len(expected) > 9
+    assert {m.kind for m in seen} == {"user"} and all(m.user_principal_name for m in seen)
+    assert {m.id for m in ops.iter_group_members(admin, group)} == expected
+    with pytest.raises(NotFound, match="group"):
+        ops.list_group_members(admin, str(uuid.uuid4()))
