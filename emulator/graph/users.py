@@ -21,6 +21,15 @@ def _resolve(ref: str) -> str:
     return row["id"]
 
 
+def _resolve_for(ref: str, scopes: frozenset[str]) -> str:
+    """Object id of a user the caller may read with `scopes` (or as themselves); 403 before 404."""
+    row = directory.get_user_row(common.db(), common.tenant(), ref)
+    common.require(scopes, self_id=row["id"] if row is not None else None)
+    if row is None:
+        raise directory.not_found(ref)
+    return row["id"]
+
+
 def _me() -> str:
     if not common.delegated():
         raise bad_request("/me request is only valid with delegated authentication flow.", code="BadRequest")
@@ -41,10 +50,7 @@ def count_users() -> Response:
 
 def _get_user(ref: str) -> Response:
     conn = common.db()
-    row = directory.get_user_row(conn, common.tenant(), ref)
-    if row is None:
-        raise directory.not_found(ref)
-    common.require(common.USER_READ, self_id=row["id"])
+    row = directory.get_user_row(conn, common.tenant(), _resolve_for(ref, common.USER_READ))
     select = odata.parse_select(request.args.get("$select"), odata.USER_SCHEMA)
     obj = common.project(directory.user_json(conn, row), select, listing.USER_DEFAULT)
     context = common.context_url("users" + common.select_suffix(select) + "/$entity")
@@ -92,8 +98,7 @@ def create_user() -> Response:
 # ---------------------------------------------------------------------------------------------- memberships
 
 def _member_of(ref: str, transitive: bool) -> Response:
-    user_id = _resolve(ref)
-    common.require(common.MEMBERSHIP_READ, self_id=user_id)
+    user_id = _resolve_for(ref, common.MEMBERSHIP_READ)
     return relations.member_of(user_id, transitive)
 
 
@@ -118,8 +123,7 @@ def me_transitive_member_of() -> Response:
 
 
 def _get_member_objects(ref: str) -> Response:
-    user_id = _resolve(ref)
-    common.require(common.MEMBERSHIP_READ, self_id=user_id)
+    user_id = _resolve_for(ref, common.MEMBERSHIP_READ)
     body = common.json_body()
     flag = body.get("securityEnabledOnly")
     if not isinstance(flag, bool):
@@ -156,8 +160,7 @@ def _is_guid(text: str) -> bool:
 
 
 def _license_details(ref: str) -> Response:
-    user_id = _resolve(ref)
-    common.require(common.LICENSE_READ, self_id=user_id)
+    user_id = _resolve_for(ref, common.LICENSE_READ)
     conn = common.db()
     items = []
     for row in conn.execute(

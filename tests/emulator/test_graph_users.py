@@ -230,6 +230,10 @@ def test_me_and_self_read_with_user_read(graph: Graph):
     assert graph.get(f"/users/{me['id']}/transitiveMemberOf", token=token).status_code == 200
     other = graph.user_id(ADMIN)
     assert_error(graph.get(f"/users/{other}", token=token), 403, "Authorization_RequestDenied", NO_PRIVS)
+    # Permission is checked before existence: no 404 oracle for callers who may not read users.
+    ghost = "5b31c38c-2584-42f0-aa47-657fb3a84230"
+    assert_error(graph.get(f"/users/{ghost}", token=token), 403, "Authorization_RequestDenied", NO_PRIVS)
+    assert_error(graph.get(f"/users/{ghost}/licenseDetails", token=token), 403, "Authorization_RequestDenied")
 
 
 def test_patch_and_delete_user(graph: Graph):
