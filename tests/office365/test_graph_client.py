@@ -367,3 +367,14 @@ def test_batch_item_throttled_for_good_gets_typed_error(graph: ScriptedGraph, ma
     assert results[0].ok
     assert isinstance(results[1].error, Throttled) and results[1].status == 429
     assert len(graph.seen) == FAST.max_attempts
+
+
+def test_retry_after_as_http_date_and_garbage() -> None:
+    import email.utils
+
+    policy = RetryPolicy(retry_after_cap=60)
+    in_ten = email.utils.formatdate(time.time() + 10, usegmt=True)
+    assert 8.0 <= policy.retry_after(in_ten) <= 10.0
+    assert policy.retry_after(email.utils.formatdate(time.time() - 100, usegmt=True)) == 0.0
+    assert policy.retry_after("soon") is None and policy.retry_after(None) is None
+    assert policy.retry_after("7") == 7.0 and policy.retry_after("600") == 60.0
