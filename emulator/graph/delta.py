@@ -42,14 +42,48 @@ def _delta_path(kind: listing.Kind) -> str:
     return f"/v1.0/{kind.entity_set}/delta"
 
 
-def _fresh_url(kind: listing.Kind, select: list[str] | None) -> str:
-    return common.link_with({"$select": ",".join(select)} if select else {}, _delta_path(kind))
+def _fresh_url(kind: listing.Kind, state: dict[str, Any]) -> str:
+    """The first-call URL of the round `state` belongs to (same $select and id filter)."""
+    params = {}
+    if state.get("sel"):
+        params["$select"] = ",".join(state["sel"])
+    if state.get("ids"):
+        params["$filter"] = " or ".join(f"id eq '{i}'" for i in state["ids"])
+    return common.link_with(params, _delta_path(kind))
 
 
-def _gone(kind: listing.Kind, select: list[str] | None) -> GraphError:
+def _gone(kind: listing.Kind, state: dict[str, Any]) -> GraphError:
     return GraphError(410, "syncStateNotFound",
                       "The sync state generation is not found or has expired. Restart the sync without a token.",
-                      {"Location": _fresh_url(kind, select)})
+                      {"Location": _fresh_url(kind, state)})
+
+
+def _filter_ids(text: str | None) -> list[str] | None:
+    """Ids of `$filter=id eq '...' or id eq '...'` (the only filter delta supports; at most 50)."""
+    if text is None:
+        return None
+    ids: list[str] = []
+
+    def walk(node: odata.Node) -> None:
+        if isinstance(node, odata.BoolOp) and node.op == "or":
+            walk(node.left)
+            walk(node.right)
+        elif (isinstance(node, odata.Compare) and node.prop == "id" and node.op == "eq"
+              and isinstance(node.value, odata.Literal) and node.value.kind in ("str", "guid")):
+            ids.append(str(node.value.value).lower())
+        else:
+            raise unsupported_query("Delta queries support $filter only as id eq '...' clauses joined with 'or'.")
+
+    walk(odata.parse_filter(text))
+    if len(ids) > 50:
+        raise unsupported_query("Delta queries support at most 50 ids in $filter.")
+    return ids
+
+
+def _id_clause(column: str, ids: list[str] | None) -> tuple[str, list[str]]:
+    if ids is None:
+        return "", []
+    return f" AND lower({column}) IN ({', '.join('?' * len(ids)) or 'NULL'})", list(ids)
 
 
 def _members_of(conn: sqlite3.Connection, group_id: str) -> list[dict[str, Any]]:
@@ -97,6 +131,8 @@ def _respond(kind: listing.Kind, items: list[dict], state: dict[str, Any], more:
     else:
         link_state = {"k": state["k"], "t": state["t"], "e": state["e"], "sel": select, "m": "delta",
                       "w": state["w"], "iat": clock.now()}
+        if "ids" in state:
+            link_state["ids"] = state["ids"]
         payload["@odata.deltaLink"] = common.link_with({"$deltatoken": odata.encode_token(link_state)},
                                                        _delta_path(kind))
     payload["value"] = items
@@ -106,8 +142,9 @@ def _respond(kind: listing.Kind, items: list[dict], state: dict[str, Any], more:
 def _initial_page(conn: sqlite3.Connection, kind: listing.Kind, state: dict[str, Any]) -> Response:
     size = _page_size()
     t = kind.table
-    rows = conn.execute(f"SELECT * FROM {t} WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?",  # noqa: S608
-                        (common.tenant(), state["s"], size + 1)).fetchall()
+    clause, ids = _id_clause("id", state.get("ids"))
+    rows = conn.execute(f"SELECT * FROM {t} WHERE tenant_id = ? AND seq > ?{clause} "  # noqa: S608
+                        "ORDER BY seq LIMIT ?", (common.tenant(), state["s"], *ids, size + 1)).fetchall()
     more = len(rows) > size
     rows = rows[:size]
     select = state.get("sel")
@@ -125,10 +162,11 @@ def _incremental_page(conn: sqlite3.Connection, kind: listing.Kind, state: dict[
     select = state.get("sel")
     with_members = bool(select and "members" in select and kind.table == "groups")
     member_clause = "" if with_members else " AND member_id IS NULL"
+    id_clause, ids = _id_clause("object_id", state.get("ids"))
     changed = conn.execute(
         "SELECT object_id, max(seq) AS last FROM changes WHERE tenant_id = ? AND kind = ? AND seq > ? "  # noqa: S608
-        f"AND seq <= ?{member_clause} GROUP BY object_id HAVING max(seq) > ? ORDER BY last LIMIT ?",
-        (common.tenant(), kind.table[:-1], state["f"], state["w"], state["c"], size + 1)).fetchall()
+        f"AND seq <= ?{member_clause}{id_clause} GROUP BY object_id HAVING max(seq) > ? ORDER BY last LIMIT ?",
+        (common.tenant(), kind.table[:-1], state["f"], state["w"], *ids, state["c"], size + 1)).fetchall()
     more = len(changed) > size
     changed = changed[:size]
     ids = [r["object_id"] for r in changed]
@@ -159,7 +197,7 @@ def _incremental_page(conn: sqlite3.Connection, kind: listing.Kind, state: dict[
 def run_delta(kind: listing.Kind) -> Response:
     conn = common.db()
     args = request.args
-    for option in ("$top", "$orderby", "$expand", "$search", "$filter"):
+    for option in ("$top", "$orderby", "$expand", "$search"):
         if option in args:
             raise unsupported_query(f"The query option '{option}' is not supported on delta queries.")
     token = args.get("$skiptoken") or args.get("$deltatoken")
@@ -170,6 +208,9 @@ def run_delta(kind: listing.Kind) -> Response:
         if select is not None and "id" not in select:
             select = ["id", *select]
         state = {"k": kind.table, "t": common.tenant(), "e": epoch, "sel": select, "w": _high_water(conn)}
+        ids = _filter_ids(args.get("$filter"))
+        if ids is not None:
+            state["ids"] = ids
         if token == "latest":
             return _respond(kind, [], state, more=False)
         return _initial_page(conn, kind, dict(state, m="init", s=0))
@@ -178,13 +219,13 @@ def run_delta(kind: listing.Kind) -> Response:
         raise bad_request("The delta token or skip token is not valid for this request.")
     if int(state.get("e", -1)) < epoch or (state.get("iat") is not None
                                            and clock.now() - float(state["iat"]) > TOKEN_LIFETIME):
-        raise _gone(kind, state.get("sel"))
+        raise _gone(kind, state)
     mode = state.get("m")
     if mode == "init":
         return _initial_page(conn, kind, state)
     if mode == "delta":
         state = {"k": state["k"], "t": state["t"], "e": state["e"], "sel": state.get("sel"), "m": "inc",
-                 "f": state["w"], "w": _high_water(conn), "c": 0}
+                 "f": state["w"], "w": _high_water(conn), "c": 0, **({"ids": state["ids"]} if "ids" in state else {})}
     return _incremental_page(conn, kind, state)
 
 

@@ -159,3 +159,26 @@ def test_bad_tokens_and_options(graph: Graph):
     assert_error(graph.get("/users/delta?$top=5"), 400, "Request_UnsupportedQuery")
     assert_error(graph.get("/users/delta", token=graph.token(scopes="Group.Read.All")), 403,
                  "Authorization_RequestDenied")
+
+
+def test_groups_delta_filtered_by_id(graph: Graph):
+    vpn = graph.group_id("VPN Users")
+    legal = graph.group_id("Legal")
+    url = f"/groups/delta?$filter=id eq '{vpn}' or id eq '{legal}'&$select=displayName,members"
+    items, delta_link, _ = round_trip(graph, url)
+    assert sorted(i["id"] for i in items) == sorted([vpn, legal])
+    retail = graph.group_id("Retail")
+    adele = graph.user_id(PLAIN)
+    graph.delete(f"/groups/{vpn}/members/{adele}/$ref")
+    graph.delete(f"/groups/{retail}/members/{adele}/$ref")
+    items, _, _ = round_trip(graph, delta_link)
+    assert [i["id"] for i in items] == [vpn]
+    with graph.app.app_context():
+        graph.app.extensions["emulator.settings"].set("delta_epoch", 5)
+    resp = graph.get(delta_link)
+    assert resp.status_code == 410
+    items, _, _ = round_trip(graph, resp.headers["Location"])
+    assert sorted(i["id"] for i in items) == sorted([vpn, legal])
+    assert_error(graph.get("/groups/delta?$filter=displayName eq 'x'"), 400, "Request_UnsupportedQuery")
+    many = " or ".join(f"id eq '{n:08d}-0000-0000-0000-000000000000'" for n in range(51))
+    assert_error(graph.get(f"/groups/delta?$filter={many}"), 400, "Request_UnsupportedQuery")
