@@ -514,6 +514,9 @@ def _session_user(flow: Flow) -> tuple[sqlite3.Row | None, sqlite3.Row | None]:
     hint = flow.get("login_hint")
     if hint and hint.lower() != user["user_principal_name"].lower():
         return session, None
+    max_age = flow.get("max_age")
+    if max_age.isdigit() and clock.now() - session["created"] > int(max_age):
+        return None, None  # too old: sign in again (prompt=none then gets login_required)
     return session, user
 
 
@@ -745,12 +748,19 @@ def token(tenant: str) -> Response:
     return token_error(70003, grant_type=grant_type)
 
 
-def _scope_for_token(client: dict, requested: str, allowed_graph: list[str],
-                     allowed_oidc: list[str]) -> tuple[list[str], list[str], Response | None]:
-    """Resource + OIDC scopes a token request may get (one resource only; within what was consented)."""
+def _scope_for_token(client: dict, requested: str, allowed_graph: list[str], allowed_oidc: list[str],
+                     granted: list[str]) -> tuple[list[str], list[str], Response | None]:
+    """Resource + OIDC scopes a token request may get (one resource only; within what was consented).
+    `/.default` at the token endpoint means every registered permission that has been granted."""
     if not requested.strip():
         return allowed_graph, allowed_oidc, None
-    oidc, graph, other = parse_scopes(requested, client)
+    if any(item.lower().endswith("/.default") or item.lower() == ".default" for item in requested.split()):
+        registered = {d.lower() for d in client["delegated"]}
+        rest = " ".join(i for i in requested.split() if not i.lower().endswith(".default"))
+        oidc, graph, other = parse_scopes(rest, client)
+        graph = graph + missing_scopes([g for g in granted if g.lower() in registered], graph)
+    else:
+        oidc, graph, other = parse_scopes(requested, client)
     if other and graph:
         return [], [], token_error(700022, scope=requested)
     if other:
@@ -797,10 +807,11 @@ def _grant_code(tenant_id: str | None, client: dict) -> Response:
     if not user["account_enabled"]:
         return token_error(50057)
     scopes = json.loads(row["scopes"])
-    graph, oidc, problem = _scope_for_token(client, form.get("scope", ""), scopes["graph"], scopes["oidc"])
+    have = granted_scopes(user["tenant_id"], client["client_id"], user["id"])
+    graph, oidc, problem = _scope_for_token(client, form.get("scope", ""), scopes["graph"], scopes["oidc"], have)
     if problem is not None:
         return problem
-    missing = missing_scopes(graph, granted_scopes(user["tenant_id"], client["client_id"], user["id"]))
+    missing = missing_scopes(graph, have)
     if missing:
         return token_error(65001, client_id=client["client_id"], client_name=client["name"])
     return issue_tokens(client, user, graph, oidc, nonce=row["nonce"], sid=row["sid"], auth_time=row["auth_time"])
@@ -831,10 +842,10 @@ def _grant_refresh(tenant_id: str | None, client: dict) -> Response:
     if not user["account_enabled"]:
         return token_error(50057)
     scopes = json.loads(row["scopes"])
-    graph, oidc, problem = _scope_for_token(client, form.get("scope", ""), scopes["graph"], scopes["oidc"])
+    have = granted_scopes(user["tenant_id"], client["client_id"], user["id"])
+    graph, oidc, problem = _scope_for_token(client, form.get("scope", ""), scopes["graph"], scopes["oidc"], have)
     if problem is not None:
         return problem
-    have = granted_scopes(user["tenant_id"], client["client_id"], user["id"])
     if missing_scopes(graph, have) or missing_scopes(scopes["graph"], have):
         return token_error(65001, client_id=client["client_id"], client_name=client["name"])
     if "offline_access" in scopes["oidc"] and "offline_access" not in oidc:

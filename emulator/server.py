@@ -147,6 +147,7 @@ def create_app(data_dir: str | Path, *, users: int | None = None, seed: int = 1,
                       JSON_SORT_KEYS=False)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["emulator.store"] = store
+    app.teardown_appcontext(lambda _exc: store.release())
     app.extensions["emulator.settings"] = Settings(store)
     app.extensions["emulator.keys"] = KeyRing(store)
 

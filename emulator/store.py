@@ -79,29 +79,50 @@ CREATE TABLE IF NOT EXISTS sessions (sid TEXT PRIMARY KEY, user_id TEXT NOT NULL
 
 
 class Store:
-    """One SQLite database; each thread gets its own connection (autocommit mode, WAL)."""
+    """One SQLite database. Each thread uses one connection at a time (autocommit mode, WAL); connections are
+    pooled, so the werkzeug server's thread-per-request model does not open one connection per request.
+    `release()` (called at the end of every app context) hands the thread's connection back to the pool."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
+        self._pool: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         conn = self.conn()
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(SCHEMA)
 
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("PRAGMA busy_timeout=30000")
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=OFF")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
             with self._lock:
-                self._all.append(conn)
+                conn = self._pool.pop() if self._pool else None
+            if conn is None:
+                conn = self._connect()
+            self._local.conn = conn
         return conn
+
+    def release(self) -> None:
+        """Give this thread's connection back to the pool (rolled back if a transaction was left open)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        with self._lock:
+            self._pool.append(conn)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -132,4 +153,5 @@ class Store:
                 with contextlib.suppress(Exception):  # closing from another thread may fail at shutdown
                     conn.close()
             self._all.clear()
+            self._pool.clear()
         self._local = threading.local()

@@ -76,6 +76,7 @@ class KeyRing:
         self._lock = threading.Lock()
         self.keys: dict[str, SigningKey] = {}
         self.active_kid = ""
+        self.verified: dict[str, dict] = {}  # token -> claims, so Graph calls skip the RSA check
         with store.transaction() as conn:
             count = conn.execute("SELECT count(*) FROM signing_keys").fetchone()[0]
             for n in range(max(0, 2 - count)):
@@ -116,7 +117,7 @@ class KeyRing:
             self.store.set_setting("active_kid", kid, conn)
         previous = self.active_kid
         self.reload()
-        _verified.clear()
+        self.verified.clear()
         return {"active_kid": kid, "previous_kid": previous, "kids": list(self.keys)}
 
     def jwks(self, issuer: str) -> dict:
@@ -147,9 +148,6 @@ class KeyRing:
         return claims if isinstance(claims, dict) else None
 
 
-_verified: dict[str, dict] = {}
-
-
 def keyring() -> KeyRing:
     return current_app.extensions["emulator.keys"]
 
@@ -158,14 +156,15 @@ def verify_access_token(token: str | None) -> dict | None:
     """Claims of a valid Graph access token issued by this emulator, else None (missing/invalid/expired)."""
     if not token:
         return None
-    claims = _verified.get(token)
+    ring = keyring()
+    claims = ring.verified.get(token)
     if claims is None:
-        claims = keyring().decode(token)
+        claims = ring.decode(token)
         if claims is None or claims.get("aud") not in (GRAPH_RESOURCE, GRAPH_APP_ID):
             return None
-        if len(_verified) > 20000:
-            _verified.clear()
-        _verified[token] = claims
+        if len(ring.verified) > 20000:
+            ring.verified.clear()
+        ring.verified[token] = claims
     now = clock.now()
     if not (claims.get("nbf", 0) - 300 <= now < claims.get("exp", 0)):
         return None

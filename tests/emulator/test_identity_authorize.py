@@ -182,3 +182,11 @@ def test_common_authority_accepts_users_of_any_tenant(browser: Browser) -> None:
     assert page.status_code == 200
     resp = browser.signin(page, PLAIN, tenant="common")
     assert "code" in redirect_params(resp)
+
+
+def test_max_age_forces_a_fresh_sign_in(browser: Browser, control) -> None:
+    browser.code(PLAIN)
+    assert "code" in redirect_params(browser.authorize(max_age="3600"))
+    control("POST", "/clock", {"shift": 7200})
+    assert browser.authorize(max_age="3600").status_code == 200  # sign-in page again
+    assert redirect_params(browser.authorize(max_age="3600", prompt="none"))["error"] == "login_required"

@@ -276,3 +276,13 @@ def test_userinfo(browser: Browser, emu) -> None:
     resp = browser.http.get(f"{emu.base_url}/oidc/userinfo", headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 200 and resp.json()["email"] == PLAIN and resp.json()["name"] == "Adele Vance"
     assert browser.http.get(f"{emu.base_url}/oidc/userinfo").status_code == 401
+
+
+def test_default_scope_at_the_token_endpoint_means_what_was_granted(browser: Browser, fresh_client: dict) -> None:
+    browser.use_client(fresh_client)
+    code = browser.code(PLAIN, scope=f"openid offline_access {GRAPH}User.Read")["code"]
+    rt = browser.redeem(code).json()["refresh_token"]
+    body = browser.token(grant_type="refresh_token", refresh_token=rt,
+                         scope=f"{GRAPH}.default offline_access openid").json()
+    assert body["scope"].split() == [f"{GRAPH}User.Read", "openid", "offline_access"]
+    assert jwt_claims(body["access_token"])["scp"] == "User.Read openid"

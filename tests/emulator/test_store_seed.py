@@ -112,3 +112,13 @@ def test_create_app_reseeds_when_asked_for_another_tenant(tmp_path: Path) -> Non
     assert kept.extensions["emulator.store"].get_setting("control_key") == key
     other = create_app(tmp_path, seed=2)
     assert other.extensions["emulator.store"].get_setting("control_key") != key
+
+
+def test_server_threads_share_a_small_connection_pool(emu_server) -> None:
+    from tests.emulator.conftest import https_session
+
+    http = https_session(emu_server.ca_path)
+    store = emu_server.app.extensions["emulator.store"]
+    for _ in range(40):
+        assert http.get(f"{emu_server.base_url}/{emu_server.tenant_id}/discovery/v2.0/keys").status_code == 200
+    assert len(store._all) <= 8
