@@ -20,4 +20,4 @@ def admin_navigation() -> dict:
     return {"can_administer": bool(current_user.is_authenticated and current_user.has_any_role(*Role.ADMIN_AREA))}
 
 
-from admin import audit_log, home, placeholders, users  # noqa: E402,F401  (views attach themselves to bp)
+from admin import audit_log, datasources, home, placeholders, users  # noqa: E402,F401  (views attach themselves to bp)

@@ -7,11 +7,6 @@ from core.access import roles_required
 from core.models import Role
 
 
-@bp.get("/datasources")
-def datasources() -> str:
-    return render_template("admin/coming.html", title="Data sources")
-
-
 @bp.get("/scheduled-tasks")
 @roles_required(Role.ADMINISTRATOR)
 def scheduled_tasks() -> str:

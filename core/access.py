@@ -34,3 +34,25 @@ def roles_required(*names: str) -> Callable[[F], F]:
         return wrapped  # type: ignore[return-value]
 
     return decorator
+
+
+def _listed(user: Any, users: list[str], roles: list[str]) -> bool:
+    return user.email in {email.lower() for email in users} or user.has_any_role(*roles)
+
+
+def can_administer_datasource(user: Any, datasource: Any) -> bool:
+    """Connection administrators: edit, authorize, change security, delete (blank: the admin-area roles)."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if not datasource.admin_users and not datasource.admin_roles:
+        return bool(user.has_any_role("Administrator", "Manage datasources"))
+    return _listed(user, datasource.admin_users, datasource.admin_roles)
+
+
+def can_use_datasource(user: Any, datasource: Any) -> bool:
+    """Connection users: run the datasource's operations (blank: the admin-area roles)."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if not datasource.user_users and not datasource.user_roles_allowed:
+        return bool(user.has_any_role("Administrator", "Manage datasources"))
+    return _listed(user, datasource.user_users, datasource.user_roles_allowed)

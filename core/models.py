@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, String, Table, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 from sqlalchemy.types import TypeDecorator
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -143,3 +143,63 @@ def role_by_name(name: str) -> Role:
         role = db.session.scalar(db.select(Role).filter_by(name=name))
     assert role is not None
     return role
+
+
+class Datasource(db.Model):
+    """A connector to an external directory. Office 365 is the one kind today; `kind` leaves room for others."""
+
+    __tablename__ = "datasources"
+
+    INCOMPLETE = "incomplete"
+    READY = "ready"
+    NEEDS_REAUTHORIZATION = "needs re-authorization"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(32), default="office365")
+    read_write: Mapped[bool] = mapped_column(default=False)
+    sso_enabled: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(32), default=INCOMPLETE)
+    version: Mapped[int] = mapped_column(default=1)  # bumped by each admin edit; a stale form is refused
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(320), default="")
+    # The grant, recorded at authorization.
+    tenant_id: Mapped[str | None] = mapped_column(String(64))
+    tenant_name: Mapped[str | None] = mapped_column(String(256))
+    authorized_by: Mapped[str | None] = mapped_column(String(320))
+    authorized_by_oid: Mapped[str | None] = mapped_column(String(64))
+    authorized_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    granted_scopes: Mapped[str] = mapped_column(String(1024), default="")
+    token_cache: Mapped[str | None] = mapped_column(Text)  # MSAL SerializableTokenCache, Fernet-encrypted
+    last_refresh_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Security: who may administer it and who may run its operations (blank lists = the defaults).
+    admin_users: Mapped[list[str]] = mapped_column(JSON, default=list)
+    admin_roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    user_users: Mapped[list[str]] = mapped_column(JSON, default=list)
+    user_roles_allowed: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(self.granted_scopes.split())
+
+    def __repr__(self) -> str:
+        return f"<Datasource {self.name}>"
+
+
+class PendingAuthorization(db.Model):
+    """An MSAL auth-code flow between the redirect to Microsoft and the callback, keyed by its `state`.
+
+    Kept server-side (encrypted: it holds the PKCE verifier and nonce) so any worker can finish it and no cookie
+    has to survive the trip.
+    """
+
+    __tablename__ = "pending_authorizations"
+
+    state: Mapped[str] = mapped_column(String(128), primary_key=True)
+    datasource_id: Mapped[int] = mapped_column(ForeignKey("datasources.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    flow: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -84,11 +84,19 @@ def _build_app(url: str, instance: Path, **overrides: object) -> Flask:
 
 
 @pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
+def app_env() -> dict[str, str]:
+    """Extra environment for the app under test; modules override it (e.g. to point at the emulator)."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path, app_env: dict[str, str]) -> Iterator[Flask]:
     from core.extensions import db, limiter
     from core.models import ensure_roles
 
-    application = _build_app(database_url, tmp_path)
+    application = _build_app(database_url, tmp_path, ENV={
+        "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key-0123456789-abcdefghijkl",
+        "TOKEN_ENCRYPTION_KEYS": TEST_FERNET_KEY, **app_env})
     with application.app_context():
         limiter.reset()
         ensure_roles()

@@ -1,0 +1,323 @@
+"""Administration > Data sources: list, "+ Add new", the Office 365 data connector screen, Authorize, Security.
+
+The authorization flow is kept server-side (`PendingAuthorization`, keyed by MSAL's `state`), so any worker can
+finish it and the callback needs no cookie beyond the admin's session.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import func, select, update
+from werkzeug.wrappers import Response
+from wtforms import BooleanField, HiddenField, StringField, SubmitField, TextAreaField
+from wtforms.validators import DataRequired, Length, ValidationError
+
+from admin import bp
+from admin.connectors import CONNECTORS, KIND_LABELS
+from admin.users import RoleChoices
+from core import audit
+from core.access import can_administer_datasource, can_use_datasource
+from core.crypto import secret_box
+from core.extensions import db
+from core.models import Datasource, PendingAuthorization, Role, utcnow
+from office365.authorization import (
+    FLOW_LIFETIME_SECONDS,
+    AuthorizationFailed,
+    finish_authorization,
+    start_authorization,
+)
+from office365.connection import (
+    microsoft_settings,
+    needs_write_reauthorization,
+    reauthorization_due,
+    reauthorization_warning,
+    run_connection_test,
+)
+
+
+class DatasourceForm(FlaskForm):
+    name = StringField("Display name", filters=[lambda value: value.strip() if isinstance(value, str) else value],
+                       validators=[DataRequired(message="Enter a display name."),
+                                   Length(max=100, message="Use at most 100 characters.")],
+                       description="Used within your processes; choose something your colleagues recognise.")
+    read_profiles = BooleanField("Read all users' full profiles", default=True,
+                                 render_kw={"disabled": True, "checked": True},
+                                 description="Always on: lets the gateway read all user profiles in Office 365.")
+    read_write = BooleanField("Read and write users & groups",
+                              description="Allows write operations in Office 365, such as assigning a licence "
+                                          "and adding users to groups.")
+    sso_enabled = BooleanField("Enable Azure OpenID Connect Single-Sign-On",
+                               description="Lets people sign in to the gateway with their Office 365 account.")
+    version = HiddenField()
+    submit = SubmitField("Save")
+
+    def __init__(self, *args: object, editing: Datasource | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.editing = editing
+
+    def validate_name(self, field: StringField) -> None:
+        clash = db.session.scalar(select(Datasource).where(func.lower(Datasource.name) == (field.data or "").lower()))
+        if clash is not None and clash is not self.editing:
+            raise ValidationError("A data source with this name already exists.")
+
+
+class SecurityForm(FlaskForm):
+    admin_users = TextAreaField("Connection administrators: users",
+                                description="Emails, one per line or comma-separated. Blank users and roles: any "
+                                            "Administrator or Manage datasources.")
+    admin_roles = RoleChoices("Connection administrators: roles", choices=[(name, name) for name in Role.ALL])
+    user_users = TextAreaField("Connection users: users",
+                               description="Who may run this data source's operations. Blank users and roles: "
+                                           "Administrators and Manage datasources.")
+    user_roles_allowed = RoleChoices("Connection users: roles", choices=[(name, name) for name in Role.ALL])
+    submit = SubmitField("Save security")
+
+
+class ActionForm(FlaskForm):
+    """CSRF-only form for the buttons (Authorize, Test connection, Delete)."""
+
+
+def _emails(text: str | None) -> list[str]:
+    parts = (text or "").replace(",", "\n").split("\n")
+    return sorted({part.strip().lower() for part in parts if part.strip()})
+
+
+def _datasource_for_admin(datasource_id: int) -> Datasource:
+    datasource = db.session.get(Datasource, datasource_id) or abort(404)
+    if not can_administer_datasource(current_user, datasource):
+        abort(403)
+    return datasource
+
+
+def _callback_url() -> str:
+    """The redirect URI registered in Entra ID: on PUBLIC_BASE_URL when set, else on the request's host."""
+    public = current_app.config.get("PUBLIC_BASE_URL")
+    path = url_for("admin.datasource_authorize_callback")
+    return f"{public}{path}" if public else url_for("admin.datasource_authorize_callback", _external=True)
+
+
+@bp.get("/datasources")
+def datasources() -> str:
+    query = request.args.get("q", "").strip()
+    statement = select(Datasource).order_by(func.lower(Datasource.name))
+    if query:
+        statement = statement.where(func.lower(Datasource.name).like(f"%{query.lower()}%"))
+    visible = [ds for ds in db.session.scalars(statement)
+               if can_administer_datasource(current_user, ds) or can_use_datasource(current_user, ds)]
+    warnings = {ds.id: reauthorization_warning(ds) for ds in visible}
+    return render_template("admin/datasources/list.html", datasources=visible, q=query, kinds=KIND_LABELS,
+                           warnings=warnings, form=ActionForm())
+
+
+@bp.get("/datasources/new")
+def datasource_new() -> str:
+    return render_template("admin/datasources/connectors.html", connectors=CONNECTORS)
+
+
+@bp.route("/datasources/new/office365", methods=["GET", "POST"])
+def datasource_new_office365() -> Response | str:
+    form = DatasourceForm()
+    if form.validate_on_submit():
+        datasource = Datasource(name=form.name.data, kind="office365", read_write=bool(form.read_write.data),
+                                sso_enabled=bool(form.sso_enabled.data), updated_by=current_user.email)
+        db.session.add(datasource)
+        db.session.flush()
+        audit.record("datasource.create", datasource.name, read_write=datasource.read_write,
+                     sso_enabled=datasource.sso_enabled)
+        flash("Details saved successfully", "success")
+        return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
+    return render_template("admin/datasources/detail.html", form=form, datasource=None, action_form=ActionForm())
+
+
+@bp.route("/datasources/<int:datasource_id>", methods=["GET", "POST"])
+def datasource_detail(datasource_id: int) -> Response | str | tuple[str, int]:
+    datasource = db.session.get(Datasource, datasource_id) or abort(404)
+    may_administer = can_administer_datasource(current_user, datasource)
+    if not may_administer and not can_use_datasource(current_user, datasource):
+        abort(403)
+    form = DatasourceForm(editing=datasource, data=None if request.method == "POST" else {
+        "name": datasource.name, "read_write": datasource.read_write, "sso_enabled": datasource.sso_enabled,
+        "version": str(datasource.version)})
+    if request.method == "POST":
+        if not may_administer:
+            abort(403)
+        if form.validate_on_submit():
+            saved = _save_details(datasource, form)
+            if saved:
+                flash("Details saved successfully", "success")
+                if needs_write_reauthorization(datasource):
+                    flash("Read and write is now on: click Re-Authorize so write operations can be used.", "warning")
+                return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
+            db.session.refresh(datasource)
+            flash(f"The details changed meanwhile (saved by {datasource.updated_by} at "
+                  f"{datasource.updated_at:%H:%M:%S} UTC). Your changes were not saved: review the current details "
+                  "and make them again.", "danger")
+            return render_template("admin/datasources/detail.html", form=form, datasource=datasource,
+                                   action_form=ActionForm(), **_detail_context(datasource)), 409
+    return render_template("admin/datasources/detail.html", form=form, datasource=datasource,
+                           action_form=ActionForm(), **_detail_context(datasource))
+
+
+def _detail_context(datasource: Datasource) -> dict:
+    return {"due": reauthorization_due(datasource), "warning": reauthorization_warning(datasource),
+            "write_reauth": needs_write_reauthorization(datasource),
+            "may_administer": can_administer_datasource(current_user, datasource)}
+
+
+def _save_details(datasource: Datasource, form: DatasourceForm) -> bool:
+    """Compare-and-set on `version`: a second admin's stale form never overwrites the first one's save."""
+    expected = int(form.version.data) if (form.version.data or "").isdigit() else -1
+    before = {"name": datasource.name, "read_write": datasource.read_write, "sso_enabled": datasource.sso_enabled}
+    after = {"name": form.name.data, "read_write": bool(form.read_write.data),
+             "sso_enabled": bool(form.sso_enabled.data)}
+    result = db.session.execute(
+        update(Datasource).where(Datasource.id == datasource.id, Datasource.version == expected)
+        .values(**after, version=expected + 1, updated_at=utcnow(), updated_by=current_user.email))
+    if result.rowcount != 1:
+        db.session.rollback()
+        return False
+    db.session.refresh(datasource)
+    audit.record("datasource.update", datasource.name, before=before, after=after)
+    return True
+
+
+@bp.post("/datasources/<int:datasource_id>/authorize")
+def datasource_authorize(datasource_id: int) -> Response:
+    datasource = _datasource_for_admin(datasource_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        flow = start_authorization(microsoft_settings(), read_write=datasource.read_write,
+                                   redirect_uri=_callback_url())
+    except AuthorizationFailed as exc:
+        audit.record("datasource.authorize", datasource.name, outcome="failure", reason=str(exc))
+        flash(str(exc), "danger")
+        return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
+    cutoff = utcnow() - timedelta(seconds=FLOW_LIFETIME_SECONDS)
+    db.session.execute(PendingAuthorization.__table__.delete().where(PendingAuthorization.created_at < cutoff))
+    db.session.add(PendingAuthorization(state=flow["state"], datasource_id=datasource.id, user_id=current_user.id,
+                                        flow=secret_box().encrypt(json.dumps(flow))))
+    db.session.commit()
+    return redirect(flow["auth_uri"])
+
+
+@bp.get("/datasources/authorize/callback")
+def datasource_authorize_callback() -> str:
+    state = request.args.get("state", "")
+    pending = db.session.get(PendingAuthorization, state) if state else None
+    if pending is None or pending.user_id != current_user.id:
+        audit.record("datasource.authorize", "unknown", outcome="failure", reason="unknown, replayed or foreign state")
+        return _authorize_result(None, False, "This authorization has expired or was already used. Close this "
+                                              "window and click Authorize again.")
+    datasource = db.session.get(Datasource, pending.datasource_id)
+    flow = json.loads(secret_box().decrypt(pending.flow))
+    expired = utcnow() - pending.created_at > timedelta(seconds=FLOW_LIFETIME_SECONDS)
+    db.session.delete(pending)  # single use, whatever happens next
+    db.session.commit()
+    if datasource is None or not can_administer_datasource(current_user, datasource):
+        return _authorize_result(None, False, "The data source no longer exists or you may not administer it.")
+    if expired:
+        return _authorize_failed(datasource, "The authorization took too long and expired. Click Authorize again.")
+    try:
+        grant = finish_authorization(microsoft_settings(), flow, request.args.to_dict())
+    except AuthorizationFailed as exc:
+        return _authorize_failed(datasource, str(exc))
+    return _authorize_succeeded(datasource, grant)
+
+
+def _authorize_failed(datasource: Datasource, reason: str) -> str:
+    audit.record("datasource.authorize", datasource.name, outcome="failure", reason=reason)
+    flash(reason, "danger")
+    return _authorize_result(datasource, False, reason)
+
+
+def _authorize_succeeded(datasource: Datasource, grant) -> str:  # type: ignore[no-untyped-def]
+    previous = {name: getattr(datasource, name) for name in ("token_cache", "tenant_id", "granted_scopes", "status")}
+    reauthorize = datasource.authorized_at is not None
+    datasource.token_cache = secret_box().encrypt(grant.token_cache)
+    datasource.tenant_id = grant.tenant_id
+    datasource.granted_scopes = " ".join(grant.scopes)
+    datasource.status = Datasource.READY
+    test = run_connection_test(datasource)
+    if not test.ok:
+        for name, value in previous.items():  # the grant is not kept when it cannot be used
+            setattr(datasource, name, value)
+        db.session.commit()
+        return _authorize_failed(datasource, test.message)
+    datasource.tenant_name = test.tenant_name
+    datasource.authorized_by = grant.username
+    datasource.authorized_by_oid = grant.user_oid
+    datasource.authorized_at = datasource.last_refresh_ok_at = utcnow()
+    datasource.last_error = datasource.last_error_at = None
+    audit.record("datasource.reauthorize" if reauthorize else "datasource.authorize", datasource.name,
+                 tenant_id=grant.tenant_id, authorized_by=grant.username, scopes=grant.scopes,
+                 admin_roles=grant.admin_roles)
+    flash(test.message, "success")
+    return _authorize_result(datasource, True, test.message)
+
+
+def _authorize_result(datasource: Datasource | None, ok: bool, message: str) -> str:
+    target = (url_for("admin.datasource_detail", datasource_id=datasource.id) if datasource
+              else url_for("admin.datasources"))
+    return render_template("admin/datasources/authorized.html", ok=ok, message=message, target=target)
+
+
+@bp.post("/datasources/<int:datasource_id>/test")
+def datasource_test(datasource_id: int) -> Response:
+    datasource = _datasource_for_admin(datasource_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    result = run_connection_test(datasource)
+    audit.record("datasource.test", datasource.name, outcome="success" if result.ok else "failure",
+                 message=result.message)
+    flash(result.message, "success" if result.ok else "danger")
+    return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
+
+
+@bp.route("/datasources/<int:datasource_id>/security", methods=["GET", "POST"])
+def datasource_security(datasource_id: int) -> Response | str:
+    datasource = _datasource_for_admin(datasource_id)
+    form = SecurityForm(data=None if request.method == "POST" else {
+        "admin_users": "\n".join(datasource.admin_users), "admin_roles": datasource.admin_roles,
+        "user_users": "\n".join(datasource.user_users), "user_roles_allowed": datasource.user_roles_allowed})
+    if form.validate_on_submit():
+        proposed = Datasource(admin_users=_emails(form.admin_users.data), admin_roles=form.admin_roles.data or [])
+        if not can_administer_datasource(current_user, proposed):
+            form.admin_users.errors = ["Include yourself (or one of your roles): otherwise you would lose access."]
+        else:
+            before = {"admin_users": datasource.admin_users, "admin_roles": datasource.admin_roles,
+                      "user_users": datasource.user_users, "user_roles": datasource.user_roles_allowed}
+            datasource.admin_users = proposed.admin_users
+            datasource.admin_roles = sorted(proposed.admin_roles)
+            datasource.user_users = _emails(form.user_users.data)
+            datasource.user_roles_allowed = sorted(form.user_roles_allowed.data or [])
+            datasource.updated_at, datasource.updated_by = utcnow(), current_user.email
+            datasource.version += 1
+            after = {"admin_users": datasource.admin_users, "admin_roles": datasource.admin_roles,
+                     "user_users": datasource.user_users, "user_roles": datasource.user_roles_allowed}
+            audit.record("datasource.security", datasource.name, before=before, after=after)
+            flash("Details saved successfully", "success")
+            return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
+    return render_template("admin/datasources/security.html", form=form, datasource=datasource)
+
+
+@bp.route("/datasources/<int:datasource_id>/delete", methods=["GET", "POST"])
+def datasource_delete(datasource_id: int) -> Response | str:
+    datasource = _datasource_for_admin(datasource_id)
+    form = ActionForm()
+    if form.validate_on_submit():
+        name = datasource.name
+        db.session.delete(datasource)  # its encrypted token cache and pending authorizations go with it
+        audit.record("datasource.delete", name, tenant_id=datasource.tenant_id)
+        flash(f"Data source {name} deleted, with its stored tokens.", "success")
+        return redirect(url_for("admin.datasources"))
+    dependents = []
+    if datasource.sso_enabled:
+        dependents.append("Single sign-on: people who sign in with Office 365 through this data source will no "
+                          "longer be able to.")
+    return render_template("admin/datasources/delete.html", datasource=datasource, form=form, dependents=dependents)

@@ -1,0 +1,15 @@
+// Authorize / Re-Authorize opens Microsoft's sign-in in a pop-up (the same window when pop-ups are blocked),
+// and reloads this page when the pop-up reports back.
+"use strict";
+(function () {
+  const form = document.getElementById("authorize-form");
+  if (!form) { return; }
+  form.addEventListener("submit", function () {
+    const popup = window.open("", "o365-authorize", "popup,width=520,height=700");
+    if (!popup) { form.target = "_self"; }
+  });
+  window.addEventListener("message", function (event) {
+    if (event.origin !== window.location.origin) { return; }
+    if (event.data && event.data.type === "o365-authorize-finished") { window.location.reload(); }
+  });
+})();

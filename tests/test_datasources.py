@@ -1,0 +1,333 @@
+"""Office 365 datasource: create, authorize through MSAL against the emulator, keep the grant, security, delete."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+import requests
+from flask import Flask
+from flask.testing import FlaskClient
+
+from core.crypto import secret_box
+from core.extensions import db
+from core.models import AuditEvent, Datasource, PendingAuthorization, utcnow
+from emulator.server import EmulatorHandle
+from tests.conftest import csrf_token, make_user, sign_in
+from tests.o365_helpers import callback_path, emulator, emulator_env, sign_in_at_microsoft  # noqa: F401
+
+ADMIN_UPN = "admin@contoso.example"
+USER_UPN = "adele.vance@contoso.example"
+
+
+@pytest.fixture
+def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
+    return emulator_env(emulator)
+
+
+def _create(client: FlaskClient, name: str = "Contoso 365", read_write: bool = False, sso: bool = False):  # type: ignore[no-untyped-def]
+    data = {"csrf_token": csrf_token(client, "/admin/datasources/new/office365"), "name": name}
+    if read_write:
+        data["read_write"] = "y"
+    if sso:
+        data["sso_enabled"] = "y"
+    return client.post("/admin/datasources/new/office365", data=data)
+
+
+def _datasource(name: str = "Contoso 365") -> Datasource:
+    db.session.expire_all()
+    return db.session.scalars(db.select(Datasource).filter_by(name=name)).one()
+
+
+def _start(client: FlaskClient, datasource: Datasource) -> str:
+    token = csrf_token(client, f"/admin/datasources/{datasource.id}")
+    response = client.post(f"/admin/datasources/{datasource.id}/authorize", data={"csrf_token": token})
+    assert response.status_code == 302
+    return response.headers["Location"]
+
+
+def _authorize(client: FlaskClient, emulator: EmulatorHandle, datasource: Datasource,  # noqa: F811
+               username: str = ADMIN_UPN) -> str:
+    auth_uri = _start(client, datasource)
+    page = client.get(callback_path(sign_in_at_microsoft(emulator, auth_uri, username)))
+    assert page.status_code == 200
+    return page.get_data(as_text=True)
+
+
+def _control(emulator: EmulatorHandle, method: str, path: str, body: dict | None = None) -> requests.Response:  # noqa: F811
+    response = requests.request(method, f"{emulator.base_url}/_emulator/{path}", json=body, verify=emulator.ca_path,
+                                headers={"Authorization": f"Bearer {emulator.config['control_key']}"}, timeout=10)
+    assert response.status_code < 300, response.text
+    return response
+
+
+def test_add_new_shows_the_connectors_and_save_creates_an_incomplete_datasource(admin_client: FlaskClient) -> None:
+    picker = admin_client.get("/admin/datasources/new").get_data(as_text=True)
+    assert "Office 365" in picker and "/admin/datasources/new/office365" in picker
+    form = admin_client.get("/admin/datasources/new/office365").get_data(as_text=True)
+    assert "Read all users&#39; full profiles" in form and "Enable Azure OpenID Connect Single-Sign-On" in form
+    assert "Save the details first" in form
+    response = _create(admin_client, "  Contoso 365  ", sso=True)
+    page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Details saved successfully" in page and ">Authorize<" in page
+    datasource = _datasource()
+    assert (datasource.status, datasource.sso_enabled, datasource.read_write) == ("incomplete", True, False)
+    listing = admin_client.get("/admin/datasources").get_data(as_text=True)
+    assert "Contoso 365" in listing and "incomplete" in listing and "admin@example.com" in listing
+    assert db.session.scalars(db.select(AuditEvent).filter_by(action="datasource.create")).one().target == \
+        "Contoso 365"
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("   ", "Enter a display name."),
+    ("x" * 101, "Use at most 100 characters."),
+    ("CONTOSO 365", "A data source with this name already exists."),
+])
+def test_bad_details_show_beside_the_field_and_save_nothing(admin_client: FlaskClient, name: str,
+                                                             message: str) -> None:
+    _create(admin_client)
+    response = _create(admin_client, name)
+    assert response.status_code == 200 and message in response.get_data(as_text=True)
+    assert db.session.scalar(db.select(db.func.count(Datasource.id))) == 1
+
+
+def test_second_admin_saving_stale_details_is_told_and_nothing_is_overwritten(admin_client: FlaskClient,
+                                                                               app: Flask) -> None:
+    _create(admin_client)
+    datasource = _datasource()
+    other = app.test_client()
+    make_user("second@example.com", "second-admin-pass", "Administrator")
+    sign_in(other, "second@example.com", "second-admin-pass")
+    first_token = csrf_token(admin_client, f"/admin/datasources/{datasource.id}")
+    second_token = csrf_token(other, f"/admin/datasources/{datasource.id}")
+    first = admin_client.post(f"/admin/datasources/{datasource.id}", data={
+        "csrf_token": first_token, "name": "Renamed by first", "version": "1"})
+    assert first.status_code == 302
+    second = other.post(f"/admin/datasources/{datasource.id}", data={
+        "csrf_token": second_token, "name": "Renamed by second", "read_write": "y", "version": "1"})
+    assert second.status_code == 409
+    assert "The details changed meanwhile" in second.get_data(as_text=True)
+    assert "Renamed by second" in second.get_data(as_text=True)  # what they typed is still in the form
+    stored = _datasource("Renamed by first")
+    assert stored.read_write is False and stored.version == 2
+
+
+def test_authorize_with_an_office365_admin_makes_it_ready(admin_client: FlaskClient,
+                                                          emulator: EmulatorHandle) -> None:  # noqa: F811
+    _create(admin_client, read_write=True)
+    datasource = _datasource()
+    auth_uri = _start(admin_client, datasource)
+    assert auth_uri.startswith(f"{emulator.base_url}/organizations/oauth2/v2.0/authorize?")
+    for scope in ("User.Read.All", "Group.Read.All", "Organization.Read.All", "User.ReadWrite.All",
+                  "Group.ReadWrite.All", "GroupMember.ReadWrite.All", "LicenseAssignment.ReadWrite.All"):
+        assert f"graph.microsoft.com%2F{scope}" in auth_uri
+    result = admin_client.get(callback_path(sign_in_at_microsoft(emulator, auth_uri, ADMIN_UPN)))
+    assert "Connection test succeeded" in result.get_data(as_text=True)
+    datasource = _datasource()
+    assert datasource.status == "ready" and datasource.tenant_id == emulator.tenant_id
+    assert datasource.tenant_name == "Contoso" and datasource.authorized_by == ADMIN_UPN
+    assert "LicenseAssignment.ReadWrite.All" in datasource.scopes
+    details = admin_client.get(f"/admin/datasources/{datasource.id}").get_data(as_text=True)
+    assert ">Re-Authorize<" in details and "Connection test succeeded" in details  # the flash waits for this page
+    event = db.session.scalars(db.select(AuditEvent).filter_by(action="datasource.authorize")).one()
+    assert event.outcome == "success" and event.detail["authorized_by"] == ADMIN_UPN
+
+
+def test_tokens_never_appear_in_the_database_in_clear(admin_client: FlaskClient, emulator: EmulatorHandle,  # noqa: F811
+                                                      app: Flask) -> None:
+    _create(admin_client)
+    _authorize(admin_client, emulator, _datasource())
+    cache = json.loads(secret_box().decrypt(_datasource().token_cache))
+    secrets = [entry["secret"] for kind in ("AccessToken", "RefreshToken", "IdToken")
+               for entry in cache[kind].values()]
+    assert all(cache[kind] for kind in ("AccessToken", "RefreshToken", "IdToken"))
+    dump = []
+    for table in db.metadata.sorted_tables:
+        for row in db.session.execute(table.select()):
+            dump.append(repr(tuple(row)))
+    text = "\n".join(dump)
+    for secret in secrets:
+        assert secret[:40] not in text
+    assert app.config["O365_CLIENT_SECRET"] not in text
+
+
+def test_non_admin_office365_account_is_refused_and_nothing_changes(admin_client: FlaskClient,
+                                                                    emulator: EmulatorHandle) -> None:  # noqa: F811
+    _create(admin_client)
+    _authorize(admin_client, emulator, _datasource())  # an admin consents for the organization first
+    _create(admin_client, "Second")
+    second = _datasource("Second")
+    page = _authorize(admin_client, emulator, second, username=USER_UPN)
+    assert f"{USER_UPN} is not an Office 365 administrator" in page
+    second = _datasource("Second")
+    assert second.status == "incomplete" and second.token_cache is None and second.tenant_id is None
+    event = db.session.scalars(db.select(AuditEvent).filter_by(action="datasource.authorize", outcome="failure")).one()
+    assert "not an Office 365 administrator" in event.detail["reason"]
+
+
+def test_cancelled_sign_in_is_reported_and_status_kept(admin_client: FlaskClient,
+                                                       emulator: EmulatorHandle) -> None:  # noqa: F811
+    _create(admin_client)
+    auth_uri = _start(admin_client, _datasource())
+    response = sign_in_at_microsoft(emulator, auth_uri, ADMIN_UPN, accept_consent=False)
+    page = admin_client.get(callback_path(response)).get_data(as_text=True)
+    assert "The sign-in was cancelled or refused at Microsoft" in page
+    assert _datasource().status == "incomplete"
+
+
+def test_unknown_replayed_and_forged_callbacks_change_nothing(admin_client: FlaskClient,
+                                                              emulator: EmulatorHandle) -> None:  # noqa: F811
+    _create(admin_client)
+    bogus = admin_client.get("/admin/datasources/authorize/callback?state=forged&code=abc")
+    assert bogus.status_code == 200 and "expired or was already used" in bogus.get_data(as_text=True)
+    auth_uri = _start(admin_client, _datasource())
+    state = db.session.scalars(db.select(PendingAuthorization.state)).one()
+    forged = admin_client.get(f"/admin/datasources/authorize/callback?state={state}&code=not-a-real-code")
+    assert "Microsoft refused the authorization" in forged.get_data(as_text=True)
+    assert _datasource().status == "incomplete"
+    path = callback_path(sign_in_at_microsoft(emulator, auth_uri, ADMIN_UPN))
+    assert "expired or was already used" in admin_client.get(path).get_data(as_text=True)  # state used up
+    auth_uri = _start(admin_client, _datasource())
+    path = callback_path(sign_in_at_microsoft(emulator, auth_uri, ADMIN_UPN))
+    assert "Connection test succeeded" in admin_client.get(path).get_data(as_text=True)
+    assert "expired or was already used" in admin_client.get(path).get_data(as_text=True)  # replay
+    assert _datasource().status == "ready"
+
+
+def test_expired_flow_is_refused(admin_client: FlaskClient, emulator: EmulatorHandle) -> None:  # noqa: F811
+    _create(admin_client)
+    auth_uri = _start(admin_client, _datasource())
+    pending = db.session.scalars(db.select(PendingAuthorization)).one()
+    pending.created_at = utcnow() - timedelta(minutes=11)
+    db.session.commit()
+    page = admin_client.get(callback_path(sign_in_at_microsoft(emulator, auth_uri, ADMIN_UPN)))
+    assert "took too long and expired" in page.get_data(as_text=True)
+    assert _datasource().status == "incomplete"
+
+
+def test_token_endpoint_down_is_reported(admin_client: FlaskClient, emulator: EmulatorHandle) -> None:  # noqa: F811
+    _create(admin_client)
+    auth_uri = _start(admin_client, _datasource())
+    path = callback_path(sign_in_at_microsoft(emulator, auth_uri, ADMIN_UPN))
+    _control(emulator, "POST", "faults", {"kind": "drop", "scope": "token"})
+    page = admin_client.get(path)
+    assert page.status_code == 200
+    assert "Could not reach the Microsoft token service" in page.get_data(as_text=True)
+    assert _datasource().status == "incomplete"
+
+
+def test_revoked_grant_flips_status_on_next_use_with_the_reason(admin_client: FlaskClient,
+                                                                emulator: EmulatorHandle) -> None:  # noqa: F811
+    _create(admin_client)
+    _authorize(admin_client, emulator, _datasource())
+    datasource = _datasource()
+    _control(emulator, "POST", "revoke", {"user": ADMIN_UPN})
+    token = csrf_token(admin_client, f"/admin/datasources/{datasource.id}")
+    # The cached access token still works until it expires; force the refresh the way the keep-alive does.
+    runner = admin_client.application.test_cli_runner()
+    result = runner.invoke(args=["datasources", "refresh"])
+    assert result.exit_code == 1 and "AADSTS50173" in result.output
+    datasource = _datasource()
+    assert datasource.status == "needs re-authorization"
+    assert "revoked in Office 365" in datasource.last_error
+    details = admin_client.get(f"/admin/datasources/{datasource.id}").get_data(as_text=True)
+    assert "needs to be re-authorized" in details and "AADSTS50173" in details
+    listing = admin_client.get("/admin/datasources").get_data(as_text=True)
+    assert "needs re-authorization" in listing
+    test = admin_client.post(f"/admin/datasources/{datasource.id}/test", data={"csrf_token": token},
+                             follow_redirects=True)
+    assert "Connection test failed" in test.get_data(as_text=True)
+
+
+def test_ticking_read_write_after_authorization_asks_for_reauthorization(admin_client: FlaskClient,
+                                                                         emulator: EmulatorHandle) -> None:  # noqa: F811
+    _create(admin_client)
+    datasource = _datasource()
+    _authorize(admin_client, emulator, datasource)
+    token = csrf_token(admin_client, f"/admin/datasources/{datasource.id}")
+    saved = admin_client.post(f"/admin/datasources/{datasource.id}", data={
+        "csrf_token": token, "name": "Contoso 365", "read_write": "y", "version": str(_datasource().version)},
+        follow_redirects=True)
+    page = saved.get_data(as_text=True)
+    assert "Details saved successfully" in page and "click Re-Authorize" in page and 'id="write-reauth"' in page
+    page = _authorize(admin_client, emulator, _datasource())
+    assert "Connection test succeeded" in page
+    assert 'id="write-reauth"' not in admin_client.get(f"/admin/datasources/{datasource.id}").get_data(as_text=True)
+    assert db.session.scalars(db.select(AuditEvent).filter_by(action="datasource.reauthorize")).one()
+
+
+def test_reauthorization_warning_from_14_days_before_six_months(admin_client: FlaskClient,
+                                                               emulator: EmulatorHandle) -> None:  # noqa: F811
+    _create(admin_client)
+    _authorize(admin_client, emulator, _datasource())
+    datasource = _datasource()
+    datasource.authorized_at = utcnow() - timedelta(days=170)
+    db.session.commit()
+    listing = admin_client.get("/admin/datasources").get_data(as_text=True)
+    due = (datasource.authorized_at + timedelta(days=182)).strftime("%Y-%m-%d")
+    assert f"Re-authorization is due on {due}" in listing
+    assert f"Re-authorization is due on {due}" in admin_client.get("/admin/").get_data(as_text=True)
+    datasource.authorized_at = utcnow() - timedelta(days=100)
+    db.session.commit()
+    assert "Re-authorization is due" not in admin_client.get("/admin/datasources").get_data(as_text=True)
+
+
+def test_security_limits_who_administers_and_who_uses(admin_client: FlaskClient, app: Flask) -> None:
+    _create(admin_client)
+    datasource = _datasource()
+    make_user("ds@example.com", "datasource-pass", "Manage datasources")
+    make_user("other@example.com", "other-pass-123", "Manage datasources")
+    token = csrf_token(admin_client, f"/admin/datasources/{datasource.id}/security")
+    lockout = admin_client.post(f"/admin/datasources/{datasource.id}/security", data={
+        "csrf_token": token, "admin_users": "ds@example.com"})
+    assert "Include yourself" in lockout.get_data(as_text=True)
+    assert _datasource().admin_users == []
+    saved = admin_client.post(f"/admin/datasources/{datasource.id}/security", data={
+        "csrf_token": token, "admin_users": "DS@example.com, admin@example.com", "user_users": "other@example.com"})
+    assert saved.status_code == 302
+    datasource = _datasource()
+    assert datasource.admin_users == ["admin@example.com", "ds@example.com"]
+    assert datasource.user_users == ["other@example.com"]
+    other = app.test_client()
+    sign_in(other, "other@example.com", "other-pass-123")
+    assert other.get(f"/admin/datasources/{datasource.id}").status_code == 200  # a connection user may look
+    for path in ("security", "delete"):
+        assert other.get(f"/admin/datasources/{datasource.id}/{path}").status_code == 403
+    other_token = csrf_token(other, f"/admin/datasources/{datasource.id}")
+    assert other.post(f"/admin/datasources/{datasource.id}/authorize",
+                      data={"csrf_token": other_token}).status_code == 403
+    assert other.post(f"/admin/datasources/{datasource.id}", data={
+        "csrf_token": other_token, "name": "Hijacked", "version": "2"}).status_code == 403
+    assert db.session.scalars(db.select(AuditEvent).filter_by(action="datasource.security")).one()
+
+
+def test_delete_says_what_depends_on_it_and_removes_its_tokens(admin_client: FlaskClient,
+                                                               emulator: EmulatorHandle) -> None:  # noqa: F811
+    _create(admin_client, sso=True)
+    datasource = _datasource()
+    _authorize(admin_client, emulator, datasource)
+    confirm = admin_client.get(f"/admin/datasources/{datasource.id}/delete").get_data(as_text=True)
+    assert "Single sign-on" in confirm and "stored Office 365 tokens" in confirm
+    token = csrf_token(admin_client, f"/admin/datasources/{datasource.id}/delete")
+    response = admin_client.post(f"/admin/datasources/{datasource.id}/delete", data={"csrf_token": token},
+                                 follow_redirects=True)
+    assert "deleted, with its stored tokens" in response.get_data(as_text=True)
+    assert db.session.scalar(db.select(db.func.count(Datasource.id))) == 0
+    assert db.session.scalars(db.select(AuditEvent).filter_by(action="datasource.delete")).one()
+
+
+def test_cli_list_and_test(admin_client: FlaskClient, emulator: EmulatorHandle) -> None:  # noqa: F811
+    _create(admin_client)
+    runner = admin_client.application.test_cli_runner()
+    assert "not authorized" in runner.invoke(args=["datasources", "list"]).output
+    failed = runner.invoke(args=["datasources", "test", "contoso 365"])
+    assert failed.exit_code == 1 and "has not been authorized yet" in failed.output
+    _authorize(admin_client, emulator, _datasource())
+    listed = runner.invoke(args=["datasources", "list"]).output
+    assert "ready" in listed and f"tenant={emulator.tenant_id}" in listed
+    tested = runner.invoke(args=["datasources", "test", "Contoso 365"])
+    assert tested.exit_code == 0 and "Connection test succeeded" in tested.output
+    refreshed = runner.invoke(args=["datasources", "refresh"])
+    assert refreshed.exit_code == 0 and "Tokens refreshed" in refreshed.output
+    assert runner.invoke(args=["datasources", "test", "nope"]).exit_code != 0
