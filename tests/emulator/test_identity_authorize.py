@@ -190,3 +190,48 @@ def test_max_age_forces_a_fresh_sign_in(browser: Browser, control) -> None:
     control("POST", "/clock", {"shift": 7200})
     assert browser.authorize(max_age="3600").status_code == 200  # sign-in page again
     assert redirect_params(browser.authorize(max_age="3600", prompt="none"))["error"] == "login_required"
+
+
+def test_second_tenant_signs_in_its_own_users_only(tmp_path) -> None:
+    import html as html_lib
+    from urllib.parse import parse_qsl, urlsplit
+
+    from emulator.server import create_app
+    from tests.emulator.conftest import jwt_claims
+
+    app = create_app(tmp_path, tenants=2, redirect_uris=[REDIRECT])
+    conn = app.extensions["emulator.store"].conn()
+    fabrikam = conn.execute("SELECT id FROM tenants WHERE domain = 'fabrikam.example'").fetchone()[0]
+    client_id, secret = conn.execute("SELECT client_id, secret FROM clients").fetchone()
+    web = app.test_client()
+    https = {"base_url": "https://localhost"}
+    page = web.get("/fabrikam.example/oauth2/v2.0/authorize", query_string={
+        "client_id": client_id, "response_type": "code", "redirect_uri": REDIRECT, "scope": "openid profile",
+        "state": "s"}, **https)
+    assert page.status_code == 200
+    ctx = html_lib.unescape(re.search(r'name="ctx" value="([^"]*)"', page.text).group(1))
+    form = {"ctx": ctx, "kind": "authorize", "action": "password", "password": "demo"}
+    wrong = web.post("/fabrikam.example/login", data={**form, "username": ADMIN}, **https)
+    assert wrong.status_code == 200 and "AADSTS50034" in wrong.text
+    done = web.post("/fabrikam.example/login", data={**form, "username": "admin@fabrikam.example"}, **https)
+    assert done.status_code == 302 and done.headers["Set-Cookie"].startswith("emu_session=")
+    code = dict(parse_qsl(urlsplit(done.headers["Location"]).query))["code"]
+    token = web.post(f"/{fabrikam}/oauth2/v2.0/token", data={
+        "client_id": client_id, "client_secret": secret, "grant_type": "authorization_code", "code": code,
+        "redirect_uri": REDIRECT}, **https).get_json()
+    claims = jwt_claims(token["id_token"])
+    assert claims["tid"] == fabrikam and claims["iss"] == f"https://localhost/{fabrikam}/v2.0"
+    assert claims["preferred_username"] == "admin@fabrikam.example"
+    contoso = conn.execute("SELECT id FROM tenants WHERE domain = 'contoso.example'").fetchone()[0]
+    again = web.get(f"/{contoso}/oauth2/v2.0/authorize", query_string={
+        "client_id": client_id, "response_type": "code", "redirect_uri": REDIRECT, "scope": "openid",
+        "prompt": "none"}, **https)
+    assert again.status_code == 302 and "error=interaction_required" in again.headers["Location"]
+    sso = web.get(f"/{fabrikam}/oauth2/v2.0/authorize", query_string={
+        "client_id": client_id, "response_type": "code", "redirect_uri": REDIRECT, "scope": "openid",
+        "prompt": "none"}, **https)
+    code = dict(parse_qsl(urlsplit(sso.headers["Location"]).query))["code"]
+    elsewhere = web.post(f"/{contoso}/oauth2/v2.0/token", data={
+        "client_id": client_id, "client_secret": secret, "grant_type": "authorization_code", "code": code,
+        "redirect_uri": REDIRECT}, **https)
+    assert elsewhere.status_code == 400 and elsewhere.get_json()["error_codes"] == [700005]
