@@ -6,9 +6,11 @@ Prints a JSON summary (and writes it to bench/results/emulator_core.json)."""
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
 import queue
+import re
 import statistics
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -61,7 +64,7 @@ def main() -> int:
             http = requests.Session()
             http.trust_env = False
             http.verify = cfg["ca_bundle"]
-            base, tid = cfg["base_url"], cfg["tenants"][0]["id"]
+            base, tid, domain = cfg["base_url"], cfg["tenants"][0]["id"], cfg["tenants"][0]["domain"]
             form = {"client_id": cfg["client_id"], "client_secret": cfg["client_secret"],
                     "grant_type": "client_credentials", "scope": "https://graph.microsoft.com/.default"}
 
@@ -82,6 +85,27 @@ def main() -> int:
 
             query = {"client_id": cfg["client_id"], "response_type": "code", "scope": "openid profile",
                      "redirect_uri": cfg["redirect_uris"][0], "state": "s", "nonce": "n"}
+            browser = requests.Session()
+            browser.trust_env = False
+            browser.verify = cfg["ca_bundle"]
+            code_query = dict(query, scope="openid profile offline_access https://graph.microsoft.com/User.Read")
+            first = browser.get(f"{base}/{tid}/oauth2/v2.0/authorize", params=code_query, allow_redirects=False)
+            ctx = html.unescape(re.search(r'name="ctx" value="([^"]*)"', first.text).group(1))
+            signin = browser.post(f"{base}/{tid}/login", allow_redirects=False, data={
+                "ctx": ctx, "kind": "authorize", "action": "password", "username": f"adele.vance@{domain}",
+                "password": "demo"})
+            if signin.status_code == 200:  # consent page
+                browser.post(f"{base}/{tid}/consent", data={"ctx": ctx, "kind": "authorize", "action": "accept"},
+                             allow_redirects=False)
+
+            def sso_code_and_redeem() -> None:
+                r = browser.get(f"{base}/{tid}/oauth2/v2.0/authorize", params=code_query, allow_redirects=False)
+                code = parse_qs(urlsplit(r.headers["Location"]).query)["code"][0]
+                t = http.post(f"{base}/{tid}/oauth2/v2.0/token", data={
+                    "client_id": cfg["client_id"], "client_secret": cfg["client_secret"],
+                    "grant_type": "authorization_code", "code": code, "redirect_uri": query["redirect_uri"]})
+                t.raise_for_status()
+
             results = {
                 "users": args.users,
                 "startup_s": round(startup, 2),
@@ -90,6 +114,7 @@ def main() -> int:
                                                       allow_redirects=False), 50),
                 "token_client_credentials": timed(token, 50),
                 "graph_users_page_999": timed(page, 30),
+                "sso_authorize_plus_code_redemption": timed(sso_code_and_redeem, 30),
             }
         finally:
             proc.terminate()
