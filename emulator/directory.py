@@ -10,7 +10,9 @@ import json
 import re
 import sqlite3
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from emulator import clock
@@ -111,6 +113,45 @@ def user_to_graph(row: sqlite3.Row, licences: list[dict] | None = None) -> dict[
     lic = licences if licences is not None else []
     out["assignedLicenses"] = lic
     out["assignedPlans"] = []
+    return out
+
+
+_USER_ROW_PROPS = {"id": "id", "displayName": "display_name", "givenName": "given_name", "jobTitle": "job_title",
+                   "mail": "mail", "surname": "surname", "userPrincipalName": "user_principal_name",
+                   "usageLocation": "usage_location", "department": "department"}
+_USER_EXTRA_DEFAULTS: dict[str, Any] = {"businessPhones": [], "mobilePhone": None, "officeLocation": None,
+                                        "preferredLanguage": None, "deletedDateTime": None, "otherMails": [],
+                                        "proxyAddresses": [], "userType": "Member", "imAddresses": [],
+                                        "identities": [], "assignedPlans": []}
+
+
+@lru_cache(maxsize=4096)
+def _parsed_extra(text: str) -> dict[str, Any]:
+    """Parsed `extra` JSON, shared between users with identical text (read-only: never mutate the result)."""
+    return json.loads(text or "{}")
+
+
+def user_projection(row: sqlite3.Row, keys: Iterable[str], licences: list[dict] | None = None) -> dict[str, Any]:
+    """Just `keys` of a stored user, equal to projecting `user_to_graph(row, licences)` but much cheaper (the
+    hot path of 999-user pages)."""
+    extra = _parsed_extra(row["extra"])
+    out: dict[str, Any] = {}
+    for key in keys:
+        column = _USER_ROW_PROPS.get(key)
+        if column is not None and key not in extra:
+            out[key] = row[column]
+        elif key == "accountEnabled":
+            out[key] = bool(row["account_enabled"])
+        elif key == "createdDateTime":
+            out[key] = _normalise_time(row["created"])
+        elif key == "assignedLicenses":
+            out[key] = licences if licences is not None else []
+        elif key == "mailNickname" and key not in extra:
+            out[key] = row["user_principal_name"].split("@")[0]
+        elif key == "passwordProfile":
+            out[key] = None
+        else:
+            out[key] = extra.get(key, _USER_EXTRA_DEFAULTS.get(key))
     return out
 
 

@@ -114,12 +114,9 @@ def _member_changes(conn: sqlite3.Connection, group_id: str, low: int, high: int
 def _render(conn: sqlite3.Connection, kind: listing.Kind, rows: list[sqlite3.Row],
             select: list[str] | None) -> list[dict[str, Any]]:
     props = [p for p in select if p != "members"] if select else None
-    objs = kind.to_graph(conn, rows, props)
-    out = []
-    for obj in objs:
-        item = common.project(obj, props, kind.default)
-        item.setdefault("id", obj["id"])
-        out.append(item)
+    out = kind.projected(conn, rows, props)
+    for item, row in zip(out, rows, strict=True):
+        item.setdefault("id", row["id"])
     return out
 
 

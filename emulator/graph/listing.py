@@ -39,6 +39,16 @@ class Kind:
             return [directory.user_to_graph(r, lic.get(r["id"], [])) for r in rows]
         return [directory.group_to_graph(r) for r in rows]
 
+    def projected(self, conn: sqlite3.Connection, rows: list[sqlite3.Row], select: list[str] | None) -> list[dict]:
+        """Rows as Graph JSON restricted to `select` (or the default set)."""
+        if self.table == "users":
+            keys = select or self.default
+            lic: dict[str, list[dict]] = {}
+            if "assignedLicenses" in keys:
+                lic = directory.licences_for(conn, [r["id"] for r in rows])
+            return [directory.user_projection(r, keys, lic.get(r["id"], [])) for r in rows]
+        return [common.project(obj, select, self.default) for obj in self.to_graph(conn, rows, select)]
+
 
 USERS = Kind("users", odata.USER_SCHEMA, USER_DEFAULT, "users", "#microsoft.graph.user")
 GROUPS = Kind("groups", odata.GROUP_SCHEMA, GROUP_DEFAULT, "groups", "#microsoft.graph.group")
@@ -152,7 +162,7 @@ def list_collection(kind: Kind, *, where_extra: str = "", params_extra: tuple = 
                     break
     more = len(rows) > top
     rows = rows[:top]
-    items = [common.project(obj, select, kind.default) for obj in kind.to_graph(conn, rows, select)]
+    items = kind.projected(conn, rows, select)
     if decorate is not None:
         items = [decorate(i) for i in items]
     token = None

@@ -29,14 +29,12 @@ def objects_by_id(conn: sqlite3.Connection, tenant_id: str, ids: list[str],
         marks = ",".join("?" * len(chunk))
         users = conn.execute(f"SELECT * FROM users WHERE tenant_id = ? AND id IN ({marks})",  # noqa: S608
                              [tenant_id, *chunk]).fetchall()
-        for obj in listing.USERS.to_graph(conn, users, select):
-            found[obj["id"]] = {"@odata.type": "#microsoft.graph.user",
-                                **common.project(obj, select, listing.USER_DEFAULT)}
+        for row, obj in zip(users, listing.USERS.projected(conn, users, select), strict=True):
+            found[row["id"]] = {"@odata.type": "#microsoft.graph.user", **obj}
         groups = conn.execute(f"SELECT * FROM groups WHERE tenant_id = ? AND id IN ({marks})",  # noqa: S608
                               [tenant_id, *chunk]).fetchall()
-        for obj in listing.GROUPS.to_graph(conn, groups, select):
-            found[obj["id"]] = {"@odata.type": "#microsoft.graph.group",
-                                **common.project(obj, select, listing.GROUP_DEFAULT)}
+        for row, obj in zip(groups, listing.GROUPS.projected(conn, groups, select), strict=True):
+            found[row["id"]] = {"@odata.type": "#microsoft.graph.group", **obj}
     return [found[i] for i in ids if i in found]
 
 

@@ -378,3 +378,17 @@ def test_large_tenant_paging_covers_every_user_once(tmp_path):
         assert len({u["id"] for u in delta_items}) == len(delta_items) == 2500
     finally:
         app.extensions["emulator.store"].close()
+
+
+def test_fast_projection_matches_full_json(graph: Graph):
+    from emulator import directory
+    from emulator.graph import odata
+
+    uid = graph.user_id(PLAIN)
+    graph.patch(f"/users/{uid}", {"mobilePhone": "+44 1", "businessPhones": ["+44 2"], "employeeId": "E7"})
+    rows = graph.conn.execute("SELECT * FROM users ORDER BY seq").fetchall()
+    licences = directory.licences_for(graph.conn, [r["id"] for r in rows])
+    keys = list(odata.USER_SCHEMA.select_props)
+    for row in rows:
+        full = directory.user_to_graph(row, licences[row["id"]])
+        assert directory.user_projection(row, keys, licences[row["id"]]) == {k: full.get(k) for k in keys}
