@@ -1,0 +1,87 @@
+"""The seed's journey in a real Chromium against the emulator: Add new, Office 365, Save, Authorize in the pop-up,
+Connection test succeeded, ready, Re-Authorize, Security, Close, delete."""
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from emulator.server import EmulatorHandle
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LiveServer
+from tests.o365_helpers import emulator, emulator_env  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
+    return emulator_env(emulator)
+
+
+def _sign_in_at_microsoft(popup: Page) -> None:
+    popup.get_by_label("Email, phone, or Skype").fill("admin@contoso.example")
+    popup.get_by_label("Password").fill("demo")
+    popup.get_by_role("button", name="Sign in").click()
+    popup.get_by_label("Consent on behalf of your organization").check()
+    popup.get_by_role("button", name="Accept").click()
+
+
+def test_office365_datasource_journey(page: Page, live_server: LiveServer, admin_user,  # type: ignore[no-untyped-def]
+                                      artifacts_dir: Path) -> None:
+    page.goto(f"{live_server.url}/login")
+    page.get_by_label("Email").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Administration").click()
+    page.get_by_role("link", name="Data sources").first.click()
+    page.get_by_role("link", name="+ Add new").click()
+    page.get_by_role("link", name="Office 365").click()
+    page.get_by_label("Display name").fill("Contoso directory")
+    expect(page.get_by_label("Read all users' full profiles")).to_be_checked()
+    expect(page.get_by_label("Read all users' full profiles")).to_be_disabled()
+    page.get_by_label("Read and write users & groups").check()
+    page.get_by_label("Enable Azure OpenID Connect Single-Sign-On").check()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Details saved successfully")).to_be_visible()
+    expect(page.locator(".datasource-status")).to_have_text("incomplete")
+
+    with page.expect_popup() as popup_info:
+        page.get_by_role("button", name="Authorize", exact=True).click()
+    popup = popup_info.value
+    _sign_in_at_microsoft(popup)
+    popup.wait_for_event("close")
+    expect(page.get_by_text("Connection test succeeded")).to_be_visible()
+    expect(page.locator(".datasource-status")).to_have_text("ready")
+    expect(page.get_by_role("button", name="Re-Authorize")).to_be_visible()
+    expect(page.locator("#grant-details")).to_contain_text("admin@contoso.example")
+    page.screenshot(path=str(artifacts_dir / "datasource-ready.png"), full_page=True)
+
+    page.get_by_role("link", name="Security").click()
+    page.get_by_label("Connection users: users").fill("helpdesk@example.com")
+    page.get_by_role("button", name="Save security").click()
+    expect(page.get_by_text("Details saved successfully")).to_be_visible()
+    page.get_by_role("link", name="Close").click()
+    row = page.get_by_role("row", name="Contoso directory")
+    expect(row).to_contain_text("ready")
+    expect(row).to_contain_text("Office 365")
+    page.screenshot(path=str(artifacts_dir / "datasources-list.png"), full_page=True)
+    row.get_by_role("link", name="Delete Contoso directory").click()
+    expect(page.locator("#dependents")).to_contain_text("Single sign-on")
+    page.get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("Contoso directory deleted, with its stored tokens.")).to_be_visible()
+    expect(page.get_by_text("No data sources yet")).to_be_visible()
+
+
+def test_authorize_without_popups_uses_the_same_window(page: Page, live_server: LiveServer, admin_user) -> None:  # type: ignore[no-untyped-def]
+    page.add_init_script("window.open = () => null;")  # what a pop-up blocker does
+    page.goto(f"{live_server.url}/login")
+    page.get_by_label("Email").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"{live_server.url}/admin/datasources/new/office365")
+    page.get_by_label("Display name").fill("Same window")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Authorize", exact=True).click()
+    _sign_in_at_microsoft(page)
+    expect(page.get_by_text("Connection test succeeded")).to_be_visible()
+    expect(page.locator(".datasource-status")).to_have_text("ready")
