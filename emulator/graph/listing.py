@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,8 +106,7 @@ def _iter_rows(conn: sqlite3.Connection, sql: str, params: list[Any]) -> Iterato
         yield from chunk
 
 
-def list_collection(kind: Kind, *, where_extra: str = "", params_extra: tuple = (),
-                    decorate: Callable[[dict], dict] | None = None) -> Response:
+def list_collection(kind: Kind) -> Response:
     """GET /users or /groups with $select, $top, $filter, $search, $count and $skiptoken."""
     _check_unsupported_options()
     top = odata.parse_top(request.args.get("$top"))
@@ -126,8 +125,8 @@ def list_collection(kind: Kind, *, where_extra: str = "", params_extra: tuple = 
         raise bad_request(EXPIRED_TOKEN)
     conn = common.db()
     t = kind.table
-    base_where = f"{t}.tenant_id = ? AND ({where}){where_extra}"
-    base_params = [common.tenant(), *params, *params_extra]
+    base_where = f"{t}.tenant_id = ? AND ({where})"
+    base_params = [common.tenant(), *params]
 
     count: int | None = None
     if want_count and after is None:
@@ -163,8 +162,6 @@ def list_collection(kind: Kind, *, where_extra: str = "", params_extra: tuple = 
     more = len(rows) > top
     rows = rows[:top]
     items = kind.projected(conn, rows, select)
-    if decorate is not None:
-        items = [decorate(i) for i in items]
     token = None
     if more and rows:
         last = rows[-1]
