@@ -220,13 +220,14 @@ def make_https_server(data_dir: str | Path, host: str = "127.0.0.1", port: int =
 
 def print_facts(config: dict, out: Any = None) -> None:
     out = out or sys.stdout
+    domain = config["tenants"][0]["domain"]
     lines = [f"Base URL: {config['base_url']}", f"Graph URL: {config['graph_url']}"]
     lines += [f"Tenant: {t['id']} {t['domain']} ({t['display_name']})" for t in config["tenants"]]
     lines += [f"CA bundle: {config['ca_bundle']}", f"Client ID: {config['client_id']}",
               f"Client secret: {config['client_secret']}",
               f"Redirect URIs: {' '.join(config.get('redirect_uris', []))}",
               f"Control key: {config['control_key']}",
-              "Demo sign-in: admin@<domain> (Global Administrator) or adele.vance@<domain>, password demo",
+              f"Demo sign-in: admin@{domain} (Global Administrator) or adele.vance@{domain}, password demo",
               f"EMULATOR READY {config['base_url']}"]
     for line in lines:
         print(line, file=out, flush=True)

@@ -82,6 +82,7 @@ def test_start_prints_facts_ready_line_and_config(running: Running) -> None:
     assert f"Base URL: {base}" in text and f"Graph URL: {base}/v1.0" in text
     assert f"Tenant: {config['tenants'][0]['id']} contoso.example (Contoso)" in text
     assert "Client ID: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee" in text and "Client secret: cli-secret" in text
+    assert "Demo sign-in: admin@contoso.example (Global Administrator)" in text
     assert f"Control key: {config['control_key']}" in text and f"CA bundle: {config['ca_bundle']}" in text
     assert set(config) >= {"base_url", "authority_host", "graph_url", "tenants", "ca_bundle", "client_id",
                            "client_secret", "control_key"}

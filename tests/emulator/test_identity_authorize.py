@@ -90,7 +90,11 @@ def test_cancel_redirects_access_denied_with_subcode(browser: Browser, emu) -> N
 
 
 def test_sso_session_skips_the_password_unless_prompt_login(browser: Browser) -> None:
-    browser.code(PLAIN)
+    page = browser.authorize()
+    signed_in = browser.signin(page, PLAIN)
+    cookie = signed_in.headers["Set-Cookie"]
+    assert cookie.startswith("emu_session=") and "Path=/" in cookie and "Secure" in cookie
+    assert "HttpOnly" in cookie and "SameSite=None" in cookie
     again = browser.authorize()
     assert "code" in redirect_params(again)
     assert browser.authorize(prompt="login").status_code == 200
