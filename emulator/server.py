@@ -147,7 +147,6 @@ def create_app(data_dir: str | Path, *, users: int | None = None, seed: int = 1,
                       JSON_SORT_KEYS=False)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["emulator.store"] = store
-    app.teardown_appcontext(lambda _exc: store.release())
     app.extensions["emulator.settings"] = Settings(store)
     app.extensions["emulator.keys"] = KeyRing(store)
 
@@ -163,7 +162,22 @@ def create_app(data_dir: str | Path, *, users: int | None = None, seed: int = 1,
         graph = None
     if graph is not None and hasattr(graph, "bp"):
         app.register_blueprint(graph.bp)
+    _release_connections_per_request(app, store)
     return app
+
+
+def _release_connections_per_request(app: Flask, store: Store) -> None:
+    """Hand the thread's SQLite connection back to the pool when a request leaves the app (at the WSGI
+    boundary, so requests dispatched inside a request, such as $batch items, keep the outer connection)."""
+    inner = app.wsgi_app
+
+    def wsgi(environ: dict, start_response: Any) -> Any:
+        try:
+            return inner(environ, start_response)
+        finally:
+            store.release()
+
+    app.wsgi_app = wsgi  # type: ignore[method-assign]
 
 
 def config_dict(app: Flask, base_url: str) -> dict:
