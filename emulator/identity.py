@@ -19,9 +19,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import requests
 from flask import Blueprint, Response, current_app, jsonify, make_response, redirect, render_template, request
 
-from emulator import clock, seed
+from emulator import clock, seed, tokens
 from emulator.store import Store
-from emulator.tokens import GRAPH_RESOURCE, b64url, client_info, keyring, pairwise_sub, verify_access_token
+from emulator.tokens import GRAPH_RESOURCE, b64url, client_info, keyring, verify_access_token
 
 bp = Blueprint("identity", __name__, static_folder="templates/static", static_url_path="/emulator-static")
 
@@ -32,10 +32,8 @@ CONSUMERS_TID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 USER_CONSENTABLE_ALL = {"user.readbasic.all"}
 NO_STORE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
 CODE_TTL = 600
-ID_TOKEN_TTL = 3600
 RT_INACTIVE = 90 * 86400
 SESSION_COOKIE = "emu_session"
-MAX_GROUPS_CLAIM = 200
 
 # AADSTS code -> (error, HTTP status, message template, suberror)
 AADSTS: dict[int, tuple[str, int, str, str | None]] = {
@@ -870,16 +868,10 @@ def _grant_client_credentials(tenant: str, tenant_id: str | None, client: dict) 
         return token_error(500011, resource=resource, tenant=tenant)
     if tenant_id is None:
         tenant_id = db().execute("SELECT id FROM tenants ORDER BY rowid LIMIT 1").fetchone()[0]
-    now = int(clock.now())
     lifetime = 3599
-    sp_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{tenant_id}:{client['client_id']}"))
-    claims = {"aud": GRAPH_RESOURCE, "iss": f"{base_url()}/{tenant_id}/", "iat": now, "nbf": now,
-              "exp": now + lifetime, "app_displayname": client["name"], "appid": client["client_id"],
-              "appidacr": "1", "idp": f"{base_url()}/{tenant_id}/", "idtyp": "app",
-              "roles": list(client["application"]), "sub": sp_id, "tenant_region_scope": "WW", "tid": tenant_id,
-              "uti": b64url(secrets.token_bytes(16)), "ver": "1.0"}
     body = {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
-            "access_token": keyring().sign(claims, x5t=True)}
+            "access_token": tokens.app_access_token(base_url(), tenant_id, client, now=int(clock.now()),
+                                                    lifetime=lifetime)}
     return _json(body, headers=NO_STORE)
 
 
@@ -894,26 +886,15 @@ def issue_tokens(client: dict, user: sqlite3.Row, graph: list[str], oidc: list[s
     now = int(clock.now())
     base = base_url()
     tid, oid = user["tenant_id"], user["id"]
-    roles = json.loads(user["directory_roles"])
     lifetime = random.randint(3600, 5399)  # noqa: S311 - Entra picks 60-90 minutes at random
     scp = graph + [o for o in oidc if o in ("openid", "profile", "email")]
-    at_claims: dict[str, Any] = {
-        "aud": GRAPH_RESOURCE, "iss": f"{base}/{tid}/", "iat": now, "nbf": now, "exp": now + lifetime,
-        "acr": "1", "amr": ["pwd"], "app_displayname": client["name"], "appid": client["client_id"],
-        "appidacr": "1", "family_name": user["surname"], "given_name": user["given_name"], "idtyp": "user",
-        "ipaddr": request.remote_addr or "127.0.0.1", "name": user["display_name"], "oid": oid,
-        "scp": " ".join(scp), "sub": pairwise_sub(oid, GRAPH_RESOURCE), "tenant_region_scope": "WW", "tid": tid,
-        "unique_name": user["user_principal_name"], "upn": user["user_principal_name"],
-        "uti": b64url(secrets.token_bytes(16)), "ver": "1.0"}
-    if sid:
-        at_claims["sid"] = sid
-    if roles:
-        at_claims["wids"] = roles
+    access_token = tokens.user_access_token(base, client, user, scp, now=now, lifetime=lifetime, sid=sid,
+                                            ipaddr=request.remote_addr or "127.0.0.1")
     scope_out = [f"{GRAPH_RESOURCE}/{s}" for s in graph] + [o for o in oidc if o != "offline_access"]
     if "offline_access" in oidc:
         scope_out.append("offline_access")
     body: dict[str, Any] = {"token_type": "Bearer", "scope": " ".join(scope_out), "expires_in": lifetime,
-                            "ext_expires_in": lifetime, "access_token": keyring().sign(at_claims, x5t=True)}
+                            "ext_expires_in": lifetime, "access_token": access_token}
     if "offline_access" in oidc:
         rt = "1.AXkA" + secrets.token_urlsafe(96)
         with store().transaction() as conn:
@@ -924,42 +905,12 @@ def issue_tokens(client: dict, user: sqlite3.Row, graph: list[str], oidc: list[s
                           sid, auth_time, now, now))
         body["refresh_token"] = rt
     if "openid" in oidc:
-        body["id_token"] = id_token(client, user, oidc, nonce=nonce, sid=sid, auth_time=auth_time, now=now)
+        groups = _user_groups(oid) if client["group_membership_claims"] else None
+        body["id_token"] = tokens.id_token(base, client, user, oidc, nonce=nonce, sid=sid, auth_time=auth_time,
+                                           now=now, groups=groups)
     if request.form.get("client_info") == "1":
         body["client_info"] = client_info(oid, tid)
     return _json(body, headers=NO_STORE)
-
-
-def id_token(client: dict, user: sqlite3.Row, oidc: list[str], *, nonce: str | None, sid: str | None,
-             auth_time: float, now: int) -> str:
-    tid, oid = user["tenant_id"], user["id"]
-    claims: dict[str, Any] = {
-        "aud": client["client_id"], "iss": f"{base_url()}/{tid}/v2.0", "iat": now, "nbf": now,
-        "exp": now + ID_TOKEN_TTL, "auth_time": int(auth_time),
-        "aio": b64url(secrets.token_bytes(24)), "ver": "2.0", "tid": tid, "sub": pairwise_sub(oid, client["client_id"]),
-        "oid": oid, "preferred_username": user["user_principal_name"], "name": user["display_name"],
-        "rh": "0.AXkA" + b64url(secrets.token_bytes(12)), "uti": b64url(secrets.token_bytes(16)),
-        "login_hint": b64url(json.dumps({"uid": oid, "utid": tid, "upn": user["user_principal_name"]},
-                                        separators=(",", ":")).encode()),
-    }
-    if nonce:
-        claims["nonce"] = nonce
-    if sid:
-        claims["sid"] = sid
-    if "email" in oidc and user["mail"]:
-        claims["email"] = user["mail"]
-    if client["group_membership_claims"]:
-        groups = _user_groups(oid)
-        if len(groups) > MAX_GROUPS_CLAIM:
-            claims["_claim_names"] = {"groups": "src1"}
-            claims["_claim_sources"] = {"src1": {
-                "endpoint": f"https://graph.windows.net/{tid}/users/{oid}/getMemberObjects"}}
-        else:
-            claims["groups"] = groups
-    roles = json.loads(user["directory_roles"])
-    if roles:
-        claims["wids"] = roles
-    return keyring().sign(claims)
 
 
 # ---------------------------------------------------------------------------------------------- userinfo

@@ -8,7 +8,9 @@ import hashlib
 import json
 import secrets
 import threading
+import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -181,3 +183,74 @@ def pairwise_sub(oid: str, client_id: str) -> str:
 
 def client_info(oid: str, tid: str) -> str:
     return b64url(json.dumps({"uid": oid, "utid": tid}, separators=(",", ":")).encode())
+
+
+# ---------------------------------------------------------------------------------------------- minting
+# `base` is the emulator's base URL; `user` a row of the users table; `client` the dict of identity.get_client.
+
+ID_TOKEN_TTL = 3600
+MAX_GROUPS_CLAIM = 200
+
+
+def user_access_token(base: str, client: dict, user: Any, scp: list[str], *, now: int, lifetime: int,
+                      sid: str | None, ipaddr: str) -> str:
+    """A delegated Graph access token (v1.0 shape: `scp`, `wids`, `upn`)."""
+    tid, oid = user["tenant_id"], user["id"]
+    claims: dict[str, Any] = {
+        "aud": GRAPH_RESOURCE, "iss": f"{base}/{tid}/", "iat": now, "nbf": now, "exp": now + lifetime,
+        "acr": "1", "amr": ["pwd"], "app_displayname": client["name"], "appid": client["client_id"],
+        "appidacr": "1", "family_name": user["surname"], "given_name": user["given_name"], "idtyp": "user",
+        "ipaddr": ipaddr, "name": user["display_name"], "oid": oid, "scp": " ".join(scp),
+        "sub": pairwise_sub(oid, GRAPH_RESOURCE), "tenant_region_scope": "WW", "tid": tid,
+        "unique_name": user["user_principal_name"], "upn": user["user_principal_name"],
+        "uti": b64url(secrets.token_bytes(16)), "ver": "1.0"}
+    if sid:
+        claims["sid"] = sid
+    roles = json.loads(user["directory_roles"])
+    if roles:
+        claims["wids"] = roles
+    return keyring().sign(claims, x5t=True)
+
+
+def app_access_token(base: str, tenant_id: str, client: dict, *, now: int, lifetime: int) -> str:
+    """An app-only Graph access token: `roles` = the client's application permissions, no `oid`/`scp`."""
+    sp_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{tenant_id}:{client['client_id']}"))
+    claims = {"aud": GRAPH_RESOURCE, "iss": f"{base}/{tenant_id}/", "iat": now, "nbf": now,
+              "exp": now + lifetime, "app_displayname": client["name"], "appid": client["client_id"],
+              "appidacr": "1", "idp": f"{base}/{tenant_id}/", "idtyp": "app",
+              "roles": list(client["application"]), "sub": sp_id, "tenant_region_scope": "WW", "tid": tenant_id,
+              "uti": b64url(secrets.token_bytes(16)), "ver": "1.0"}
+    return keyring().sign(claims, x5t=True)
+
+
+def id_token(base: str, client: dict, user: Any, oidc: list[str], *, nonce: str | None, sid: str | None,
+             auth_time: float, now: int, groups: list[str] | None) -> str:
+    """A v2.0 ID token (reference §1.7). `groups` None = the client does not ask for group claims; more than
+    200 groups become the `_claim_names`/`_claim_sources` overage."""
+    tid, oid = user["tenant_id"], user["id"]
+    claims: dict[str, Any] = {
+        "aud": client["client_id"], "iss": f"{base}/{tid}/v2.0", "iat": now, "nbf": now,
+        "exp": now + ID_TOKEN_TTL, "auth_time": int(auth_time), "aio": b64url(secrets.token_bytes(24)),
+        "ver": "2.0", "tid": tid, "sub": pairwise_sub(oid, client["client_id"]), "oid": oid,
+        "preferred_username": user["user_principal_name"], "name": user["display_name"],
+        "rh": "0.AXkA" + b64url(secrets.token_bytes(12)), "uti": b64url(secrets.token_bytes(16)),
+        "login_hint": b64url(json.dumps({"uid": oid, "utid": tid, "upn": user["user_principal_name"]},
+                                        separators=(",", ":")).encode()),
+    }
+    if nonce:
+        claims["nonce"] = nonce
+    if sid:
+        claims["sid"] = sid
+    if "email" in oidc and user["mail"]:
+        claims["email"] = user["mail"]
+    if groups is not None:
+        if len(groups) > MAX_GROUPS_CLAIM:
+            claims["_claim_names"] = {"groups": "src1"}
+            claims["_claim_sources"] = {"src1": {
+                "endpoint": f"https://graph.windows.net/{tid}/users/{oid}/getMemberObjects"}}
+        else:
+            claims["groups"] = groups
+    roles = json.loads(user["directory_roles"])
+    if roles:
+        claims["wids"] = roles
+    return keyring().sign(claims)
