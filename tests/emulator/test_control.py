@@ -259,3 +259,13 @@ def test_register_and_update_clients(control: Control, emu) -> None:
     assert page.status_code == 200
     params = redirect_params(browser.signin(page, ADMIN))
     assert "code" in params
+
+
+def test_keys_rotated_out_no_longer_verify(control: Control, emu) -> None:
+    old_token = app_token(emu)
+    for _ in range(3):
+        control("POST", "/keys/rotate")
+    keys = https_session(emu.ca_path).get(f"{emu.base_url}/common/discovery/v2.0/keys").json()["keys"]
+    assert jwt_header(old_token)["kid"] not in {k["kid"] for k in keys} and len(keys) == 3
+    resp = graph_get(emu, "/v1.0/users?$top=1", token=old_token)
+    assert resp.status_code == 401 and resp.json()["error"]["code"] == "InvalidAuthenticationToken"

@@ -79,3 +79,11 @@ def test_active_key_signs_and_is_published(app: Flask) -> None:
     assert keyring.decode(token) == {"aud": GRAPH_RESOURCE, "exp": 1}
     assert keyring.active_kid in kids
     assert keyring.decode(token[:-4] + "AAAA") is None
+
+
+def test_error_lookup_page_and_static_assets(app: Flask) -> None:
+    client = app.test_client()
+    page = client.get("/error?code=50173")
+    assert page.status_code == 200 and "AADSTS50173" in page.text
+    css = client.get("/emulator-static/emulator.css")
+    assert css.status_code == 200 and css.mimetype == "text/css"

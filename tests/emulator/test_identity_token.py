@@ -286,3 +286,22 @@ def test_default_scope_at_the_token_endpoint_means_what_was_granted(browser: Bro
                          scope=f"{GRAPH}.default offline_access openid").json()
     assert body["scope"].split() == [f"{GRAPH}User.Read", "openid", "offline_access"]
     assert jwt_claims(body["access_token"])["scp"] == "User.Read openid"
+
+
+def test_concurrent_refreshes_do_not_lock_the_store(browser: Browser, emu) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    tokens = [browser.redeem(consented(browser)["code"]).json()["refresh_token"] for _ in range(6)]
+
+    def spin(rt: str) -> list[int]:
+        agent = Browser(emu)
+        statuses = []
+        for _ in range(8):
+            resp = agent.token(grant_type="refresh_token", refresh_token=rt)
+            statuses.append(resp.status_code)
+            rt = resp.json().get("refresh_token", rt)
+        return statuses
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(spin, tokens))
+    assert all(status == 200 for statuses in results for status in statuses)
