@@ -122,3 +122,24 @@ def test_server_threads_share_a_small_connection_pool(emu_server) -> None:
     for _ in range(40):
         assert http.get(f"{emu_server.base_url}/{emu_server.tenant_id}/discovery/v2.0/keys").status_code == 200
     assert len(store._all) <= 8
+
+
+def test_local_ca_and_server_certificate(tmp_path: Path, emu_server) -> None:
+    import ipaddress
+
+    from cryptography import x509
+
+    from emulator.certs import ensure_certs
+    from tests.emulator.conftest import https_session
+
+    ca_path, cert_path, _key = ensure_certs(tmp_path)
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    ca = x509.load_pem_x509_certificate(ca_path.read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert ipaddress.ip_address("127.0.0.1") in san.get_values_for_type(x509.IPAddress)
+    assert "localhost" in san.get_values_for_type(x509.DNSName)
+    assert cert.issuer == ca.subject
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is True
+    assert ensure_certs(tmp_path)[0].read_bytes() == ca_path.read_bytes()  # made once, then reused
+    by_name = emu_server.base_url.replace("127.0.0.1", "localhost")
+    assert https_session(emu_server.ca_path).get(f"{by_name}/common/discovery/v2.0/keys").status_code == 200
