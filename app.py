@@ -54,7 +54,15 @@ def _configure_logging(app: Flask) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+# Every module that defines models, so the metadata (and Alembic autogenerate) sees all tables.
+MODEL_MODULES = ("core.models",)
+
+
 def _init_extensions(app: Flask) -> None:
+    import importlib
+
+    for module in MODEL_MODULES:
+        importlib.import_module(module)
     from core.models import User, render_migration_item
 
     db.init_app(app)
