@@ -7,7 +7,7 @@ import uuid
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
 
 from core.extensions import db
 
@@ -84,5 +84,3 @@ def register_error_handlers(app: Flask) -> None:
         log.exception("unhandled error, reference %s", reference)
         db.session.rollback()
         return error_response(500, reference=reference)
-
-    app.register_error_handler(InternalServerError, lambda e: error_response(500))

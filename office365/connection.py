@@ -7,7 +7,7 @@ re-authorization, records the AADSTS reason, and raises `ReauthorizationRequired
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import msal
 import requests
@@ -32,7 +32,7 @@ def microsoft_settings() -> MicrosoftSettings:
     return settings
 
 
-def reauthorization_due(datasource: Datasource):  # type: ignore[no-untyped-def]
+def reauthorization_due(datasource: Datasource) -> datetime | None:
     return datasource.authorized_at + REAUTHORIZE_AFTER if datasource.authorized_at else None
 
 
