@@ -55,7 +55,7 @@ def _configure_logging(app: Flask) -> None:
 
 
 # Every module that defines models, so the metadata (and Alembic autogenerate) sees all tables.
-MODEL_MODULES = ("core.models",)
+MODEL_MODULES = ("core.models", "api.models")
 
 
 def _init_extensions(app: Flask) -> None:
@@ -85,6 +85,7 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     import admin
+    import api
     import sso
     from core.cli import init_cli
     from core.errors import register_error_handlers
@@ -94,4 +95,5 @@ def _register_blueprints(app: Flask) -> None:
     register_error_handlers(app)
     app.register_blueprint(sso.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(api.bp)
     init_cli(app)

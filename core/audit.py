@@ -28,7 +28,8 @@ def current_actor() -> str:
 
 
 def record(action: str, target: str = "", *, outcome: str = "success", actor: str | None = None,
-           commit: bool = True, **detail: Any) -> AuditEvent:
+           commit: bool = True, datasource: str | None = None, operation: str | None = None,
+           **detail: Any) -> AuditEvent:
     event = AuditEvent(
         actor=actor or current_actor(),
         action=action,
@@ -36,6 +37,8 @@ def record(action: str, target: str = "", *, outcome: str = "success", actor: st
         outcome=outcome,
         detail=_redact(detail),
         client_ip=request.remote_addr if has_request_context() else None,
+        datasource=datasource,
+        operation=operation,
     )
     db.session.add(event)
     if commit:

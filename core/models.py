@@ -125,6 +125,9 @@ class AuditEvent(db.Model):
     outcome: Mapped[str] = mapped_column(String(32), default="success")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     client_ip: Mapped[str | None] = mapped_column(String(64))
+    # Office 365 operations: which datasource and which operation (filtered server-side on the Audit log page).
+    datasource: Mapped[str | None] = mapped_column(String(100), index=True)
+    operation: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 def ensure_roles() -> None:
