@@ -6,3 +6,5 @@ from core.extensions import csrf
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # session callers are CSRF-checked in api.auth for unsafe methods; API keys need no CSRF
+
+from api import openapi, views  # noqa: E402,F401  (routes attach themselves to bp)

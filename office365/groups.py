@@ -434,3 +434,40 @@ def remove_user_from_group(access: GraphAccess, group_id: str, user_id: str) -> 
             status=404, code=exc.code, graph_message=exc.graph_message, request_id=exc.request_id,
         ) from exc
     return MembershipResult(gid, uid, "removed", "The user was removed from the group.", resp.request_id)
+
+
+# -- reads for the group and user pages ------------------------------------------------------------------------
+
+
+def get_group(access: GraphAccess, group_id: str, *, with_member_count: bool = True) -> Group:
+    """One group with its type (and member count), for the group page."""
+    gid = checked_object_id(group_id, "group_id")
+    try:
+        resp = access.client.get(f"/groups/{gid}", params={"$select": GROUP_FIELDS})
+    except NotFound as exc:
+        raise NotFound(
+            f"The group {gid} does not exist in the tenant. Check the id; it may have been deleted.",
+            status=404, code=exc.code, graph_message=exc.graph_message, request_id=exc.request_id,
+        ) from exc
+    count = _member_counts(access, [gid]).get(gid) if with_member_count else None
+    return Group.from_graph(resp.body, count)
+
+
+def user_groups(access: GraphAccess, user_id: str, *, limit: int = 200) -> list[Group]:
+    """The groups a user is a direct member of (`GET /users/{id}/memberOf`), at most `limit`, for the user page."""
+    from office365.registry import user_path_key
+
+    key = user_path_key(user_id)
+    groups: list[Group] = []
+    try:
+        for item in access.client.iter_items(f"/users/{key}/memberOf", params={"$select": GROUP_FIELDS}):
+            if item.get("@odata.type", "#microsoft.graph.group") == "#microsoft.graph.group":
+                groups.append(Group.from_graph(item))
+            if len(groups) >= limit:
+                break
+    except NotFound as exc:
+        raise NotFound(
+            f"The user {user_id} does not exist in the tenant. Check the id; it may have been deleted.",
+            status=404, code=exc.code, graph_message=exc.graph_message, request_id=exc.request_id,
+        ) from exc
+    return groups

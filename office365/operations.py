@@ -21,11 +21,13 @@ from office365.groups import (
     add_user_to_group,
     create_group,
     find_groups,
+    get_group,
     iter_group_members,
     list_group_members,
     list_groups,
     remove_user_from_group,
     suggest_mail_nickname,
+    user_groups,
     validate_mail_nickname,
 )
 from office365.licences import (
@@ -49,7 +51,16 @@ from office365.registry import (
     Operation,
     check_write_allowed,
 )
-from office365.users import User, UserPage, find_users, get_user, iter_users, list_users
+from office365.users import (
+    ResolvedUser,
+    User,
+    UserPage,
+    find_users,
+    get_user,
+    iter_users,
+    list_users,
+    resolve_users,
+)
 
 __all__ = [
     "BULK_OPERATIONS", "ENABLE_WRITES_HINT", "OPERATIONS", "BulkResult", "CreatedGroup", "FindMode", "GraphAccess",
@@ -59,5 +70,5 @@ __all__ = [
     "create_group", "find_groups", "find_users", "friendly_name", "iter_group_members", "iter_users",
     "list_group_members", "list_groups", "list_licence_plans", "list_users", "Member", "MemberPage",
     "UserLicence", "get_user", "user_licences", "remove_licence", "remove_user_from_group",
-    "suggest_mail_nickname", "validate_mail_nickname",
+    "suggest_mail_nickname", "validate_mail_nickname", "get_group", "user_groups", "ResolvedUser", "resolve_users",
 ]

@@ -109,3 +109,33 @@ def get_user(access: GraphAccess, user_id: str) -> User:
             status=404, code=exc.code, graph_message=exc.graph_message, request_id=exc.request_id,
         ) from exc
     return User.from_graph(body)
+
+
+@dataclass(frozen=True)
+class ResolvedUser:
+    key: str  # what was asked for: an object id or a UPN
+    user: User | None
+    message: str = ""
+
+
+def resolve_users(access: GraphAccess, keys: list[str]) -> list[ResolvedUser]:
+    """Look up many users by id or UPN, 20 per `$batch` (for bulk previews); unknown ones come back with a message."""
+    from office365.graph import BatchRequest
+
+    out: list[ResolvedUser] = []
+    valid: list[tuple[str, str]] = []
+    for raw in dict.fromkeys(k.strip() for k in keys if k.strip()):
+        try:
+            valid.append((raw, user_path_key(raw)))
+        except FieldError as exc:
+            out.append(ResolvedUser(raw, None, exc.message))
+    items = (BatchRequest(str(i), "GET", f"/users/{path}?$select={USER_FIELDS}") for i, (_, path) in enumerate(valid))
+    for res in access.client.iter_batch(items, idempotent=True):
+        raw = valid[int(res.id)][0]
+        if res.ok and isinstance(res.body, dict):
+            out.append(ResolvedUser(raw, User.from_graph(res.body)))
+        elif isinstance(res.error, NotFound):
+            out.append(ResolvedUser(raw, None, "No such user in the tenant."))
+        else:
+            out.append(ResolvedUser(raw, None, str(res.error)))
+    return out
