@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-INSTANCE = ROOT / "instance"
+INSTANCE = Path(os.environ.get("INSTANCE_PATH") or ROOT / "instance")
 DEMO_ADMIN = "admin@gateway.local"
 
 
@@ -84,7 +84,7 @@ def main() -> None:
               stdin=password + "\n")
         tenant = facts["tenants"][0]
         print(f"""
-  Gateway:          {gateway_url}/
+  Gateway ready:    {gateway_url}/
   Sign in as:       {DEMO_ADMIN} / {password}
   Emulated tenant:  {tenant['display_name']} ({tenant['domain']}, {tenant['id']}) at {facts['base_url']}
   Office 365 admin: admin@{tenant['domain']} / demo   (to Authorize a data source)
