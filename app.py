@@ -55,7 +55,7 @@ def _configure_logging(app: Flask) -> None:
 
 
 # Every module that defines models, so the metadata (and Alembic autogenerate) sees all tables.
-MODEL_MODULES = ("core.models", "api.models")
+MODEL_MODULES = ("core.models", "jobs.models", "api.models")
 
 
 def _init_extensions(app: Flask) -> None:
@@ -97,3 +97,6 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     init_cli(app)
+    import jobs
+
+    jobs.init_app(app)  # scheduled tasks: huey queue, webhook, `flask import` / `flask jobs`

@@ -206,3 +206,34 @@ class PendingAuthorization(db.Model):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     flow: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+group_members = Table(
+    "group_members",
+    db.metadata,
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class Group(db.Model):
+    """A local group of users (data source security and SSO use them too).
+
+    Optionally bound to an Office 365 group of a datasource: the user import adds its members, and with
+    `override_members` makes the local group mirror it exactly.
+    """
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    description: Mapped[str] = mapped_column(String(1024), default="")
+    datasource_id: Mapped[int | None] = mapped_column(ForeignKey("datasources.id", ondelete="SET NULL"), index=True)
+    source_group_id: Mapped[str | None] = mapped_column(String(64))
+    source_group_name: Mapped[str | None] = mapped_column(String(256))
+    override_members: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    members: Mapped[list[User]] = relationship(secondary=group_members, lazy="select", order_by=User.email)
+
+    def __repr__(self) -> str:
+        return f"<Group {self.name}>"

@@ -1,0 +1,77 @@
+"""The scheduler tick (every minute, in every consumer): claim due runs exactly once and hand them to huey.
+
+Exactly once: a due run is claimed by inserting TaskRun(task_id, due_at); the unique constraint lets one
+process win however many tick at the same moment. The winner moves `next_run_at` on (compare-and-set) and
+enqueues the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from core.extensions import db
+from core.models import utcnow
+from jobs.models import ScheduledTask, TaskRun
+from jobs.runner import sweep_stale
+from jobs.schedule import next_run
+
+log = logging.getLogger(__name__)
+KEEP_ALIVE_NAME = "Datasource token keep-alive"
+
+
+def ensure_system_tasks() -> None:
+    """The keep-alive token refresh is a scheduled task like the others (daily at 03:00 UTC)."""
+    if db.session.scalar(select(ScheduledTask.id).where(ScheduledTask.kind == ScheduledTask.KIND_REFRESH)):
+        return
+    task = ScheduledTask(name=KEEP_ALIVE_NAME, kind=ScheduledTask.KIND_REFRESH, schedule="daily", at_minute=180,
+                         owner="system")
+    task.next_run_at = next_run(task, utcnow())
+    db.session.add(task)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+
+
+def claim_due(task: ScheduledTask, due: datetime) -> TaskRun | None:
+    """Insert the run for (task, due); None when another process already claimed it."""
+    run = TaskRun(task_id=task.id, kind=task.kind, datasource_id=task.datasource_id, trigger="schedule",
+                  actor=f"schedule:{task.name}"[:320], due_at=due, dry_run=task.dry_run)
+    db.session.add(run)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return None
+    following = next_run(task, max(due, utcnow()))
+    db.session.execute(update(ScheduledTask).where(ScheduledTask.id == task.id, ScheduledTask.next_run_at == due)
+                       .values(next_run_at=following))
+    db.session.commit()
+    return run
+
+
+def tick(now: datetime | None = None, *, enqueue: bool = True) -> list[int]:
+    """Claim every due run; returns the ids this process claimed (and enqueued)."""
+    from jobs.queue import enqueue_run
+
+    now = now or utcnow()
+    ensure_system_tasks()
+    sweep_stale()
+    claimed = []
+    due_tasks = db.session.execute(select(ScheduledTask.id, ScheduledTask.next_run_at).where(
+        ScheduledTask.enabled.is_(True), ScheduledTask.next_run_at.is_not(None),
+        ScheduledTask.next_run_at <= now)).all()
+    for task_id, due in due_tasks:
+        task = db.session.get(ScheduledTask, task_id)
+        if task is None:
+            continue
+        run = claim_due(task, due)
+        if run is not None:
+            claimed.append(run.id)
+            if enqueue:
+                enqueue_run(run.id)
+    return claimed

@@ -1,0 +1,38 @@
+"""On-demand runs: `POST /hooks/tasks/<secret>` queues a run of the task whose webhook secret it is."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from flask import Blueprint, abort, jsonify
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from core.extensions import csrf, db, limiter
+from jobs.models import ScheduledTask
+
+bp = Blueprint("hooks", __name__, url_prefix="/hooks")
+
+
+def secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@bp.post("/tasks/<secret>")
+@csrf.exempt
+@limiter.limit("30 per minute")
+def run_task_webhook(secret: str) -> ResponseReturnValue:
+    from jobs.queue import enqueue_run
+    from jobs.runner import create_run
+
+    digest = secret_hash(secret)
+    task = db.session.scalar(select(ScheduledTask).where(ScheduledTask.webhook_hash == digest))
+    if task is None or not hmac.compare_digest(task.webhook_hash or "", digest) or task.schedule != "webhook":
+        abort(404)
+    if not task.enabled:
+        return jsonify(error={"code": "disabled", "message": "This scheduled task is disabled."}), 409
+    run = create_run(kind=task.kind, datasource_id=task.datasource_id, trigger="webhook", actor="webhook",
+                     task=task, dry_run=task.dry_run)
+    enqueue_run(run.id)
+    return jsonify(run_id=run.id, status=run.status), 202

@@ -1,0 +1,62 @@
+"""Helpers for the import and job tests: an authorized datasource against the emulator, runs, emulator controls."""
+
+from __future__ import annotations
+
+import re
+
+import requests
+from flask.testing import FlaskClient
+
+from core.extensions import db
+from core.models import Datasource, User
+from emulator.server import EmulatorHandle
+from jobs.models import ScheduledTask, TaskRun
+from tests.conftest import csrf_token
+from tests.o365_helpers import callback_path, sign_in_at_microsoft
+
+ADMIN_UPN = "admin@contoso.example"
+
+
+def authorized_datasource(client: FlaskClient, emulator: EmulatorHandle, name: str = "Contoso 365") -> Datasource:
+    """Create an Office 365 datasource through the admin pages and authorize it at the emulator."""
+    token = csrf_token(client, "/admin/datasources/new/office365")
+    response = client.post("/admin/datasources/new/office365", data={"csrf_token": token, "name": name})
+    datasource_id = int(re.search(r"/admin/datasources/(\d+)", response.headers["Location"]).group(1))
+    token = csrf_token(client, f"/admin/datasources/{datasource_id}")
+    start = client.post(f"/admin/datasources/{datasource_id}/authorize", data={"csrf_token": token})
+    page = client.get(callback_path(sign_in_at_microsoft(emulator, start.headers["Location"], ADMIN_UPN)))
+    assert "Connection test succeeded" in page.get_data(as_text=True)
+    db.session.expire_all()
+    return db.session.get(Datasource, datasource_id)
+
+
+def control(emulator: EmulatorHandle, method: str, path: str, body: dict | None = None) -> dict:
+    response = requests.request(method, f"{emulator.base_url}/_emulator/{path}", json=body, verify=emulator.ca_path,
+                                headers={"Authorization": f"Bearer {emulator.config['control_key']}"}, timeout=10)
+    assert response.status_code < 300, response.text
+    return response.json() if response.content else {}
+
+
+def run_import(datasource: Datasource, *, dry_run: bool = False, confirm: bool = False) -> TaskRun:
+    from jobs.runner import create_run, execute_run
+
+    run = create_run(kind=ScheduledTask.KIND_IMPORT, datasource_id=datasource.id, trigger="manual", actor="test",
+                     dry_run=dry_run, confirm_removals=confirm)
+    finished = execute_run(run.id)
+    assert finished is not None
+    db.session.expire_all()
+    return finished
+
+
+def imported_users(datasource: Datasource) -> dict[str, User]:
+    """Local users carrying the datasource tenant's identity, by object id."""
+    db.session.expire_all()
+    return {u.object_id: u for u in db.session.scalars(db.select(User).where(User.tenant_id == datasource.tenant_id))}
+
+
+def graph_users(emulator: EmulatorHandle) -> dict[str, dict]:
+    """The emulator tenant's users, read straight from its store."""
+    store = emulator.app.extensions["emulator.store"]
+    rows = store.conn().execute("SELECT id, user_principal_name, display_name, mail, account_enabled FROM users "
+                                "WHERE tenant_id = ?", (emulator.tenant_id,)).fetchall()
+    return {r["id"]: dict(r) for r in rows}
