@@ -1,4 +1,5 @@
-"""Administration > Audit log: newest first, filtered by actor and action, exportable as CSV."""
+"""Administration > Audit log: newest first, filtered by actor, action, outcome, datasource and operation (all
+server-side), exportable as CSV."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from core.models import AuditEvent, Role
 
 
 def _filtered() -> tuple[Select, dict[str, str]]:
-    filters = {name: request.args.get(name, "").strip() for name in ("actor", "action", "outcome")}
+    filters = {name: request.args.get(name, "").strip()
+               for name in ("actor", "action", "outcome", "datasource", "operation")}
     statement = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
     if filters["actor"]:
         statement = statement.where(func.lower(AuditEvent.actor).like(f"%{filters['actor'].lower()}%"))
@@ -22,6 +24,10 @@ def _filtered() -> tuple[Select, dict[str, str]]:
         statement = statement.where(AuditEvent.action.like(f"{filters['action']}%"))
     if filters["outcome"]:
         statement = statement.where(AuditEvent.outcome == filters["outcome"])
+    if filters["datasource"]:
+        statement = statement.where(AuditEvent.datasource == filters["datasource"])
+    if filters["operation"]:
+        statement = statement.where(AuditEvent.operation == filters["operation"])
     return statement, filters
 
 
@@ -32,8 +38,11 @@ def audit_log() -> str:
     page, per_page = page_args()
     pagination = db.paginate(statement, page=page, per_page=per_page, error_out=False)
     actions = db.session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)).all()
+    datasources, operations = (
+        db.session.scalars(select(column).where(column.is_not(None)).distinct().order_by(column)).all()
+        for column in (AuditEvent.datasource, AuditEvent.operation))
     return render_template("admin/audit.html", pagination=pagination, filters=filters, actions=actions,
-                           per_page=per_page)
+                           datasources=datasources, operations=operations, per_page=per_page)
 
 
 @bp.get("/audit.csv")
@@ -41,7 +50,9 @@ def audit_log() -> str:
 def audit_csv() -> Response:
     statement, _ = _filtered()
     rows = (
-        (e.at.isoformat(), e.actor, e.action, e.target, e.outcome, e.client_ip or "", e.detail)
+        (e.at.isoformat(), e.actor, e.action, e.datasource or "", e.operation or "", e.target, e.outcome,
+         e.client_ip or "", e.detail)
         for e in db.session.scalars(statement.execution_options(yield_per=500))
     )
-    return csv_response("audit-log.csv", ("When", "Actor", "Action", "Target", "Outcome", "Client IP", "Detail"), rows)
+    header = ("When", "Actor", "Action", "Datasource", "Operation", "Target", "Outcome", "Client IP", "Detail")
+    return csv_response("audit-log.csv", header, rows)

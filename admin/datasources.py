@@ -166,7 +166,8 @@ def datasource_detail(datasource_id: int) -> Response | str | tuple[str, int]:
 def _detail_context(datasource: Datasource) -> dict:
     return {"due": reauthorization_due(datasource), "warning": reauthorization_warning(datasource),
             "write_reauth": needs_write_reauthorization(datasource),
-            "may_administer": can_administer_datasource(current_user, datasource)}
+            "may_administer": can_administer_datasource(current_user, datasource),
+            "may_use": can_use_datasource(current_user, datasource)}
 
 
 def _save_details(datasource: Datasource, form: DatasourceForm) -> bool:
