@@ -94,7 +94,7 @@ def make_msal_app(settings: MicrosoftSettings, *, tenant: str = "organizations",
         instance_discovery=False,
         http_client=settings.shared_session,
         token_cache=cache,
-        timeout=15,
+        timeout=settings.timeout,
     )
 
 
@@ -132,7 +132,7 @@ def _admin_roles(claims: dict[str, Any], access_token: str, settings: MicrosoftS
     if isinstance(wids, list):
         return [PRIVILEGED_ROLES[w] for w in wids if w in PRIVILEGED_ROLES]
     response = settings.shared_session.get(
-        f"{settings.graph_url}/me/memberOf", timeout=15,
+        f"{settings.graph_url}/me/memberOf", timeout=settings.timeout,
         headers={"Authorization": f"Bearer {access_token}"},
         params={"$select": "id,displayName,roleTemplateId"})
     if response.status_code != 200:

@@ -12,6 +12,18 @@ import requests
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 
 
+class TimeoutSession(requests.Session):
+    """A session with a default timeout: MSAL ignores its own `timeout` when given an `http_client`."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.default_timeout = timeout
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.default_timeout)
+        return super().request(method, url, *args, **kwargs)
+
+
 @dataclass(frozen=True)
 class MicrosoftSettings:
     client_id: str
@@ -19,6 +31,7 @@ class MicrosoftSettings:
     authority_host: str
     graph_url: str
     ca_bundle: str | None = None
+    timeout: float = 15.0  # seconds, for each call to the identity provider
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> MicrosoftSettings:
@@ -28,6 +41,7 @@ class MicrosoftSettings:
             authority_host=config["O365_AUTHORITY_HOST"],
             graph_url=config["GRAPH_API_URL"],
             ca_bundle=config.get("O365_CA_BUNDLE"),
+            timeout=float(config.get("O365_HTTP_TIMEOUT", 15.0)),
         )
 
     @property
@@ -43,7 +57,7 @@ class MicrosoftSettings:
 
     def http_session(self) -> requests.Session:
         """A session whose `verify` cannot be overridden by REQUESTS_CA_BUNDLE (see the reference, §4.3)."""
-        session = requests.Session()
+        session = TimeoutSession(self.timeout)
         session.trust_env = False
         session.verify = self.verify
         return session

@@ -217,6 +217,32 @@ def test_token_endpoint_down_is_reported(admin_client: FlaskClient, emulator: Em
     assert _datasource().status == "incomplete"
 
 
+def test_slow_token_endpoint_is_reported(admin_client: FlaskClient, emulator: EmulatorHandle) -> None:  # noqa: F811
+    admin_client.application.config["O365_HTTP_TIMEOUT"] = 1.0
+    admin_client.application.extensions.pop("microsoft_settings", None)
+    _create(admin_client)
+    auth_uri = _start(admin_client, _datasource())
+    path = callback_path(sign_in_at_microsoft(emulator, auth_uri, ADMIN_UPN))
+    _control(emulator, "POST", "faults", {"kind": "delay", "scope": "token", "delay_ms": 2500})
+    page = admin_client.get(path).get_data(as_text=True)
+    assert "Could not reach the Microsoft token service (ReadTimeout)" in page
+    assert _datasource().status == "incomplete"
+
+
+def test_failed_connection_test_keeps_the_previous_state(admin_client: FlaskClient,
+                                                         emulator: EmulatorHandle) -> None:  # noqa: F811
+    _create(admin_client)
+    auth_uri = _start(admin_client, _datasource())
+    path = callback_path(sign_in_at_microsoft(emulator, auth_uri, ADMIN_UPN))
+    _control(emulator, "POST", "faults", {"kind": "error", "scope": "graph", "status": 403,
+                                          "code": "Authorization_RequestDenied", "path": "/organization",
+                                          "message": "Insufficient privileges to complete the operation."})
+    page = admin_client.get(path).get_data(as_text=True)
+    assert "Connection test failed" in page and "Insufficient privileges" in page
+    datasource = _datasource()
+    assert datasource.status == "incomplete" and datasource.token_cache is None and datasource.tenant_id is None
+
+
 def test_revoked_grant_flips_status_on_next_use_with_the_reason(admin_client: FlaskClient,
                                                                 emulator: EmulatorHandle) -> None:  # noqa: F811
     _create(admin_client)
