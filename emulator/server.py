@@ -21,7 +21,11 @@ from emulator.tokens import KeyRing
 
 CONFIG_FILE = "emulator.json"
 DB_FILE = "tenant.db"
-DEFAULT_REDIRECT_URIS = ["http://localhost:5000/auth/callback", "http://localhost:5000/admin/datasource/callback"]
+# The gateway's own callbacks (datasource authorization and end-user sign-in); loopback ports are ignored.
+DEFAULT_REDIRECT_URIS = ["http://localhost:5000/admin/datasources/authorize/callback",
+                         "http://localhost:5000/sso/callback", "http://127.0.0.1:5000/",
+                         "http://127.0.0.1:5000/admin/datasources/authorize/callback",
+                         "http://127.0.0.1:5000/sso/callback"]
 
 
 class Settings:
