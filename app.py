@@ -55,7 +55,7 @@ def _configure_logging(app: Flask) -> None:
 
 
 # Every module that defines models, so the metadata (and Alembic autogenerate) sees all tables.
-MODEL_MODULES = ("core.models", "jobs.models", "api.models")
+MODEL_MODULES = ("core.models", "jobs.models", "api.models", "sso.models")
 
 
 def _init_extensions(app: Flask) -> None:
@@ -76,6 +76,9 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
+    from sso.sessions import install as install_sessions
+
+    install_sessions(app)  # server-side sessions (database, or Redis with REDIS_URL)
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
@@ -97,6 +100,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     init_cli(app)
+    from sso.cli import sso_cli
+
+    app.cli.add_command(sso_cli)
     import jobs
 
     jobs.init_app(app)  # scheduled tasks: huey queue, webhook, `flask import` / `flask jobs`

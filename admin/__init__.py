@@ -46,5 +46,6 @@ from admin import (  # noqa: E402,F401  (views attach themselves to bp)
     o365_licences,
     o365_users,
     placeholders,
+    sso,
     users,
 )

@@ -11,9 +11,3 @@ from core.models import Role
 @roles_required(Role.ADMINISTRATOR)
 def scheduled_tasks() -> str:
     return render_template("admin/coming.html", title="Scheduled tasks")
-
-
-@bp.get("/sso")
-@roles_required(Role.ADMINISTRATOR)
-def single_sign_on() -> str:
-    return render_template("admin/coming.html", title="Single Sign-On")

@@ -133,4 +133,26 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
         public = public.rstrip("/")
     config["PUBLIC_BASE_URL"] = public
     config["SESSION_COOKIE_SECURE"] = bool(public and public.startswith("https://"))
+    config.update(_sso_settings(env))
     return config
+
+
+def _sso_settings(env: dict[str, str]) -> dict[str, Any]:
+    """Forward auth and SSO: redirect allow-list, shared cookie domain, provider HTTP timeout."""
+    domains = [part.strip().lower() for part in env.get("ALLOWED_REDIRECT_DOMAINS", "").split(",") if part.strip()]
+    for domain in domains:
+        if not all(label.isalnum() or "-" in label for label in domain.lstrip(".").split(".")) or "/" in domain:
+            raise ConfigError("ALLOWED_REDIRECT_DOMAINS", f"{domain!r} is not a host name (use .example.com for "
+                                                          "subdomains)")
+    cookie_domain = env.get("SSO_COOKIE_DOMAIN")
+    if cookie_domain is not None and ("/" in cookie_domain or ":" in cookie_domain or " " in cookie_domain):
+        raise ConfigError("SSO_COOKIE_DOMAIN", f"must be a domain such as .example.com, got {cookie_domain!r}")
+    timeout = env.get("SSO_HTTP_TIMEOUT", "10")
+    try:
+        seconds = float(timeout)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 120:
+        raise ConfigError("SSO_HTTP_TIMEOUT", f"must be seconds between 0 and 120, got {timeout!r}")
+    return {"ALLOWED_REDIRECT_DOMAINS": domains, "SESSION_COOKIE_DOMAIN": cookie_domain or None,
+            "SSO_HTTP_TIMEOUT": seconds}

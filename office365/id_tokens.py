@@ -21,6 +21,7 @@ from joserfc.jwk import KeySet
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ALLOWED_ALGORITHMS = ["RS256"]
+ASYMMETRIC_ALGORITHMS = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
 
 class IdTokenError(Exception):
@@ -78,20 +79,24 @@ def expected_issuer(metadata_issuer: str, tid: str | None) -> str:
 
 
 def validate_id_token(raw: str, metadata: ProviderMetadata, *, client_id: str, nonce: str | None,
-                      leeway: int = 60, now: float | None = None, hashed_nonce: bool = False) -> dict[str, Any]:
+                      leeway: int = 60, now: float | None = None, hashed_nonce: bool = False,
+                      algorithms: list[str] | None = None) -> dict[str, Any]:
     """Return the claims of a valid ID token or raise `IdTokenError` naming the failed check.
 
     `hashed_nonce`: MSAL sends SHA-256(nonce) to the provider, so the token carries the hash.
+    `algorithms`: an asymmetric allow-list for generic providers (default RS256; never `none` or HMAC).
     """
+    allowed = [name for name in (algorithms or ALLOWED_ALGORITHMS) if name in ASYMMETRIC_ALGORITHMS]
     try:
         header = jws.extract_compact(raw.encode()).protected
     except (JoseError, ValueError) as exc:
         raise IdTokenError("format", f"The ID token is malformed ({exc}).") from None
     algorithm = header.get("alg")
-    if algorithm not in ALLOWED_ALGORITHMS:
-        raise IdTokenError("algorithm", f"The ID token is signed with {algorithm!r}; only RS256 is accepted.")
+    if algorithm not in allowed:
+        raise IdTokenError("algorithm", f"The ID token is signed with {algorithm!r}; only {', '.join(allowed)} "
+                                        "accepted.")
     try:
-        token = jwt.decode(raw, metadata.key_set(header.get("kid")), algorithms=ALLOWED_ALGORITHMS)
+        token = jwt.decode(raw, metadata.key_set(header.get("kid")), algorithms=allowed)
     except (JoseError, ValueError) as exc:
         raise IdTokenError("signature", f"The ID token signature is not valid ({type(exc).__name__}).") from None
     claims = dict(token.claims)

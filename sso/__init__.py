@@ -1,7 +1,8 @@
-"""End-user sign-in: the /login page (local accounts now, SSO providers later), sign-out and the home page."""
+"""End-user sign-in: local accounts and OpenID Connect providers (Office 365 datasources or generic issuers),
+server-side sessions, sign-out channels and forward auth for other web apps."""
 
 from flask import Blueprint
 
 bp = Blueprint("sso", __name__)
 
-from sso import routes  # noqa: E402,F401  (routes attach themselves to bp)
+from sso import forward_auth, logout_channels, routes, signin  # noqa: E402,F401  (routes attach themselves to bp)

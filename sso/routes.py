@@ -1,22 +1,27 @@
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import contextlib
+from urllib.parse import urlencode, urlsplit
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func
 from werkzeug.wrappers import Response
 
 from core import audit
+from core.crypto import InvalidToken, secret_box
 from core.extensions import db, limiter
 from core.models import User, utcnow
 from sso import bp
 from sso.forms import LoginForm
+from sso.models import SsoProvider
+from sso.sessions import renew_session, store
+from sso.settings import current_settings, enabled_providers
 
 
 def safe_next(target: str | None) -> str | None:
     """Accept only a same-site relative path ("/x"), never "//host", "/\\host" or a scheme."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+    if not target or len(target) > 2048 or not target.startswith("/") or target.startswith(("//", "/\\")):
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or any(ch in target for ch in "\\\r\n\t"):
@@ -29,11 +34,33 @@ def failed_sign_in(response: Response) -> bool:
     return request.method == "POST" and response.status_code != 302
 
 
+def local_identity(user: User) -> dict:
+    return {"user": user.email, "email": user.email, "name": user.display_name, "tid": user.tenant_id,
+            "groups": [], "groups_source": "local account"}
+
+
+@bp.before_app_request
+def drop_disabled_users() -> None:
+    """A session whose user was disabled (or deleted) ends on its next request, whatever path it asks for."""
+    if request.endpoint in (None, "static", "sso.verify", "sso.jwks"):
+        return
+    if session.get("_user_id") and not current_user.is_authenticated:
+        session.clear()
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit("10 per minute;30 per hour", methods=["POST"], deduct_when=failed_sign_in)
 def login() -> Response | str:
+    next_path = safe_next(request.args.get("next"))
     if current_user.is_authenticated:
-        return redirect(safe_next(request.args.get("next")) or url_for("sso.home"))
+        return redirect(next_path or url_for("sso.home"))
+    settings = current_settings()
+    providers = enabled_providers()
+    local = request.args.get("local") == "1"
+    password_allowed = not (settings.auto_redirect and providers)
+    if providers and settings.auto_redirect and not local:
+        query = {"next": next_path} if next_path else {}
+        return redirect(url_for("sso.sso_login", name=providers[0].name, **query))
     form = LoginForm()
     if form.validate_on_submit():
         email = (form.email.data or "").strip().lower()
@@ -44,26 +71,100 @@ def login() -> Response | str:
         elif not user.active:
             audit.record("sign_in.local", email, outcome="failure", actor=email, reason="account disabled")
             flash("This account is disabled. Ask an Administrator to enable it.", "danger")
+        elif not password_allowed and not user.has_any_role(settings.bypass_role):
+            audit.record("sign_in.local", email, outcome="failure", actor=email, reason="not in the bypass role")
+            flash("Password sign-in is reserved for administrators here: use single sign-on.", "danger")
         else:
-            session.clear()  # a fresh session at every sign-in (no fixation)
-            login_user(user, remember=bool(form.remember.data))
+            renew_session()  # a fresh session id at every sign-in (no fixation)
+            login_user(user)
+            session["identity"] = local_identity(user)
             user.last_sign_in_at = utcnow()
             audit.record("sign_in.local", user.email, actor=user.email)
-            return redirect(safe_next(request.args.get("next")) or url_for("sso.home"))
-    return render_template("sso/login.html", form=form)
+            return redirect(next_path or url_for("sso.home"))
+    return render_template("sso/login.html", form=form, providers=providers, next_path=next_path,
+                           show_password=password_allowed or local)
+
+
+def _end_session_redirect(sso: dict) -> Response | None:
+    """Where to send the browser so the provider ends its session too (None: no end_session_endpoint)."""
+    from sso.oidc import ProviderError, client_for
+    from sso.signin import public_url
+
+    provider = db.session.scalar(db.select(SsoProvider).filter_by(name=sso.get("provider")))
+    if provider is None:
+        return None
+    try:
+        client = client_for(provider)
+    except ProviderError:
+        return None
+    endpoint = client.end_session_endpoint()
+    if not endpoint:
+        return None
+    params = {"post_logout_redirect_uri": public_url("/sso/signed-out"), "client_id": client.client_id}
+    if client.is_office365 and sso.get("login_hint"):
+        params["logout_hint"] = sso["login_hint"]
+    elif sso.get("id_token"):
+        with contextlib.suppress(InvalidToken):
+            params["id_token_hint"] = secret_box().decrypt(sso["id_token"])
+    return redirect(endpoint + ("&" if "?" in endpoint else "?") + urlencode(params))
 
 
 @bp.post("/logout")
 @login_required
 def logout() -> Response:
     audit.record("sign_out", current_user.email)
+    sso = dict(session.get("sso") or {})
     logout_user()
     session.clear()
+    if sso:
+        target = _end_session_redirect(sso)
+        if target is not None:
+            return target
     flash("You have been signed out.", "info")
     return redirect(url_for("sso.login"))
+
+
+@bp.get("/sso/signed-out")
+def signed_out() -> str:
+    return render_template("sso/signed_out.html")
 
 
 @bp.get("/")
 @login_required
 def home() -> str:
-    return render_template("sso/home.html")
+    identity = session.get("identity") or local_identity(current_user)
+    return render_template("sso/home.html", identity=identity, sessions=store().for_user(current_user.id),
+                           current_public_id=_current_public_id())
+
+
+def _current_public_id() -> str | None:
+    record = getattr(session, "record", None)
+    return record.public_id if record is not None else None
+
+
+@bp.get("/sessions")
+@login_required
+def my_sessions() -> str:
+    return render_template("sso/sessions.html", sessions=store().for_user(current_user.id),
+                           current_public_id=_current_public_id())
+
+
+@bp.post("/sessions/<public_id>/end")
+@login_required
+def end_my_session(public_id: str) -> Response:
+    match = [r for r in store().for_user(current_user.id) if r.public_id == public_id]
+    if not match:
+        abort(404)
+    if public_id == _current_public_id():
+        return logout()
+    store().delete(match[0].id_hash)
+    audit.record("session.end", current_user.email, session=public_id)
+    flash("That session has been signed out.", "success")
+    return redirect(url_for("sso.my_sessions"))
+
+
+@bp.app_template_filter("sso_time")
+def sso_time(value: float | None) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M UTC") if value else ""

@@ -1,0 +1,186 @@
+"""Administration > Single Sign-On (Administrator): settings, providers, a user's sessions, sign-in diagnostics."""
+
+from __future__ import annotations
+
+import json
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import func, or_
+from werkzeug.wrappers import Response
+
+from admin import bp
+from core import audit
+from core.access import roles_required
+from core.extensions import db
+from core.models import Datasource, Role, User
+from sso.admin_ops import CLAIMS, ProviderProblem, add_generic_provider, add_office365_provider, remove_provider
+from sso.models import SignInAttempt, SsoProvider
+from sso.sessions import store
+from sso.settings import forget_settings, settings_row
+
+NUMBERS = {"idle_timeout_minutes": (1, 7 * 24 * 60), "absolute_timeout_hours": (1, 24 * 90),
+           "clock_leeway_seconds": (0, 600), "group_cache_minutes": (1, 24 * 60)}
+
+
+def _sso_datasources() -> list[Datasource]:
+    return list(db.session.scalars(db.select(Datasource).filter_by(sso_enabled=True, status=Datasource.READY)
+                                   .order_by(Datasource.name)))
+
+
+def _bypass_members(role_name: str) -> int:
+    """Active members of the bypass role who can sign in with a password (the way back in)."""
+    return sum(1 for user in db.session.scalars(db.select(User).filter_by(active=True))
+               if user.password_hash and user.has_any_role(role_name))
+
+
+def _page(status: int = 200) -> tuple[str, int]:
+    providers = db.session.scalars(db.select(SsoProvider).order_by(SsoProvider.name)).all()
+    datasources = {d.id: d for d in db.session.scalars(db.select(Datasource))}
+    return render_template("admin/sso/settings.html", settings=settings_row(), providers=providers,
+                           datasources=datasources, sso_datasources=_sso_datasources(), roles=Role.ALL,
+                           claims=sorted(CLAIMS), form=request.form), status
+
+
+@bp.get("/sso")
+@roles_required(Role.ADMINISTRATOR)
+def single_sign_on() -> tuple[str, int]:
+    return _page()
+
+
+@bp.post("/sso")
+@roles_required(Role.ADMINISTRATOR)
+def sso_settings_save() -> Response | tuple[str, int]:
+    row = settings_row()
+    form = request.form
+    values: dict[str, object] = {name: form.get(name) == "y" for name in ("enabled", "auto_redirect", "create_users")}
+    role = form.get("bypass_role", "")
+    if role not in Role.ALL:
+        flash("Choose the bypass role from the list.", "danger")
+        return _page(400)
+    values["bypass_role"] = role
+    for name, (low, high) in NUMBERS.items():
+        raw = form.get(name, "")
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            flash(f"{name.replace('_', ' ').capitalize()} must be a whole number from {low} to {high}.", "danger")
+            return _page(400)
+        values[name] = int(raw)
+    try:
+        policies = json.loads(form.get("policies") or "{}")
+        valid = isinstance(policies, dict) and all(
+            isinstance(rules, dict) and set(rules) <= {"groups", "emails", "domains"}
+            and all(isinstance(v, list) for v in rules.values()) for rules in policies.values())
+    except ValueError:
+        valid = False
+    if not valid:
+        flash('Policies must be JSON like {"staff": {"groups": ["<group id>"], "domains": ["contoso.example"]}}.',
+              "danger")
+        return _page(400)
+    values["policies"] = policies
+    if values["auto_redirect"] and not _bypass_members(role):
+        flash(f"Nobody in the {role} role can sign in with a password: automatic redirect would lock everyone "
+              "out. Give someone that role (with a password) first.", "danger")
+        return _page(400)
+    for name, value in values.items():
+        setattr(row, name, value)
+    row.updated_by = audit.current_actor()
+    audit.record("sso.settings", "Single Sign-On", commit=False,
+                 **{k: v for k, v in values.items() if k != "policies"}, policies=sorted(policies))
+    db.session.commit()
+    forget_settings()
+    flash("Single Sign-On settings saved.", "success")
+    return redirect(url_for("admin.single_sign_on"))
+
+
+@bp.post("/sso/providers")
+@roles_required(Role.ADMINISTRATOR)
+def sso_provider_add() -> Response | tuple[str, int]:
+    form = request.form
+    try:
+        if form.get("kind") == SsoProvider.OFFICE365:
+            raw_id = form.get("datasource_id", "")
+            datasource = db.session.get(Datasource, int(raw_id)) if raw_id.isdigit() else None
+            if datasource is None:
+                raise ProviderProblem("Choose an Office 365 datasource.")
+            provider = add_office365_provider(form.get("name", ""), datasource,
+                                              user_claim=form.get("user_claim", "preferred_username"),
+                                              response_mode=form.get("response_mode", "query"))
+        else:
+            provider = add_generic_provider(form.get("name", ""), form.get("issuer", ""), form.get("client_id", ""),
+                                            form.get("client_secret", ""), scopes=form.get("scopes", "openid"),
+                                            user_claim=form.get("user_claim", "preferred_username"),
+                                            response_mode=form.get("response_mode", "query"))
+    except ProviderProblem as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+        return _page(400)
+    audit.record("sso.provider.add", provider.name, kind=provider.kind, commit=False)
+    db.session.commit()
+    flash(f"Provider {provider.name} added.", "success")
+    return redirect(url_for("admin.single_sign_on"))
+
+
+@bp.post("/sso/providers/<int:provider_id>/delete")
+@roles_required(Role.ADMINISTRATOR)
+def sso_provider_delete(provider_id: int) -> Response:
+    provider = db.get_or_404(SsoProvider, provider_id)
+    name = provider.name
+    remove_provider(provider)
+    audit.record("sso.provider.remove", name, commit=False)
+    db.session.commit()
+    flash(f"Provider {name} removed.", "success")
+    return redirect(url_for("admin.single_sign_on"))
+
+
+@bp.get("/sso/sessions")
+@roles_required(Role.ADMINISTRATOR)
+def sso_sessions_lookup() -> Response | str:
+    query = (request.args.get("user") or "").strip().lower()
+    if query:
+        user = db.session.scalar(db.select(User).where(func.lower(User.email) == query))
+        if user is not None:
+            return redirect(url_for("admin.sso_user_sessions", user_id=user.id))
+        flash(f"No user {query}.", "warning")
+    return render_template("admin/sso/sessions_lookup.html", query=query)
+
+
+@bp.get("/sso/users/<int:user_id>/sessions")
+@roles_required(Role.ADMINISTRATOR)
+def sso_user_sessions(user_id: int) -> str:
+    user = db.get_or_404(User, user_id)
+    return render_template("admin/sso/user_sessions.html", user=user, sessions=store().for_user(user.id),
+                           current_public_id=None)
+
+
+@bp.post("/sso/users/<int:user_id>/sessions/<public_id>/end")
+@roles_required(Role.ADMINISTRATOR)
+def sso_user_session_end(user_id: int, public_id: str) -> Response:
+    user = db.get_or_404(User, user_id)
+    match = [r for r in store().for_user(user.id) if r.public_id == public_id]
+    if not match:
+        abort(404)
+    store().delete(match[0].id_hash)
+    audit.record("session.revoke", user.email, session=public_id)
+    flash("Session revoked: it ends on its next request.", "success")
+    return redirect(url_for("admin.sso_user_sessions", user_id=user.id))
+
+
+@bp.post("/sso/users/<int:user_id>/sessions/end-all")
+@roles_required(Role.ADMINISTRATOR)
+def sso_user_sessions_end_all(user_id: int) -> Response:
+    user = db.get_or_404(User, user_id)
+    ended = store().end_for_user(user.id)
+    audit.record("session.revoke_all", user.email, sessions=ended)
+    flash(f"Signed {user.email} out everywhere ({ended} session{'s' if ended != 1 else ''}).", "success")
+    return redirect(url_for("admin.sso_user_sessions", user_id=user.id))
+
+
+@bp.get("/sso/diagnostics")
+@roles_required(Role.ADMINISTRATOR)
+def sso_diagnostics() -> str:
+    query = (request.args.get("q") or "").strip()
+    select = db.select(SignInAttempt).order_by(SignInAttempt.at.desc()).limit(50)
+    if query:
+        like = f"%{query.lower()}%"
+        select = select.where(or_(func.lower(SignInAttempt.username).like(like),
+                                  SignInAttempt.reference == query.upper()))
+    return render_template("admin/sso/diagnostics.html", attempts=db.session.scalars(select).all(), query=query)

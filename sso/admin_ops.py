@@ -1,0 +1,84 @@
+"""Adding and removing providers, shared by the admin page and the CLI (one set of rules)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from core.crypto import secret_box
+from core.extensions import db
+from core.models import Datasource
+from sso.models import SsoProvider
+from sso.oidc import forget_provider
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+CLAIMS = {"preferred_username", "email", "upn", "sub", "name", "unique_name", "oid"}
+
+
+class ProviderProblem(ValueError):
+    """A provider setting is invalid; the message says which and why."""
+
+
+def check_name(name: str) -> str:
+    name = name.strip().lower()
+    if not NAME.match(name):
+        raise ProviderProblem("The name may use a-z, 0-9, - and _ (up to 64 characters), e.g. contoso.")
+    if db.session.scalar(db.select(SsoProvider.id).filter_by(name=name)) is not None:
+        raise ProviderProblem(f"A provider named {name!r} exists already.")
+    return name
+
+
+def check_issuer(issuer: str) -> str:
+    """https only; plain http for loopback hosts (development and tests)."""
+    issuer = issuer.strip().rstrip("/")
+    parts = urlsplit(issuer)
+    if not parts.hostname or parts.query or parts.fragment or parts.username:
+        raise ProviderProblem("The issuer must be a URL such as https://login.example.com/realm.")
+    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in LOOPBACK):
+        raise ProviderProblem("The issuer must use https (plain http only for 127.0.0.1 or localhost).")
+    return issuer
+
+
+def check_common(scopes: str, user_claim: str, response_mode: str) -> None:
+    if "openid" not in scopes.split():
+        raise ProviderProblem("The scopes must include openid.")
+    if user_claim not in CLAIMS:
+        raise ProviderProblem(f"The user claim must be one of {', '.join(sorted(CLAIMS))}.")
+    if response_mode not in ("query", "form_post"):
+        raise ProviderProblem("The response mode is query or form_post.")
+
+
+def add_generic_provider(name: str, issuer: str, client_id: str, client_secret: str, *,
+                         scopes: str = "openid profile email", user_claim: str = "preferred_username",
+                         response_mode: str = "query") -> SsoProvider:
+    name, issuer = check_name(name), check_issuer(issuer)
+    check_common(scopes, user_claim, response_mode)
+    if not client_id.strip() or len(client_id) > 255:
+        raise ProviderProblem("The client id is required.")
+    provider = SsoProvider(name=name, kind=SsoProvider.OIDC, issuer=issuer, client_id=client_id.strip(),
+                           client_secret=secret_box().encrypt(client_secret) if client_secret else None,
+                           scopes=" ".join(scopes.split()), user_claim=user_claim, response_mode=response_mode)
+    db.session.add(provider)
+    db.session.flush()
+    return provider
+
+
+def add_office365_provider(name: str, datasource: Datasource, *, user_claim: str = "preferred_username",
+                           response_mode: str = "query") -> SsoProvider:
+    name = check_name(name)
+    check_common("openid", user_claim, response_mode)
+    if not datasource.sso_enabled or datasource.status != Datasource.READY:
+        raise ProviderProblem(f"The datasource {datasource.name!r} must be ready with \"Enable Azure OpenID "
+                              "Connect Single-Sign-On\" ticked.")
+    provider = SsoProvider(name=name, kind=SsoProvider.OFFICE365, datasource_id=datasource.id,
+                           scopes="openid profile email", user_claim=user_claim, response_mode=response_mode)
+    db.session.add(provider)
+    db.session.flush()
+    return provider
+
+
+def remove_provider(provider: SsoProvider) -> None:
+    forget_provider(provider.id)
+    db.session.delete(provider)
+    db.session.flush()

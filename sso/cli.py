@@ -1,0 +1,100 @@
+"""`flask sso ...`: the Single Sign-On settings and providers from the command line (automation)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask.cli import AppGroup
+
+from core import audit
+from core.extensions import db
+from core.models import Datasource
+from sso.admin_ops import ProviderProblem, add_generic_provider, add_office365_provider, remove_provider
+from sso.models import SsoProvider
+from sso.settings import forget_settings, settings_row
+
+sso_cli = AppGroup("sso", help="Single sign-on settings and identity providers.")
+providers_cli = AppGroup("providers", help="Identity providers.")
+sso_cli.add_command(providers_cli)
+
+
+@providers_cli.command("add")
+@click.option("--name", required=True, help="Short name, used in /sso/login/<name>.")
+@click.option("--issuer", help="Issuer URL of a generic OpenID Connect provider (https; http only on loopback).")
+@click.option("--client-id", help="Client id at that provider.")
+@click.option("--client-secret-stdin", is_flag=True, help="Read the client secret from standard input.")
+@click.option("--datasource", help="Instead of --issuer: a ready Office 365 datasource with SSO ticked.")
+@click.option("--scopes", default="openid profile email", show_default=True)
+@click.option("--user-claim", default="preferred_username", show_default=True)
+@click.option("--response-mode", type=click.Choice(["query", "form_post"]), default="query", show_default=True)
+def providers_add(name: str, issuer: str | None, client_id: str | None, client_secret_stdin: bool,
+                  datasource: str | None, scopes: str, user_claim: str, response_mode: str) -> None:
+    """Add an identity provider."""
+    try:
+        if datasource:
+            found = db.session.scalar(db.select(Datasource).filter_by(name=datasource))
+            if found is None:
+                raise ProviderProblem(f"No datasource named {datasource!r}.")
+            provider = add_office365_provider(name, found, user_claim=user_claim, response_mode=response_mode)
+        else:
+            secret = sys.stdin.readline().rstrip("\r\n") if client_secret_stdin else ""
+            provider = add_generic_provider(name, issuer or "", client_id or "", secret, scopes=scopes,
+                                            user_claim=user_claim, response_mode=response_mode)
+    except ProviderProblem as exc:
+        raise click.ClickException(str(exc)) from None
+    audit.record("sso.provider.add", provider.name, actor="cli", kind=provider.kind, commit=False)
+    db.session.commit()
+    click.echo(f"Added provider {provider.name} ({provider.kind})")
+
+
+@providers_cli.command("list")
+def providers_list() -> None:
+    """Print the providers (secrets are never printed)."""
+    for provider in db.session.scalars(db.select(SsoProvider).order_by(SsoProvider.name)):
+        where = provider.issuer or f"datasource #{provider.datasource_id}"
+        secret = "secret set" if provider.client_secret else "no secret"
+        click.echo(f"{provider.name}\t{provider.kind}\t{where}\t{provider.client_id or '-'}\t{secret}\t"
+                   f"{'enabled' if provider.enabled else 'disabled'}")
+
+
+@providers_cli.command("remove")
+@click.argument("name")
+def providers_remove(name: str) -> None:
+    """Remove a provider."""
+    provider = db.session.scalar(db.select(SsoProvider).filter_by(name=name))
+    if provider is None:
+        raise click.ClickException(f"No provider named {name!r}.")
+    remove_provider(provider)
+    audit.record("sso.provider.remove", name, actor="cli", commit=False)
+    db.session.commit()
+    click.echo(f"Removed provider {name}")
+
+
+@sso_cli.command("settings")
+@click.option("--enable/--disable", "enabled", default=None, help="Single sign-on on or off.")
+@click.option("--auto-redirect/--no-auto-redirect", default=None, help="Send /login straight to the provider.")
+@click.option("--create-users/--no-create-users", default=None, help="Create users on first sign-in.")
+@click.option("--bypass-role", help="Role whose members may still use /login?local=1.")
+@click.option("--idle-minutes", type=click.IntRange(1, 7 * 24 * 60), help="Session idle timeout.")
+@click.option("--absolute-hours", type=click.IntRange(1, 24 * 90), help="Session absolute timeout.")
+@click.option("--leeway-seconds", type=click.IntRange(0, 600), help="Clock skew allowed on ID tokens.")
+def settings(enabled: bool | None, auto_redirect: bool | None, create_users: bool | None, bypass_role: str | None,
+             idle_minutes: int | None, absolute_hours: int | None, leeway_seconds: int | None) -> None:
+    """Show the settings, changing the ones given."""
+    row = settings_row()
+    changes = {"enabled": enabled, "auto_redirect": auto_redirect, "create_users": create_users,
+               "bypass_role": bypass_role, "idle_timeout_minutes": idle_minutes,
+               "absolute_timeout_hours": absolute_hours, "clock_leeway_seconds": leeway_seconds}
+    changed = {key: value for key, value in changes.items() if value is not None}
+    for key, value in changed.items():
+        setattr(row, key, value)
+    if changed:
+        row.updated_by = "cli"
+        audit.record("sso.settings", "Single Sign-On", actor="cli", commit=False, **changed)
+    db.session.commit()
+    forget_settings()
+    for key in ("enabled", "auto_redirect", "create_users", "bypass_role", "idle_timeout_minutes",
+                "absolute_timeout_hours", "clock_leeway_seconds", "group_cache_minutes"):
+        click.echo(f"{key} = {getattr(row, key)}")
+    click.echo(f"policies = {sorted((row.policies or {}).keys())}")

@@ -1,0 +1,191 @@
+"""Forward auth for nginx `auth_request` and Traefik ForwardAuth: `GET /auth/verify`, `/auth/start`, JWKS.
+
+`/auth/verify` is on the hot path of every protected request: it reads the session (one lookup by primary key
+or one Redis GET), checks the allow-lists, and answers with identity headers and a short-lived ES256 assertion,
+re-signed only when the cached one is about to expire.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from flask import Response, current_app, jsonify, redirect, request, session, url_for
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+from core.crypto import secret_box
+from core.extensions import db
+from sso import bp
+from sso.models import SigningKey
+from sso.settings import current_settings
+
+ASSERTION_LIFETIME = 120
+ASSERTION_REUSE = 60  # re-sign when less than this is left
+_assertions: dict[tuple[str, str], tuple[float, str]] = {}
+_key_lock = threading.Lock()
+
+
+def signing_keys() -> list[tuple[str, ECKey, dict[str, Any]]]:
+    """(kid, private key, public JWK), newest first. Generated once and stored encrypted in the database."""
+    cached = current_app.extensions.get("sso_signing_keys")
+    if cached:
+        return cached
+    with _key_lock:
+        rows = db.session.scalars(db.select(SigningKey).order_by(SigningKey.created_at.desc())).all()
+        if not rows:
+            key = ECKey.generate_key("P-256", private=True)
+            kid = secrets.token_hex(8)
+            public = {**key.as_dict(private=False), "kid": kid, "use": "sig", "alg": "ES256"}
+            db.session.add(SigningKey(kid=kid, private_key=secret_box().encrypt(
+                key.as_pem(private=True).decode()), public_jwk=public))
+            db.session.commit()
+            rows = db.session.scalars(db.select(SigningKey).order_by(SigningKey.created_at.desc())).all()
+        keys = [(row.kid, ECKey.import_key(secret_box().decrypt(row.private_key)), row.public_jwk) for row in rows]
+        current_app.extensions["sso_signing_keys"] = keys
+        return keys
+
+
+def issuer() -> str:
+    return current_app.config.get("PUBLIC_BASE_URL") or request.host_url.rstrip("/")
+
+
+def assertion(identity: dict[str, Any], user_id: str, audience: str) -> str:
+    record = getattr(session, "record", None)
+    cache_key = (record.id_hash if record is not None else user_id, audience)
+    moment = time.time()
+    cached = _assertions.get(cache_key)
+    if cached and cached[0] - moment > ASSERTION_REUSE:
+        return cached[1]
+    kid, key, _ = signing_keys()[0]
+    claims = {"iss": issuer(), "sub": user_id, "email": identity.get("email"), "name": identity.get("name"),
+              "preferred_username": identity.get("user"), "groups": identity.get("groups") or [],
+              "iat": int(moment), "exp": int(moment) + ASSERTION_LIFETIME}
+    if identity.get("tid"):
+        claims["tid"] = identity["tid"]
+    if audience:
+        claims["aud"] = audience
+    token = jwt.encode({"alg": "ES256", "kid": kid, "typ": "JWT"}, claims, key)
+    if len(_assertions) > 10000:
+        _assertions.clear()
+    _assertions[cache_key] = (moment + ASSERTION_LIFETIME, token)
+    return token
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip().lower() for part in (value or "").split(",") if part.strip()]
+
+
+def allowed(identity: dict[str, Any], rules: dict[str, list[str]]) -> bool:
+    """Each list given must be satisfied (any of its entries); no lists = any signed-in user."""
+    email = str(identity.get("email") or "").lower()
+    if rules.get("emails") and email not in rules["emails"]:
+        return False
+    if rules.get("domains") and email.rpartition("@")[2] not in rules["domains"]:
+        return False
+    if rules.get("groups"):
+        groups = {str(g).lower() for g in identity.get("groups") or []}  # unknown groups never match
+        if groups.isdisjoint(rules["groups"]):
+            return False
+    return True
+
+
+def requested_rules() -> dict[str, list[str]] | None:
+    """The allow-lists from the query, or from `policy=<name>` in the settings (None: unknown policy)."""
+    rules = {"groups": _split(request.args.get("allowed_groups")),
+             "emails": _split(request.args.get("allowed_emails")),
+             "domains": _split(request.args.get("allowed_domains"))}
+    name = request.args.get("policy")
+    if name:
+        policy = current_settings().policies.get(name)
+        if not isinstance(policy, dict):
+            return None
+        for kind in ("groups", "emails", "domains"):
+            rules[kind] += [str(item).strip().lower() for item in policy.get(kind) or [] if str(item).strip()]
+    return rules
+
+
+def host_allowed(host: str) -> bool:
+    host = host.lower().rstrip(".")
+    for entry in current_app.config.get("ALLOWED_REDIRECT_DOMAINS") or []:
+        if entry.startswith("."):
+            if host == entry[1:] or host.endswith(entry):
+                return True
+        elif host == entry:
+            return True
+    return False
+
+
+def safe_return_url(url: str | None) -> str | None:
+    """An absolute http(s) URL whose host is in ALLOWED_REDIRECT_DOMAINS, else None."""
+    if not url or len(url) > 4096 or any(ch in url for ch in "\\\r\n\t "):
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return None
+    return url if host_allowed(parts.hostname) else None
+
+
+def original_url() -> str | None:
+    """What the visitor asked the proxy for: X-Original-URL (nginx) or X-Forwarded-Proto/Host/Uri (Traefik)."""
+    url = request.headers.get("X-Original-URL")
+    if not url and request.headers.get("X-Forwarded-Host"):
+        proto = request.headers.get("X-Forwarded-Proto", "https").split(",")[0].strip()
+        host = request.headers["X-Forwarded-Host"].split(",")[0].strip()
+        url = f"{proto}://{host}{request.headers.get('X-Forwarded-Uri', '/')}"
+    return safe_return_url(url)
+
+
+def _header_value(value: Any) -> str:
+    text = str(value or "")
+    return text if text.isascii() else quote(text, safe=" @.,;:/+-_()'")
+
+
+@bp.get("/auth/verify")
+def verify() -> Response:
+    identity = session.get("identity") if session.get("_user_id") else None
+    if not identity:
+        if request.args.get("redirect") == "1":
+            target = original_url()
+            query = {"rd": target} if target else {}
+            return redirect(issuer() + url_for("sso.forward_start") + ("?" + urlencode(query) if query else ""))
+        response = jsonify(error="not signed in")
+        response.status_code = 401
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    rules = requested_rules()
+    if rules is None or not allowed(identity, rules):
+        response = jsonify(error="forbidden")
+        response.status_code = 403
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    audience = (urlsplit(original_url() or "").hostname or "")
+    response = Response(status=200)
+    headers = response.headers
+    headers["X-Auth-Request-User"] = _header_value(identity.get("user"))
+    headers["X-Auth-Request-Email"] = _header_value(identity.get("email"))
+    headers["X-Auth-Request-Name"] = _header_value(identity.get("name"))
+    headers["X-Auth-Request-Groups"] = ",".join(str(g) for g in identity.get("groups") or [])
+    headers["X-Auth-Request-Assertion"] = assertion(identity, str(session["_user_id"]), audience)
+    headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/auth/start")
+def forward_start() -> Response:
+    """Sign in (if needed), then go back to the protected app's URL when its host is allowed."""
+    target = safe_return_url(request.args.get("rd"))
+    if session.get("_user_id") and session.get("identity"):
+        return redirect(target or url_for("sso.home"))
+    next_path = url_for("sso.forward_start", rd=target) if target else None
+    return redirect(url_for("sso.login", next=next_path) if next_path else url_for("sso.login"))
+
+
+@bp.get("/.well-known/jwks.json")
+def jwks() -> Response:
+    response = jsonify(keys=[public for _, _, public in signing_keys()])
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response

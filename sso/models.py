@@ -1,0 +1,146 @@
+"""Single sign-on tables: settings, providers, in-flight sign-ins, server-side sessions, diagnostics, keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.extensions import db
+from core.models import UTCDateTime, utcnow
+
+
+class SsoSettings(db.Model):
+    """One row (id 1): the Administration > Single Sign-On page."""
+
+    __tablename__ = "sso_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enabled: Mapped[bool] = mapped_column(default=False)
+    auto_redirect: Mapped[bool] = mapped_column(default=False)
+    create_users: Mapped[bool] = mapped_column(default=False)
+    bypass_role: Mapped[str] = mapped_column(String(64), default="Administrator")
+    idle_timeout_minutes: Mapped[int] = mapped_column(default=60)
+    absolute_timeout_hours: Mapped[int] = mapped_column(default=12)
+    clock_leeway_seconds: Mapped[int] = mapped_column(default=60)
+    group_cache_minutes: Mapped[int] = mapped_column(default=15)
+    # Named forward-auth policies: {"name": {"groups": [...], "emails": [...], "domains": [...]}}
+    policies: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(320), default="")
+
+
+class SsoProvider(db.Model):
+    """An identity provider: an Office 365 datasource (`kind` office365) or a generic OpenID Connect issuer."""
+
+    __tablename__ = "sso_providers"
+
+    OFFICE365 = "office365"
+    OIDC = "oidc"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default=OIDC)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    datasource_id: Mapped[int | None] = mapped_column(ForeignKey("datasources.id", ondelete="CASCADE"))
+    issuer: Mapped[str | None] = mapped_column(String(512))
+    client_id: Mapped[str | None] = mapped_column(String(255))
+    client_secret: Mapped[str | None] = mapped_column(Text)  # Fernet-encrypted
+    scopes: Mapped[str] = mapped_column(String(512), default="openid profile email")
+    user_claim: Mapped[str] = mapped_column(String(64), default="preferred_username")
+    response_mode: Mapped[str] = mapped_column(String(16), default="query")
+    domain_hint: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class SsoIdentity(db.Model):
+    """A generic provider's (issuer, sub) linked to a user (Office 365 users: users.tenant_id + object_id)."""
+
+    __tablename__ = "sso_identities"
+    __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_sso_identities_issuer_subject"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(512))
+    subject: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SsoFlow(db.Model):
+    """A sign-in between the redirect to the provider and the callback, keyed by `state` (single use).
+
+    Server-side so any worker can finish it and no cookie has to survive a cross-site form_post.
+    """
+
+    __tablename__ = "sso_flows"
+
+    state: Mapped[str] = mapped_column(String(128), primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("sso_providers.id", ondelete="CASCADE"))
+    secrets: Mapped[str] = mapped_column(Text)  # encrypted JSON: nonce, code_verifier, binding
+    next_path: Mapped[str | None] = mapped_column(String(2048))
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class UserSession(db.Model):
+    """A server-side session (the database store). The cookie holds a random id; only its SHA-256 is kept."""
+
+    __tablename__ = "user_sessions"
+    __table_args__ = (Index("ix_user_sessions_idp_sid", "idp_sid"),)
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    data: Mapped[str] = mapped_column(Text, default="{}")  # JSON of the Flask session
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())  # absolute timeout
+    idle_seconds: Mapped[int] = mapped_column(default=3600)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(256))
+    provider: Mapped[str | None] = mapped_column(String(64))
+    idp_sid: Mapped[str | None] = mapped_column(String(128))
+    idp_sub: Mapped[str | None] = mapped_column(String(255))
+
+
+class GroupCache(db.Model):
+    """Group ids read from Graph on overage, per (tenant, user), with the time they were read (TTL)."""
+
+    __tablename__ = "sso_group_cache"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    object_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SignInAttempt(db.Model):
+    """One SSO sign-in attempt for the diagnostics page. Never holds a token or secret."""
+
+    __tablename__ = "sso_sign_in_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    reference: Mapped[str] = mapped_column(String(32), index=True)
+    provider: Mapped[str] = mapped_column(String(64), default="")
+    username: Mapped[str] = mapped_column(String(320), default="", index=True)
+    outcome: Mapped[str] = mapped_column(String(16), default="failure")
+    reason: Mapped[str] = mapped_column(String(1024), default="")
+    checks: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    groups_source: Mapped[str] = mapped_column(String(64), default="")
+    redirect_uri: Mapped[str] = mapped_column(String(2048), default="")
+    forwarded: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class SigningKey(db.Model):
+    """The gateway's own key for forward-auth assertions; the private key is Fernet-encrypted."""
+
+    __tablename__ = "sso_signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    private_key: Mapped[str] = mapped_column(Text)
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

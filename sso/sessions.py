@@ -1,0 +1,369 @@
+"""Server-side sessions: the cookie carries only a random id; the data lives in the database or in Redis.
+
+The store keeps SHA-256(id), never the id itself, so a database or Redis dump cannot be replayed as cookies.
+Each session has an absolute expiry and an idle timeout (taken from the SSO settings when it is created).
+`last_seen` is written at most once a minute so read-only requests (forward auth) stay cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from flask import Flask, Request, current_app, has_app_context, has_request_context, request
+from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SecureCookieSession, SessionInterface
+from sqlalchemy import delete, event, inspect, select, update
+from sqlalchemy.orm import Session as OrmSession
+from werkzeug.wrappers import Response
+
+from core.extensions import db
+
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
+TOUCH_INTERVAL = 60.0
+DEFAULT_IDLE = 3600
+DEFAULT_ABSOLUTE = 12 * 3600
+serializer = TaggedJSONSerializer()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class SessionRecord:
+    id_hash: str
+    public_id: str
+    data: dict[str, Any]
+    created_at: float
+    last_seen_at: float
+    expires_at: float
+    idle_seconds: int
+    user_id: int | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    provider: str | None = None
+    idp_sid: str | None = None
+    idp_sub: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at <= now or self.last_seen_at + self.idle_seconds <= now
+
+
+class SessionStore(Protocol):
+    def get(self, id_hash: str) -> SessionRecord | None: ...
+    def save(self, record: SessionRecord) -> None: ...
+    def touch(self, record: SessionRecord) -> None: ...
+    def delete(self, id_hash: str) -> None: ...
+    def for_user(self, user_id: int) -> list[SessionRecord]: ...
+    def end_for_user(self, user_id: int) -> int: ...
+    def end_by_idp(self, provider: str | None, *, sid: str | None = None, sub: str | None = None) -> int: ...
+
+
+def _dt(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+class DatabaseStore:
+    """The embedded default: the `user_sessions` table through Core statements (cheap per request)."""
+
+    def __init__(self) -> None:
+        from sso.models import UserSession
+
+        self.table = UserSession.__table__
+
+    def _record(self, row: Any) -> SessionRecord:
+        return SessionRecord(
+            id_hash=row.id_hash, public_id=row.public_id, data=serializer.loads(row.data), user_id=row.user_id,
+            created_at=row.created_at.timestamp(), last_seen_at=row.last_seen_at.timestamp(),
+            expires_at=row.expires_at.timestamp(), idle_seconds=row.idle_seconds, ip=row.ip,
+            user_agent=row.user_agent, provider=row.provider, idp_sid=row.idp_sid, idp_sub=row.idp_sub)
+
+    def get(self, id_hash: str) -> SessionRecord | None:
+        row = db.session.execute(select(self.table).where(self.table.c.id_hash == id_hash)).first()
+        return self._record(row) if row is not None else None
+
+    def save(self, record: SessionRecord) -> None:
+        values = {"public_id": record.public_id, "user_id": record.user_id, "data": serializer.dumps(record.data),
+                  "created_at": _dt(record.created_at), "last_seen_at": _dt(record.last_seen_at),
+                  "expires_at": _dt(record.expires_at), "idle_seconds": record.idle_seconds, "ip": record.ip,
+                  "user_agent": record.user_agent, "provider": record.provider, "idp_sid": record.idp_sid,
+                  "idp_sub": record.idp_sub}
+        done = db.session.execute(update(self.table).where(self.table.c.id_hash == record.id_hash).values(**values))
+        if not done.rowcount:
+            db.session.execute(self.table.insert().values(id_hash=record.id_hash, **values))
+        db.session.commit()
+
+    def touch(self, record: SessionRecord) -> None:
+        db.session.execute(update(self.table).where(self.table.c.id_hash == record.id_hash)
+                           .values(last_seen_at=_dt(record.last_seen_at)))
+        db.session.commit()
+
+    def delete(self, id_hash: str) -> None:
+        db.session.execute(delete(self.table).where(self.table.c.id_hash == id_hash))
+        db.session.commit()
+
+    def for_user(self, user_id: int) -> list[SessionRecord]:
+        rows = db.session.execute(select(self.table).where(self.table.c.user_id == user_id)
+                                  .order_by(self.table.c.created_at.desc())).all()
+        now = time.time()
+        return [record for record in map(self._record, rows) if not record.expired(now)]
+
+    def end_for_user(self, user_id: int) -> int:
+        with db.engine.begin() as connection:  # also called right after a commit, outside the ORM transaction
+            return connection.execute(delete(self.table).where(self.table.c.user_id == user_id)).rowcount
+
+    def end_by_idp(self, provider: str | None, *, sid: str | None = None, sub: str | None = None) -> int:
+        if not sid and not sub:
+            return 0
+        query = delete(self.table)
+        if provider:
+            query = query.where(self.table.c.provider == provider)
+        query = query.where(self.table.c.idp_sid == sid) if sid else query.where(self.table.c.idp_sub == sub)
+        count = db.session.execute(query).rowcount
+        db.session.commit()
+        return count
+
+    def prune(self) -> int:
+        now = _dt(time.time())
+        count = db.session.execute(delete(self.table).where(self.table.c.expires_at <= now)).rowcount
+        db.session.commit()
+        return count
+
+
+class RedisStore:
+    """With REDIS_URL: one key per session (TTL = what is left of it) and index sets per user and IdP session."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        import redis
+
+        self.redis = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5)
+        self.prefix = f"{prefix}:sess:"
+
+    def _key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    def _load(self, raw: str | None) -> SessionRecord | None:
+        if not raw:
+            return None
+        values = json.loads(raw)
+        values["data"] = serializer.loads(values["data"])
+        return SessionRecord(**values)
+
+    def get(self, id_hash: str) -> SessionRecord | None:
+        return self._load(self.redis.get(self._key("s", id_hash)))
+
+    def _ttl(self, record: SessionRecord) -> int:
+        left = min(record.expires_at, record.last_seen_at + record.idle_seconds) - time.time()
+        return max(1, int(left) + 1)
+
+    def save(self, record: SessionRecord) -> None:
+        values = asdict(record)
+        values["data"] = serializer.dumps(record.data)
+        ttl = self._ttl(record)
+        pipe = self.redis.pipeline()
+        pipe.set(self._key("s", record.id_hash), json.dumps(values), ex=ttl)
+        for index in self._indexes(record):
+            pipe.sadd(index, record.id_hash)
+            pipe.expire(index, max(ttl, int(record.expires_at - time.time()) + 1), gt=True)
+        pipe.execute()
+
+    def _indexes(self, record: SessionRecord) -> list[str]:
+        keys = []
+        if record.user_id is not None:
+            keys.append(self._key("u", str(record.user_id)))
+        if record.idp_sid:
+            keys.append(self._key("i", record.idp_sid))
+        if record.idp_sub and record.provider:
+            keys.append(self._key("b", record.provider, record.idp_sub))
+        return keys
+
+    def touch(self, record: SessionRecord) -> None:
+        self.save(record)
+
+    def delete(self, id_hash: str) -> None:
+        self.redis.delete(self._key("s", id_hash))
+
+    def _members(self, index: str) -> list[SessionRecord]:
+        hashes = sorted(self.redis.smembers(index))
+        if not hashes:
+            return []
+        raws = self.redis.mget([self._key("s", h) for h in hashes])
+        stale = [h for h, raw in zip(hashes, raws, strict=True) if raw is None]
+        if stale:
+            self.redis.srem(index, *stale)
+        return [record for raw in raws if (record := self._load(raw)) is not None]
+
+    def for_user(self, user_id: int) -> list[SessionRecord]:
+        now = time.time()
+        records = [r for r in self._members(self._key("u", str(user_id))) if not r.expired(now)]
+        return sorted(records, key=lambda r: r.created_at, reverse=True)
+
+    def _end(self, records: list[SessionRecord]) -> int:
+        if records:
+            self.redis.delete(*[self._key("s", r.id_hash) for r in records])
+        return len(records)
+
+    def end_for_user(self, user_id: int) -> int:
+        return self._end(self._members(self._key("u", str(user_id))))
+
+    def end_by_idp(self, provider: str | None, *, sid: str | None = None, sub: str | None = None) -> int:
+        if sid:
+            records = [r for r in self._members(self._key("i", sid)) if not provider or r.provider == provider]
+        elif sub and provider:
+            records = self._members(self._key("b", provider, sub))
+        else:
+            return 0
+        return self._end(records)
+
+    def prune(self) -> int:
+        return 0  # keys expire by themselves
+
+
+def store() -> DatabaseStore | RedisStore:
+    app = current_app
+    found = app.extensions.get("gw_session_store")
+    if found is None:
+        url = app.config.get("REDIS_URL")
+        found = RedisStore(url, app.config.get("REDIS_PREFIX", "gw")) if url else DatabaseStore()
+        app.extensions["gw_session_store"] = found
+    return found
+
+
+class ServerSession(SecureCookieSession):
+    """The Flask session, plus the record it was loaded from and a flag to issue a new id at save."""
+
+    def __init__(self, initial: Any = None, *, token: str | None = None, record: SessionRecord | None = None,
+                 had_cookie: bool = False) -> None:
+        super().__init__(initial)
+        self.token = token
+        self.record = record
+        self.had_cookie = had_cookie
+        self.regenerate = False
+
+
+def renew_session() -> None:
+    """At sign-in: drop everything and issue a fresh id (no session fixation)."""
+    from flask import session
+
+    session.clear()
+    session.regenerate = True  # type: ignore[attr-defined]
+
+
+def timeouts() -> tuple[int, int]:
+    """(idle, absolute) seconds from the SSO settings, cached a few seconds per process."""
+    from sso.settings import current_settings
+
+    settings = current_settings()
+    return settings.idle_timeout_minutes * 60, settings.absolute_timeout_hours * 3600
+
+
+class ServerSideSessionInterface(SessionInterface):
+    serializer = serializer
+
+    def open_session(self, app: Flask, request: Request) -> ServerSession:
+        token = request.cookies.get(self.get_cookie_name(app))
+        if not token:
+            return ServerSession()
+        if not TOKEN_PATTERN.fullmatch(token):  # garbage or oversized: a fresh session, nothing looked up
+            return ServerSession(had_cookie=True)
+        id_hash = hash_token(token)
+        try:
+            record = store().get(id_hash)
+        except (ValueError, TypeError, KeyError):
+            record = None
+        if record is None:
+            return ServerSession(had_cookie=True)
+        if record.expired(time.time()):
+            store().delete(id_hash)
+            return ServerSession(had_cookie=True)
+        return ServerSession(record.data, token=token, record=record, had_cookie=True)
+
+    def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:  # type: ignore[override]
+        name, domain, path = self.get_cookie_name(app), self.get_cookie_domain(app), self.get_cookie_path(app)
+        backend = store()
+        if session.regenerate and session.record is not None:
+            backend.delete(session.record.id_hash)
+            session.record = None
+        if not session:
+            if session.record is not None:
+                backend.delete(session.record.id_hash)
+            if session.had_cookie or session.record is not None:
+                response.delete_cookie(name, domain=domain, path=path, secure=self.get_cookie_secure(app),
+                                       httponly=True, samesite=self.get_cookie_samesite(app))
+            return
+        now = time.time()
+        record = session.record
+        if record is None:
+            idle, absolute = timeouts()
+            token = secrets.token_urlsafe(32)
+            record = SessionRecord(id_hash=hash_token(token), public_id=secrets.token_hex(8), data={},
+                                   created_at=now, last_seen_at=now, expires_at=now + absolute, idle_seconds=idle)
+            if has_request_context():
+                record.ip = request.remote_addr
+                record.user_agent = (request.user_agent.string or "")[:256]
+            session.token, session.record = token, record
+            self._write(backend, session, record, now)
+            response.vary.add("Cookie")
+            response.set_cookie(name, token, domain=domain, path=path, secure=self.get_cookie_secure(app),
+                                httponly=True, samesite=self.get_cookie_samesite(app))
+        elif session.modified:
+            self._write(backend, session, record, now)
+        elif now - record.last_seen_at > TOUCH_INTERVAL:
+            record.last_seen_at = now
+            backend.touch(record)
+
+    @staticmethod
+    def _write(backend: Any, session: ServerSession, record: SessionRecord, now: float) -> None:
+        record.data = dict(session)
+        user_id = session.get("_user_id")
+        record.user_id = int(user_id) if isinstance(user_id, str) and user_id.isdigit() else None
+        sso = session.get("sso") or {}
+        record.provider, record.idp_sid, record.idp_sub = sso.get("provider"), sso.get("sid"), sso.get("sub")
+        record.last_seen_at = now
+        backend.save(record)
+
+
+def _ended_users(orm_session: OrmSession) -> set[int]:
+    from core.models import User
+
+    ended = set()
+    for obj in orm_session.dirty:
+        if isinstance(obj, User):
+            history = inspect(obj).attrs.active.history
+            if history.deleted and True in history.deleted and not obj.active:
+                ended.add(obj.id)
+    return ended
+
+
+_listening = False
+
+
+def install(app: Flask) -> None:
+    """Use server-side sessions, and end every session of a user the moment they are disabled."""
+    global _listening
+    app.session_interface = ServerSideSessionInterface()
+    if _listening:
+        return
+    _listening = True
+
+    @event.listens_for(OrmSession, "after_flush")
+    def remember_disabled(orm_session: OrmSession, _context: Any) -> None:
+        ended = _ended_users(orm_session)
+        if ended:
+            orm_session.info.setdefault("gw_disabled_users", set()).update(ended)
+
+    @event.listens_for(OrmSession, "after_commit")
+    def end_disabled(orm_session: OrmSession) -> None:
+        ended = orm_session.info.pop("gw_disabled_users", None)
+        if ended and has_app_context():
+            backend = store()
+            for user_id in ended:
+                backend.end_for_user(user_id)

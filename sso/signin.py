@@ -1,0 +1,218 @@
+"""`GET /sso/login/<provider>` and the callback: the authorization-code flow with PKCE, state and nonce.
+
+The flow (nonce, PKCE verifier, `next`) is kept server-side keyed by `state` and deleted when the callback uses
+it, so any worker can finish it, a form_post callback needs no cookie, and a replayed callback finds nothing.
+A small binding cookie ties the flow to the browser that started it (login CSRF).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from flask import abort, current_app, redirect, render_template, request, session, url_for
+from flask_login import login_user
+from sqlalchemy import delete
+from werkzeug.wrappers import Response
+
+from core import audit
+from core.crypto import secret_box
+from core.extensions import csrf, db
+from core.models import utcnow
+from office365.id_tokens import IdTokenError
+from sso import bp
+from sso.identity import SignInRefused, groups_of, resolve_user
+from sso.models import SignInAttempt, SsoFlow, SsoProvider
+from sso.oidc import ProviderClient, ProviderError, client_for, now
+from sso.sessions import renew_session
+from sso.settings import current_settings, provider_usable
+
+FLOW_COOKIE = "gw_sso_flow"
+FLOW_LIFETIME = timedelta(minutes=10)
+FORWARDED_HEADERS = ("Host", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-For",
+                     "X-Forwarded-Uri", "X-Original-URL")
+
+
+def safe_next(target: str | None) -> str | None:
+    from sso.routes import safe_next as check
+
+    return check(target)
+
+
+def public_url(path: str) -> str:
+    """An absolute URL of ours: PUBLIC_BASE_URL when set, else the request's (https behind a trusted proxy)."""
+    base = current_app.config.get("PUBLIC_BASE_URL") or request.host_url.rstrip("/")
+    return base + path
+
+
+def callback_uri() -> str:
+    return public_url("/sso/callback")
+
+
+def _binding_hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _provider(name: str) -> SsoProvider:
+    provider = db.session.scalar(db.select(SsoProvider).filter_by(name=name))
+    if provider is None or not provider.enabled or not current_settings().enabled or not provider_usable(provider):
+        abort(404)
+    return provider
+
+
+@bp.get("/sso/login/<name>")
+def sso_login(name: str) -> Response | tuple[str, int]:
+    provider = _provider(name)
+    next_path = safe_next(request.args.get("next"))
+    state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    verifier, binding = secrets.token_urlsafe(48), secrets.token_urlsafe(32)
+    redirect_uri = callback_uri()
+    login_hint = (request.args.get("login_hint") or "")[:256] or None
+    domain_hint = (request.args.get("domain_hint") or provider.domain_hint or "")[:256] or None
+    try:
+        client = client_for(provider)
+        url = client.authorization_url(redirect_uri, state=state, nonce=nonce, code_verifier=verifier,
+                                       response_mode=provider.response_mode, login_hint=login_hint,
+                                       domain_hint=domain_hint)
+    except ProviderError as exc:
+        return failure(provider.name, exc.check, str(exc), status=502)
+    db.session.execute(delete(SsoFlow).where(SsoFlow.created_at < utcnow() - FLOW_LIFETIME))
+    db.session.add(SsoFlow(state=state, provider_id=provider.id, next_path=next_path, redirect_uri=redirect_uri,
+                           secrets=secret_box().encrypt(json.dumps(
+                               {"nonce": nonce, "verifier": verifier, "binding": _binding_hash(binding)}))))
+    db.session.commit()
+    response = redirect(url)
+    cross_site_post = provider.response_mode == "form_post" and request.is_secure
+    response.set_cookie(FLOW_COOKIE, binding, max_age=int(FLOW_LIFETIME.total_seconds()), path="/sso/callback",
+                        httponly=True, secure=request.is_secure or cross_site_post,
+                        samesite="None" if cross_site_post else "Lax")
+    return response
+
+
+def _take_flow(state: str) -> SsoFlow | None:
+    """Delete the flow and return it only if this request deleted it (single use, safe across workers)."""
+    flow = db.session.get(SsoFlow, state)
+    if flow is None:
+        return None
+    taken = db.session.execute(delete(SsoFlow).where(SsoFlow.state == state)).rowcount
+    db.session.commit()
+    if taken != 1 or flow.created_at < utcnow() - FLOW_LIFETIME:
+        return None
+    return flow
+
+
+def unverified_claims(raw: str | None) -> dict[str, Any]:
+    """The payload without checking anything: only for diagnostics of a refused token."""
+    try:
+        payload = (raw or "").split(".")[1]
+        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return data if isinstance(data, dict) else {}
+    except (IndexError, ValueError):
+        return {}
+
+
+def _checks(claims: dict[str, Any], client: ProviderClient | None, failed: str | None) -> dict[str, Any]:
+    def short(value: Any) -> str:
+        text = json.dumps(value) if not isinstance(value, str) else value
+        return text if len(text) <= 120 else text[:117] + "..."
+
+    moment = now()
+    checks: dict[str, Any] = {"failed": failed}
+    if claims:
+        checks.update({"issuer": short(claims.get("iss")), "tenant": short(claims.get("tid")),
+                       "audience": short(claims.get("aud")), "nonce": "sent and matched" if not failed or
+                       failed not in ("nonce",) else "mismatch"})
+        if isinstance(claims.get("iat"), int | float):
+            checks["clock_skew_seconds"] = round(claims["iat"] - moment, 1)
+        for name in ("iat", "nbf", "exp"):
+            if isinstance(claims.get(name), int | float):
+                checks[name] = int(claims[name])
+    if client is not None:
+        checks["expected_audience"] = client.client_id
+        if client.tenant_id:
+            checks["expected_tenant"] = client.tenant_id
+    return checks
+
+
+def record_attempt(provider: str, outcome: str, reason: str, *, username: str = "", checks: dict | None = None,
+                   groups_source: str = "", reference: str | None = None) -> str:
+    reference = reference or secrets.token_hex(4).upper()
+    db.session.add(SignInAttempt(
+        reference=reference, provider=provider, username=username[:320], outcome=outcome, reason=reason[:1024],
+        checks=checks or {}, groups_source=groups_source, redirect_uri=callback_uri(),
+        forwarded={name: request.headers[name][:256] for name in FORWARDED_HEADERS if name in request.headers}))
+    audit.record("sign_in.sso", username or provider, outcome=outcome, actor=username or "anonymous",
+                 provider=provider, reason=reason[:200], reference=reference, commit=False)
+    db.session.commit()
+    return reference
+
+
+def failure(provider: str, check: str, message: str, *, status: int = 400, claims: dict | None = None,
+            client: ProviderClient | None = None, kind: str = "error") -> tuple[str, int]:
+    """Show an error page with a reference id; audited; nothing of the half-done sign-in is kept."""
+    db.session.rollback()
+    claims = claims or {}
+    username = str(claims.get("preferred_username") or claims.get("email") or "")
+    reference = record_attempt(provider, "failure", f"{check}: {message}", username=username,
+                               checks=_checks(claims, client, check))
+    return render_template("sso/error.html", message=message, reference=reference, kind=kind), status
+
+
+@bp.route("/sso/callback", methods=["GET", "POST"])
+@csrf.exempt  # a form_post from the provider: protected by the single-use state and the PKCE verifier
+def sso_callback() -> Response | tuple[str, int]:
+    params = request.form if request.method == "POST" else request.args
+    state = params.get("state", "")
+    flow = _take_flow(state) if 0 < len(state) <= 128 else None
+    if flow is None:
+        return failure("unknown", "state", "This sign-in link is unknown, expired or was already used "
+                                           "(state mismatch). Start again from the sign-in page.")
+    provider = db.session.get(SsoProvider, flow.provider_id)
+    if provider is None:
+        return failure("unknown", "state", "The sign-in service of this sign-in was removed.")
+    flow_secrets = json.loads(secret_box().decrypt(flow.secrets))
+    binding = request.cookies.get(FLOW_COOKIE)
+    cookie_required = not (request.method == "POST" and not request.is_secure)
+    if (binding or cookie_required) and _binding_hash(binding or "") != flow_secrets["binding"]:
+        return failure(provider.name, "state", "This sign-in was started in another browser (state mismatch). "
+                                               "Start again from the sign-in page.")
+    if params.get("error"):
+        error = str(params["error"])[:64]
+        return failure(provider.name, "provider", f"The sign-in service did not sign you in ({error}).",
+                       status=401)
+    code = params.get("code")
+    if not code or len(code) > 4096:
+        return failure(provider.name, "code", "The sign-in service sent no authorization code.")
+    try:
+        client = client_for(provider)
+        tokens = client.redeem(flow.redirect_uri, code, flow_secrets["verifier"])
+    except ProviderError as exc:
+        return failure(provider.name, exc.check, str(exc), status=502)
+    raw = str(tokens["id_token"])
+    settings = current_settings()
+    try:
+        claims = client.validate(raw, nonce=flow_secrets["nonce"], leeway=settings.clock_leeway_seconds)
+    except IdTokenError as exc:
+        return failure(provider.name, exc.check, str(exc), claims=unverified_claims(raw), client=client)
+    issuer = client.metadata.issuer
+    try:
+        user = resolve_user(provider, claims, issuer=str(claims.get("iss") or issuer), create=settings.create_users)
+        groups = groups_of(provider, claims, ttl_minutes=settings.group_cache_minutes)
+    except SignInRefused as exc:
+        return failure(provider.name, exc.kind, str(exc), status=403, claims=claims, client=client, kind=exc.kind)
+    user_claim = str(claims.get(provider.user_claim) or claims.get("preferred_username") or user.email)
+    renew_session()
+    login_user(user)
+    session["sso"] = {"provider": provider.name, "sid": claims.get("sid"), "sub": str(claims["sub"]),
+                      "login_hint": claims.get("login_hint"), "id_token": secret_box().encrypt(raw)}
+    session["identity"] = {"user": user_claim, "email": user.email, "name": user.display_name,
+                           "tid": claims.get("tid"), "groups": groups.ids, "groups_source": groups.source}
+    record_attempt(provider.name, "success", "signed in", username=user.email,
+                   checks=_checks(claims, client, None), groups_source=groups.source)
+    response = redirect(flow.next_path or url_for("sso.home"))
+    response.delete_cookie(FLOW_COOKIE, path="/sso/callback")
+    return response

@@ -1,0 +1,207 @@
+"""Helpers for single sign-on tests: a tiny OpenID provider whose ID tokens the test signs itself, the tenant
+emulator registered for /sso/callback, and the steps of a sign-in through the Flask test client."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from html import unescape
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask import Flask, jsonify, request
+from flask.testing import FlaskClient
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from werkzeug.serving import make_server
+
+from core.extensions import db
+from core.models import Datasource
+from emulator.server import EmulatorHandle, start_in_thread
+from sso.models import SsoProvider
+from sso.settings import forget_settings, settings_row
+
+KEY_A = RSAKey.generate_key(2048, parameters={"kid": "key-a"}, private=True)
+KEY_B = RSAKey.generate_key(2048, parameters={"kid": "key-b"}, private=True)
+CLIENT_ID = "gateway-test-client"
+CLIENT_SECRET = "fake-provider-secret"
+
+
+class FakeProvider:
+    """Discovery, JWKS and a token endpoint (PKCE-checked, codes single use) on 127.0.0.1 over plain http.
+
+    `make_id_token(nonce) -> str` decides what the token endpoint returns; tests replace it to tamper.
+    """
+
+    def __init__(self) -> None:
+        self.app = Flask("fake_provider")
+        self.hits: dict[str, int] = {}
+        self.codes: dict[str, str] = {}  # code -> code_challenge
+        self.nonces: dict[str, str] = {}
+        self.published = [KEY_A]
+        self.make_id_token: Callable[[str], str] = self.good_token
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.issuer = f"http://127.0.0.1:{self.server.server_port}"
+        self._routes()
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _count(self, name: str) -> None:
+        self.hits[name] = self.hits.get(name, 0) + 1
+
+    def _routes(self) -> None:
+        app = self.app
+        self.delay = 0.0
+
+        @app.before_request
+        def slow():  # type: ignore[no-untyped-def]
+            time.sleep(self.delay)
+
+        @app.get("/.well-known/openid-configuration")
+        def discovery():  # type: ignore[no-untyped-def]
+            self._count("discovery")
+            return jsonify(issuer=self.issuer, authorization_endpoint=f"{self.issuer}/authorize",
+                           token_endpoint=f"{self.issuer}/token", jwks_uri=f"{self.issuer}/jwks",
+                           end_session_endpoint=f"{self.issuer}/logout",
+                           id_token_signing_alg_values_supported=["RS256"],
+                           token_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"])
+
+        @app.get("/jwks")
+        def jwks():  # type: ignore[no-untyped-def]
+            self._count("jwks")
+            return jsonify(keys=[key.as_dict(private=False) for key in self.published])
+
+        @app.post("/token")
+        def token():  # type: ignore[no-untyped-def]
+            self._count("token")
+            code = request.form.get("code", "")
+            challenge = self.codes.pop(code, None)
+            verifier = request.form.get("code_verifier", "")
+            digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+            if challenge is None or digest != challenge:
+                return jsonify(error="invalid_grant", error_description="code unknown, used or PKCE mismatch"), 400
+            return jsonify(access_token="opaque", token_type="Bearer", expires_in=3600,
+                           id_token=self.make_id_token(self.nonces.get(code, "")))
+
+    def claims(self, nonce: str, **changes: Any) -> dict[str, Any]:
+        now = int(time.time())
+        claims = {"iss": self.issuer, "aud": CLIENT_ID, "sub": "subject-1", "iat": now, "nbf": now,
+                  "exp": now + 3600, "nonce": nonce, "email": "pat@example.org", "name": "Pat Example",
+                  "preferred_username": "pat@example.org", "sid": "idp-session-1"}
+        claims.update(changes)
+        return {k: v for k, v in claims.items() if v is not None}
+
+    def sign(self, claims: dict[str, Any], key: RSAKey = KEY_A, alg: str = "RS256") -> str:
+        return jwt.encode({"alg": alg, "kid": key.kid}, claims, key)
+
+    def good_token(self, nonce: str) -> str:
+        return self.sign(self.claims(nonce))
+
+    def authorize(self, auth_url: str) -> tuple[str, str]:
+        """What the provider's sign-in page would do: remember the PKCE challenge, hand back (code, state)."""
+        query = {k: v[0] for k, v in parse_qs(urlsplit(auth_url).query).items()}
+        assert query["code_challenge_method"] == "S256" and query["response_type"] == "code"
+        code = base64.urlsafe_b64encode(hashlib.sha256(query["state"].encode()).digest()).decode()[:32]
+        self.codes[code] = query["code_challenge"]
+        self.nonces[code] = query["nonce"]
+        return code, query["state"]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def fake_provider() -> Iterator[FakeProvider]:
+    provider = FakeProvider()
+    yield provider
+    provider.stop()
+
+
+def enable_sso(**settings: Any) -> None:
+    row = settings_row()
+    row.enabled = True
+    for name, value in settings.items():
+        setattr(row, name, value)
+    db.session.commit()
+    forget_settings()
+
+
+def add_fake_provider(fake: FakeProvider, name: str = "fake", **fields: Any) -> SsoProvider:
+    from sso.admin_ops import add_generic_provider
+
+    provider = add_generic_provider(name, fake.issuer, CLIENT_ID, CLIENT_SECRET, **fields)
+    db.session.commit()
+    return provider
+
+
+def start_sign_in(client: FlaskClient, name: str, query: str = "") -> str:
+    response = client.get(f"/sso/login/{name}{query}")
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return response.headers["Location"]
+
+
+def fake_sign_in(client: FlaskClient, fake: FakeProvider, name: str = "fake", next_path: str = ""):  # type: ignore[no-untyped-def]
+    code, state = fake.authorize(start_sign_in(client, name, f"?next={next_path}" if next_path else ""))
+    return client.get(f"/sso/callback?code={code}&state={state}")
+
+
+# -- the tenant emulator ------------------------------------------------------------------------------------
+
+SSO_PATHS = ("/sso/callback", "/sso/signed-out", "/admin/datasources/authorize/callback")
+
+
+@pytest.fixture
+def sso_emulator(tmp_path: Path) -> Iterator[EmulatorHandle]:
+    handle = start_in_thread(tmp_path / "emulator", redirect_uris=[
+        f"http://{host}{path}" for host in ("localhost", "127.0.0.1") for path in SSO_PATHS])
+    yield handle
+    handle.stop()
+
+
+def ready_datasource(emulator: EmulatorHandle, name: str = "Contoso 365") -> Datasource:
+    """A datasource as authorization leaves it (without a grant: enough for sign-in, not for Graph)."""
+    datasource = Datasource(name=name, sso_enabled=True, status=Datasource.READY, tenant_id=emulator.tenant_id,
+                            tenant_name="Contoso", granted_scopes="User.Read.All")
+    db.session.add(datasource)
+    db.session.commit()
+    return datasource
+
+
+def add_office365_provider(datasource: Datasource, name: str = "contoso", **fields: Any) -> SsoProvider:
+    from sso.admin_ops import add_office365_provider as add
+
+    provider = add(name, datasource, **fields)
+    db.session.commit()
+    return provider
+
+
+def _form(page: str, action_part: str) -> tuple[str, dict[str, str]]:
+    for match in re.finditer(r'<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', page, re.S):
+        action, body = unescape(match.group(1)), match.group(2)
+        if action_part in action:
+            fields = {unescape(n): unescape(v) for n, v in
+                      re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', body)}
+            return action, fields
+    raise AssertionError(f"no form posting to {action_part!r}:\n{page[:1500]}")
+
+
+def microsoft_sign_in(client: FlaskClient, emulator: EmulatorHandle, name: str, username: str,
+                      query: str = ""):  # type: ignore[no-untyped-def]
+    """Start at /sso/login/<name>, sign in at the emulator, deliver the callback (query or form_post)."""
+    from tests.o365_helpers import sign_in_at_microsoft
+
+    auth_url = start_sign_in(client, name, query)
+    response = sign_in_at_microsoft(emulator, auth_url, username, org_consent=False)
+    if response.status_code == 302:
+        location = urlsplit(response.headers["Location"])
+        assert location.path == "/sso/callback", response.headers["Location"]
+        return client.get(f"{location.path}?{location.query}")
+    action, fields = _form(response.text, "/sso/callback")  # form_post: the auto-submitted form
+    return client.post(urlsplit(action).path, data=fields)

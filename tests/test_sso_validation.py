@@ -1,0 +1,320 @@
+"""ID token validation (issue 5, point 3), each rule on its own with tokens this test signs, through the real
+callback: a failure shows an error page with a reference, is audited, and creates no session."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+import requests
+from flask.testing import FlaskClient
+
+from core.extensions import db
+from core.models import AuditEvent, User
+from office365.id_tokens import IdTokenError, ProviderMetadata, validate_id_token
+from sso.models import SignInAttempt, SsoFlow, SsoProvider, UserSession
+from sso.oidc import ProviderClient
+from tests.sso_helpers import (  # noqa: F401
+    CLIENT_ID,
+    KEY_A,
+    KEY_B,
+    FakeProvider,
+    add_fake_provider,
+    enable_sso,
+    fake_provider,
+    fake_sign_in,
+    start_sign_in,
+)
+
+
+@pytest.fixture
+def fake(app, fake_provider: FakeProvider) -> FakeProvider:  # type: ignore[no-untyped-def]  # noqa: F811
+    enable_sso(create_users=True)
+    add_fake_provider(fake_provider)
+    return fake_provider
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _assert_refused(client: FlaskClient, fake: FakeProvider, check: str) -> None:
+    response = fake_sign_in(client, fake)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400, page[:300]
+    assert "Sign-in failed" in page and "Reference:" in page
+    assert client.get("/").status_code == 302  # no session
+    assert db.session.scalar(db.select(db.func.count()).select_from(User)) == 0  # nothing stored half-way
+    attempt = db.session.scalars(db.select(SignInAttempt)).one()
+    assert attempt.outcome == "failure" and attempt.reason.startswith(f"{check}:"), attempt.reason
+    assert attempt.reference in page
+    event = db.session.scalars(db.select(AuditEvent).filter_by(action="sign_in.sso")).one()
+    assert event.outcome == "failure" and event.detail["reference"] == attempt.reference
+    assert db.session.scalar(db.select(db.func.count()).select_from(UserSession).where(
+        UserSession.user_id.is_not(None))) == 0
+
+
+def test_a_valid_token_signs_in_creates_the_user_and_keys_them_by_issuer_and_subject(
+        client: FlaskClient, fake: FakeProvider) -> None:
+    response = fake_sign_in(client, fake, next_path="/sessions")
+    assert response.status_code == 302 and response.headers["Location"] == "/sessions"
+    home = client.get("/").get_data(as_text=True)
+    assert "Welcome, Pat Example" in home and "pat@example.org" in home
+    user = db.session.scalars(db.select(User)).one()
+    from sso.models import SsoIdentity
+
+    identity = db.session.scalars(db.select(SsoIdentity)).one()
+    assert (identity.issuer, identity.subject, identity.user_id) == (fake.issuer, "subject-1", user.id)
+    assert db.session.scalars(db.select(SignInAttempt)).one().outcome == "success"
+    assert fake.hits == {"discovery": 1, "jwks": 1, "token": 1}
+
+
+def test_signature_by_another_key_with_a_known_kid(client: FlaskClient, fake: FakeProvider) -> None:
+    forged = KEY_B.as_dict(private=True) | {"kid": "key-a"}
+    from joserfc.jwk import RSAKey
+
+    fake.make_id_token = lambda nonce: fake.sign(fake.claims(nonce), RSAKey.import_key(forged))
+    _assert_refused(client, fake, "signature")
+
+
+def test_unknown_kid_fetches_the_keys_once_more_then_refuses(client: FlaskClient, fake: FakeProvider) -> None:
+    fake_sign_in(client, fake)  # warm: discovery + JWKS cached
+    client.post("/logout", data={"csrf_token": _csrf(client)})
+    db.session.execute(db.delete(SignInAttempt))
+    db.session.execute(db.delete(AuditEvent))
+    db.session.execute(db.delete(User))
+    db.session.commit()
+    jwks_before = fake.hits["jwks"]
+    fake.make_id_token = lambda nonce: fake.sign(fake.claims(nonce), KEY_B)
+    _assert_refused(client, fake, "signature")
+    assert fake.hits["jwks"] == jwks_before + 1
+
+
+def test_rotated_key_is_found_by_refetching_the_keys_once(client: FlaskClient, fake: FakeProvider) -> None:
+    fake_sign_in(client, fake)
+    fake.published = [KEY_A, KEY_B]
+    fake.make_id_token = lambda nonce: fake.sign(fake.claims(nonce), KEY_B)
+    client.post("/logout", data={"csrf_token": _csrf(client)})
+    assert fake_sign_in(client, fake).status_code == 302
+    assert fake.hits["jwks"] == 2 and fake.hits["discovery"] == 1
+    client.post("/logout", data={"csrf_token": _csrf(client)})
+    assert fake_sign_in(client, fake).status_code == 302
+    assert fake.hits["jwks"] == 2  # not on every login
+
+
+def test_alg_none_is_refused(client: FlaskClient, fake: FakeProvider) -> None:
+    fake.make_id_token = lambda nonce: f"{_b64({'alg': 'none', 'kid': 'key-a'})}.{_b64(fake.claims(nonce))}."
+    _assert_refused(client, fake, "algorithm")
+
+
+def test_hmac_signed_with_the_public_key_is_refused(client: FlaskClient, fake: FakeProvider) -> None:
+    import hashlib
+    import hmac
+
+    def forged(nonce: str) -> str:
+        signing_input = f"{_b64({'alg': 'HS256', 'kid': 'key-a'})}.{_b64(fake.claims(nonce))}"
+        secret = KEY_A.as_pem(private=False)
+        signature = base64.urlsafe_b64encode(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())
+        return f"{signing_input}.{signature.rstrip(b'=').decode()}"
+
+    fake.make_id_token = forged
+    _assert_refused(client, fake, "algorithm")
+
+
+def test_wrong_issuer(client: FlaskClient, fake: FakeProvider) -> None:
+    fake.make_id_token = lambda nonce: fake.sign(fake.claims(nonce, iss="https://evil.example"))
+    _assert_refused(client, fake, "issuer")
+
+
+def test_wrong_audience(client: FlaskClient, fake: FakeProvider) -> None:
+    fake.make_id_token = lambda nonce: fake.sign(fake.claims(nonce, aud="another-app"))
+    _assert_refused(client, fake, "audience")
+
+
+def test_expired_beyond_the_leeway(client: FlaskClient, fake: FakeProvider) -> None:
+    now = int(time.time())
+    fake.make_id_token = lambda nonce: fake.sign(fake.claims(nonce, iat=now - 7200, nbf=now - 7200, exp=now - 61))
+    _assert_refused(client, fake, "lifetime")
+
+
+def test_expired_within_the_leeway_is_accepted(client: FlaskClient, fake: FakeProvider) -> None:
+    now = int(time.time())
+    fake.make_id_token = lambda nonce: fake.sign(fake.claims(nonce, iat=now - 3600, nbf=now - 3600, exp=now - 30))
+    assert fake_sign_in(client, fake).status_code == 302
+
+
+def test_not_yet_valid_nbf(client: FlaskClient, fake: FakeProvider) -> None:
+    fake.make_id_token = lambda nonce: fake.sign(fake.claims(nonce, nbf=int(time.time()) + 300))
+    _assert_refused(client, fake, "lifetime")
+
+
+def test_issued_in_the_future_iat_with_clock_skew_beyond_the_leeway(client: FlaskClient,
+                                                                     fake: FakeProvider) -> None:
+    fake.make_id_token = lambda nonce: fake.sign(fake.claims(nonce, iat=int(time.time()) + 300, nbf=None))
+    _assert_refused(client, fake, "lifetime")
+    attempt = db.session.scalars(db.select(SignInAttempt)).one()
+    assert attempt.checks["clock_skew_seconds"] > 250  # the diagnostics show the skew seen
+
+
+def test_nonce_mismatch(client: FlaskClient, fake: FakeProvider) -> None:
+    fake.make_id_token = lambda nonce: fake.sign(fake.claims("not-the-nonce-we-sent"))
+    _assert_refused(client, fake, "nonce")
+
+
+def test_state_mismatch_is_refused_without_calling_the_token_endpoint(client: FlaskClient,
+                                                                      fake: FakeProvider) -> None:
+    code, _state = fake.authorize(start_sign_in(client, "fake"))
+    response = client.get(f"/sso/callback?code={code}&state=forged-state")
+    assert response.status_code == 400 and "state mismatch" in response.get_data(as_text=True)
+    assert "token" not in fake.hits and client.get("/").status_code == 302
+
+
+def test_state_from_another_browser_is_refused(app, client: FlaskClient, fake: FakeProvider) -> None:  # type: ignore[no-untyped-def]
+    code, state = fake.authorize(start_sign_in(client, "fake"))
+    victim = app.test_client()  # login CSRF: the attacker's callback URL opened in someone else's browser
+    response = victim.get(f"/sso/callback?code={code}&state={state}")
+    assert response.status_code == 400 and "another browser" in response.get_data(as_text=True)
+    assert victim.get("/").status_code == 302
+
+
+def test_a_replayed_callback_is_refused(client: FlaskClient, fake: FakeProvider) -> None:
+    code, state = fake.authorize(start_sign_in(client, "fake"))
+    assert client.get(f"/sso/callback?code={code}&state={state}").status_code == 302
+    client.post("/logout", data={"csrf_token": _csrf(client)})
+    replay = client.get(f"/sso/callback?code={code}&state={state}")
+    assert replay.status_code == 400 and client.get("/").status_code == 302
+    assert fake.hits["token"] == 1
+    assert db.session.scalar(db.select(db.func.count()).select_from(SsoFlow)) == 0
+
+
+def test_a_replayed_code_with_a_fresh_state_is_refused_by_the_provider(client: FlaskClient,
+                                                                       fake: FakeProvider) -> None:
+    code, state = fake.authorize(start_sign_in(client, "fake"))
+    challenge = fake.codes[code]
+    assert client.get(f"/sso/callback?code={code}&state={state}").status_code == 302
+    client.post("/logout", data={"csrf_token": _csrf(client)})
+    _code2, state2 = fake.authorize(start_sign_in(client, "fake"))
+    fake.codes[code] = challenge  # the old code again, with a new flow: the PKCE verifier no longer matches
+    response = client.get(f"/sso/callback?code={code}&state={state2}")
+    assert response.status_code == 502 and "refused the sign-in" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 302
+
+
+def test_provider_down_or_slow_gives_a_page_not_a_500(app, client: FlaskClient, fake: FakeProvider) -> None:  # type: ignore[no-untyped-def]
+    app.config["SSO_HTTP_TIMEOUT"] = 0.5
+    code, state = fake.authorize(start_sign_in(client, "fake"))
+    fake.delay = 1.0
+    response = client.get(f"/sso/callback?code={code}&state={state}")
+    assert response.status_code == 502 and "did not answer" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 302
+    fake.stop()
+    provider = db.session.scalars(db.select(SsoProvider)).one()
+    from sso.oidc import forget_provider
+
+    forget_provider(provider.id)
+    down = client.get("/sso/login/fake")
+    assert down.status_code == 502 and "could not be reached" in down.get_data(as_text=True)
+
+
+def test_provider_error_on_the_redirect_is_shown_and_audited(client: FlaskClient, fake: FakeProvider) -> None:
+    _code, state = fake.authorize(start_sign_in(client, "fake"))
+    response = client.get(f"/sso/callback?error=access_denied&error_description=x&state={state}")
+    assert response.status_code == 401 and "access_denied" in response.get_data(as_text=True)
+
+
+def test_users_are_not_created_unless_allowed_and_get_a_clear_page(client: FlaskClient,
+                                                                  fake: FakeProvider) -> None:
+    enable_sso(create_users=False)
+    response = fake_sign_in(client, fake)
+    assert response.status_code == 403
+    assert "Your account has not been added" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 302 and db.session.scalar(db.select(db.func.count()).select_from(User)) == 0
+
+
+def test_disabled_users_are_refused(client: FlaskClient, fake: FakeProvider) -> None:
+    assert fake_sign_in(client, fake).status_code == 302
+    client.post("/logout", data={"csrf_token": _csrf(client)})
+    user = db.session.scalars(db.select(User)).one()
+    user.active = False
+    db.session.commit()
+    response = fake_sign_in(client, fake)
+    assert response.status_code == 403 and "disabled" in response.get_data(as_text=True)
+
+
+def test_identity_is_never_matched_by_email(client: FlaskClient, fake: FakeProvider) -> None:
+    from tests.conftest import make_user
+
+    make_user("pat@example.org", "local-password-1", "Administrator")
+    response = fake_sign_in(client, fake)  # same email, unknown (issuer, sub): not this admin
+    assert response.status_code == 403 and "already uses this email" in response.get_data(as_text=True)
+
+
+def test_profile_updates_at_each_sign_in_and_missing_email_falls_back(client: FlaskClient,
+                                                                     fake: FakeProvider) -> None:
+    fake.make_id_token = lambda nonce: fake.sign(fake.claims(nonce, email=None, preferred_username=None))
+    assert fake_sign_in(client, fake).status_code == 302
+    user = db.session.scalars(db.select(User)).one()
+    assert user.email == "subject-1@127.0.0.1"
+    client.post("/logout", data={"csrf_token": _csrf(client)})
+    fake.make_id_token = lambda nonce: fake.sign(fake.claims(nonce, name="Pat Renamed"))
+    assert fake_sign_in(client, fake).status_code == 302
+    db.session.expire_all()
+    user = db.session.scalars(db.select(User)).one()
+    assert (user.display_name, user.email) == ("Pat Renamed", "pat@example.org")
+
+
+def _csrf(client: FlaskClient) -> str:
+    from tests.conftest import csrf_token
+
+    return csrf_token(client, "/")
+
+
+# -- rules without a full round trip: multi-tenant issuer and the Office 365 tenant -----------------------------
+
+def _metadata(issuer: str) -> ProviderMetadata:
+    from joserfc.jwk import KeySet
+
+    metadata = ProviderMetadata("https://login.example/x", requests.Session())
+    metadata._document = {"issuer": issuer, "jwks_uri": "unused"}
+    metadata._keys = KeySet([KEY_A])
+    metadata._keys_fetched_at = time.monotonic()
+    return metadata
+
+
+TID = "11111111-2222-3333-4444-555555555555"
+
+
+def _entra_claims(**changes: object) -> dict:
+    now = int(time.time())
+    claims = {"iss": f"https://login.example/{TID}/v2.0", "aud": CLIENT_ID, "sub": "s", "oid": "o", "tid": TID,
+              "iat": now, "nbf": now, "exp": now + 600, "nonce": "n"}
+    claims.update(changes)
+    return claims
+
+
+def test_multi_tenant_issuer_is_checked_after_substituting_tid() -> None:
+    from joserfc import jwt
+
+    metadata = _metadata("https://login.example/{tenantid}/v2.0")
+    good = jwt.encode({"alg": "RS256", "kid": "key-a"}, _entra_claims(), KEY_A)
+    assert validate_id_token(good, metadata, client_id=CLIENT_ID, nonce="n")["tid"] == TID
+    other = "99999999-2222-3333-4444-555555555555"
+    forged = jwt.encode({"alg": "RS256", "kid": "key-a"}, _entra_claims(tid=other), KEY_A)
+    with pytest.raises(IdTokenError) as failed:
+        validate_id_token(forged, metadata, client_id=CLIENT_ID, nonce="n")
+    assert failed.value.check == "issuer"
+
+
+def test_office365_tokens_must_come_from_the_datasource_tenant() -> None:
+    from joserfc import jwt
+
+    provider = SsoProvider(name="contoso", kind=SsoProvider.OFFICE365)
+    client = ProviderClient(provider, "https://login.example/x", CLIENT_ID, "s", "openid", requests.Session(),
+                            tenant_id="99999999-2222-3333-4444-555555555555",
+                            metadata_override=_metadata("https://login.example/{tenantid}/v2.0"))
+    token = jwt.encode({"alg": "RS256", "kid": "key-a"}, _entra_claims(), KEY_A)
+    with pytest.raises(IdTokenError) as failed:
+        client.validate(token, nonce="n", leeway=60)
+    assert failed.value.check == "tenant"
