@@ -1,0 +1,272 @@
+"""The JSON API against the emulated tenant: the ten operations and the bulk ones with an API key, who may use
+which datasource, every bad input and fault answering a clear error (never a 500, never a silent success), and
+the audit trail of writes. The emulator's store is checked after each write."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from core.extensions import db
+from core.models import AuditEvent, Datasource
+from emulator.server import EmulatorHandle
+from tests.conftest import csrf_token, make_user
+from tests.o365_helpers import emulator, emulator_env  # noqa: F401
+from tests.o365_ops_helpers import ADMIN_UPN, Tenant, api_key_for, authorized_datasource, bearer
+
+
+@pytest.fixture
+def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
+    return emulator_env(emulator)
+
+
+@pytest.fixture
+def tenant(emulator: EmulatorHandle) -> Tenant:  # noqa: F811
+    return Tenant(emulator)
+
+
+@pytest.fixture
+def ds(admin_client: FlaskClient, emulator: EmulatorHandle, app: Flask) -> Datasource:  # noqa: F811
+    return authorized_datasource(admin_client, emulator, app)
+
+
+@pytest.fixture
+def key(admin_user) -> str:  # type: ignore[no-untyped-def]
+    return api_key_for(admin_user)
+
+
+def _events(operation: str) -> list[AuditEvent]:
+    db.session.expire_all()
+    return list(db.session.scalars(db.select(AuditEvent).filter_by(operation=operation).order_by(AuditEvent.id)))
+
+
+def _error(response) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
+    body = response.get_json()
+    assert "error" in body, body
+    return response.status_code, body["error"]["code"], body["error"]["message"]
+
+
+def test_the_ten_operations_with_an_api_key(client: FlaskClient, ds: Datasource, key: str, tenant: Tenant) -> None:
+    base, h = f"/api/v1/datasources/{ds.id}", bearer(key)
+    listed = client.get("/api/v1/datasources", headers=h).get_json()["datasources"]
+    assert [(d["id"], d["read_write"]) for d in listed] == [(ds.id, True)]
+
+    page = client.get(f"{base}/users?page_size=10", headers=h).get_json()
+    assert len(page["users"]) == 10 and page["next_cursor"] and page["request_id"]
+    second = client.get(f"{base}/users", query_string={"page_size": 10, "cursor": page["next_cursor"]},
+                        headers=h).get_json()
+    assert not {u["id"] for u in page["users"]} & {u["id"] for u in second["users"]}
+    found = client.get(f"{base}/users/find?q=adele", headers=h).get_json()["users"]
+    assert [u["user_principal_name"] for u in found] == ["adele.vance@contoso.example"]
+    groups = client.get(f"{base}/groups?page_size=5", headers=h).get_json()["groups"]
+    assert len(groups) == 5 and all("type" in g and "member_count" in g for g in groups)
+    finance = client.get(f"{base}/groups/find?q=Fin", headers=h).get_json()["groups"]
+    assert finance[0]["display_name"] == "Finance" and finance[0]["type"] == "mail_enabled_security"
+    plans = client.get(f"{base}/licences", headers=h).get_json()["plans"]
+    e5 = next(p for p in plans if p["sku_part_number"] == "SPE_E5")
+    assert e5["available_units"] == 1 and e5["service_plans"]
+
+    name = f"API group {uuid.uuid4().hex[:6]}"
+    created = client.post(f"{base}/groups", headers=h, json={"display_name": name, "group_type": "microsoft365"})
+    assert created.status_code == 201, created.get_json()
+    gid = created.get_json()["group"]["id"]
+    assert tenant.one("SELECT group_types FROM groups WHERE id = ?", gid) == '["Unified"]'
+    adele = tenant.user("adele.vance@contoso.example")
+    added = client.post(f"{base}/groups/{gid}/members", headers=h, json={"user_id": adele})
+    assert added.status_code == 201 and added.get_json()["outcome"] == "added"
+    again = client.post(f"{base}/groups/{gid}/members", headers=h, json={"user_id": adele})
+    assert again.status_code == 200 and again.get_json()["outcome"] == "already_member"
+    assert tenant.members(gid) == {adele}
+    removed = client.delete(f"{base}/groups/{gid}/members/{adele}", headers=h)
+    assert removed.status_code == 200 and tenant.members(gid) == set()
+    assert _error(client.delete(f"{base}/groups/{gid}/members/{adele}", headers=h))[:2] == (404, "not_a_member")
+
+    sku = tenant.sku("POWER_BI_PRO")
+    nowhere = tenant.upn("usage_location IS NULL AND account_enabled = 1")
+    uid = tenant.user(nowhere)
+    status, code, message = _error(client.post(f"{base}/users/{uid}/licences", headers=h, json={"sku_id": sku}))
+    assert (status, code) == (422, "usage_location_required") and "usage location" in message
+    assigned = client.post(f"{base}/users/{uid}/licences", headers=h, json={"sku_id": sku, "usage_location": "ie"})
+    assert assigned.status_code == 200 and assigned.get_json()["usage_location_set"] == "IE"
+    assert sku in tenant.licences(uid) and tenant.one("SELECT usage_location FROM users WHERE id = ?", uid) == "IE"
+    assert client.delete(f"{base}/users/{uid}/licences/{sku}", headers=h).status_code == 200
+    assert sku not in tenant.licences(uid)
+
+    add_events = _events("Add User to Group")
+    assert [e.detail["result"] for e in add_events] == ["added", "already_member"]
+    event = add_events[0]
+    assert event.outcome == "success" and event.datasource == ds.name and event.action == "o365.add_user_to_group"
+    assert "API key gw_" in event.actor and event.detail["request_id"] and event.detail["via"] == "api_key"
+    assert event.detail["input"] == {"group_id": gid, "user_id": adele}
+    assert [e.outcome for e in _events("Assign Licence to User")] == ["refused", "success"]
+    assert _events("Remove User From Group")[-1].outcome == "failure"
+    assert not _events("User List")  # reads are not audited
+
+
+def test_users_outside_connection_users_are_refused_and_refused_writes_audited(
+        client: FlaskClient, ds: Datasource, tenant: Tenant) -> None:
+    outsider = make_user("outsider@example.com", None, "User")
+    key = api_key_for(outsider)
+    base, h = f"/api/v1/datasources/{ds.id}", bearer(key)
+    assert client.get("/api/v1/datasources", headers=h).get_json() == {"datasources": []}
+    status, code, message = _error(client.get(f"{base}/users", headers=h))
+    assert (status, code) == (403, "forbidden") and "Connection users" in message
+    gid, adele = tenant.group("Legal"), tenant.user("adele.vance@contoso.example")
+    before = tenant.members(gid)
+    assert _error(client.post(f"{base}/groups/{gid}/members", headers=h, json={"user_id": adele}))[:2] == \
+        (403, "forbidden")
+    assert tenant.members(gid) == before
+    event = _events("Add User to Group")[-1]
+    assert event.outcome == "refused" and event.actor.startswith("outsider@example.com (API key")
+
+    ds.user_users = ["outsider@example.com"]  # the datasource's Security lists them: now they may
+    db.session.commit()
+    assert client.get(f"{base}/users?page_size=2", headers=h).status_code == 200
+    assert _error(client.get("/api/v1/datasources/999/users", headers=h))[:2] == (404, "datasource_not_found")
+
+
+def test_bad_input_gives_clear_errors(client: FlaskClient, ds: Datasource, key: str, tenant: Tenant) -> None:
+    base, h = f"/api/v1/datasources/{ds.id}", bearer(key)
+    ghost, adele = str(uuid.uuid4()), tenant.user("adele.vance@contoso.example")
+    legal = tenant.group("Legal")
+    cases = [
+        (client.post(f"{base}/groups/{ghost}/members", headers=h, json={"user_id": adele}), 404, "not_found",
+         "group"),
+        (client.post(f"{base}/groups/{legal}/members", headers=h, json={"user_id": ghost}), 404, "not_found",
+         "user"),
+        (client.post(f"{base}/groups/not-an-id/members", headers=h, json={"user_id": adele}), 422,
+         "invalid_field", "not a valid group id"),
+        (client.post(f"{base}/groups/{legal}/members", headers=h, json={}), 422, "invalid_field", "user_id"),
+        (client.post(f"{base}/groups/{legal}/members", headers=h, data="nope"), 422, "invalid_field", "JSON"),
+        (client.get(f"{base}/users/{ghost}", headers=h), 404, "not_found", "does not exist"),
+        (client.get(f"{base}/users/find?q=", headers=h), 422, "invalid_field", "at least one character"),
+        (client.get(f"{base}/users?page_size=5000", headers=h), 422, "invalid_field", "between 1 and 999"),
+        (client.get(f"{base}/users?cursor=https://evil.example/v1.0/users", headers=h), 422, "invalid_field",
+         "page link"),
+        (client.post(f"{base}/groups", headers=h, json={"display_name": "Taken", "mail_nickname": "Finance"}),
+         409, "mail_nickname_taken", "already used"),
+        (client.post(f"{base}/groups", headers=h, json={"display_name": "Bad", "mail_nickname": "bad nick@"}),
+         422, "invalid_field", "may not contain"),
+        (client.post(f"{base}/groups", headers=h, json={"display_name": "X", "group_type": "distribution"}),
+         422, "invalid_field", "Exchange admin center"),
+        (client.post(f"{base}/users/{adele}/licences", headers=h, json={"sku_id": ghost}), 404, "not_found",
+         "not subscribed"),
+        (client.delete(f"{base}/users/{adele}/licences/{tenant.sku('SPE_E5')}", headers=h), 400,
+         "invalid_request", "does not hold"),
+    ]
+    for response, status, code, fragment in cases:
+        got_status, got_code, message = _error(response)
+        assert (got_status, got_code) == (status, code), (message, status, code)
+        assert fragment in message, message
+    taken = client.post(f"{base}/groups", headers=h, json={"display_name": "Taken", "mail_nickname": "Finance"})
+    assert taken.get_json()["error"]["suggestion"] == "Finance-2" and taken.get_json()["error"]["field"] == \
+        "mail_nickname"
+
+    e5 = tenant.sku("SPE_E5")
+    located = [r[0] for r in tenant.conn().execute(
+        "SELECT id FROM users WHERE usage_location IS NOT NULL AND account_enabled = 1 AND id NOT IN "
+        "(SELECT user_id FROM user_licenses WHERE sku_id = ?) ORDER BY seq LIMIT 2", (e5,))]
+    assert client.post(f"{base}/users/{located[0]}/licences", headers=h, json={"sku_id": e5}).status_code == 200
+    status, code, message = _error(client.post(f"{base}/users/{located[1]}/licences", headers=h, json={"sku_id": e5}))
+    assert (status, code) == (409, "no_seats_left") and "10 of 10 used" in message
+    assert e5 not in tenant.licences(located[1])
+
+
+def test_read_only_datasource_refuses_writes_before_sending(client: FlaskClient, admin_client: FlaskClient,
+                                                           emulator: EmulatorHandle, app: Flask,  # noqa: F811
+                                                           key: str, tenant: Tenant) -> None:
+    ds = authorized_datasource(admin_client, emulator, app, name="Read only", read_write=False)
+    base, h = f"/api/v1/datasources/{ds.id}", bearer(key)
+    gid, adele = tenant.group("Legal"), tenant.user("adele.vance@contoso.example")
+    tenant.control("DELETE", "counters")
+    for response in (
+        client.post(f"{base}/groups/{gid}/members", headers=h, json={"user_id": adele}),
+        client.post(f"{base}/groups", headers=h, json={"display_name": "Never"}),
+        client.post(f"{base}/bulk/group-members", headers=h, json={"group_id": gid, "user_ids": [adele]}),
+    ):
+        status, code, message = _error(response)
+        assert (status, code) == (403, "write_not_allowed") and "read-only" in message
+        assert 'tick "Read and write users & groups"' in message
+    assert tenant.control("GET", "counters").json()["total"] == 0  # nothing reached Graph
+    assert adele not in tenant.members(gid)
+    assert [e.outcome for e in _events("Add User to Group")] == ["refused"]
+
+
+def test_faults_answer_clear_errors(client: FlaskClient, ds: Datasource, key: str, tenant: Tenant) -> None:
+    base, h = f"/api/v1/datasources/{ds.id}", bearer(key)
+    gid, adele = tenant.group("Legal"), tenant.user("adele.vance@contoso.example")
+
+    tenant.fault(kind="throttle", path="/v1.0/users", retry_after=1, seconds=10)
+    response = client.get(f"{base}/users", headers=h)
+    status, code, message = _error(response)
+    assert (status, code) == (429, "throttled") and "Wait a minute" in message and response.headers["Retry-After"]
+    tenant.control("DELETE", "faults")
+
+    tenant.fault(kind="error", status=503, path="/subscribedSkus", seconds=10)
+    status, code, message = _error(client.get(f"{base}/licences", headers=h))
+    assert (status, code) == (503, "graph_unavailable") and "Try again" in message
+    tenant.control("DELETE", "faults")
+
+    tenant.fault(kind="delay", delay_ms=1500, path="/v1.0/groups", method="GET", seconds=10)
+    status, code, message = _error(client.get(f"{base}/groups", headers=h))
+    assert (status, code) == (503, "graph_unavailable")
+    tenant.control("DELETE", "faults")
+
+    tenant.fault(kind="drop", path="/members/$ref", method="POST", count=1)
+    status, code, message = _error(client.post(f"{base}/groups/{gid}/members", headers=h, json={"user_id": adele}))
+    assert (status, code) == (503, "graph_unavailable") and "may or may not have been applied" in message
+    event = _events("Add User to Group")[-1]
+    assert event.outcome == "failure" and event.detail["error_code"] == "graph_unavailable"
+
+    tenant.fault(kind="error", status=500, path="/v1.0/groups", method="POST", count=1)
+    status, code, _ = _error(client.post(f"{base}/groups", headers=h, json={"display_name": "Five hundred"}))
+    assert (status, code) == (503, "graph_unavailable")
+    assert tenant.one("SELECT count(*) FROM groups WHERE display_name = 'Five hundred'") == 0
+
+    tenant.control("POST", "revoke", {"user": ADMIN_UPN})
+    tenant.fault(kind="error", status=401, path="/v1.0/", count=1)
+    status, code, message = _error(client.get(f"{base}/users", headers=h))
+    assert (status, code) == (409, "reauthorization_required") and "Re-Authorize" in message
+    db.session.expire_all()
+    assert db.session.get(Datasource, ds.id).status == Datasource.NEEDS_REAUTHORIZATION
+    status, code, _ = _error(client.post(f"{base}/groups/{gid}/members", headers=h, json={"user_id": adele}))
+    assert (status, code) == (409, "reauthorization_required")
+    assert _events("Add User to Group")[-1].outcome == "failure"
+
+
+def test_bulk_operations_with_per_user_results(client: FlaskClient, ds: Datasource, key: str,
+                                               tenant: Tenant) -> None:
+    base, h = f"/api/v1/datasources/{ds.id}", bearer(key)
+    gid = client.post(f"{base}/groups", headers=h, json={"display_name": "Bulk"}).get_json()["group"]["id"]
+    users = [r[0] for r in tenant.conn().execute(
+        "SELECT id FROM users WHERE account_enabled = 1 ORDER BY seq LIMIT 25")]
+    ghost = str(uuid.uuid4())
+    result = client.post(f"{base}/bulk/group-members", headers=h,
+                         json={"group_id": gid, "user_ids": [*users, ghost, "nonsense"]}).get_json()
+    assert result["counts"] == {"added": 25, "not_found": 1, "invalid": 1}
+    assert tenant.members(gid) == set(users)
+
+    sku = tenant.sku("POWER_BI_PRO")
+    preview = client.post(f"{base}/bulk/group-licences", headers=h,
+                          json={"group_id": gid, "sku_id": sku, "dry_run": True}).get_json()
+    planned = {i["id"] for i in preview["items"] if i["outcome"] == "planned"}
+    assert planned and all(sku not in tenant.licences(u) for u in planned)
+    done = client.post(f"{base}/bulk/group-licences", headers=h, json={"group_id": gid, "sku_id": sku}).get_json()
+    assert {i["id"] for i in done["items"] if i["outcome"] == "assigned"} == planned
+    assert all(sku in tenant.licences(u) for u in planned)
+    events = _events("Assign Licence to Group Members (bulk)")
+    assert len(events) == 1 and events[0].detail["counts"]["assigned"] == len(planned)
+
+
+def test_session_caller_with_csrf_header(admin_client: FlaskClient, ds: Datasource, tenant: Tenant) -> None:
+    gid, adele = tenant.group("Legal"), tenant.user("adele.vance@contoso.example")
+    url = f"/api/v1/datasources/{ds.id}/groups/{gid}/members"
+    assert _error(admin_client.post(url, json={"user_id": adele}))[:2] == (400, "csrf_failed")
+    token = csrf_token(admin_client, f"/admin/datasources/{ds.id}")
+    response = admin_client.post(url, json={"user_id": adele}, headers={"X-CSRFToken": token})
+    assert response.status_code in (200, 201) and adele in tenant.members(gid)
+    event = _events("Add User to Group")[-1]
+    assert event.actor == "admin@example.com" and event.detail["via"] == "session"
