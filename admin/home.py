@@ -6,6 +6,7 @@ from admin import bp
 from core.access import can_administer_datasource
 from core.extensions import db
 from core.models import Datasource
+from jobs.runner import last_failed_runs
 from office365.connection import reauthorization_warning
 
 
@@ -20,4 +21,5 @@ def index() -> str:
             attention.append((datasource, f"needs to be re-authorized: {datasource.last_error or 'grant refused'}"))
         elif warning := reauthorization_warning(datasource):
             attention.append((datasource, warning))
-    return render_template("admin/index.html", attention=attention)
+    failed_runs = last_failed_runs() if current_user.has_any_role("Administrator") else []
+    return render_template("admin/index.html", attention=attention, failed_runs=failed_runs)

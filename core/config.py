@@ -133,6 +133,7 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
         public = public.rstrip("/")
     config["PUBLIC_BASE_URL"] = public
     config["SESSION_COOKIE_SECURE"] = bool(public and public.startswith("https://"))
+    config.update(_jobs_settings(env))
     config.update(_sso_settings(env))
     return config
 
@@ -156,3 +157,12 @@ def _sso_settings(env: dict[str, str]) -> dict[str, Any]:
         raise ConfigError("SSO_HTTP_TIMEOUT", f"must be seconds between 0 and 120, got {timeout!r}")
     return {"ALLOWED_REDIRECT_DOMAINS": domains, "SESSION_COOKIE_DOMAIN": cookie_domain or None,
             "SSO_HTTP_TIMEOUT": seconds}
+
+
+def _jobs_settings(env: dict[str, str]) -> dict[str, Any]:
+    """Background jobs: queue name (Redis key prefix), SQLite queue file, and the embedded consumer switch."""
+    switch = env.get("JOBS_EMBEDDED_WORKER")
+    if switch is not None and switch.lower() not in {"0", "1", "true", "false", "yes", "no"}:
+        raise ConfigError("JOBS_EMBEDDED_WORKER", f"must be 1 or 0, got {switch!r}")
+    return {"JOBS_QUEUE_NAME": env.get("JOBS_QUEUE_NAME"), "JOBS_SQLITE_PATH": env.get("JOBS_SQLITE_PATH"),
+            "JOBS_CONSUMER": None if switch is None else switch.lower() in {"1", "true", "yes"}}

@@ -60,3 +60,26 @@ def graph_users(emulator: EmulatorHandle) -> dict[str, dict]:
     rows = store.conn().execute("SELECT id, user_principal_name, display_name, mail, account_enabled FROM users "
                                 "WHERE tenant_id = ?", (emulator.tenant_id,)).fetchall()
     return {r["id"]: dict(r) for r in rows}
+
+
+def use_test_queue(app, tmp_path, database_url: str):  # type: ignore[no-untyped-def]
+    """Point the app's huey at a private queue: SQLite in tmp_path, or Redis (unique prefix) with PostgreSQL."""
+    import uuid
+
+    from jobs.queue import get_huey
+    from tests.conftest import REDIS_TEST_URL
+
+    app.config["JOBS_SQLITE_PATH"] = str(tmp_path / "jobs.db")
+    app.config["JOBS_QUEUE_NAME"] = f"test-jobs-{uuid.uuid4().hex[:12]}"
+    if database_url.startswith("postgresql"):
+        app.config["REDIS_URL"] = REDIS_TEST_URL
+    return get_huey(app)
+
+
+def drain(huey) -> int:  # type: ignore[no-untyped-def]
+    """Execute every queued huey task here, as a worker would; returns how many ran."""
+    count = 0
+    while (task := huey.dequeue()) is not None:
+        huey.execute(task)
+        count += 1
+    return count

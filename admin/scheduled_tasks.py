@@ -1,0 +1,399 @@
+"""Administration > Scheduled tasks (Administrator): schedules, run now, enable/disable, webhook, run history with
+live progress, and each datasource's import settings."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC
+
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
+
+from admin import bp
+from admin.users import RoleChoices
+from core import audit
+from core.access import roles_required
+from core.crypto import secret_box
+from core.extensions import db
+from core.models import Datasource, Group, Role, utcnow
+from jobs.models import ScheduledTask, TaskRun, UserImport
+from jobs.queue import enqueue_run
+from jobs.runner import create_run, last_failed_runs, sweep_stale
+from jobs.schedule import WEEKDAYS, describe, next_run
+from jobs.webhook import secret_hash
+
+ADMIN = Role.ADMINISTRATOR
+
+
+class TaskForm(FlaskForm):
+    name = StringField("Name", filters=[lambda v: v.strip() if isinstance(v, str) else v],
+                       validators=[DataRequired(message="Enter a name."), Length(max=100)])
+    kind = SelectField("Task", choices=list(ScheduledTask.KINDS.items()))
+    datasource_id = SelectField("Data source", coerce=int, validators=[Optional()],
+                                description="The Office 365 data source to import users from.")
+    dry_run = BooleanField("Dry run only", description="Report what would change; change nothing.")
+    schedule = SelectField("Schedule", choices=list(ScheduledTask.SCHEDULES.items()))
+    interval_minutes = IntegerField("Every N minutes", default=60, validators=[Optional(), NumberRange(1, 1440)])
+    at_time = StringField("At (UTC, HH:MM)", default="03:00",
+                          validators=[Optional(), Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", message="Use HH:MM.")],
+                          description="Daily, weekly and monthly: the time; hourly: the minute past the hour.")
+    weekdays_only = BooleanField("Weekdays only (daily)")
+    weekday = SelectField("Day of the week (weekly)", coerce=int, choices=list(enumerate(WEEKDAYS)))
+    day_of_month = IntegerField("Day of the month (monthly)", default=1, validators=[Optional(), NumberRange(1, 31)],
+                                description="Months without that day run on their last day.")
+    run_at = DateTimeLocalField("Run at (once, UTC)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
+    enabled = BooleanField("Enabled", default=True)
+    submit = SubmitField("Save")
+
+    def __init__(self, *args: object, editing: ScheduledTask | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.editing = editing
+        self.datasource_id.choices = [(0, "—")] + [
+            (ds.id, ds.name) for ds in db.session.scalars(select(Datasource).order_by(Datasource.name))]
+
+    def validate_name(self, field: StringField) -> None:
+        clash = db.session.scalar(select(ScheduledTask).where(func.lower(ScheduledTask.name) == field.data.lower()))
+        if clash is not None and clash is not self.editing:
+            raise ValidationError("A scheduled task with this name already exists.")
+
+    def validate_datasource_id(self, field: SelectField) -> None:
+        if self.kind.data == ScheduledTask.KIND_IMPORT and not field.data:
+            raise ValidationError("Choose the data source to import from.")
+
+    def validate_run_at(self, field: DateTimeLocalField) -> None:
+        if self.schedule.data == "once" and field.data is None:
+            raise ValidationError("Give the date and time of the run.")
+
+
+class ImportForm(FlaskForm):
+    scope = RadioField("What to import", default="all", choices=[
+        ("all", "All users"), ("groups", "Members of chosen Office 365 groups")])
+    source_groups = TextAreaField("Office 365 groups", description="Names or ids, one per line (members of any).")
+    default_role = SelectField("Role of new users", choices=[(n, n) for n in Role.ALL], default=Role.USER)
+    profile_fields = RoleChoices("Keep in step", choices=[("display_name", "Display name"), ("email", "E-mail"),
+                                                          ("active", "Account enabled")])
+    on_missing = RadioField("Users no longer in the source", default="nothing", choices=[
+        ("nothing", "Do nothing"), ("disable", "Disable them"), ("remove", "Remove them")])
+    removal_guard_percent = IntegerField("Removal guard (%)", default=10, validators=[NumberRange(0, 100)],
+                                         description="A run that would disable or remove more than this share of "
+                                                     "imported users waits for an administrator's confirmation.")
+    bindings = TextAreaField("Group member sync", description="One per line: Local group = Office 365 group "
+                                                              "(name or id). The local group is created if needed.")
+    override_members = BooleanField("Override group members",
+                                    description="Bound local groups mirror their Office 365 group exactly "
+                                                "(members not in it are taken out).")
+    submit = SubmitField("Save import settings")
+
+
+class ActionForm(FlaskForm):
+    """CSRF-only form for the buttons."""
+
+
+def _hhmm(task: ScheduledTask) -> str:
+    return f"{task.at_minute // 60 % 24:02d}:{task.at_minute % 60:02d}"
+
+
+def _apply_form(task: ScheduledTask, form: TaskForm) -> None:
+    task.name = form.name.data
+    task.kind = form.kind.data
+    task.datasource_id = form.datasource_id.data or None
+    task.dry_run = bool(form.dry_run.data)
+    task.schedule = form.schedule.data
+    task.interval_minutes = form.interval_minutes.data or 60
+    hour, minute = (int(p) for p in (form.at_time.data or "03:00").split(":"))
+    task.at_minute = minute if task.schedule == "hourly" else hour * 60 + minute
+    task.weekdays_only = bool(form.weekdays_only.data)
+    task.weekday = form.weekday.data or 0
+    task.day_of_month = form.day_of_month.data or 1
+    task.run_at = form.run_at.data.replace(tzinfo=UTC) if form.run_at.data else None
+    task.enabled = bool(form.enabled.data)
+    task.next_run_at = next_run(task, utcnow()) if task.enabled else None
+    if task.schedule == "webhook" and not task.webhook_hash:
+        _new_secret(task)
+
+
+def _new_secret(task: ScheduledTask) -> None:
+    secret = secrets.token_urlsafe(32)
+    task.webhook_secret = secret_box().encrypt(secret)
+    task.webhook_hash = secret_hash(secret)
+
+
+def _webhook_url(task: ScheduledTask) -> str | None:
+    if task.schedule != "webhook" or not task.webhook_secret:
+        return None
+    return url_for("hooks.run_task_webhook", secret=secret_box().decrypt(task.webhook_secret), _external=True)
+
+
+def _task(task_id: int) -> ScheduledTask:
+    return db.session.get(ScheduledTask, task_id) or abort(404)
+
+
+def _last_runs(task_ids: list[int]) -> dict[int, TaskRun]:
+    latest = {}
+    if task_ids:
+        for run in db.session.scalars(select(TaskRun).where(TaskRun.task_id.in_(task_ids))
+                                      .order_by(TaskRun.id.desc()).limit(500)):
+            latest.setdefault(run.task_id, run)
+    return latest
+
+
+@bp.app_template_global()
+def import_attention(datasource_id: int) -> list[TaskRun]:
+    """Failed (or waiting) import runs of a datasource, for its page."""
+    return [run for run in last_failed_runs(datasource_id) if run.kind == ScheduledTask.KIND_IMPORT]
+
+
+@bp.get("/scheduled-tasks")
+@roles_required(ADMIN)
+def scheduled_tasks() -> str:
+    sweep_stale()
+    tasks = db.session.scalars(select(ScheduledTask).order_by(func.lower(ScheduledTask.name))).all()
+    runs = db.session.scalars(select(TaskRun).order_by(TaskRun.id.desc()).limit(25)).all()
+    names = {ds.id: ds.name for ds in db.session.scalars(select(Datasource))}
+    return render_template("admin/scheduled_tasks/list.html", tasks=tasks, last=_last_runs([t.id for t in tasks]),
+                           runs=runs, describe=describe, datasource_names=names, form=ActionForm(),
+                           imports=db.session.scalars(select(Datasource).order_by(Datasource.name)).all())
+
+
+@bp.route("/scheduled-tasks/new", methods=["GET", "POST"])
+@roles_required(ADMIN)
+def scheduled_task_new() -> Response | str:
+    form = TaskForm()
+    if request.method == "GET" and request.args.get("datasource", "").isdigit():
+        form.datasource_id.data = int(request.args["datasource"])
+    if form.validate_on_submit():
+        task = ScheduledTask(owner=current_user.email)
+        _apply_form(task, form)
+        db.session.add(task)
+        db.session.flush()
+        audit.record("task.create", task.name, schedule=describe(task), kind=task.kind)
+        flash(f"Scheduled task {task.name} saved.", "success")
+        return redirect(url_for("admin.scheduled_task_detail", task_id=task.id))
+    return render_template("admin/scheduled_tasks/form.html", form=form, task=None)
+
+
+@bp.route("/scheduled-tasks/<int:task_id>", methods=["GET", "POST"])
+@roles_required(ADMIN)
+def scheduled_task_detail(task_id: int) -> Response | str:
+    task = _task(task_id)
+    form = TaskForm(editing=task, data=None if request.method == "POST" else {
+        "name": task.name, "kind": task.kind, "datasource_id": task.datasource_id or 0, "dry_run": task.dry_run,
+        "schedule": task.schedule, "interval_minutes": task.interval_minutes, "at_time": _hhmm(task),
+        "weekdays_only": task.weekdays_only, "weekday": task.weekday, "day_of_month": task.day_of_month,
+        "run_at": task.run_at.replace(tzinfo=None) if task.run_at else None, "enabled": task.enabled})
+    if form.validate_on_submit():
+        _apply_form(task, form)
+        audit.record("task.update", task.name, schedule=describe(task), enabled=task.enabled)
+        flash("Scheduled task saved.", "success")
+        return redirect(url_for("admin.scheduled_task_detail", task_id=task.id))
+    runs = db.session.scalars(select(TaskRun).where(TaskRun.task_id == task.id)
+                              .order_by(TaskRun.id.desc()).limit(50)).all()
+    return render_template("admin/scheduled_tasks/form.html", form=form, task=task, runs=runs,
+                           describe=describe, webhook_url=_webhook_url(task), action_form=ActionForm())
+
+
+def _check_action() -> None:
+    if not ActionForm().validate_on_submit():
+        abort(400)
+
+
+@bp.post("/scheduled-tasks/<int:task_id>/run")
+@roles_required(ADMIN)
+def scheduled_task_run(task_id: int) -> Response:
+    task = _task(task_id)
+    _check_action()
+    dry = request.form.get("dry_run") == "1" or task.dry_run
+    run = create_run(kind=task.kind, datasource_id=task.datasource_id, trigger="manual", actor=current_user.email,
+                     task=task, dry_run=dry)
+    enqueue_run(run.id)
+    audit.record("task.run_now", task.name, run_id=run.id, dry_run=dry)
+    return redirect(url_for("admin.task_run_detail", run_id=run.id))
+
+
+@bp.post("/scheduled-tasks/<int:task_id>/toggle")
+@roles_required(ADMIN)
+def scheduled_task_toggle(task_id: int) -> Response:
+    task = _task(task_id)
+    _check_action()
+    task.enabled = not task.enabled
+    task.next_run_at = next_run(task, utcnow()) if task.enabled else None
+    audit.record("task.enable" if task.enabled else "task.disable", task.name)
+    flash(f"{task.name} {'enabled' if task.enabled else 'disabled'}.", "success")
+    return redirect(request.referrer if request.referrer and "/admin/" in request.referrer
+                    else url_for("admin.scheduled_tasks"))
+
+
+@bp.post("/scheduled-tasks/<int:task_id>/webhook")
+@roles_required(ADMIN)
+def scheduled_task_webhook(task_id: int) -> Response:
+    task = _task(task_id)
+    _check_action()
+    if task.schedule != "webhook":
+        abort(400)
+    _new_secret(task)
+    audit.record("task.webhook_regenerate", task.name)
+    flash("A new webhook URL was generated; the old one no longer works.", "success")
+    return redirect(url_for("admin.scheduled_task_detail", task_id=task.id))
+
+
+@bp.post("/scheduled-tasks/<int:task_id>/delete")
+@roles_required(ADMIN)
+def scheduled_task_delete(task_id: int) -> Response:
+    task = _task(task_id)
+    _check_action()
+    name = task.name
+    db.session.delete(task)
+    audit.record("task.delete", name)
+    flash(f"Scheduled task {name} deleted with its run history.", "success")
+    return redirect(url_for("admin.scheduled_tasks"))
+
+
+def _run(run_id: int) -> TaskRun:
+    return db.session.get(TaskRun, run_id) or abort(404)
+
+
+@bp.get("/scheduled-tasks/runs/<int:run_id>")
+@roles_required(ADMIN)
+def task_run_detail(run_id: int) -> str:
+    run = _run(run_id)
+    task = db.session.get(ScheduledTask, run.task_id) if run.task_id else None
+    datasource = db.session.get(Datasource, run.datasource_id) if run.datasource_id else None
+    return render_template("admin/scheduled_tasks/run.html", run=run, task=task, datasource=datasource,
+                           form=ActionForm())
+
+
+def progress_json(run: TaskRun) -> dict:
+    data = {name: getattr(run, name) for name in (*TaskRun.COUNTS, "pages", "processed", "graph_requests",
+                                                  "status", "phase", "resyncs")}
+    data.update(done=run.done, total=run.total_estimate, error=run.error,
+                duration=round(run.duration, 1) if run.duration is not None else None)
+    return data
+
+
+@bp.get("/scheduled-tasks/runs/<int:run_id>/progress")
+@roles_required(ADMIN)
+def task_run_progress(run_id: int) -> Response:
+    run = _run(run_id)
+    if run.status == TaskRun.RUNNING:
+        sweep_stale()
+        db.session.refresh(run)
+    return jsonify(progress_json(run))
+
+
+@bp.post("/scheduled-tasks/runs/<int:run_id>/confirm")
+@roles_required(ADMIN)
+def task_run_confirm(run_id: int) -> Response:
+    held = _run(run_id)
+    _check_action()
+    if held.status != TaskRun.CONFIRM:
+        abort(409)
+    task = db.session.get(ScheduledTask, held.task_id) if held.task_id else None
+    run = create_run(kind=held.kind, datasource_id=held.datasource_id, trigger="manual", actor=current_user.email,
+                     task=task, confirm_removals=True)
+    enqueue_run(run.id)
+    audit.record("task.confirm_removals", str(held.datasource_id), run_id=run.id, held_run_id=held.id,
+                 pending=(held.summary or {}).get("guard", {}).get("pending"))
+    return redirect(url_for("admin.task_run_detail", run_id=run.id))
+
+
+# -- import settings -------------------------------------------------------------------------------------------
+
+
+def _parse_bindings(text: str) -> list[tuple[str, str]]:
+    pairs = []
+    for line in (text or "").splitlines():
+        if not line.strip():
+            continue
+        local, sep, remote = line.partition("=")
+        if not sep or not local.strip() or not remote.strip():
+            raise ValueError(f"“{line.strip()}”: write Local group = Office 365 group")
+        pairs.append((local.strip()[:256], remote.strip()))
+    return pairs
+
+
+@bp.route("/scheduled-tasks/imports/<int:datasource_id>", methods=["GET", "POST"])
+@roles_required(ADMIN)
+def import_settings(datasource_id: int) -> Response | str:
+    from office365.connection import graph_client
+    from office365.errors import Office365Error
+    from office365.importer import import_for, reset_sync_state, resolve_groups
+
+    datasource = db.session.get(Datasource, datasource_id) or abort(404)
+    imp = import_for(datasource)
+    bound = db.session.scalars(select(Group).where(Group.datasource_id == datasource.id,
+                                                   Group.source_group_id.is_not(None))).all()
+    form = ImportForm(data=None if request.method == "POST" else {
+        "scope": imp.scope, "source_groups": "\n".join(g["name"] for g in imp.source_groups),
+        "default_role": imp.default_role, "profile_fields": imp.profile_fields, "on_missing": imp.on_missing,
+        "removal_guard_percent": imp.removal_guard_percent,
+        "bindings": "\n".join(f"{g.name} = {g.source_group_name or g.source_group_id}" for g in bound),
+        "override_members": any(g.override_members for g in bound)})
+    if form.validate_on_submit():
+        try:
+            bindings = _parse_bindings(form.bindings.data)
+            names = [n for n in (form.source_groups.data or "").splitlines() if n.strip()]
+            wanted = names + [remote for _, remote in bindings]
+            resolved, missing = resolve_groups(graph_client(datasource), wanted) if wanted else ([], [])
+        except ValueError as exc:
+            form.bindings.errors = [str(exc)]
+        except Office365Error as exc:
+            flash(f"Could not look the groups up in Office 365: {exc}", "danger")
+        else:
+            if missing:
+                form.source_groups.errors = [f"Not found in Office 365: {', '.join(missing)}"]
+            elif form.scope.data == "groups" and not names:
+                form.source_groups.errors = ["Name at least one group, or import all users."]
+            else:
+                _save_import(imp, datasource, form, resolved[:len(names)], list(zip(bindings, resolved[len(names):],
+                                                                                     strict=True)), reset_sync_state)
+                flash("Import settings saved.", "success")
+                return redirect(url_for("admin.import_settings", datasource_id=datasource.id))
+    tasks = db.session.scalars(select(ScheduledTask).where(ScheduledTask.datasource_id == datasource.id)).all()
+    return render_template("admin/scheduled_tasks/import.html", form=form, datasource=datasource, imp=imp,
+                           tasks=tasks, describe=describe)
+
+
+def _save_import(imp: UserImport, datasource: Datasource, form: ImportForm, groups: list[dict],
+                 bindings: list, reset) -> None:  # type: ignore[no-untyped-def]
+    before = {"scope": imp.scope, "groups": [g["id"] for g in imp.source_groups], "fields": imp.profile_fields}
+    imp.scope = form.scope.data
+    imp.source_groups = groups
+    imp.default_role = form.default_role.data
+    imp.profile_fields = list(form.profile_fields.data or [])
+    imp.on_missing = form.on_missing.data
+    imp.removal_guard_percent = form.removal_guard_percent.data
+    imp.updated_at, imp.updated_by = utcnow(), current_user.email
+    after = {"scope": imp.scope, "groups": [g["id"] for g in imp.source_groups], "fields": imp.profile_fields}
+    if before != after and imp.phase == "idle" and imp.running_run_id is None:
+        reset(imp)  # what is in scope changed: the next run reads everything again
+    keep = set()
+    for (local_name, _), remote in bindings:
+        group = db.session.scalar(select(Group).where(func.lower(Group.name) == local_name.lower()))
+        if group is None:
+            group = Group(name=local_name)
+            db.session.add(group)
+        group.datasource_id, group.source_group_id, group.source_group_name = datasource.id, remote["id"], \
+            remote["name"]
+        group.override_members = bool(form.override_members.data)
+        db.session.flush()
+        keep.add(group.id)
+    for group in db.session.scalars(select(Group).where(Group.datasource_id == datasource.id)):
+        if group.id not in keep:
+            group.source_group_id = group.source_group_name = None
+    audit.record("import.settings", datasource.name, scope=imp.scope, groups=[g["name"] for g in groups],
+                 on_missing=imp.on_missing, guard=imp.removal_guard_percent,
+                 bindings=[f"{name} = {remote['name']}" for (name, _), remote in bindings])

@@ -1,0 +1,234 @@
+"""Scheduled tasks: schedules, the admin pages, huey (SQLite, or Redis with PostgreSQL), exactly-once claims,
+dead workers, the webhook, the keep-alive job."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from core.extensions import db
+from core.models import Datasource, utcnow
+from emulator.server import EmulatorHandle
+from jobs.models import ScheduledTask, TaskRun
+from jobs.schedule import next_run
+from tests.conftest import TEST_FERNET_KEY, csrf_token, make_user, sign_in
+from tests.import_helpers import authorized_datasource, drain, use_test_queue
+from tests.o365_helpers import emulator, emulator_env  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _task(**kw):  # type: ignore[no-untyped-def]
+    base = {"schedule": "daily", "interval_minutes": 60, "at_minute": 180, "weekdays_only": False, "weekday": 0,
+            "day_of_month": 1, "run_at": None}
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_next_run_for_every_kind_of_schedule() -> None:
+    friday = datetime(2026, 11, 27, 12, 7, tzinfo=UTC)  # a Friday
+    assert next_run(_task(schedule="minutes", interval_minutes=15), friday) == friday.replace(minute=15)
+    assert next_run(_task(schedule="hourly", at_minute=5), friday) == friday.replace(hour=13, minute=5)
+    assert next_run(_task(), friday) == datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
+    assert next_run(_task(weekdays_only=True), friday) == datetime(2026, 11, 30, 3, 0, tzinfo=UTC)  # Monday
+    assert next_run(_task(schedule="weekly", weekday=2), friday) == datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+    assert next_run(_task(schedule="monthly", day_of_month=31), friday) == datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
+    once = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
+    assert next_run(_task(schedule="once", run_at=once), friday) == once
+    assert next_run(_task(schedule="once", run_at=once), once) is None
+    assert next_run(_task(schedule="webhook"), friday) is None
+
+
+@pytest.fixture
+def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
+    return emulator_env(emulator)
+
+
+@pytest.fixture
+def huey(app: Flask, tmp_path: Path, database_url: str):  # type: ignore[no-untyped-def]
+    from jobs.queue import stop_embedded_consumer
+
+    queue = use_test_queue(app, tmp_path, database_url)
+    app.config["IMPORT_PAGE_SIZE"] = 10
+    yield queue
+    stop_embedded_consumer()
+    queue.flush()
+
+
+def _new_task(client: FlaskClient, **fields: str):  # type: ignore[no-untyped-def]
+    data = {"csrf_token": csrf_token(client, "/admin/scheduled-tasks/new"), "name": "Nightly import",
+            "kind": "user_import", "schedule": "daily", "at_time": "03:00", "interval_minutes": "60",
+            "weekday": "0", "day_of_month": "1", "enabled": "y", **fields}
+    return client.post("/admin/scheduled-tasks/new", data=data)
+
+
+def test_schedule_run_now_on_huey_and_history_with_counts(admin_client: FlaskClient, emulator: EmulatorHandle,  # noqa: F811
+                                                          huey) -> None:  # type: ignore[no-untyped-def]
+    ds = authorized_datasource(admin_client, emulator)
+    response = _new_task(admin_client, datasource_id=str(ds.id), weekdays_only="y")
+    assert response.status_code == 302, response.get_data(as_text=True)
+    task = db.session.scalars(db.select(ScheduledTask).filter_by(name="Nightly import")).one()
+    assert task.next_run_at is not None and task.next_run_at.weekday() < 5 and task.owner == "admin@example.com"
+    listing = admin_client.get("/admin/scheduled-tasks").get_data(as_text=True)
+    assert "Daily at 03:00 UTC, weekdays only" in listing and "Datasource token keep-alive" not in listing
+    token = csrf_token(admin_client, f"/admin/scheduled-tasks/{task.id}")
+    run_page = admin_client.post(f"/admin/scheduled-tasks/{task.id}/run", data={"csrf_token": token})
+    run_id = int(run_page.headers["Location"].rsplit("/", 1)[1])
+    assert admin_client.get(f"/admin/scheduled-tasks/runs/{run_id}/progress").json["status"] == "queued"
+    assert drain(huey) == 1
+    progress = admin_client.get(f"/admin/scheduled-tasks/runs/{run_id}/progress").json
+    assert progress["status"] == "succeeded" and progress["done"] and progress["created"] > 40
+    assert progress["pages"] >= 5 and progress["graph_requests"] >= progress["pages"]
+    page = admin_client.get(f"/admin/scheduled-tasks/{task.id}").get_data(as_text=True)
+    assert f"#{run_id}" in page and "succeeded" in page
+    detail = admin_client.get(f"/admin/scheduled-tasks/runs/{run_id}").get_data(as_text=True)
+    assert "<progress" in detail and "Adele Vance" in detail and "style=" not in detail
+
+
+def test_enable_disable_webhook_and_regenerate(admin_client: FlaskClient, emulator: EmulatorHandle,  # noqa: F811
+                                               huey) -> None:  # type: ignore[no-untyped-def]
+    ds = authorized_datasource(admin_client, emulator)
+    _new_task(admin_client, name="On demand", datasource_id=str(ds.id), schedule="webhook")
+    task = db.session.scalars(db.select(ScheduledTask).filter_by(name="On demand")).one()
+    assert task.next_run_at is None
+    page = admin_client.get(f"/admin/scheduled-tasks/{task.id}").get_data(as_text=True)
+    url = re.search(r'<code id="webhook-url"[^>]*>([^<]+)</code>', page).group(1)
+    path = url.split("://", 1)[1].split("/", 1)[1]
+    outsider = admin_client.application.test_client()
+    accepted = outsider.post(f"/{path}")
+    assert accepted.status_code == 202 and accepted.json["status"] == "queued"
+    assert outsider.post("/hooks/tasks/not-the-secret").status_code == 404
+    token = csrf_token(admin_client, f"/admin/scheduled-tasks/{task.id}")
+    admin_client.post(f"/admin/scheduled-tasks/{task.id}/webhook", data={"csrf_token": token})
+    assert outsider.post(f"/{path}").status_code == 404  # the old secret is dead
+    admin_client.post(f"/admin/scheduled-tasks/{task.id}/toggle", data={"csrf_token": token})
+    db.session.expire_all()
+    assert db.session.get(ScheduledTask, task.id).enabled is False
+    assert drain(huey) == 1
+    assert db.session.scalars(db.select(TaskRun).filter_by(trigger="webhook")).one().status == "succeeded"
+
+
+def test_scheduled_tasks_are_for_administrators_only(client: FlaskClient, app: Flask) -> None:
+    make_user("ops@example.com", "ops-password-123", "Manage datasources")
+    sign_in(client, "ops@example.com", "ops-password-123")
+    assert client.get("/admin/scheduled-tasks").status_code == 403
+    assert client.get("/admin/scheduled-tasks/runs/1/progress").status_code == 403
+
+
+def _due_task(ds: Datasource) -> ScheduledTask:
+    task = ScheduledTask(name="Every minute", kind="user_import", datasource_id=ds.id, schedule="minutes",
+                         interval_minutes=1, owner="test", next_run_at=utcnow().replace(microsecond=0)
+                         - timedelta(seconds=5))
+    db.session.add(task)
+    db.session.commit()
+    return task
+
+
+def test_two_processes_racing_for_the_same_scheduled_run_claim_it_once(
+        admin_client: FlaskClient, emulator: EmulatorHandle, huey, database_url: str, app: Flask,  # noqa: F811
+        tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ds = authorized_datasource(admin_client, emulator)
+    task = _due_task(ds)
+    due = task.next_run_at
+    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key-0123456789-abcdefghijkl",
+           "TOKEN_ENCRYPTION_KEYS": TEST_FERNET_KEY, "JOBS_QUEUE_NAME": app.config["JOBS_QUEUE_NAME"],
+           "JOBS_SQLITE_PATH": app.config["JOBS_SQLITE_PATH"], **emulator_env(emulator)}
+    if app.config.get("REDIS_URL"):
+        env["REDIS_URL"] = app.config["REDIS_URL"]
+    procs = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "jobs", "tick"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), outputs
+    claimed = [out for out, _ in outputs if "queued run" in out]
+    assert len(claimed) == 1, outputs
+    db.session.expire_all()
+    runs = db.session.scalars(db.select(TaskRun).filter_by(task_id=task.id)).all()
+    assert len(runs) == 1 and runs[0].due_at == due and runs[0].trigger == "schedule"
+    assert db.session.get(ScheduledTask, task.id).next_run_at > due
+    assert drain(huey) == 1
+    db.session.expire_all()
+    assert db.session.get(TaskRun, runs[0].id).status == "succeeded"
+
+
+def test_claims_in_threads_and_the_embedded_consumer(admin_client: FlaskClient, emulator: EmulatorHandle,  # noqa: F811
+                                                     huey, app: Flask) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from jobs.queue import start_embedded_consumer
+    from jobs.scheduler import tick
+
+    ds = authorized_datasource(admin_client, emulator)
+    task = _due_task(ds)
+    results: list[list[int]] = []
+
+    def worker() -> None:
+        with app.app_context():
+            results.append(tick(enqueue=False))
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    claimed = [run_id for ids in results for run_id in ids]
+    assert len(claimed) == 1
+    from jobs.queue import enqueue_run
+
+    enqueue_run(claimed[0])
+    consumer = start_embedded_consumer(app, workers=1)
+    assert start_embedded_consumer(app) is consumer  # once per process
+    deadline = datetime.now(UTC) + timedelta(seconds=30)
+    while datetime.now(UTC) < deadline:
+        db.session.expire_all()
+        if db.session.get(TaskRun, claimed[0]).done:
+            break
+        threading.Event().wait(0.2)
+    assert db.session.get(TaskRun, claimed[0]).status == "succeeded"
+    assert db.session.scalar(db.select(db.func.count(TaskRun.id)).where(TaskRun.task_id == task.id)) == 1
+
+
+def test_a_run_whose_worker_stopped_is_failed_with_the_reason_and_flagged(
+        admin_client: FlaskClient, emulator: EmulatorHandle, app: Flask) -> None:  # noqa: F811
+    from jobs.runner import sweep_stale
+
+    ds = authorized_datasource(admin_client, emulator)
+    old = utcnow() - timedelta(minutes=10)
+    run = TaskRun(kind="user_import", datasource_id=ds.id, trigger="schedule", status="running", started_at=old,
+                  heartbeat_at=old, worker="elsewhere:4242")
+    dead = TaskRun(kind="user_import", datasource_id=ds.id, trigger="cli", status="running", started_at=utcnow(),
+                   heartbeat_at=utcnow(), worker=f"{os.uname().nodename}:999999")
+    db.session.add_all([run, dead])
+    db.session.commit()
+    assert sweep_stale() == 2
+    db.session.expire_all()
+    assert run.status == "failed" and "stopped responding" in run.error and "resumes" in run.error
+    assert dead.status == "failed" and "died" in dead.error
+    home = admin_client.get("/admin/").get_data(as_text=True)
+    assert f"run #{dead.id}" in home and "failed" in home
+    detail = admin_client.get(f"/admin/datasources/{ds.id}").get_data(as_text=True)
+    assert 'id="import-failed"' in detail
+
+
+def test_keep_alive_refresh_is_a_scheduled_job(admin_client: FlaskClient, emulator: EmulatorHandle,  # noqa: F811
+                                               huey) -> None:  # type: ignore[no-untyped-def]
+    from jobs.runner import create_run, execute_run
+    from jobs.scheduler import ensure_system_tasks
+
+    ds = authorized_datasource(admin_client, emulator)
+    before = ds.last_refresh_ok_at
+    ensure_system_tasks()
+    ensure_system_tasks()
+    task = db.session.scalars(db.select(ScheduledTask).filter_by(kind="token_refresh")).one()
+    assert task.schedule == "daily" and task.next_run_at is not None
+    run = execute_run(create_run(kind=task.kind, datasource_id=None, trigger="manual", task=task).id)
+    assert run.status == "succeeded" and run.updated == 1
+    db.session.expire_all()
+    assert db.session.get(Datasource, ds.id).last_refresh_ok_at > before
