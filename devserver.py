@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 INSTANCE = Path(os.environ.get("INSTANCE_PATH") or ROOT / "instance")
-DEMO_ADMIN = "admin@gateway.local"
+DEMO_ADMIN = "admin@example.com"
 
 
 def start_emulator(port: int, gateway_url: str) -> tuple[subprocess.Popen[str], dict]:
