@@ -54,8 +54,9 @@ def o365_licence_assign(datasource_id: int) -> str | Response:
             assert exc is not None
             if isinstance(exc, UsageLocationRequired):
                 ask_location = ds.read_write
-                field_errors["usage_location"] = message_of(exc) + (
-                    " Enter it below and assign again." if ask_location else "")
+                field_errors["usage_location"] = exc.message + (
+                    " Enter it below and assign again." if ask_location else
+                    " This datasource is read-only: set it in the Microsoft 365 admin center.")
             elif isinstance(exc, FieldError):
                 field_errors[exc.field] = exc.message
             else:
