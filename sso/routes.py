@@ -115,7 +115,7 @@ def logout() -> Response:
     audit.record("sign_out", current_user.email)
     sso = dict(session.get("sso") or {})
     logout_user()
-    session.clear()
+    renew_session()  # the old id is deleted server-side, whatever happens next
     if sso:
         target = _end_session_redirect(sso)
         if target is not None:

@@ -203,7 +203,8 @@ class RedisStore:
 
     def for_user(self, user_id: int) -> list[SessionRecord]:
         now = time.time()
-        records = [r for r in self._members(self._key("u", str(user_id))) if not r.expired(now)]
+        records = [r for r in self._members(self._key("u", str(user_id)))
+                   if not r.expired(now) and r.user_id == user_id]
         return sorted(records, key=lambda r: r.created_at, reverse=True)
 
     def _end(self, records: list[SessionRecord]) -> int:
@@ -212,7 +213,7 @@ class RedisStore:
         return len(records)
 
     def end_for_user(self, user_id: int) -> int:
-        return self._end(self._members(self._key("u", str(user_id))))
+        return self._end([r for r in self._members(self._key("u", str(user_id))) if r.user_id == user_id])
 
     def end_by_idp(self, provider: str | None, *, sid: str | None = None, sub: str | None = None) -> int:
         if sid:
