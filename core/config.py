@@ -160,9 +160,13 @@ def _sso_settings(env: dict[str, str]) -> dict[str, Any]:
 
 
 def _jobs_settings(env: dict[str, str]) -> dict[str, Any]:
-    """Background jobs: queue name (Redis key prefix), SQLite queue file, and the embedded consumer switch."""
+    """Background jobs: queue name (Redis key prefix), SQLite queue file, embedded consumer, import page size."""
     switch = env.get("JOBS_EMBEDDED_WORKER")
     if switch is not None and switch.lower() not in {"0", "1", "true", "false", "yes", "no"}:
         raise ConfigError("JOBS_EMBEDDED_WORKER", f"must be 1 or 0, got {switch!r}")
+    page_size = env.get("IMPORT_PAGE_SIZE", "999")
+    if not page_size.isdigit() or not 1 <= int(page_size) <= 999:
+        raise ConfigError("IMPORT_PAGE_SIZE", f"must be a whole number from 1 to 999, got {page_size!r}")
     return {"JOBS_QUEUE_NAME": env.get("JOBS_QUEUE_NAME"), "JOBS_SQLITE_PATH": env.get("JOBS_SQLITE_PATH"),
-            "JOBS_CONSUMER": None if switch is None else switch.lower() in {"1", "true", "yes"}}
+            "JOBS_CONSUMER": None if switch is None else switch.lower() in {"1", "true", "yes"},
+            "IMPORT_PAGE_SIZE": int(page_size)}

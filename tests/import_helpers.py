@@ -83,3 +83,31 @@ def drain(huey) -> int:  # type: ignore[no-untyped-def]
         huey.execute(task)
         count += 1
     return count
+
+
+def group_members_in_emulator(emulator: EmulatorHandle, name: str) -> tuple[str, set[str]]:
+    store = emulator.app.extensions["emulator.store"]
+    gid = store.conn().execute("SELECT id FROM groups WHERE display_name = ?", (name,)).fetchone()[0]
+    members = {r[0] for r in store.conn().execute(
+        "SELECT m.member_id FROM memberships m JOIN users u ON u.id = m.member_id "
+        "WHERE m.group_id = ? AND m.relation = 'member'", (gid,))}
+    return gid, members
+
+
+def save_import_settings(client: FlaskClient, datasource: Datasource, **fields) -> str:  # type: ignore[no-untyped-def]
+    path = f"/admin/scheduled-tasks/imports/{datasource.id}"
+    data = {"csrf_token": csrf_token(client, path), "scope": "all", "default_role": "User",
+            "profile_fields": ["display_name", "email", "active"], "on_missing": "nothing",
+            "removal_guard_percent": "10", **fields}
+    response = client.post(path, data=data)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    db.session.expire_all()
+    return response.headers["Location"]
+
+
+def reauthorize(client: FlaskClient, emulator: EmulatorHandle, datasource: Datasource) -> None:
+    token = csrf_token(client, f"/admin/datasources/{datasource.id}")
+    start = client.post(f"/admin/datasources/{datasource.id}/authorize", data={"csrf_token": token})
+    page = client.get(callback_path(sign_in_at_microsoft(emulator, start.headers["Location"], ADMIN_UPN)))
+    assert "Connection test succeeded" in page.get_data(as_text=True)
+    db.session.expire_all()

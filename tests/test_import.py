@@ -6,11 +6,23 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from core.models import Datasource
+from core.extensions import db
+from core.models import Datasource, Group, User
 from emulator.server import EmulatorHandle
 from jobs.models import TaskRun
 from office365.importer import import_for
-from tests.import_helpers import authorized_datasource, control, graph_users, imported_users, run_import
+from tests.conftest import csrf_token, make_user
+from tests.import_helpers import (
+    authorized_datasource,
+    control,
+    drain,
+    graph_users,
+    group_members_in_emulator,
+    imported_users,
+    run_import,
+    save_import_settings,
+    use_test_queue,
+)
 from tests.o365_helpers import emulator, emulator_env  # noqa: F401
 
 
@@ -49,3 +61,129 @@ def test_first_run_imports_every_user_then_a_second_run_reads_only_changes(
     local = imported_users(datasource)
     assert local[adele.object_id].display_name == "Adele V." and local[new["id"]].email == "new.person@contoso.example"
     assert len(local) == len(source) + 1
+
+
+def test_members_of_chosen_groups_default_role_and_a_bound_group_that_overrides_members(
+        datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient) -> None:  # noqa: F811
+    legal_id, legal = group_members_in_emulator(emulator, "Legal")
+    sales_id, sales = group_members_in_emulator(emulator, "U.S. Sales")
+    save_import_settings(admin_client, datasource, scope="groups", source_groups="Legal\nU.S. Sales",
+                         default_role="Manage datasources", on_missing="disable", removal_guard_percent="50",
+                         bindings="Sales team = U.S. Sales", override_members="y")
+    imp = import_for(datasource)
+    assert {g["name"] for g in imp.source_groups} == {"Legal", "U.S. Sales"}
+    outsider = make_user("outsider@example.com", None, "User")
+    team = db.session.scalars(db.select(Group).filter_by(name="Sales team")).one()
+    team.members.append(outsider)
+    db.session.commit()
+
+    run = run_import(datasource)
+    assert run.status == TaskRun.SUCCEEDED, run.error
+    local = imported_users(datasource)
+    assert set(local) == legal | sales
+    assert all(u.role_names == {"Manage datasources"} for u in local.values())
+    team = db.session.scalars(db.select(Group).filter_by(name="Sales team")).one()
+    assert {u.object_id for u in team.members} == sales  # the outsider was taken out: override
+
+    leaver = sorted(sales - legal)[0]
+    control(emulator, "DELETE", f"groups/{sales_id}/members/{leaver}")
+    run = run_import(datasource)
+    assert run.status == TaskRun.SUCCEEDED, run.error
+    local = imported_users(datasource)
+    assert local[leaver].active is False and run.disabled == 1
+    team = db.session.scalars(db.select(Group).filter_by(name="Sales team")).one()
+    assert {u.object_id for u in team.members} == sales - {leaver}
+    source = graph_users(emulator)
+    assert all(u.active == bool(source[oid]["account_enabled"]) for oid, u in local.items() if oid != leaver)
+
+
+@pytest.mark.parametrize("policy", ["nothing", "disable", "remove"])
+def test_users_gone_from_the_source(datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient,  # noqa: F811
+                                    policy: str) -> None:
+    save_import_settings(admin_client, datasource, on_missing=policy)
+    assert run_import(datasource).status == TaskRun.SUCCEEDED
+    gone = next(u for u in imported_users(datasource).values() if u.email == "adele.vance@contoso.example")
+    gone_id, gone_oid = gone.id, gone.object_id
+    control(emulator, "DELETE", f"users/{gone_oid}")
+    run = run_import(datasource)
+    assert run.status == TaskRun.SUCCEEDED, run.error
+    local = imported_users(datasource)
+    if policy == "nothing":
+        assert local[gone_oid].active and (run.disabled, run.removed) == (0, 0)
+    elif policy == "disable":
+        assert local[gone_oid].active is False and run.disabled == 1
+    else:
+        assert gone_oid not in local and run.removed == 1
+        assert db.session.scalar(db.select(db.func.count(User.id)).where(User.id == gone_id)) == 0
+
+
+def test_removal_guard_waits_for_an_administrator_then_applies(
+        datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient, app: Flask,  # noqa: F811
+        tmp_path, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    huey = use_test_queue(app, tmp_path, database_url)
+    save_import_settings(admin_client, datasource, on_missing="disable", removal_guard_percent="10")
+    assert run_import(datasource).status == TaskRun.SUCCEEDED
+    victims = sorted(u.object_id for u in imported_users(datasource).values()
+                     if u.email != "admin@contoso.example")[:6]  # 6 of 50: more than 10%
+    for oid in victims:
+        control(emulator, "DELETE", f"users/{oid}")
+    held = run_import(datasource)
+    assert held.status == TaskRun.CONFIRM and "6 of" in held.error
+    assert all(imported_users(datasource)[oid].active for oid in victims)
+    assert len(held.summary["guard"]["names"]) == 6
+    page = admin_client.get(f"/admin/scheduled-tasks/runs/{held.id}").get_data(as_text=True)
+    assert "Confirm and apply" in page
+    assert "waits for an administrator" in admin_client.get("/admin/").get_data(as_text=True)
+    token = csrf_token(admin_client, f"/admin/scheduled-tasks/runs/{held.id}")
+    response = admin_client.post(f"/admin/scheduled-tasks/runs/{held.id}/confirm", data={"csrf_token": token})
+    assert response.status_code == 302
+    drain(huey)
+    huey.flush()
+    confirmed = db.session.scalars(db.select(TaskRun).order_by(TaskRun.id.desc())).first()
+    assert confirmed.status == TaskRun.SUCCEEDED and confirmed.disabled == 6
+    assert all(not imported_users(datasource)[oid].active for oid in victims)
+    assert "waits for an administrator" not in admin_client.get("/admin/").get_data(as_text=True)
+
+
+def test_dry_run_shows_the_difference_by_name_and_changes_nothing(
+        datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient) -> None:  # noqa: F811
+    first = run_import(datasource, dry_run=True)
+    assert first.status == TaskRun.SUCCEEDED and first.created == len(graph_users(emulator))
+    assert imported_users(datasource) == {} and import_for(datasource).users_delta is None
+    save_import_settings(admin_client, datasource, on_missing="remove")
+    run_import(datasource)
+    local = imported_users(datasource)
+    adele = next(u for u in local.values() if u.email == "adele.vance@contoso.example")
+    megan = next(u for u in local.values() if u.email == "megan.bowen@contoso.example")
+    control(emulator, "PATCH", f"users/{adele.object_id}", {"displayName": "Adele Renamed"})
+    control(emulator, "DELETE", f"users/{megan.object_id}")
+    control(emulator, "POST", "users", {"userPrincipalName": "zoe.new@contoso.example", "displayName": "Zoe New",
+                                        "mailNickname": "zoe.new", "accountEnabled": True})
+    link = import_for(datasource).users_delta
+    dry = run_import(datasource, dry_run=True)
+    assert dry.status == TaskRun.SUCCEEDED, dry.error
+    names = dry.summary["names"]
+    assert names == {"created": ["Zoe New"], "updated": ["Adele Renamed"], "removed": ["Megan Bowen"]}
+    assert imported_users(datasource).keys() == local.keys() and import_for(datasource).users_delta == link
+    page = admin_client.get(f"/admin/scheduled-tasks/runs/{dry.id}").get_data(as_text=True)
+    assert "What the import would change" in page and "To remove (1)" in page and "Megan Bowen" in page
+    real = run_import(datasource)
+    assert (real.created, real.updated, real.removed) == (1, 1, 1)
+    assert real.summary["names"] == names
+
+
+def test_a_user_deleted_and_recreated_with_the_same_upn_is_a_new_local_user(
+        datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient) -> None:  # noqa: F811
+    save_import_settings(admin_client, datasource, on_missing="disable")
+    run_import(datasource)
+    old = next(u for u in imported_users(datasource).values() if u.email == "adele.vance@contoso.example")
+    control(emulator, "DELETE", f"users/{old.object_id}")
+    new = control(emulator, "POST", "users", {"userPrincipalName": "adele.vance@contoso.example", "mailNickname":
+                                              "adele.vance", "displayName": "Adele Vance", "accountEnabled": True})
+    run = run_import(datasource)
+    assert run.status == TaskRun.SUCCEEDED and run.errors == 0, run.summary
+    local = imported_users(datasource)
+    assert local[new["id"]].email == "adele.vance@contoso.example" and local[new["id"]].active
+    assert local[old.object_id].active is False and local[old.object_id].email != "adele.vance@contoso.example"
+    assert (run.created, run.disabled) == (1, 1)
+    assert len(local) == len(graph_users(emulator)) + 1
