@@ -24,7 +24,8 @@ from core import audit
 from core.access import can_administer_datasource, can_use_datasource
 from core.crypto import secret_box
 from core.extensions import db
-from core.models import Datasource, PendingAuthorization, Role, utcnow
+from core.models import Datasource, Group, PendingAuthorization, Role, utcnow
+from jobs.models import ScheduledTask
 from office365.authorization import (
     FLOW_LIFETIME_SECONDS,
     AuthorizationFailed,
@@ -75,7 +76,14 @@ class SecurityForm(FlaskForm):
                                description="Who may run this data source's operations. Blank users and roles: "
                                            "Administrators and Manage datasources.")
     user_roles_allowed = RoleChoices("Connection users: roles", choices=[(name, name) for name in Role.ALL])
+    admin_groups = RoleChoices("Connection administrators: local groups", coerce=int)
+    user_groups_allowed = RoleChoices("Connection users: local groups", coerce=int)
     submit = SubmitField("Save security")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        groups = [(group.id, group.name) for group in db.session.scalars(select(Group).order_by(Group.name))]
+        self.admin_groups.choices = self.user_groups_allowed.choices = groups
 
 
 class ActionForm(FlaskForm):
@@ -285,26 +293,33 @@ def datasource_security(datasource_id: int) -> Response | str:
     datasource = _datasource_for_admin(datasource_id)
     form = SecurityForm(data=None if request.method == "POST" else {
         "admin_users": "\n".join(datasource.admin_users), "admin_roles": datasource.admin_roles,
-        "user_users": "\n".join(datasource.user_users), "user_roles_allowed": datasource.user_roles_allowed})
+        "user_users": "\n".join(datasource.user_users), "user_roles_allowed": datasource.user_roles_allowed,
+        "admin_groups": datasource.admin_groups, "user_groups_allowed": datasource.user_groups_allowed})
     if form.validate_on_submit():
-        proposed = Datasource(admin_users=_emails(form.admin_users.data), admin_roles=form.admin_roles.data or [])
+        proposed = Datasource(admin_users=_emails(form.admin_users.data), admin_roles=form.admin_roles.data or [],
+                              admin_groups=form.admin_groups.data or [])
         if not can_administer_datasource(current_user, proposed):
             form.admin_users.errors = ["Include yourself (or one of your roles): otherwise you would lose access."]
         else:
-            before = {"admin_users": datasource.admin_users, "admin_roles": datasource.admin_roles,
-                      "user_users": datasource.user_users, "user_roles": datasource.user_roles_allowed}
+            before = _security_summary(datasource)
             datasource.admin_users = proposed.admin_users
             datasource.admin_roles = sorted(proposed.admin_roles)
+            datasource.admin_groups = sorted(proposed.admin_groups)
             datasource.user_users = _emails(form.user_users.data)
             datasource.user_roles_allowed = sorted(form.user_roles_allowed.data or [])
+            datasource.user_groups_allowed = sorted(form.user_groups_allowed.data or [])
             datasource.updated_at, datasource.updated_by = utcnow(), current_user.email
             datasource.version += 1
-            after = {"admin_users": datasource.admin_users, "admin_roles": datasource.admin_roles,
-                     "user_users": datasource.user_users, "user_roles": datasource.user_roles_allowed}
-            audit.record("datasource.security", datasource.name, before=before, after=after)
+            audit.record("datasource.security", datasource.name, before=before, after=_security_summary(datasource))
             flash("Details saved successfully", "success")
             return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
     return render_template("admin/datasources/security.html", form=form, datasource=datasource)
+
+
+def _security_summary(datasource: Datasource) -> dict[str, list]:
+    return {"admin_users": datasource.admin_users, "admin_roles": datasource.admin_roles,
+            "admin_groups": datasource.admin_groups, "user_users": datasource.user_users,
+            "user_roles": datasource.user_roles_allowed, "user_groups": datasource.user_groups_allowed}
 
 
 @bp.route("/datasources/<int:datasource_id>/delete", methods=["GET", "POST"])
@@ -321,4 +336,7 @@ def datasource_delete(datasource_id: int) -> Response | str:
     if datasource.sso_enabled:
         dependents.append("Single sign-on: people who sign in with Office 365 through this data source will no "
                           "longer be able to.")
+    tasks = db.session.scalars(select(ScheduledTask.name).where(ScheduledTask.datasource_id == datasource.id)).all()
+    if tasks:
+        dependents.append(f"Scheduled tasks, deleted with it: {', '.join(sorted(tasks))}.")
     return render_template("admin/datasources/delete.html", datasource=datasource, form=form, dependents=dependents)

@@ -36,23 +36,33 @@ def roles_required(*names: str) -> Callable[[F], F]:
     return decorator
 
 
-def _listed(user: Any, users: list[str], roles: list[str]) -> bool:
-    return user.email in {email.lower() for email in users} or user.has_any_role(*roles)
+def _in_local_groups(user: Any, group_ids: list[int]) -> bool:
+    if not group_ids or not getattr(user, "id", None):
+        return False
+    from core.extensions import db
+    from core.models import group_members
+
+    found = db.session.execute(db.select(group_members.c.group_id).where(
+        group_members.c.user_id == user.id, group_members.c.group_id.in_(group_ids)).limit(1)).first()
+    return found is not None
+
+
+def _allowed(user: Any, users: list[str], roles: list[str], groups: list[int]) -> bool:
+    """Listed by email, by role or by local group; with nothing listed, the admin-area roles."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if not users and not roles and not groups:
+        return bool(user.has_any_role("Administrator", "Manage datasources"))
+    return (user.email in {email.lower() for email in users} or user.has_any_role(*roles)
+            or _in_local_groups(user, groups))
 
 
 def can_administer_datasource(user: Any, datasource: Any) -> bool:
-    """Connection administrators: edit, authorize, change security, delete (blank: the admin-area roles)."""
-    if not getattr(user, "is_authenticated", False):
-        return False
-    if not datasource.admin_users and not datasource.admin_roles:
-        return bool(user.has_any_role("Administrator", "Manage datasources"))
-    return _listed(user, datasource.admin_users, datasource.admin_roles)
+    """Connection administrators: edit, authorize, change security, delete."""
+    return _allowed(user, datasource.admin_users or [], datasource.admin_roles or [], datasource.admin_groups or [])
 
 
 def can_use_datasource(user: Any, datasource: Any) -> bool:
-    """Connection users: run the datasource's operations (blank: the admin-area roles)."""
-    if not getattr(user, "is_authenticated", False):
-        return False
-    if not datasource.user_users and not datasource.user_roles_allowed:
-        return bool(user.has_any_role("Administrator", "Manage datasources"))
-    return _listed(user, datasource.user_users, datasource.user_roles_allowed)
+    """Connection users: run the datasource's operations."""
+    return _allowed(user, datasource.user_users or [], datasource.user_roles_allowed or [],
+                    datasource.user_groups_allowed or [])

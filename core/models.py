@@ -183,6 +183,8 @@ class Datasource(db.Model):
     admin_roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     user_users: Mapped[list[str]] = mapped_column(JSON, default=list)
     user_roles_allowed: Mapped[list[str]] = mapped_column(JSON, default=list)
+    admin_groups: Mapped[list[int]] = mapped_column(JSON, default=list)  # local Group ids
+    user_groups_allowed: Mapped[list[int]] = mapped_column(JSON, default=list)
 
     @property
     def scopes(self) -> frozenset[str]:

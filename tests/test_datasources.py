@@ -357,3 +357,41 @@ def test_cli_list_and_test(admin_client: FlaskClient, emulator: EmulatorHandle) 
     refreshed = runner.invoke(args=["datasources", "refresh"])
     assert refreshed.exit_code == 0 and "Tokens refreshed" in refreshed.output
     assert runner.invoke(args=["datasources", "test", "nope"]).exit_code != 0
+
+
+def test_security_by_local_group(admin_client: FlaskClient, app: Flask) -> None:
+    from core.models import Group
+
+    _create(admin_client)
+    datasource = _datasource()
+    member = make_user("helpdesk@example.com", "helpdesk-pass-1", "User")
+    make_user("outsider@example.com", "outsider-pass-1", "User")
+    group = Group(name="Helpdesk", members=[member])
+    db.session.add(group)
+    db.session.commit()
+    token = csrf_token(admin_client, f"/admin/datasources/{datasource.id}/security")
+    page = admin_client.get(f"/admin/datasources/{datasource.id}/security").get_data(as_text=True)
+    assert "Helpdesk" in page
+    saved = admin_client.post(f"/admin/datasources/{datasource.id}/security", data={
+        "csrf_token": token, "user_groups_allowed": [str(group.id)]})
+    assert saved.status_code == 302
+    assert _datasource().user_groups_allowed == [group.id]
+    from core.access import can_administer_datasource, can_use_datasource
+    from core.models import User
+
+    users = {u.email: u for u in db.session.scalars(db.select(User))}
+    assert can_use_datasource(users["helpdesk@example.com"], _datasource())
+    assert not can_use_datasource(users["outsider@example.com"], _datasource())
+    assert not can_use_datasource(users["admin@example.com"], _datasource())  # no longer the default
+    assert can_administer_datasource(users["admin@example.com"], _datasource())  # administrators unchanged
+
+
+def test_delete_lists_scheduled_tasks_that_go_with_it(admin_client: FlaskClient) -> None:
+    from jobs.models import ScheduledTask
+
+    _create(admin_client)
+    datasource = _datasource()
+    db.session.add(ScheduledTask(name="Nightly import", datasource_id=datasource.id, owner="admin@example.com"))
+    db.session.commit()
+    confirm = admin_client.get(f"/admin/datasources/{datasource.id}/delete").get_data(as_text=True)
+    assert "Scheduled tasks, deleted with it: Nightly import." in confirm
