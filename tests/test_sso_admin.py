@@ -1,0 +1,123 @@
+"""Administration > Single Sign-On and `flask sso ...`: settings, providers (https only except loopback, secrets
+encrypted), the lock-out guard, diagnostics without tokens."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from core.extensions import db
+from core.models import AuditEvent, Datasource
+from sso.models import SignInAttempt, SsoProvider, SsoSettings
+from tests.conftest import csrf_token
+from tests.sso_helpers import FakeProvider, add_fake_provider, enable_sso, fake_provider, fake_sign_in  # noqa: F401
+
+
+def _settings_form(**changes: str) -> dict[str, str]:
+    form = {"enabled": "y", "bypass_role": "Administrator", "idle_timeout_minutes": "30",
+            "absolute_timeout_hours": "8", "clock_leeway_seconds": "120", "group_cache_minutes": "10",
+            "policies": '{"staff": {"domains": ["example.com"]}}'}
+    form.update(changes)
+    return form
+
+
+def test_only_administrators_see_the_page(client: FlaskClient, plain_user) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import USER_EMAIL, USER_PASSWORD, sign_in
+
+    sign_in(client, USER_EMAIL, USER_PASSWORD)
+    assert client.get("/admin/sso").status_code == 403
+    assert client.get("/admin/sso/diagnostics").status_code == 403
+
+
+def test_settings_are_saved_validated_and_audited(admin_client: FlaskClient) -> None:
+    page = admin_client.get("/admin/sso").get_data(as_text=True)
+    assert "Enable SSO" in page and "Automatically redirect to SSO" in page and "Create users on first sign-in" in page
+    token = csrf_token(admin_client, "/admin/sso")
+    response = admin_client.post("/admin/sso", data={**_settings_form(auto_redirect="y"), "csrf_token": token})
+    assert response.status_code == 302
+    row = db.session.get(SsoSettings, 1)
+    assert (row.enabled, row.auto_redirect, row.idle_timeout_minutes, row.clock_leeway_seconds) == (True, True, 30, 120)
+    assert row.policies == {"staff": {"domains": ["example.com"]}}
+    assert db.session.scalars(db.select(AuditEvent).filter_by(action="sso.settings")).one()
+    for bad in ({"idle_timeout_minutes": "0"}, {"absolute_timeout_hours": "x"}, {"policies": "[1]"},
+                {"bypass_role": "Nobody"}):
+        assert admin_client.post("/admin/sso", data={**_settings_form(**bad), "csrf_token": token}).status_code == 400
+
+
+def test_auto_redirect_is_refused_when_nobody_could_get_back_in(admin_client: FlaskClient) -> None:
+    token = csrf_token(admin_client, "/admin/sso")
+    response = admin_client.post("/admin/sso", data={**_settings_form(auto_redirect="y", bypass_role="Manage "
+                                                                      "datasources"), "csrf_token": token})
+    assert response.status_code == 400 and "lock everyone out" in response.get_data(as_text=True)
+
+
+def test_generic_provider_https_only_except_loopback_and_secret_encrypted(admin_client: FlaskClient) -> None:
+    token = csrf_token(admin_client, "/admin/sso")
+    base = {"kind": "oidc", "client_id": "gw", "client_secret": "s3cret-value", "scopes": "openid email",
+            "user_claim": "email", "response_mode": "query", "csrf_token": token}
+    for issuer in ("http://id.example.com", "ftp://id.example.com", "https://", "https://id.example.com?x=1"):
+        response = admin_client.post("/admin/sso/providers", data={**base, "name": "bad", "issuer": issuer})
+        assert response.status_code == 400, issuer
+    for name, issuer in (("corp", "https://id.example.com/realms/corp"), ("local", "http://127.0.0.1:9000")):
+        assert admin_client.post("/admin/sso/providers", data={**base, "name": name, "issuer": issuer}
+                                 ).status_code == 302
+    assert admin_client.post("/admin/sso/providers", data={**base, "name": "corp", "issuer": "https://x.example"}
+                             ).status_code == 400  # duplicate name
+    provider = db.session.scalars(db.select(SsoProvider).filter_by(name="corp")).one()
+    assert provider.client_secret and "s3cret-value" not in provider.client_secret
+    page = admin_client.get("/admin/sso").get_data(as_text=True)
+    assert "https://id.example.com/realms/corp" in page and "s3cret-value" not in page
+    admin_client.post(f"/admin/sso/providers/{provider.id}/delete", data={"csrf_token": token})
+    assert db.session.scalar(db.select(SsoProvider).filter_by(name="corp")) is None
+
+
+def test_office365_provider_needs_a_ready_datasource_with_sso(admin_client: FlaskClient) -> None:
+    incomplete = Datasource(name="Not yet", sso_enabled=True)
+    ready = Datasource(name="Contoso", sso_enabled=True, status=Datasource.READY, tenant_id="t")
+    db.session.add_all([incomplete, ready])
+    db.session.commit()
+    page = admin_client.get("/admin/sso").get_data(as_text=True)
+    assert ">Contoso<" in page and "Not yet" not in page
+    token = csrf_token(admin_client, "/admin/sso")
+    base = {"kind": "office365", "response_mode": "query", "user_claim": "preferred_username", "csrf_token": token}
+    assert admin_client.post("/admin/sso/providers", data={**base, "name": "x", "datasource_id": str(incomplete.id)}
+                             ).status_code == 400
+    assert admin_client.post("/admin/sso/providers", data={**base, "name": "contoso", "datasource_id": str(ready.id)}
+                             ).status_code == 302
+
+
+def test_cli_providers_and_settings(app: Flask) -> None:
+    runner = app.test_cli_runner()
+    added = runner.invoke(args=["sso", "providers", "add", "--name", "corp", "--issuer", "https://id.example.com",
+                                "--client-id", "gw", "--client-secret-stdin"], input="cli-secret-value\n")
+    assert added.exit_code == 0, added.output
+    refused = runner.invoke(args=["sso", "providers", "add", "--name", "plain", "--issuer", "http://id.example.com",
+                                  "--client-id", "gw"])
+    assert refused.exit_code != 0 and "https" in refused.output
+    listed = runner.invoke(args=["sso", "providers", "list"])
+    assert "corp" in listed.output and "secret set" in listed.output and "cli-secret-value" not in listed.output
+    shown = runner.invoke(args=["sso", "settings", "--enable", "--create-users", "--idle-minutes", "15"])
+    assert shown.exit_code == 0 and "enabled = True" in shown.output and "idle_timeout_minutes = 15" in shown.output
+    assert runner.invoke(args=["sso", "providers", "remove", "corp"]).exit_code == 0
+    assert runner.invoke(args=["sso", "providers", "remove", "corp"]).exit_code != 0
+
+
+def test_diagnostics_show_checks_and_never_tokens(admin_client: FlaskClient, fake_provider: FakeProvider,  # noqa: F811
+                                                  app: Flask) -> None:
+    enable_sso(create_users=True)
+    add_fake_provider(fake_provider)
+    tokens: list[str] = []
+
+    def wrong_audience(nonce: str) -> str:
+        tokens.append(fake_provider.sign(fake_provider.claims(nonce, aud="other-app")))
+        return tokens[-1]
+
+    fake_provider.make_id_token = wrong_audience
+    user_client = app.test_client()
+    fake_sign_in(user_client, fake_provider)
+    attempt = db.session.scalars(db.select(SignInAttempt)).one()
+    page = admin_client.get("/admin/sso/diagnostics?q=pat@example.org").get_data(as_text=True)
+    assert attempt.reference in page and "audience" in page and "clock_skew_seconds" in page
+    assert "/sso/callback" in page and tokens[0] not in page and tokens[0].split(".")[2] not in page
+    by_reference = admin_client.get(f"/admin/sso/diagnostics?q={attempt.reference}").get_data(as_text=True)
+    assert "pat@example.org" in by_reference
