@@ -1,0 +1,177 @@
+"""Faults during an import, against the emulator's controls: throttling and 5xx mid-run, the grant revoked
+mid-run, an expired delta token, a worker killed mid-run (then resumed). Nothing is lost or duplicated."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from core.extensions import db
+from core.models import Datasource, User
+from emulator.server import EmulatorHandle
+from jobs.models import TaskRun
+from office365.importer import Importer, import_for
+from tests.conftest import TEST_FERNET_KEY
+from tests.import_helpers import (
+    ADMIN_UPN,
+    authorized_datasource,
+    control,
+    graph_users,
+    imported_users,
+    reauthorize,
+    run_import,
+    save_import_settings,
+)
+from tests.o365_helpers import emulator, emulator_env  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
+    return emulator_env(emulator)
+
+
+@pytest.fixture
+def datasource(app: Flask, admin_client: FlaskClient, emulator: EmulatorHandle) -> Datasource:  # noqa: F811
+    app.config.update(IMPORT_PAGE_SIZE=5, IMPORT_GRAPH_DEADLINE=3)
+    return authorized_datasource(admin_client, emulator)
+
+
+def after_users_pages(monkeypatch: pytest.MonkeyPatch, pages: int, action: Callable[[], None]) -> None:
+    """Run `action` once, right after the import committed its `pages`-th page of users."""
+    original = Importer._commit
+    done = []
+
+    def commit(self: Importer, phase: str) -> None:
+        original(self, phase)
+        if phase == "users" and self.out.pages == pages and not done:
+            done.append(True)
+            action()
+
+    monkeypatch.setattr(Importer, "_commit", commit)
+
+
+def assert_mirrors_the_source(datasource: Datasource, emulator: EmulatorHandle) -> None:  # noqa: F811
+    """Every source user exactly once, and no local user of the tenant twice."""
+    local = imported_users(datasource)
+    assert set(local) == set(graph_users(emulator))
+    emails = db.session.scalars(db.select(User.email).where(User.tenant_id == datasource.tenant_id)).all()
+    assert len(emails) == len(set(emails)) == len(local)
+
+
+def test_throttling_and_503_mid_run_are_retried_and_the_run_succeeds(
+        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    def faults() -> None:
+        control(emulator, "POST", "faults", {"kind": "throttle", "retry_after": 1, "every": 3, "count": 2,
+                                             "path": "/users/delta"})
+        control(emulator, "POST", "faults", {"kind": "error", "status": 503, "count": 2, "path": "/users/delta"})
+
+    after_users_pages(monkeypatch, 2, faults)
+    run = run_import(datasource)
+    assert run.status == TaskRun.SUCCEEDED, run.error
+    assert run.graph_requests >= run.pages + 4  # the retries were counted
+    assert_mirrors_the_source(datasource, emulator)
+
+
+def test_graph_down_mid_run_fails_with_the_reason_and_the_next_run_resumes(
+        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+        admin_client: FlaskClient) -> None:
+    total = len(graph_users(emulator))
+    after_users_pages(monkeypatch, 3, lambda: control(emulator, "POST", "faults", {
+        "kind": "error", "status": 503, "path": "/users/delta"}))
+    failed = run_import(datasource)
+    assert failed.status == TaskRun.FAILED and "503" in failed.error and "resumes" in failed.error
+    assert len(imported_users(datasource)) == 15 and import_for(datasource).users_next
+    assert f"run #{failed.id}" in admin_client.get("/admin/").get_data(as_text=True)
+    assert 'id="import-failed"' in admin_client.get(f"/admin/datasources/{datasource.id}").get_data(as_text=True)
+    control(emulator, "DELETE", "faults")
+    monkeypatch.undo()
+    resumed = run_import(datasource)
+    assert resumed.status == TaskRun.SUCCEEDED, resumed.error
+    assert resumed.created == total - 15 and resumed.pages < total // 5
+    assert_mirrors_the_source(datasource, emulator)
+    assert 'id="import-failed"' not in admin_client.get(f"/admin/datasources/{datasource.id}").get_data(as_text=True)
+
+
+def test_grant_revoked_mid_run_marks_the_datasource_and_resumes_after_reauthorization(
+        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+        admin_client: FlaskClient) -> None:
+    def revoke() -> None:
+        control(emulator, "POST", "revoke", {"user": ADMIN_UPN})
+        # The cached access token would work until it expires; Graph rejecting it forces the refresh.
+        control(emulator, "POST", "faults", {"kind": "error", "status": 401, "count": 1, "path": "/users/delta"})
+
+    after_users_pages(monkeypatch, 2, revoke)
+    failed = run_import(datasource)
+    assert failed.status == TaskRun.FAILED and "re-authorized" in failed.error
+    assert db.session.get(Datasource, datasource.id).status == Datasource.NEEDS_REAUTHORIZATION
+    assert len(imported_users(datasource)) == 10
+    monkeypatch.undo()
+    reauthorize(admin_client, emulator, datasource)
+    resumed = run_import(datasource)
+    assert resumed.status == TaskRun.SUCCEEDED, resumed.error
+    assert_mirrors_the_source(datasource, emulator)
+
+
+def test_expired_delta_token_falls_back_to_a_full_resync_by_itself(
+        datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient) -> None:  # noqa: F811
+    save_import_settings(admin_client, datasource, on_missing="disable")
+    run_import(datasource)
+    adele = next(u for u in imported_users(datasource).values() if u.email == "adele.vance@contoso.example")
+    gone = next(u for u in imported_users(datasource).values() if u.email == "megan.bowen@contoso.example")
+    control(emulator, "PATCH", f"users/{adele.object_id}", {"displayName": "Adele After Expiry"})
+    control(emulator, "DELETE", f"users/{gone.object_id}")
+    control(emulator, "POST", "delta/expire")
+    run = run_import(datasource)
+    assert run.status == TaskRun.SUCCEEDED, run.error
+    assert run.resyncs == 1 and run.updated == 1 and run.disabled == 1 and run.created == 0
+    local = imported_users(datasource)
+    assert local[adele.object_id].display_name == "Adele After Expiry" and local[gone.object_id].active is False
+    assert len(local) == len(graph_users(emulator)) + 1
+    assert import_for(datasource).users_delta is not None
+
+
+def test_worker_killed_mid_run_is_failed_with_the_reason_and_the_next_run_resumes(
+        datasource: Datasource, emulator: EmulatorHandle, database_url: str, tmp_path: Path) -> None:  # noqa: F811
+    total = len(graph_users(emulator))
+    control(emulator, "POST", "faults", {"kind": "delay", "delay_ms": 150, "path": "/users/delta"})
+    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key-0123456789-abcdefghijkl",
+           "TOKEN_ENCRYPTION_KEYS": TEST_FERNET_KEY, "IMPORT_PAGE_SIZE": "5",
+           "JOBS_SQLITE_PATH": str(tmp_path / "jobs.db"), **emulator_env(emulator)}
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "import", "run", datasource.name],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    run = None
+    while time.monotonic() < deadline:
+        db.session.expire_all()
+        run = db.session.scalars(db.select(TaskRun).where(TaskRun.trigger == "cli")).first()
+        if run is not None and run.phase == "users" and run.pages >= 4:
+            break
+        time.sleep(0.05)
+    assert run is not None and proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    control(emulator, "DELETE", "faults")
+    db.session.expire_all()
+    killed = db.session.get(TaskRun, run.id)
+    assert killed.status == TaskRun.RUNNING  # nobody has looked yet
+    partial = len(imported_users(datasource))
+    assert 0 < partial < total
+
+    resumed = run_import(datasource)  # finds the dead holder, fails it with the reason, resumes from its page
+    assert resumed.status == TaskRun.SUCCEEDED, resumed.error
+    db.session.expire_all()
+    killed = db.session.get(TaskRun, run.id)
+    assert killed.status == TaskRun.FAILED and "died" in killed.error
+    assert resumed.created == total - partial
+    assert_mirrors_the_source(datasource, emulator)
