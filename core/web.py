@@ -40,10 +40,13 @@ def readyz() -> tuple[Response, int]:
     return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
 
 
-def content_security_policy(app: Flask) -> str:
-    """No inline script; forms may post (and redirect) only to us and to the identity provider."""
+def content_security_policy(app: Flask, extra_form_targets: tuple[str, ...] = ()) -> str:
+    """No inline script; forms may post (and redirect) only to us and to the identity providers.
+
+    `extra_form_targets`: origins of generic OpenID providers (sign-out posts to us, then redirects there).
+    """
     authority = urlparse(app.config["O365_AUTHORITY_HOST"])
-    form_targets = f"'self' {authority.scheme}://{authority.netloc}"
+    form_targets = " ".join(("'self'", f"{authority.scheme}://{authority.netloc}", *extra_form_targets))
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         f"font-src 'self'; connect-src 'self'; form-action {form_targets}; frame-ancestors 'none'; "

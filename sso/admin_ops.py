@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from flask import current_app
+
 from core.crypto import secret_box
 from core.extensions import db
 from core.models import Datasource
@@ -61,6 +63,7 @@ def add_generic_provider(name: str, issuer: str, client_id: str, client_secret: 
                            scopes=" ".join(scopes.split()), user_claim=user_claim, response_mode=response_mode)
     db.session.add(provider)
     db.session.flush()
+    current_app.extensions.pop("sso_provider_origins", None)
     return provider
 
 
@@ -75,10 +78,12 @@ def add_office365_provider(name: str, datasource: Datasource, *, user_claim: str
                            scopes="openid profile email", user_claim=user_claim, response_mode=response_mode)
     db.session.add(provider)
     db.session.flush()
+    current_app.extensions.pop("sso_provider_origins", None)
     return provider
 
 
 def remove_provider(provider: SsoProvider) -> None:
     forget_provider(provider.id)
+    current_app.extensions.pop("sso_provider_origins", None)
     db.session.delete(provider)
     db.session.flush()

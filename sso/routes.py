@@ -3,7 +3,7 @@ from __future__ import annotations
 import contextlib
 from urllib.parse import urlencode, urlsplit
 
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func
 from werkzeug.wrappers import Response
@@ -168,3 +168,31 @@ def sso_time(value: float | None) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+@bp.after_app_request
+def provider_form_targets(response: Response) -> Response:
+    """Let forms redirect to generic providers too (sign-out goes to their end_session_endpoint).
+
+    Runs before core.web's header hook, which keeps a Content-Security-Policy already set.
+    """
+    if "Content-Security-Policy" in response.headers or response.mimetype != "text/html":
+        return response
+    from core.web import content_security_policy
+
+    origins = generic_provider_origins()
+    if origins:
+        response.headers["Content-Security-Policy"] = content_security_policy(current_app, origins)
+    return response
+
+
+def generic_provider_origins() -> tuple[str, ...]:
+    import time
+
+    cached = current_app.extensions.get("sso_provider_origins")
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    issuers = db.session.scalars(db.select(SsoProvider.issuer).where(SsoProvider.issuer.is_not(None))).all()
+    origins = tuple(sorted({f"{urlsplit(i).scheme}://{urlsplit(i).netloc}" for i in issuers if i}))
+    current_app.extensions["sso_provider_origins"] = (time.monotonic() + 5.0, origins)
+    return origins

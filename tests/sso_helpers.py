@@ -205,3 +205,51 @@ def microsoft_sign_in(client: FlaskClient, emulator: EmulatorHandle, name: str, 
         return client.get(f"{location.path}?{location.query}")
     action, fields = _form(response.text, "/sso/callback")  # form_post: the auto-submitted form
     return client.post(urlsplit(action).path, data=fields)
+
+
+# -- panva's oidc-provider (node) ---------------------------------------------------------------------------
+
+OIDC_DIR = Path(__file__).resolve().parent / "oidc_provider"
+OIDC_CLIENT_ID = "gateway"
+OIDC_CLIENT_SECRET = "a-long-test-client-secret-for-oidc-provider"
+
+
+class OidcProviderProcess:
+    def __init__(self, gateway_url: str, provider_name: str, timeout: float = 30.0) -> None:
+        import os
+        import shutil
+        import subprocess
+
+        node = shutil.which("node")
+        if node is None or not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
+            raise RuntimeError("oidc-provider is not installed: run tools/test-prereqs.sh")
+        env = {**os.environ, "CLIENT_ID": OIDC_CLIENT_ID, "CLIENT_SECRET": OIDC_CLIENT_SECRET,
+               "REDIRECT_URIS": f"{gateway_url}/sso/callback",
+               "POST_LOGOUT_REDIRECT_URIS": f"{gateway_url}/sso/signed-out",
+               "BACKCHANNEL_LOGOUT_URI": f"{gateway_url}/sso/back-channel-logout/{provider_name}"}
+        self.process = subprocess.Popen([node, "provider.mjs"], cwd=OIDC_DIR, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+        self.output: list[str] = []
+        ready = threading.Event()
+        self.issuer = ""
+
+        def drain() -> None:  # for the process's whole life, or it blocks on a full pipe
+            assert self.process.stdout is not None
+            for line in self.process.stdout:
+                self.output.append(line)
+                if line.startswith("OIDC READY "):
+                    self.issuer = line.split()[2]
+                    ready.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        if not ready.wait(timeout):
+            self.stop()
+            raise RuntimeError(f"oidc-provider did not start within {timeout} s: {''.join(self.output)[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except Exception:  # noqa: BLE001
+                self.process.kill()

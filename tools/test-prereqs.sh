@@ -27,4 +27,11 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "test-prereqs: Redis does not answer on 127.0.0.1:6379" >&2; exit 1; }
-echo "test-prereqs: chromium, PostgreSQL and Redis are ready"
+
+# panva's oidc-provider (an independent OpenID Provider for the generic-provider SSO tests), from its lock file.
+OIDC_DIR="$(dirname "$0")/../tests/oidc_provider"
+if [ ! -d "$OIDC_DIR/node_modules/oidc-provider" ]; then
+  echo "test-prereqs: installing oidc-provider (npm)"
+  (cd "$OIDC_DIR" && npm ci --no-audit --no-fund --silent)
+fi
+echo "test-prereqs: chromium, PostgreSQL, Redis and oidc-provider are ready"
