@@ -34,9 +34,8 @@
       bar.max = 1;
       bar.value = 1;
       section.dataset.done = "true";
-      if (data.status === "needs confirmation" || data.processed > 0) {
-        window.setTimeout(function () { window.location.reload(); }, 1500);
-      }
+      const more = document.getElementById("run-finished");
+      if (more) { more.classList.remove("d-none"); }
       return;
     }
     window.setTimeout(poll, 700);

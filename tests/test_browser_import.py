@@ -1,0 +1,97 @@
+"""In Chromium: create a schedule, Run now, watch the progress bar reach the end, see the imported users on the
+Users page; change users in the emulator, run again, and see exactly those changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from playwright.sync_api import Page, expect
+
+from emulator.server import EmulatorHandle
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LiveServer
+from tests.import_helpers import authorized_datasource, control, imported_users, use_test_queue
+from tests.o365_helpers import emulator, emulator_env  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
+    return emulator_env(emulator)
+
+
+def _run_now_and_wait(page: Page, artifacts_dir: Path, name: str) -> None:
+    page.get_by_role("button", name="Run now").first.click()
+    expect(page.locator("#progress-bar")).to_be_visible()
+    expect(page.locator('#run-status [data-field="status"]')).to_have_text("succeeded", timeout=30_000)
+    bar = page.locator("#progress-bar")
+    assert bar.evaluate("el => el.value === el.max && el.max > 0")
+    page.get_by_role("link", name="show what it changed").click()
+    expect(page.locator("#progress-bar")).to_have_attribute("value", "1")
+    page.screenshot(path=str(artifacts_dir / name), full_page=True)
+
+
+def test_schedule_run_progress_and_users(  # type: ignore[no-untyped-def]
+        page: Page, live_server: LiveServer, app: Flask, client: FlaskClient, admin_user,
+        emulator: EmulatorHandle, tmp_path: Path, database_url: str, artifacts_dir: Path) -> None:  # noqa: F811
+    from jobs.queue import start_embedded_consumer, stop_embedded_consumer
+    from tests.conftest import sign_in
+
+    sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    datasource = authorized_datasource(client, emulator)
+    app.config["IMPORT_PAGE_SIZE"] = 5
+    huey = use_test_queue(app, tmp_path, database_url)
+    start_embedded_consumer(app, workers=1)
+    control(emulator, "POST", "faults", {"kind": "delay", "delay_ms": 120, "path": "/users/delta"})
+    try:
+        page.goto(f"{live_server.url}/login")
+        page.get_by_label("Email").fill(ADMIN_EMAIL)
+        page.get_by_label("Password").fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("link", name="Administration").click()
+        page.get_by_role("link", name="Scheduled tasks").first.click()
+        page.get_by_role("link", name="+ Add new").click()
+        page.get_by_label("Name").fill("Contoso hourly import")
+        page.get_by_label("Data source").select_option(label=datasource.name)
+        page.get_by_label("Schedule").select_option(label="Hourly")
+        page.get_by_label("At (UTC, HH:MM)").fill("00:15")
+        page.get_by_role("button", name="Save").click()
+        expect(page.get_by_text("Scheduled task Contoso hourly import saved.")).to_be_visible()
+        expect(page.locator("#task-summary")).to_contain_text("Hourly at :15")
+
+        _run_now_and_wait(page, artifacts_dir, "import-first-run.png")
+        expect(page.locator('[data-field="created"]')).to_have_text("50")
+        page.get_by_role("button", name="Administration").click()
+        page.get_by_role("link", name="Users", exact=True).click()
+        page.get_by_label("Search users").fill("adele")
+        page.get_by_role("button", name="Search").click()
+        expect(page.locator("#users-table")).to_contain_text("adele.vance@contoso.example")
+
+        adele = next(u for u in imported_users(datasource).values() if u.email == "adele.vance@contoso.example")
+        control(emulator, "PATCH", f"users/{adele.object_id}", {"displayName": "Adele Renamed"})
+        control(emulator, "POST", "users", {"userPrincipalName": "zoe.new@contoso.example", "displayName": "Zoe New",
+                                            "mailNickname": "zoe.new", "accountEnabled": True})
+        page.get_by_role("button", name="Administration").click()
+        page.get_by_role("link", name="Scheduled tasks", exact=True).click()
+        page.get_by_role("link", name="Contoso hourly import").click()
+        _run_now_and_wait(page, artifacts_dir, "import-second-run.png")
+        expect(page.locator("#names-created")).to_have_text("Zoe New")
+        expect(page.locator("#names-updated")).to_have_text("Adele Renamed")
+        for field, value in (("created", "1"), ("updated", "1"), ("disabled", "0"), ("removed", "0"),
+                             ("errors", "0")):
+            expect(page.locator(f'dd[data-field="{field}"]')).to_have_text(value)
+        page.get_by_role("button", name="Administration").click()
+        page.get_by_role("link", name="Users", exact=True).click()
+        page.get_by_label("Search users").fill("zoe")
+        page.get_by_role("button", name="Search").click()
+        expect(page.locator("#users-table")).to_contain_text("Zoe New")
+        page.get_by_label("Search users").fill("Adele")
+        page.get_by_role("button", name="Search").click()
+        expect(page.locator("#users-table")).to_contain_text("Adele Renamed")
+        page.screenshot(path=str(artifacts_dir / "import-users.png"), full_page=True)
+    finally:
+        stop_embedded_consumer()
+        huey.flush()
