@@ -55,7 +55,7 @@ def api_keys() -> str | Response:
         audit.record("api_key.create", f"{row.label} {row.name}", user=form.user.email,
                      expires_at=expires.isoformat() if expires else None)
         response = render_template("admin/api_keys/created.html", row=row, new_key=key)
-        return Response(response, headers={"Cache-Control": "no-store"})
+        return Response(response, mimetype="text/html", headers={"Cache-Control": "no-store"})
     keys = db.session.scalars(select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id.desc())).all()
     return render_template("admin/api_keys/list.html", form=form, keys=keys, revoke_form=RevokeForm())
 

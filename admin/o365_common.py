@@ -35,6 +35,16 @@ def route(rule: str, endpoint: str, methods: tuple[str, ...] = ("GET",)) -> Call
     return wrap
 
 
+@bp.app_context_processor
+def office365_navigation() -> dict:
+    """Whether to show "Office 365" in the menu: the user may run some datasource's operations."""
+    from api.service import usable_datasources
+
+    if not current_user.is_authenticated:
+        return {"office365_datasources": False}
+    return {"office365_datasources": bool(usable_datasources(current_user))}
+
+
 @bp.errorhandler(DatasourceUnavailable)
 def _unavailable(exc: DatasourceUnavailable):  # type: ignore[no-untyped-def]
     return error_response(exc.status, exc.message, exc.code)

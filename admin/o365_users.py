@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from flask import redirect, request, url_for
+from flask import redirect, render_template, request, url_for
+from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from admin import bp, connection_user_view
 from admin.o365_common import ActionForm, attempt, datasource, page, route
+from api.service import usable_datasources
 from office365 import operations as ops
+
+
+@bp.get("/o365")
+def o365_index() -> str:
+    """The datasources the signed-in user may run operations on (plain Users reach them from here)."""
+    return render_template("admin/office365/index.html", datasources=usable_datasources(current_user))
+
+
+connection_user_view("o365_index")
 
 
 @route("", "o365_home")

@@ -22,6 +22,7 @@ def test_administrator_creates_a_key_sees_it_once_and_revokes_it(admin_client: F
                                                         "name": "HR onboarding", "expires_in_days": "30"})
     page = created.get_data(as_text=True)
     assert created.status_code == 200 and created.headers["Cache-Control"] == "no-store"
+    assert created.mimetype == "text/html"
     key = re.search(r'id="new-api-key">([^<]+)<', page).group(1)
     assert "shown only this once" in page
     row = db.session.scalars(db.select(ApiKey)).one()

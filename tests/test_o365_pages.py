@@ -110,9 +110,12 @@ def test_read_only_datasource_and_who_may_use_the_pages(admin_client: FlaskClien
     sign_in(client, helpdesk.email, "helpdesk-password")
     refused = client.get(f"{base}/users")
     assert refused.status_code == 403 and "not one of the Connection users" in _text(refused)
+    assert "No data source lists you" in _text(client.get("/admin/o365"))
     db.session.get(Datasource, ds.id).user_users = ["helpdesk@example.com"]
     db.session.commit()
     assert "User List" in _text(client.get(f"{base}/users"))  # a plain User listed as Connection user may
+    home = _text(client.get("/admin/o365"))
+    assert 'href="/admin/o365">Office 365</a>' in home and f'href="{base}/users"' in home
     assert client.get("/admin/datasources").status_code == 403  # ...but gets nothing else of the admin area
 
     admin_client.post("/admin/datasources/new/office365", data={
