@@ -75,6 +75,15 @@ def test_the_ten_operations_with_an_api_key(client: FlaskClient, ds: Datasource,
     gid = created.get_json()["group"]["id"]
     assert tenant.one("SELECT group_types FROM groups WHERE id = ?", gid) == '["Unified"]'
     adele = tenant.user("adele.vance@contoso.example")
+    megan, lee = tenant.user("megan.bowen@contoso.example"), tenant.user("lee.gu@contoso.example")
+    staffed = client.post(f"{base}/groups", headers=h, json={
+        "display_name": "Staffed team", "description": "with owner and members", "owners": [megan],
+        "members": [adele, lee]}).get_json()
+    staffed_id = staffed["group"]["id"]
+    assert staffed["group"]["mail_nickname"] == "staffed-team" and staffed["group"]["type"] == "security"
+    assert tenant.members(staffed_id) == {adele, lee}
+    assert tenant.one("SELECT member_id FROM memberships WHERE group_id = ? AND relation = 'owner'",
+                      staffed_id) == megan
     added = client.post(f"{base}/groups/{gid}/members", headers=h, json={"user_id": adele})
     assert added.status_code == 201 and added.get_json()["outcome"] == "added"
     again = client.post(f"{base}/groups/{gid}/members", headers=h, json={"user_id": adele})
@@ -94,6 +103,13 @@ def test_the_ten_operations_with_an_api_key(client: FlaskClient, ds: Datasource,
     assert sku in tenant.licences(uid) and tenant.one("SELECT usage_location FROM users WHERE id = ?", uid) == "IE"
     assert client.delete(f"{base}/users/{uid}/licences/{sku}", headers=h).status_code == 200
     assert sku not in tenant.licences(uid)
+    e3 = next(p for p in plans if p["sku_part_number"] == "ENTERPRISEPACK")
+    off = e3["service_plans"][0]["id"]
+    partial = client.post(f"{base}/users/{uid}/licences", headers=h,
+                          json={"sku_id": e3["sku_id"], "disabled_plans": [off]})
+    assert partial.status_code == 200 and partial.get_json()["outcome"] == "assigned"
+    assert tenant.one("SELECT disabled_plans FROM user_licenses WHERE user_id = ? AND sku_id = ?",
+                      uid, e3["sku_id"]) == f'["{off}"]'
 
     add_events = _events("Add User to Group")
     assert [e.detail["result"] for e in add_events] == ["added", "already_member"]
@@ -101,7 +117,7 @@ def test_the_ten_operations_with_an_api_key(client: FlaskClient, ds: Datasource,
     assert event.outcome == "success" and event.datasource == ds.name and event.action == "o365.add_user_to_group"
     assert "API key gw_" in event.actor and event.detail["request_id"] and event.detail["via"] == "api_key"
     assert event.detail["input"] == {"group_id": gid, "user_id": adele}
-    assert [e.outcome for e in _events("Assign Licence to User")] == ["refused", "success"]
+    assert [e.outcome for e in _events("Assign Licence to User")] == ["refused", "success", "success"]
     assert _events("Remove User From Group")[-1].outcome == "failure"
     assert not _events("User List")  # reads are not audited
 
@@ -194,12 +210,18 @@ def test_read_only_datasource_refuses_writes_before_sending(client: FlaskClient,
     assert adele not in tenant.members(gid)
     assert [e.outcome for e in _events("Add User to Group")] == ["refused"]
 
+    ds.read_write = True  # ticked after a read-only grant: the grant still lacks the write permissions
+    db.session.commit()
+    status, code, message = _error(client.post(f"{base}/groups/{gid}/members", headers=h, json={"user_id": adele}))
+    assert (status, code) == (403, "write_not_allowed") and "grant lacks" in message and "Re-Authorize" in message
+    assert adele not in tenant.members(gid)
+
 
 def test_faults_answer_clear_errors(client: FlaskClient, ds: Datasource, key: str, tenant: Tenant) -> None:
     base, h = f"/api/v1/datasources/{ds.id}", bearer(key)
     gid, adele = tenant.group("Legal"), tenant.user("adele.vance@contoso.example")
 
-    tenant.fault(kind="throttle", path="/v1.0/users", retry_after=1, seconds=10)
+    tenant.fault(kind="throttle", path="/v1.0/users", retry_after=0, seconds=10)
     response = client.get(f"{base}/users", headers=h)
     status, code, message = _error(response)
     assert (status, code) == (429, "throttled") and "Wait a minute" in message and response.headers["Retry-After"]
