@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -18,7 +19,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from core.crypto import secret_box
-from core.extensions import db
+from core.extensions import db, limiter
 from sso import bp
 from sso.models import SigningKey
 from sso.settings import current_settings
@@ -56,10 +57,10 @@ def issuer() -> str:
 def assertion(identity: dict[str, Any], user_id: str, audience: str) -> str:
     record = getattr(session, "record", None)
     cache_key = (record.id_hash if record is not None else user_id, audience)
+    cached = cached_assertion(cache_key)
+    if cached:
+        return cached
     moment = time.time()
-    cached = _assertions.get(cache_key)
-    if cached and cached[0] - moment > ASSERTION_REUSE:
-        return cached[1]
     kid, key, _ = signing_keys()[0]
     claims = {"iss": issuer(), "sub": user_id, "email": identity.get("email"), "name": identity.get("name"),
               "preferred_username": identity.get("user"), "groups": identity.get("groups") or [],
@@ -73,6 +74,13 @@ def assertion(identity: dict[str, Any], user_id: str, audience: str) -> str:
         _assertions.clear()
     _assertions[cache_key] = (moment + ASSERTION_LIFETIME, token)
     return token
+
+
+def cached_assertion(cache_key: tuple[str, str]) -> str | None:
+    cached = _assertions.get(cache_key)
+    if cached and cached[0] - time.time() > ASSERTION_REUSE:
+        return cached[1]
+    return None
 
 
 def _split(value: str | None) -> list[str]:
@@ -93,14 +101,13 @@ def allowed(identity: dict[str, Any], rules: dict[str, list[str]]) -> bool:
     return True
 
 
-def requested_rules() -> dict[str, list[str]] | None:
+def rules_from(args: Mapping[str, str], policies: dict[str, Any]) -> dict[str, list[str]] | None:
     """The allow-lists from the query, or from `policy=<name>` in the settings (None: unknown policy)."""
-    rules = {"groups": _split(request.args.get("allowed_groups")),
-             "emails": _split(request.args.get("allowed_emails")),
-             "domains": _split(request.args.get("allowed_domains"))}
-    name = request.args.get("policy")
+    rules = {"groups": _split(args.get("allowed_groups")), "emails": _split(args.get("allowed_emails")),
+             "domains": _split(args.get("allowed_domains"))}
+    name = args.get("policy")
     if name:
-        policy = current_settings().policies.get(name)
+        policy = policies.get(name)
         if not isinstance(policy, dict):
             return None
         for kind in ("groups", "emails", "domains"):
@@ -108,9 +115,14 @@ def requested_rules() -> dict[str, list[str]] | None:
     return rules
 
 
-def host_allowed(host: str) -> bool:
+def requested_rules() -> dict[str, list[str]] | None:
+    args = request.args
+    return rules_from(args, current_settings().policies if args.get("policy") else {})
+
+
+def host_allowed(host: str, domains: list[str] | None = None) -> bool:
     host = host.lower().rstrip(".")
-    for entry in current_app.config.get("ALLOWED_REDIRECT_DOMAINS") or []:
+    for entry in current_app.config.get("ALLOWED_REDIRECT_DOMAINS") or [] if domains is None else domains:
         if entry.startswith("."):
             if host == entry[1:] or host.endswith(entry):
                 return True
@@ -119,24 +131,28 @@ def host_allowed(host: str) -> bool:
     return False
 
 
-def safe_return_url(url: str | None) -> str | None:
+def safe_return_url(url: str | None, domains: list[str] | None = None) -> str | None:
     """An absolute http(s) URL whose host is in ALLOWED_REDIRECT_DOMAINS, else None."""
     if not url or len(url) > 4096 or any(ch in url for ch in "\\\r\n\t "):
         return None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
         return None
-    return url if host_allowed(parts.hostname) else None
+    return url if host_allowed(parts.hostname, domains) else None
+
+
+def original_url_from(headers: Mapping[str, str], domains: list[str] | None = None) -> str | None:
+    """What the visitor asked the proxy for: X-Original-URL (nginx) or X-Forwarded-Proto/Host/Uri (Traefik)."""
+    url = headers.get("X-Original-URL")
+    if not url and headers.get("X-Forwarded-Host"):
+        proto = headers.get("X-Forwarded-Proto", "https").split(",")[0].strip()
+        host = headers["X-Forwarded-Host"].split(",")[0].strip()
+        url = f"{proto}://{host}{headers.get('X-Forwarded-Uri', '/')}"
+    return safe_return_url(url, domains)
 
 
 def original_url() -> str | None:
-    """What the visitor asked the proxy for: X-Original-URL (nginx) or X-Forwarded-Proto/Host/Uri (Traefik)."""
-    url = request.headers.get("X-Original-URL")
-    if not url and request.headers.get("X-Forwarded-Host"):
-        proto = request.headers.get("X-Forwarded-Proto", "https").split(",")[0].strip()
-        host = request.headers["X-Forwarded-Host"].split(",")[0].strip()
-        url = f"{proto}://{host}{request.headers.get('X-Forwarded-Uri', '/')}"
-    return safe_return_url(url)
+    return original_url_from(request.headers)
 
 
 def _header_value(value: Any) -> str:
@@ -144,7 +160,16 @@ def _header_value(value: Any) -> str:
     return text if text.isascii() else quote(text, safe=" @.,;:/+-_()'")
 
 
+def identity_headers(identity: dict[str, Any], token: str) -> list[tuple[str, str]]:
+    return [("X-Auth-Request-User", _header_value(identity.get("user"))),
+            ("X-Auth-Request-Email", _header_value(identity.get("email"))),
+            ("X-Auth-Request-Name", _header_value(identity.get("name"))),
+            ("X-Auth-Request-Groups", ",".join(str(g) for g in identity.get("groups") or [])),
+            ("X-Auth-Request-Assertion", token), ("Cache-Control", "no-store")]
+
+
 @bp.get("/auth/verify")
+@limiter.exempt  # the hot path of every protected request; nothing to guess here
 def verify() -> Response:
     identity = session.get("identity") if session.get("_user_id") else None
     if not identity:
@@ -163,15 +188,8 @@ def verify() -> Response:
         response.headers["Cache-Control"] = "no-store"
         return response
     audience = (urlsplit(original_url() or "").hostname or "")
-    response = Response(status=200)
-    headers = response.headers
-    headers["X-Auth-Request-User"] = _header_value(identity.get("user"))
-    headers["X-Auth-Request-Email"] = _header_value(identity.get("email"))
-    headers["X-Auth-Request-Name"] = _header_value(identity.get("name"))
-    headers["X-Auth-Request-Groups"] = ",".join(str(g) for g in identity.get("groups") or [])
-    headers["X-Auth-Request-Assertion"] = assertion(identity, str(session["_user_id"]), audience)
-    headers["Cache-Control"] = "no-store"
-    return response
+    token = assertion(identity, str(session["_user_id"]), audience)
+    return Response(status=200, headers=identity_headers(identity, token))
 
 
 @bp.get("/auth/start")
@@ -185,6 +203,7 @@ def forward_start() -> Response:
 
 
 @bp.get("/.well-known/jwks.json")
+@limiter.exempt
 def jwks() -> Response:
     response = jsonify(keys=[public for _, _, public in signing_keys()])
     response.headers["Cache-Control"] = "public, max-age=300"

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import secrets
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -71,6 +72,20 @@ def _dt(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
+def _epoch(value: datetime | str) -> float:
+    """A stored time as epoch seconds (the raw SQLite driver hands back text, naive meaning UTC)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+class _Row:
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
 class DatabaseStore:
     """The embedded default: the `user_sessions` table through Core statements (cheap per request)."""
 
@@ -78,17 +93,56 @@ class DatabaseStore:
         from sso.models import UserSession
 
         self.table = UserSession.__table__
+        self._local = threading.local()
+        self.engine: Any = None
 
     def _record(self, row: Any) -> SessionRecord:
         return SessionRecord(
             id_hash=row.id_hash, public_id=row.public_id, data=serializer.loads(row.data), user_id=row.user_id,
-            created_at=row.created_at.timestamp(), last_seen_at=row.last_seen_at.timestamp(),
-            expires_at=row.expires_at.timestamp(), idle_seconds=row.idle_seconds, ip=row.ip,
+            created_at=_epoch(row.created_at), last_seen_at=_epoch(row.last_seen_at),
+            expires_at=_epoch(row.expires_at), idle_seconds=row.idle_seconds, ip=row.ip,
             user_agent=row.user_agent, provider=row.provider, idp_sid=row.idp_sid, idp_sub=row.idp_sub)
 
+    COLUMNS = ("id_hash", "public_id", "user_id", "data", "created_at", "last_seen_at", "expires_at",
+               "idle_seconds", "ip", "user_agent", "provider", "idp_sid", "idp_sub")
+
     def get(self, id_hash: str) -> SessionRecord | None:
-        row = db.session.execute(select(self.table).where(self.table.c.id_hash == id_hash)).first()
-        return self._record(row) if row is not None else None
+        """Read on every request: one primary-key SELECT on a per-thread autocommit DBAPI connection (no ORM
+        session, no pool checkout), falling back to the ORM path if that connection fails."""
+        try:
+            row = self._fast_get(id_hash)
+        except Exception:  # noqa: BLE001 - any driver error: drop the connection and use the normal path
+            self._local.__dict__.pop("conn", None)
+            found = db.session.execute(select(self.table).where(self.table.c.id_hash == id_hash)).first()
+            return self._record(found) if found is not None else None
+        return self._record(_Row(dict(zip(self.COLUMNS, row, strict=True)))) if row is not None else None
+
+    def bind_engine(self) -> None:
+        """Remember the engine (inside an app context) so `get_fast` can run outside one."""
+        self.engine = db.engine
+
+    def get_fast(self, id_hash: str) -> SessionRecord | None:
+        row = self._fast_get(id_hash)
+        return self._record(_Row(dict(zip(self.COLUMNS, row, strict=True)))) if row is not None else None
+
+    def _fast_get(self, id_hash: str) -> tuple | None:
+        conn = getattr(self._local, "conn", None)
+        engine = self.engine or db.engine
+        if conn is None or getattr(self._local, "engine", None) is not engine:
+            proxied = engine.raw_connection()
+            proxied.detach()  # ours for this thread's life; the pool does not count it
+            conn = proxied.dbapi_connection
+            if engine.dialect.name == "postgresql":
+                conn.autocommit = True
+            self._local.conn, self._local.engine = conn, engine
+            mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+            self._local.sql = f"SELECT {', '.join(self.COLUMNS)} FROM user_sessions WHERE id_hash = {mark}"  # noqa: S608 - constants only
+        cursor = conn.cursor()
+        try:
+            cursor.execute(self._local.sql, (id_hash,))
+            return cursor.fetchone()
+        finally:
+            cursor.close()
 
     def save(self, record: SessionRecord) -> None:
         values = {"public_id": record.public_id, "user_id": record.user_id, "data": serializer.dumps(record.data),
@@ -159,6 +213,8 @@ class RedisStore:
 
     def get(self, id_hash: str) -> SessionRecord | None:
         return self._load(self.redis.get(self._key("s", id_hash)))
+
+    get_fast = get
 
     def _ttl(self, record: SessionRecord) -> int:
         left = min(record.expires_at, record.last_seen_at + record.idle_seconds) - time.time()
@@ -350,7 +406,10 @@ _listening = False
 def install(app: Flask) -> None:
     """Use server-side sessions, and end every session of a user the moment they are disabled."""
     global _listening
+    from sso.fast_verify import install as install_fast_path
+
     app.session_interface = ServerSideSessionInterface()
+    install_fast_path(app)
     if _listening:
         return
     _listening = True

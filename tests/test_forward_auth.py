@@ -50,6 +50,20 @@ def test_signed_in_gets_the_headers_and_a_verifiable_assertion(signed_in: FlaskC
     assert "BEGIN" not in db.session.scalars(db.select(SigningKey)).one().private_key  # stored encrypted
     again = signed_in.get("/auth/verify", headers={"X-Original-URL": "https://app.example.com/reports"})
     assert again.headers["X-Auth-Request-Assertion"] == headers["X-Auth-Request-Assertion"]  # re-used, not re-signed
+    assert "Content-Security-Policy" not in again.headers  # answered by the WSGI fast path ...
+    for name in ("User", "Email", "Name", "Groups"):  # ... with the same headers as the Flask view
+        assert again.headers[f"X-Auth-Request-{name}"] == headers[f"X-Auth-Request-{name}"]
+
+
+def test_the_fast_path_sees_a_revocation_on_the_next_request(signed_in: FlaskClient, plain_user: User) -> None:
+    from sso.sessions import store
+
+    assert signed_in.get("/auth/verify").status_code == 200  # signs and caches the assertion
+    fast = signed_in.get("/auth/verify")
+    assert fast.status_code == 200 and "Content-Security-Policy" not in fast.headers
+    assert signed_in.get("/auth/verify?allowed_emails=x@y.z").status_code == 403  # rules still apply
+    store().end_for_user(plain_user.id)
+    assert signed_in.get("/auth/verify").status_code == 401
 
 
 def test_redirect_mode_returns_to_the_original_url_only_for_allowed_hosts(client: FlaskClient) -> None:

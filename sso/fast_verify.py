@@ -1,0 +1,87 @@
+"""A WSGI fast path for `GET /auth/verify`, the request every protected page of every app behind the proxy makes.
+
+It answers only the common case itself — a live session, allow-lists satisfied, an assertion already signed and
+cached — with the same headers the Flask view sends, after one session read. Everything else (no or bad cookie,
+expired session, a `last_seen` update due, 401/403/302 answers, a new assertion to sign, a policy whose settings
+are not cached) falls through to the Flask view, which stays the reference behaviour.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from flask import Flask
+from werkzeug.http import parse_cookie
+
+from sso import forward_auth
+from sso.sessions import TOKEN_PATTERN, TOUCH_INTERVAL, hash_token
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+HEADER_NAMES = {"HTTP_X_ORIGINAL_URL": "X-Original-URL", "HTTP_X_FORWARDED_HOST": "X-Forwarded-Host",
+                "HTTP_X_FORWARDED_PROTO": "X-Forwarded-Proto", "HTTP_X_FORWARDED_URI": "X-Forwarded-Uri"}
+
+
+class ForwardAuthFastPath:
+    def __init__(self, app: Flask, wsgi_app: WSGIApp) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+        self.store: Any = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/auth/verify" and environ.get("REQUEST_METHOD") == "GET":
+            headers = self._answer(environ)
+            if headers is not None:
+                start_response("200 OK", [*headers, ("Content-Length", "0")])
+                return [b""]
+        return self.wsgi_app(environ, start_response)
+
+    def _backend(self) -> Any:
+        if self.store is None:
+            from sso.sessions import store
+
+            with self.app.app_context():
+                self.store = store()
+                getattr(self.store, "bind_engine", lambda: None)()
+        return self.store
+
+    def _answer(self, environ: dict[str, Any]) -> list[tuple[str, str]] | None:
+        """The 200 headers, or None to let the Flask view answer."""
+        token = parse_cookie(environ).get(self.app.config.get("SESSION_COOKIE_NAME", "gw_session"))
+        if not token or not TOKEN_PATTERN.fullmatch(token):
+            return None
+        args = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+        policies: dict[str, Any] = {}
+        if "policy" in args:
+            cached = self.app.extensions.get("sso_settings")
+            if cached is None or cached[0] <= time.monotonic():
+                return None
+            policies = cached[1].policies
+        rules = forward_auth.rules_from(args, policies)
+        if rules is None:
+            return None
+        id_hash = hash_token(token)
+        try:
+            record = self._backend().get_fast(id_hash)
+        except Exception:  # noqa: BLE001 - the Flask path handles (and reports) store problems
+            return None
+        now = time.time()
+        if record is None or record.expired(now) or now - record.last_seen_at > TOUCH_INTERVAL:
+            return None
+        data = record.data
+        identity = data.get("identity")
+        if not data.get("_user_id") or not identity or not forward_auth.allowed(identity, rules):
+            return None
+        headers = {name: environ[key] for key, name in HEADER_NAMES.items() if key in environ}
+        original = forward_auth.original_url_from(headers, self.app.config.get("ALLOWED_REDIRECT_DOMAINS") or [])
+        audience = (urlsplit(original or "").hostname or "")
+        assertion = forward_auth.cached_assertion((id_hash, audience))
+        if assertion is None:
+            return None
+        return forward_auth.identity_headers(identity, assertion)
+
+
+def install(app: Flask) -> None:
+    app.wsgi_app = ForwardAuthFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
