@@ -107,6 +107,10 @@ def _paging() -> dict[str, Any]:
     return kwargs
 
 
+def _member_count() -> bool:
+    return request.args.get("member_count", "true").lower() != "false"
+
+
 def _mode() -> Any:
     mode = request.args.get("mode", "prefix")
     if mode not in ("prefix", "search"):
@@ -164,14 +168,18 @@ def get_user(datasource_id: int, user_id: str) -> tuple[Response, int]:
 def list_groups(datasource_id: int) -> tuple[Response, int]:
     ds = _datasource(datasource_id, "list_groups")
     kwargs = _paging()
-    return _ok(run(ds, g.caller, "list_groups", "", {}, lambda a: ops.list_groups(a, **kwargs)))
+    counted = _member_count()
+    return _ok(run(ds, g.caller, "list_groups", "", {},
+                   lambda a: ops.list_groups(a, with_member_count=counted, **kwargs)))
 
 
 @bp.get("/datasources/<int:datasource_id>/groups/find")
 def find_groups(datasource_id: int) -> tuple[Response, int]:
     ds = _datasource(datasource_id, "find_groups")
     query, mode, kwargs = request.args.get("q", ""), _mode(), _paging()
-    return _ok(run(ds, g.caller, "find_groups", "", {}, lambda a: ops.find_groups(a, query, mode=mode, **kwargs)))
+    counted = _member_count()
+    return _ok(run(ds, g.caller, "find_groups", "", {},
+                   lambda a: ops.find_groups(a, query, mode=mode, with_member_count=counted, **kwargs)))
 
 
 @bp.get("/datasources/<int:datasource_id>/groups/<group_id>")

@@ -32,6 +32,7 @@ def _sign_in(page: Page, live_server: LiveServer) -> None:
 
 
 def _pick(page: Page, field: str, text: str, option: str) -> None:
+    page.wait_for_load_state()  # the picker's script is attached
     page.locator(f"#{field}-search").fill(text)
     page.get_by_role("option", name=re.compile(option)).first.click()
 
@@ -74,6 +75,7 @@ def test_the_ten_operations_in_the_browser(page: Page, live_server: LiveServer, 
 
     # Create Group: the nickname is offered from the name; a taken one is a field error.
     page.get_by_role("link", name="+ Create Group").click()
+    page.wait_for_load_state()
     page.get_by_label("Display name").fill("Finance")
     expect(page.get_by_label("Mail nickname")).to_have_value("finance")
     page.get_by_role("button", name="Create Group").click()

@@ -71,7 +71,8 @@
       const text = search.value.trim();
       if (!text) { hide(); return; }
       const ticket = ++asked;
-      fetch(picker.dataset.pickerUrl + "?page_size=8&q=" + encodeURIComponent(text), {
+      const url = picker.dataset.pickerUrl;
+      fetch(url + (url.indexOf("?") < 0 ? "?" : "&") + "page_size=8&q=" + encodeURIComponent(text), {
         credentials: "same-origin", headers: { "Accept": "application/json" }
       }).then(function (response) {
         return response.json().then(function (body) { return { ok: response.ok, body: body }; });
@@ -115,11 +116,12 @@
   if (displayName && nickname) {
     let edited = nickname.value !== "";
     nickname.addEventListener("input", function () { edited = nickname.value !== ""; });
-    displayName.addEventListener("input", function () {
+    const offer = function () {
       if (edited) { return; }
-      const suggestion = displayName.value.normalize("NFKD").replace(/[^\x00-\x7f]/g, "").toLowerCase()
+      nickname.value = displayName.value.normalize("NFKD").replace(/[^\x00-\x7f]/g, "").toLowerCase()
         .replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 64).replace(/-+$/, "");
-      nickname.value = suggestion;
-    });
+    };
+    displayName.addEventListener("input", offer);
+    offer();  // a name typed before this script ran
   }
 })();
