@@ -29,6 +29,7 @@ def start_emulator(port: int, gateway_url: str) -> tuple[subprocess.Popen[str], 
     command = [sys.executable, "-m", "emulator", "--port", str(port), "--data", str(data),
                "--redirect-uri", f"{gateway_url}/admin/datasources/authorize/callback",
                "--redirect-uri", f"{gateway_url}/sso/callback",
+               "--redirect-uri", f"{gateway_url}/sso/signed-out",  # post_logout_redirect_uri of SSO sign-out
                "--front-channel-logout-url", f"{gateway_url}/sso/front-channel-logout"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120

@@ -368,6 +368,8 @@ class ServerSideSessionInterface(SessionInterface):
                 record.user_agent = (request.user_agent.string or "")[:256]
             session.token, session.record = token, record
             self._write(backend, session, record, now)
+            if secrets.randbelow(200) == 0:  # now and then, drop sessions past their absolute expiry
+                backend.prune()
             response.vary.add("Cookie")
             response.set_cookie(name, token, domain=domain, path=path, secure=self.get_cookie_secure(app),
                                 httponly=True, samesite=self.get_cookie_samesite(app))
