@@ -52,12 +52,18 @@ def run_import(run: TaskRun) -> None:
                          "click Authorize first.")
     imp = import_for(datasource)
     db.session.commit()
-    client = graph_client(datasource)
     deadline = current_app.config.get("IMPORT_GRAPH_DEADLINE")
-    if deadline:  # tests (and impatient operators) bound each Graph call's retries more tightly
-        client.retry = replace(client.retry, deadline=float(deadline), backoff_cap=max(0.1, float(deadline) / 4))
+
+    def make_client(ds: Datasource | None = None):  # type: ignore[no-untyped-def]
+        client = graph_client(ds or db.session.get(Datasource, datasource.id))
+        if deadline:  # tests (and impatient operators) bound each Graph call's retries more tightly
+            client.retry = replace(client.retry, deadline=float(deadline), backoff_cap=max(0.1, float(deadline) / 4))
+        return client
+
+    client = make_client(datasource)
     page_size = int(current_app.config.get("IMPORT_PAGE_SIZE", 999))
-    progress = record_progress(run, client)
+    counter: list = [lambda: client.requests_sent]
+    progress = record_progress(run, lambda: counter[0]())
     if not imp.users_delta or imp.full_round and imp.phase != "idle":
         _estimate_total(run, client)
     try:
@@ -65,19 +71,21 @@ def run_import(run: TaskRun) -> None:
             outcome = DryRun(imp, datasource, client, page_size=page_size, on_page=progress).run()
         else:
             _lock(imp, run)
-            outcome = Importer(imp, datasource, client, confirm_removals=run.confirm_removals,
-                               page_size=page_size, on_page=progress).run()
+            importer = Importer(imp, datasource, client, confirm_removals=run.confirm_removals, page_size=page_size,
+                                on_page=progress, client_factory=make_client)
+            counter[0] = lambda: importer.requests_sent
+            outcome = importer.run()
     except RemovalGuardTripped as exc:
         db.session.rollback()
         run.summary = {"guard": {"pending": exc.pending, "total": exc.total, "percent": exc.percent,
                                  "names": exc.names}}
         run.status, run.error = TaskRun.CONFIRM, str(exc)
-        run.graph_requests = client.requests_sent
+        run.graph_requests = counter[0]()
         db.session.commit()
         return
     except Exception:
         db.session.rollback()
-        run.graph_requests = client.requests_sent
+        run.graph_requests = counter[0]()
         db.session.commit()
         raise
     progress(outcome, "done")

@@ -29,6 +29,7 @@ from core.models import Datasource, Group, Role, User, group_members, user_roles
 from jobs.models import SourceMembership, SourceUser, TaskRun, UserImport
 from office365.errors import GraphError
 from office365.graph import GraphClient
+from office365.importer_reader import PrefetchingReader
 from office365.odata import string_literal
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,63 @@ def _upsert(table: Any, rows: list[dict[str, Any]], keys: list[str], update_cols
     db.session.execute(stmt, rows)
 
 
+_SQL_CACHE: dict[tuple[str, ...], str] = {}
+
+
+def _bulk(kind: str, table: Any, columns: list[str], rows: list[dict[str, Any]], *, keys: tuple[str, ...] = (),
+          update_cols: tuple[str, ...] = ()) -> int:
+    """executemany straight to the driver: the hot path of a 100,000-user import, where SQLAlchemy's per-row
+    parameter processing would cost more than the database. `kind`: insert, insert_ignore (skip rows clashing with
+    any unique constraint), upsert (on `keys`) or update (by id). Returns the rows written."""
+    if not rows:
+        return 0
+    conn = db.session.connection()
+    dialect = conn.dialect.name
+    cache_key = (dialect, kind, table.name, *columns, "|", *keys, "|", *update_cols)
+    sql = _SQL_CACHE.get(cache_key)
+    if sql is None:
+        mark = (lambda n: f":{n}") if dialect == "sqlite" else (lambda n: f"%({n})s")
+        if kind == "update":
+            sets = ", ".join(f"{c} = {mark(c)}" for c in columns if c != "id")
+            sql = f"UPDATE {table.name} SET {sets} WHERE id = {mark('id')}"  # noqa: S608 - fixed names
+        else:
+            sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - fixed names
+                   f"VALUES ({', '.join(mark(c) for c in columns)})")
+            if kind == "upsert":
+                sets = ", ".join(f"{c} = excluded.{c}" for c in update_cols)
+                sql += f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+            elif kind == "insert_ignore":
+                sql += " ON CONFLICT DO NOTHING"
+        _SQL_CACHE[cache_key] = sql
+    return int(conn.exec_driver_sql(sql, rows).rowcount or 0)
+
+
+def _tune_sqlite(first: bool = False) -> None:
+    """On SQLite: write-ahead logging (the web app keeps reading while the import writes) and NORMAL sync, which
+    survives a killed process; a power cut may lose the last pages, whose cursor is lost with them (re-read).
+    Synchronous is per connection and cannot change inside a transaction: set it before each page's first write."""
+    conn = db.session.connection()
+    if conn.dialect.name == "sqlite":
+        if first:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+        conn.exec_driver_sql("PRAGMA cache_size=-16000")
+        conn.exec_driver_sql("PRAGMA wal_autocheckpoint=10000")  # fold many pages' writes into one checkpoint
+
+
+def _db_time(value: Any) -> Any:
+    """A timestamp as the driver wants it for our UTCDateTime columns (bound once per page, not per row)."""
+    dialect = db.session.connection().dialect
+    process = USERS.c.updated_at.type._cached_bind_processor(dialect)
+    return process(value) if process else value
+
+
+MIRROR_COLUMNS = ["import_id", "object_id", "upn", "mail", "display_name", "account_enabled", "removed", "dirty",
+                  "seen_round"]
+CREATE_COLUMNS = ["email", "display_name", "active", "tenant_id", "object_id", "created_at", "updated_at"]
+UPDATE_COLUMNS = ["id", "email", "display_name", "active", "updated_at"]
+
+
 def _email_of(item: dict[str, Any]) -> str:
     return str(item.get("mail") or item.get("userPrincipalName") or "").strip().lower()
 
@@ -151,8 +209,11 @@ class Importer:
 
     def __init__(self, imp: UserImport, datasource: Datasource, client: GraphClient, *,
                  confirm_removals: bool = False, page_size: int = 999,
-                 on_page: Callable[[Outcome, str], None] | None = None) -> None:
+                 on_page: Callable[[Outcome, str], None] | None = None,
+                 client_factory: Callable[[], GraphClient] | None = None) -> None:
         self.imp, self.ds, self.client = imp, datasource, client
+        self.reader = PrefetchingReader(client_factory, page_size) if client_factory else None
+        self.fresh = False  # a first import into an empty tenant: insert without looking up first
         self.tenant = datasource.tenant_id or ""
         self.confirm = confirm_removals or imp.removals_confirmed
         self.page_size = page_size
@@ -226,8 +287,15 @@ class Importer:
             params["$filter"] = " or ".join(f"id eq '{gid}'" for gid in ids)
         return "/groups/delta", params
 
+    @property
+    def requests_sent(self) -> int:
+        return self.client.requests_sent + (self.reader.requests_sent if self.reader else 0)
+
     def pages(self, kind: str) -> Iterator[dict[str, Any]]:
         url, params = self._first_url(kind)
+        if self.reader is not None:
+            yield from self.reader.pages(url, params)
+            return
         while True:
             resp = self.client.request("GET", url, params=params,
                                        headers={"Prefer": f"odata.maxpagesize={self.page_size}"})
@@ -238,7 +306,12 @@ class Importer:
                 return
 
     def _walk(self, kind: str) -> None:
+        _tune_sqlite(first=True)
+        if kind == "users":
+            self.fresh = self.imp.full_round and db.session.scalar(
+                select(USERS.c.id).where(USERS.c.tenant_id == self.tenant).limit(1)) is None
         for body in self.pages(kind):
+            _tune_sqlite()
             items = list({item["id"]: item for item in body.get("value") or [] if "id" in item}.values())
             if kind == "users":
                 self._users_page(items)
@@ -323,12 +396,12 @@ class Importer:
         return out
 
     def _users_page(self, items: list[dict[str, Any]]) -> None:
-        round_no = self.imp.round
+        round_no, import_id = self.imp.round, self.imp.id
         mirror_rows, present = [], []
         for item in items:
             removed = "@removed" in item
             mirror_rows.append({
-                "import_id": self.imp.id, "object_id": item["id"], "upn": item.get("userPrincipalName") or "",
+                "import_id": import_id, "object_id": item["id"], "upn": item.get("userPrincipalName") or "",
                 "mail": item.get("mail"), "display_name": item.get("displayName") or "",
                 "account_enabled": bool(item.get("accountEnabled", True)), "removed": removed, "dirty": removed,
                 "seen_round": round_no})
@@ -336,10 +409,10 @@ class Importer:
                 present.append(item)
         self.out.processed += len(items)
         if self.imp.full_round or any(r["removed"] for r in mirror_rows):
-            cols = ["upn", "mail", "display_name", "account_enabled", "removed", "dirty", "seen_round"]
+            cols = ("upn", "mail", "display_name", "account_enabled", "removed", "dirty", "seen_round")
         else:
-            cols = ["upn", "mail", "display_name", "account_enabled", "removed", "seen_round"]
-        _upsert(MIRROR, mirror_rows, ["import_id", "object_id"], cols)
+            cols = ("upn", "mail", "display_name", "account_enabled", "removed", "seen_round")
+        _bulk("upsert", MIRROR, MIRROR_COLUMNS, mirror_rows, keys=("import_id", "object_id"), update_cols=cols)
         deferred = self._apply_present(present)
         if deferred:
             db.session.execute(update(MIRROR).where(MIRROR.c.import_id == self.imp.id,
@@ -349,6 +422,12 @@ class Importer:
         """Create or update the local users of `items` (Graph-shaped); returns object ids deferred to apply."""
         oids = [item["id"] for item in items]
         in_scope = self._in_scope(oids)
+        if self.fresh and not resolve_clashes:
+            items = self._create_fresh(items, in_scope)
+            if not items:
+                return []
+            self.fresh = False  # something was there after all: look before writing from now on
+            oids = [item["id"] for item in items]
         local = self._local_by_oid(oids)
         deferred: list[str] = []
         wanted_emails = {}
@@ -358,8 +437,10 @@ class Importer:
                 wanted_emails[item["id"]] = _email_of(item)
         holders = self._email_holders(wanted_emails.values())
         fields = set(self.imp.profile_fields)
-        creates, updates, claimed = [], [], set()
-        now = utcnow()
+        creates: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        claimed: set[str] = set()
+        now = _db_time(utcnow())
         for item in items:
             oid, row = item["id"], local.get(item["id"])
             name = item.get("displayName") or item.get("userPrincipalName") or oid
@@ -389,29 +470,69 @@ class Importer:
                                 "tenant_id": self.tenant, "object_id": oid, "created_at": now, "updated_at": now})
                 self.out.note("created", name)
                 continue
-            changes: dict[str, Any] = {}
-            if "display_name" in fields and (item.get("displayName") or "") != row.display_name:
-                changes["display_name"] = item.get("displayName") or ""
-            if "email" in fields and email != row.email:
-                changes["email"] = email
-            if "active" in fields and enabled != row.active:
-                changes["active"] = enabled
-            if changes:
-                updates.append({"id": row.id, **changes, "updated_at": now})
+            new = {"id": row.id, "email": row.email, "display_name": row.display_name, "active": row.active,
+                   "updated_at": now}
+            if "display_name" in fields:
+                new["display_name"] = item.get("displayName") or ""
+            if "email" in fields:
+                new["email"] = email
+            if "active" in fields:
+                new["active"] = enabled
+            if (new["email"], new["display_name"], new["active"]) != (row.email, row.display_name, row.active):
+                updates.append(new)
                 self.out.note("updated", name)
             else:
                 self.out.unchanged += 1
         self._write(creates, updates)
         return deferred
 
+    def _create_fresh(self, items: list[dict[str, Any]], in_scope: set[str]) -> list[dict[str, Any]]:
+        """Insert the page's users without looking them up (first import); returns those that clashed."""
+        stamp = utcnow()
+        now = _db_time(stamp)
+        tenant = self.tenant
+        rows = []
+        for item in items:
+            if item["id"] not in in_scope:
+                continue
+            email = (item.get("mail") or item.get("userPrincipalName") or "").strip().lower()
+            if not email:
+                continue  # the careful path reports it
+            rows.append({"email": email, "display_name": item.get("displayName") or "",
+                         "active": bool(item.get("accountEnabled", True)), "tenant_id": tenant,
+                         "object_id": item["id"], "created_at": now, "updated_at": now})
+        before = db.session.scalar(select(func.max(USERS.c.id))) or 0
+        inserted = _bulk("insert_ignore", USERS, CREATE_COLUMNS, rows)
+        if self.role_id is not None and inserted:
+            db.session.execute(insert(user_roles).from_select(["user_id", "role_id"], select(
+                USERS.c.id, db.literal(self.role_id)).where(USERS.c.id > before, USERS.c.tenant_id == tenant,
+                                                             USERS.c.created_at == stamp)))
+        if inserted == len(rows):
+            created = {row["object_id"] for row in rows}
+        else:
+            created = set(db.session.scalars(select(USERS.c.object_id).where(
+                USERS.c.id > before, USERS.c.tenant_id == tenant, USERS.c.created_at == stamp)))
+        names = self.out.names.setdefault("created", [])
+        self.out.created += len(created)
+        for item in items:
+            if len(names) >= NAMES_KEPT:
+                break
+            if item["id"] in created:
+                names.append(item.get("displayName") or item.get("userPrincipalName") or item["id"])
+        return [item for item in items if item["id"] in in_scope and item["id"] not in created]
+
+    def _grant_default_role(self, object_ids: list[str]) -> None:
+        if self.role_id is not None and object_ids:
+            db.session.execute(insert(user_roles).from_select(
+                ["user_id", "role_id"],
+                select(USERS.c.id, db.literal(self.role_id)).where(
+                    USERS.c.tenant_id == self.tenant, USERS.c.object_id.in_(object_ids))))
+
     def _write(self, creates: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:
         if creates:
-            new_ids = db.session.execute(insert(USERS).returning(USERS.c.id), creates).scalars().all()
-            if self.role_id is not None:
-                db.session.execute(insert(user_roles), [{"user_id": uid, "role_id": self.role_id} for uid in new_ids])
-        for row in updates:
-            db.session.execute(update(USERS).where(USERS.c.id == row["id"]).values(
-                **{k: v for k, v in row.items() if k != "id"}))
+            _bulk("insert", USERS, CREATE_COLUMNS, creates)
+            self._grant_default_role([c["object_id"] for c in creates])
+        _bulk("update", USERS, UPDATE_COLUMNS, updates)
 
     def _free_email(self, holder: Any) -> bool:
         """A clash with a local user whose directory object is gone: move that user's e-mail aside."""
@@ -519,14 +640,14 @@ def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
         yield values[start:start + size]
 
 
-def record_progress(run: TaskRun, client: GraphClient) -> Callable[[Outcome, str], None]:
+def record_progress(run: TaskRun, requests_sent: Callable[[], int]) -> Callable[[Outcome, str], None]:
     """The `on_page` callback that copies an outcome onto a run (committed with the page)."""
 
     def on_page(outcome: Outcome, phase: str) -> None:
         for name in TaskRun.COUNTS:
             setattr(run, name, getattr(outcome, name))
         run.pages, run.processed, run.resyncs = outcome.pages, outcome.processed, outcome.resyncs
-        run.graph_requests = client.requests_sent
+        run.graph_requests = requests_sent()
         run.phase = phase
         run.heartbeat_at = utcnow()
 

@@ -91,14 +91,15 @@ def test_graph_down_mid_run_fails_with_the_reason_and_the_next_run_resumes(
         "kind": "error", "status": 503, "path": "/users/delta"}))
     failed = run_import(datasource)
     assert failed.status == TaskRun.FAILED and "503" in failed.error and "resumes" in failed.error
-    assert len(imported_users(datasource)) == 15 and import_for(datasource).users_next
+    partial = len(imported_users(datasource))  # 3 pages, and those the reader had fetched ahead
+    assert 15 <= partial < total and import_for(datasource).users_next
     assert f"run #{failed.id}" in admin_client.get("/admin/").get_data(as_text=True)
     assert 'id="import-failed"' in admin_client.get(f"/admin/datasources/{datasource.id}").get_data(as_text=True)
     control(emulator, "DELETE", "faults")
     monkeypatch.undo()
     resumed = run_import(datasource)
     assert resumed.status == TaskRun.SUCCEEDED, resumed.error
-    assert resumed.created == total - 15 and resumed.pages < total // 5
+    assert resumed.created == total - partial and resumed.pages < total // 5
     assert_mirrors_the_source(datasource, emulator)
     assert 'id="import-failed"' not in admin_client.get(f"/admin/datasources/{datasource.id}").get_data(as_text=True)
 
@@ -115,11 +116,13 @@ def test_grant_revoked_mid_run_marks_the_datasource_and_resumes_after_reauthoriz
     failed = run_import(datasource)
     assert failed.status == TaskRun.FAILED and "re-authorized" in failed.error
     assert db.session.get(Datasource, datasource.id).status == Datasource.NEEDS_REAUTHORIZATION
-    assert len(imported_users(datasource)) == 10
+    partial = len(imported_users(datasource))
+    assert 10 <= partial < len(graph_users(emulator))
     monkeypatch.undo()
     reauthorize(admin_client, emulator, datasource)
     resumed = run_import(datasource)
     assert resumed.status == TaskRun.SUCCEEDED, resumed.error
+    assert resumed.created == len(graph_users(emulator)) - partial
     assert_mirrors_the_source(datasource, emulator)
 
 

@@ -1,0 +1,197 @@
+"""Benchmark of the user import against the tenant emulator in its own process.
+
+Prints three figures:
+1. throughput: a full import (`flask import run`, its own process) vs a baseline that reads the same delta pages
+   (same $select, same page size) and discards them; target ratio >= 0.5;
+2. the worker's peak memory (max RSS of the `flask import run` process) at two tenant sizes; target < 200 MB and
+   not growing with the tenant;
+3. a second run after 1% of the users changed vs the full import; target <= 10% of its time.
+
+    .venv/bin/python bench/bench_import.py                       # 100,000 users (and 20,000 for the memory check)
+    .venv/bin/python bench/bench_import.py --users 20000 --small 5000
+
+Everything runs on 127.0.0.1; the database is a fresh SQLite file per size (or --database-url, an empty database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+FERNET = "x1vUJ3GXj4gWn3LkqOFd6V5Oq6l2sHfQ0t0Zf2J8m1c="
+CALLBACK = "http://localhost/admin/datasources/authorize/callback"
+NAME = "Bench tenant"
+
+
+def start_emulator(data: Path, users: int) -> tuple[subprocess.Popen, dict]:
+    proc = subprocess.Popen([sys.executable, "-m", "emulator", "--port", "0", "--data", str(data), "--users",
+                             str(users), "--redirect-uri", CALLBACK], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("EMULATOR READY"):
+            break
+    else:
+        raise SystemExit("the emulator did not start")
+    return proc, json.loads((data / "emulator.json").read_text())
+
+
+def gateway_env(config: dict, database_url: str, work: Path) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "bench-secret-key-0123456789-abcdefghijkl",
+            "TOKEN_ENCRYPTION_KEYS": FERNET, "O365_AUTHORITY_HOST": config["authority_host"],
+            "GRAPH_API_URL": config["graph_url"], "O365_CA_BUNDLE": config["ca_bundle"],
+            "O365_CLIENT_ID": config["client_id"], "O365_CLIENT_SECRET": config["client_secret"],
+            "IMPORT_PAGE_SIZE": "999", "JOBS_SQLITE_PATH": str(work / "jobs.db"), "JOBS_EMBEDDED_WORKER": "0"}
+
+
+def prepare(env: dict[str, str], config: dict):  # type: ignore[no-untyped-def]
+    """Migrate the database, create an admin, authorize the datasource (as an admin would, through the pages)."""
+    os.environ.update(env)
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from core.extensions import db
+    from core.models import ensure_roles
+    from tests.conftest import FreshGlobalsClient, make_user, sign_in
+    from tests.import_helpers import authorized_datasource
+
+    app = create_app({"TESTING": True})
+    app.app_context().push()
+    upgrade()
+    ensure_roles()
+    db.session.commit()
+    make_user("bench@example.com", "bench-password-123", "Administrator")
+    app.test_client_class = FreshGlobalsClient
+    client = app.test_client()
+    sign_in(client, "bench@example.com", "bench-password-123")
+    handle = SimpleNamespace(base_url=config["base_url"], ca_path=config["ca_bundle"], config=config)
+    datasource = authorized_datasource(client, handle, NAME)  # type: ignore[arg-type]
+    return app, datasource
+
+
+def baseline(datasource) -> tuple[float, int, int]:  # type: ignore[no-untyped-def]
+    """Read every page of a full users delta round (same query and page size as the import) and discard it."""
+    from office365.connection import graph_client
+    from office365.importer import USER_SELECT
+
+    client = graph_client(datasource)
+    started = time.perf_counter()
+    url, params, pages, items = "/users/delta", {"$select": USER_SELECT}, 0, 0
+    while url:
+        body = client.request("GET", url, params=params, headers={"Prefer": "odata.maxpagesize=999"}).body
+        url, params = body.get("@odata.nextLink"), None
+        pages += 1
+        items += len(body.get("value") or [])
+    return time.perf_counter() - started, pages, items
+
+
+def import_run(env: dict[str, str]) -> tuple[float, float, dict]:
+    """`flask import run` in its own process: (run duration s, peak RSS MB, counts)."""
+    from core.extensions import db
+    from jobs.models import TaskRun
+
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "import", "run", NAME], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    output = proc.stdout.read() if proc.stdout else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"import failed:\n{output}")
+    db.session.expire_all()
+    run = db.session.scalars(db.select(TaskRun).order_by(TaskRun.id.desc())).first()
+    counts = {name: getattr(run, name) for name in (*TaskRun.COUNTS, "pages", "graph_requests")}
+    return run.duration, usage.ru_maxrss / 1024, counts
+
+
+def change_users(config: dict, datasource, share: float) -> int:  # type: ignore[no-untyped-def]
+    from core.extensions import db
+    from core.models import User
+
+    ids = db.session.scalars(db.select(User.object_id).where(User.tenant_id == datasource.tenant_id)
+                             .order_by(User.id)).all()
+    step = max(1, round(1 / share))
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = config["ca_bundle"]
+    headers = {"Authorization": f"Bearer {config['control_key']}"}
+    changed = 0
+    for oid in ids[::step]:
+        response = session.patch(f"{config['base_url']}/_emulator/users/{oid}",
+                                 json={"displayName": f"Changed {oid[:8]}"}, headers=headers, timeout=10)
+        response.raise_for_status()
+        changed += 1
+    return changed
+
+
+def measure(users: int, work: Path, database_url: str | None, second_run: bool) -> dict:
+    data = work / f"emu-{users}"
+    emulator, config = start_emulator(data, users)
+    try:
+        url = database_url or f"sqlite:///{work / f'gateway-{users}.db'}"
+        env = gateway_env(config, url, work)
+        app, datasource = prepare(env, config)
+        base_s, pages, items = baseline(datasource)
+        full_s, peak_mb, counts = import_run(env)
+        result = {"users": users, "items": items, "pages": pages, "baseline_s": base_s, "full_s": full_s,
+                  "peak_mb": peak_mb, "counts": counts}
+        if second_run:
+            result["changed"] = change_users(config, datasource, 0.01)
+            result["second_s"], result["second_peak_mb"], result["second_counts"] = import_run(env)
+        from flask import current_app
+
+        from core.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()
+        assert current_app._get_current_object() is app  # type: ignore[attr-defined]
+        from flask.globals import app_ctx
+
+        app_ctx.pop()
+        return result
+    finally:
+        emulator.terminate()
+        emulator.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=20_000, help="second tenant size for the memory comparison")
+    parser.add_argument("--database-url", help="an empty database instead of a fresh SQLite file per size")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
+        work = Path(tmp)
+        small = measure(args.small, work, args.database_url, second_run=False)
+        if args.database_url:
+            raise SystemExit("--database-url holds one tenant: run it once per size on empty databases")
+        large = measure(args.users, work, None, second_run=True)
+    throughput = (large["items"] / large["full_s"]) / (large["items"] / large["baseline_s"])
+    print(f"tenant: {large['users']} users, {large['pages']} delta pages of up to 999")
+    print(f"1. throughput: full import {large['items'] / large['full_s']:.0f} users/s in {large['full_s']:.1f} s; "
+          f"baseline read-and-discard {large['items'] / large['baseline_s']:.0f} users/s in "
+          f"{large['baseline_s']:.1f} s; ratio {throughput:.2f} (target >= 0.5) "
+          f"{'OK' if throughput >= 0.5 else 'MISSED'}")
+    growth = large["peak_mb"] - small["peak_mb"]
+    print(f"2. worker peak memory: {small['peak_mb']:.0f} MB at {small['users']} users, {large['peak_mb']:.0f} MB at "
+          f"{large['users']} users (growth {growth:+.0f} MB; target < 200 MB and flat) "
+          f"{'OK' if large['peak_mb'] < 200 and growth < 25 else 'MISSED'}")
+    share = large["second_s"] / large["full_s"]
+    print(f"3. second run after {large['changed']} users (1%) changed: {large['second_s']:.2f} s = {share:.1%} of the "
+          f"full import (target <= 10%) {'OK' if share <= 0.10 else 'MISSED'}; counts {large['second_counts']}")
+    print(f"   full import counts {large['counts']}")
+
+
+if __name__ == "__main__":
+    main()
