@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from flask import flash, render_template
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from sqlalchemy.exc import SQLAlchemyError
 
 from admin import bp, connection_user_view
 from api.service import Caller, DatasourceUnavailable, datasource_for, run
@@ -42,7 +43,10 @@ def office365_navigation() -> dict:
 
     if not current_user.is_authenticated:
         return {"office365_datasources": False}
-    return {"office365_datasources": bool(usable_datasources(current_user))}
+    try:
+        return {"office365_datasources": bool(usable_datasources(current_user))}
+    except SQLAlchemyError:  # an error page must still render when the database is the problem
+        return {"office365_datasources": False}
 
 
 @bp.errorhandler(DatasourceUnavailable)
