@@ -19,9 +19,10 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one write per key per min
 
 
 class AuthError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, key: ApiKey | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.key = key  # a known key that may not be used (revoked, expired, user disabled)
 
 
 def authenticate() -> Caller:
@@ -50,11 +51,12 @@ def _by_key(key: str) -> Caller:
     if row is None or not row.matches(key):
         raise AuthError(401, "invalid_api_key", "This API key is not valid. Check it was copied whole.")
     if row.status == "revoked":
-        raise AuthError(401, "api_key_revoked", "This API key was revoked. Ask an Administrator for a new one.")
+        raise AuthError(401, "api_key_revoked", "This API key was revoked. Ask an Administrator for a new one.", row)
     if row.status == "expired":
-        raise AuthError(401, "api_key_expired", "This API key has expired. Ask an Administrator for a new one.")
+        raise AuthError(401, "api_key_expired", "This API key has expired. Ask an Administrator for a new one.",
+                        row)
     if not row.user.active:
-        raise AuthError(401, "user_inactive", "The user this API key belongs to is disabled.")
+        raise AuthError(401, "user_inactive", "The user this API key belongs to is disabled.", row)
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         db.session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))

@@ -7,9 +7,10 @@ from typing import Any
 from flask import Response, g, jsonify, request
 
 from api import bp
-from api.auth import AuthError, authenticate
+from api.auth import SAFE_METHODS, AuthError, authenticate
 from api.errors import error_json, office365_error, to_json
-from api.service import DatasourceUnavailable, datasource_for, refuse, run, usable_datasources
+from api.service import Caller, DatasourceUnavailable, datasource_for, refuse, run, usable_datasources
+from core import audit
 from core.models import Datasource
 from office365 import operations as ops
 from office365.errors import Office365Error
@@ -32,6 +33,10 @@ def _authenticate() -> None:
 
 @bp.errorhandler(AuthError)
 def _auth_error(exc: AuthError) -> tuple[Response, int]:
+    if exc.key is not None and request.method not in SAFE_METHODS:
+        # A write attempted with a known key that may no longer be used: a refused write, for the audit trail.
+        audit.record("api.refused", f"{request.method} {request.path}"[:512], outcome="refused",
+                     actor=Caller(exc.key.user, exc.key).actor, error_code=exc.code, message=exc.message)
     response, status = error_json(exc.status, exc.code, exc.message)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="api"'

@@ -80,6 +80,11 @@ def test_bad_expired_revoked_and_missing_keys_are_401_with_stable_codes(client: 
         assert answer.status_code == 401, header
         assert answer.get_json()["error"]["code"] == code, header
         assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+    refused = client.post("/api/v1/datasources/1/groups", headers=bearer(revoked), json={"display_name": "X"})
+    assert refused.status_code == 401
+    event = db.session.scalars(db.select(AuditEvent).filter_by(action="api.refused")).one()
+    assert event.outcome == "refused" and event.actor.startswith("script@example.com (API key gw_")
+    assert event.target == "POST /api/v1/datasources/1/groups" and event.detail["error_code"] == "api_key_revoked"
     user.active = False
     db.session.commit()
     answer = client.get("/api/v1/datasources", headers=bearer(good))
