@@ -7,6 +7,7 @@ Each session has an absolute expiry and an idle timeout (taken from the SSO sett
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -95,6 +96,16 @@ class DatabaseStore:
         self.table = UserSession.__table__
         self._local = threading.local()
         self.engine: Any = None
+        self._opened: list[Any] = []
+        self._watching = False
+
+    def _close_all(self, _engine: Any) -> None:
+        """`engine.dispose()` (shutdown, tests) closes the per-thread connections too."""
+        opened, self._opened = self._opened, []
+        self._local = threading.local()
+        for conn in opened:
+            with contextlib.suppress(Exception):  # already closed or broken
+                conn.close()
 
     def _record(self, row: Any) -> SessionRecord:
         return SessionRecord(
@@ -135,6 +146,10 @@ class DatabaseStore:
             if engine.dialect.name == "postgresql":
                 conn.autocommit = True
             self._local.conn, self._local.engine = conn, engine
+            self._opened.append(conn)
+            if not self._watching:
+                self._watching = True
+                event.listen(engine, "engine_disposed", self._close_all)
             mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
             self._local.sql = f"SELECT {', '.join(self.COLUMNS)} FROM user_sessions WHERE id_hash = {mark}"  # noqa: S608 - constants only
         cursor = conn.cursor()
@@ -226,9 +241,11 @@ class RedisStore:
         ttl = self._ttl(record)
         pipe = self.redis.pipeline()
         pipe.set(self._key("s", record.id_hash), json.dumps(values), ex=ttl)
+        index_ttl = max(ttl, int(record.expires_at - time.time()) + 1)
         for index in self._indexes(record):
             pipe.sadd(index, record.id_hash)
-            pipe.expire(index, max(ttl, int(record.expires_at - time.time()) + 1), gt=True)
+            pipe.expire(index, index_ttl, nx=True)  # a new set gets a TTL ...
+            pipe.expire(index, index_ttl, gt=True)  # ... an existing one only ever a longer one
         pipe.execute()
 
     def _indexes(self, record: SessionRecord) -> list[str]:

@@ -318,3 +318,52 @@ def test_office365_tokens_must_come_from_the_datasource_tenant() -> None:
     with pytest.raises(IdTokenError) as failed:
         client.validate(token, nonce="n", leeway=60)
     assert failed.value.check == "tenant"
+
+
+@pytest.mark.parametrize("evil", ["//evil.example", "/\\evil.example", "https://evil.example", "javascript:alert(1)"])
+def test_next_is_kept_through_the_round_trip_only_as_a_same_site_path(client: FlaskClient, fake: FakeProvider,
+                                                                      evil: str) -> None:
+    from urllib.parse import quote
+
+    response = fake_sign_in(client, fake, next_path=quote(evil, safe=""))
+    assert response.status_code == 302 and response.headers["Location"] == "/", evil
+
+
+# -- back-channel logout (generic providers) ----------------------------------------------------------------
+
+BACKCHANNEL = {"http://schemas.openid.net/event/backchannel-logout": {}}
+
+
+def _logout_token(fake: FakeProvider, key=KEY_A, **changes: object) -> str:  # type: ignore[no-untyped-def]
+    claims = {"iss": fake.issuer, "aud": CLIENT_ID, "iat": int(time.time()), "jti": "j1", "events": BACKCHANNEL,
+              "sid": "idp-session-1", "sub": "subject-1"}
+    claims.update(changes)
+    return fake.sign({k: v for k, v in claims.items() if v is not None}, key)
+
+
+@pytest.mark.parametrize("case", ["no events", "nonce", "audience", "issuer", "signature", "old", "no sid or sub",
+                                  "garbage"])
+def test_back_channel_logout_refuses_bad_logout_tokens(app, client: FlaskClient, fake: FakeProvider,  # type: ignore[no-untyped-def]
+                                                       case: str) -> None:
+    assert fake_sign_in(client, fake).status_code == 302
+    token = {
+        "no events": lambda: _logout_token(fake, events=None),
+        "nonce": lambda: _logout_token(fake, nonce="n"),
+        "audience": lambda: _logout_token(fake, aud="other"),
+        "issuer": lambda: _logout_token(fake, iss="https://evil.example"),
+        "signature": lambda: _logout_token(fake, key=KEY_B),
+        "old": lambda: _logout_token(fake, iat=int(time.time()) - 3600),
+        "no sid or sub": lambda: _logout_token(fake, sid=None, sub=None),
+        "garbage": lambda: "not.a.jwt",
+    }[case]()
+    response = app.test_client().post("/sso/back-channel-logout/fake", data={"logout_token": token})
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_request"
+    assert client.get("/").status_code == 200  # the session lives on
+
+
+def test_back_channel_logout_ends_the_matching_sessions(app, client: FlaskClient, fake: FakeProvider) -> None:  # type: ignore[no-untyped-def]
+    assert fake_sign_in(client, fake).status_code == 302
+    response = app.test_client().post("/sso/back-channel-logout/fake", data={"logout_token": _logout_token(fake)})
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    assert client.get("/").status_code == 302
+    assert app.test_client().post("/sso/back-channel-logout/nobody", data={"logout_token": "x"}).status_code == 400
