@@ -242,6 +242,8 @@ class Importer:
         if imp.phase == "idle":
             imp.round += 1
             imp.full_round = imp.users_delta is None
+            if imp.full_round:
+                imp.last_full_sync_at = utcnow()  # when this full round started: see _account_for_locals
             key = ",".join(imp.relevant_group_ids)
             if key != imp.groups_key:
                 imp.groups_delta = imp.groups_next = None
@@ -257,6 +259,7 @@ class Importer:
         if imp.phase == "users":
             self._walk("users")
             if imp.full_round:
+                self._account_for_locals()
                 self._mark_unseen()
             imp.phase = "apply"
             self._commit("apply")
@@ -265,8 +268,6 @@ class Importer:
             self._sync_bound_groups()
             imp.phase = "idle"
             imp.removals_confirmed = False
-            if imp.full_round:
-                imp.last_full_sync_at = utcnow()
             self._commit("done")
 
     def _first_url(self, kind: str) -> tuple[str, dict[str, str] | None]:
@@ -412,8 +413,11 @@ class Importer:
             cols = ("upn", "mail", "display_name", "account_enabled", "removed", "dirty", "seen_round")
         else:
             cols = ("upn", "mail", "display_name", "account_enabled", "removed", "seen_round")
-        _bulk("upsert", MIRROR, MIRROR_COLUMNS, mirror_rows, keys=("import_id", "object_id"), update_cols=cols)
+        fast = self.fresh and self.imp.scope == UserImport.SCOPE_ALL
         deferred = self._apply_present(present)
+        if fast and self.fresh:  # all went in without a clash: their mirror rows come at the round's end
+            mirror_rows = [row for row in mirror_rows if row["removed"]]
+        _bulk("upsert", MIRROR, MIRROR_COLUMNS, mirror_rows, keys=("import_id", "object_id"), update_cols=cols)
         if deferred:
             db.session.execute(update(MIRROR).where(MIRROR.c.import_id == self.imp.id,
                                                     MIRROR.c.object_id.in_(deferred)).values(dirty=True))
@@ -505,13 +509,13 @@ class Importer:
         inserted = _bulk("insert_ignore", USERS, CREATE_COLUMNS, rows)
         if self.role_id is not None and inserted:
             db.session.execute(insert(user_roles).from_select(["user_id", "role_id"], select(
-                USERS.c.id, db.literal(self.role_id)).where(USERS.c.id > before, USERS.c.tenant_id == tenant,
-                                                             USERS.c.created_at == stamp)))
+                USERS.c.id, db.literal(self.role_id)).where(USERS.c.id > before, USERS.c.created_at == stamp)))
         if inserted == len(rows):
             created = {row["object_id"] for row in rows}
         else:
-            created = set(db.session.scalars(select(USERS.c.object_id).where(
-                USERS.c.id > before, USERS.c.tenant_id == tenant, USERS.c.created_at == stamp)))
+            created = {row.object_id for row in db.session.execute(  # by id range, never an index scan
+                select(USERS.c.object_id, USERS.c.tenant_id).where(USERS.c.id > before, USERS.c.created_at == stamp))
+                if row.tenant_id == tenant}
         names = self.out.names.setdefault("created", [])
         self.out.created += len(created)
         for item in items:
@@ -545,6 +549,20 @@ class Importer:
         db.session.execute(update(USERS).where(USERS.c.id == holder.id).values(
             email=f"departed.{holder.object_id}@invalid", updated_at=utcnow()))
         return True
+
+    def _account_for_locals(self) -> None:
+        """End of a full round: local users of the tenant without a mirror row were either created by this round's
+        first-import fast path (which skips the mirror: they were seen) or never seen by the import at all (gone)."""
+        start = self.imp.last_full_sync_at or utcnow()
+        no_row = ~select(MIRROR.c.id).where(MIRROR.c.import_id == self.imp.id,
+                                            MIRROR.c.object_id == USERS.c.object_id).exists()
+        for seen in (True, False):
+            rows = select(db.literal(self.imp.id), USERS.c.object_id, USERS.c.email, USERS.c.email,
+                          USERS.c.display_name, USERS.c.active, db.literal(not seen), db.literal(not seen),
+                          db.literal(self.imp.round if seen else 0)).where(
+                USERS.c.tenant_id == self.tenant, USERS.c.object_id.is_not(None), no_row,
+                USERS.c.created_at >= start if seen else USERS.c.created_at < start).order_by(USERS.c.object_id)
+            db.session.execute(insert(MIRROR).from_select(MIRROR_COLUMNS, rows))
 
     def _mark_unseen(self) -> None:
         """End of a full round: users not seen in it are gone from the source."""
