@@ -187,3 +187,18 @@ def test_a_user_deleted_and_recreated_with_the_same_upn_is_a_new_local_user(
     assert local[old.object_id].active is False and local[old.object_id].email != "adele.vance@contoso.example"
     assert (run.created, run.disabled) == (1, 1)
     assert len(local) == len(graph_users(emulator)) + 1
+
+
+def test_cli_import_run_dry_run_and_status(datasource: Datasource, app: Flask) -> None:
+    runner = app.test_cli_runner()
+    dry = runner.invoke(args=["import", "run", datasource.name, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "succeeded: created 50" in dry.output and "created: " in dry.output
+    assert imported_users(datasource) == {}
+    status = runner.invoke(args=["import", "status"])
+    assert "next run is a full sync" in status.output and "dry run" in status.output
+    real = runner.invoke(args=["import", "run", datasource.name.upper()])
+    assert real.exit_code == 0 and "succeeded: created 50" in real.output
+    status = runner.invoke(args=["import", "status"])
+    assert "delta link stored" in status.output and "between rounds" in status.output
+    assert runner.invoke(args=["import", "run", "nope"]).exit_code != 0
