@@ -84,6 +84,22 @@ def explain(error: dict[str, Any]) -> str:
     return description.split("\n")[0]
 
 
+class _DiscoveryOnlyCache(dict):  # type: ignore[type-arg]
+    """MSAL's `http_cache`, shared by every app instance of the process, keeping only GET responses (the
+    authority's discovery document, 24 h) and never token-endpoint answers (MSAL would replay a 400 for 60 s).
+
+    Without it each `make_msal_app` fetches discovery again: one extra request per Graph call (e.g. an SSO
+    sign-in with groups overage).
+    """
+
+    def __setitem__(self, key: object, value: object) -> None:
+        if key == "_index_" or str(key).startswith("GET "):
+            super().__setitem__(key, value)
+
+
+_MSAL_HTTP_CACHE = _DiscoveryOnlyCache()
+
+
 def make_msal_app(settings: MicrosoftSettings, *, tenant: str = "organizations",
                   cache: msal.SerializableTokenCache | None = None) -> msal.ConfidentialClientApplication:
     """MSAL against the configured authority host only: no instance discovery, our CA bundle."""
@@ -93,6 +109,7 @@ def make_msal_app(settings: MicrosoftSettings, *, tenant: str = "organizations",
         authority=settings.authority(tenant),
         instance_discovery=False,
         http_client=settings.shared_session,
+        http_cache=_MSAL_HTTP_CACHE,
         token_cache=cache,
         timeout=settings.timeout,
     )
