@@ -96,16 +96,29 @@ class DatabaseStore:
         self.table = UserSession.__table__
         self._local = threading.local()
         self.engine: Any = None
-        self._opened: list[Any] = []
+        self._opened: list[tuple[threading.Thread, Any]] = []
+        self._lock = threading.Lock()
         self._watching = False
 
     def _close_all(self, _engine: Any) -> None:
         """`engine.dispose()` (shutdown, tests) closes the per-thread connections too."""
         opened, self._opened = self._opened, []
         self._local = threading.local()
-        for conn in opened:
+        for _thread, conn in opened:
             with contextlib.suppress(Exception):  # already closed or broken
                 conn.close()
+
+    def _register(self, new_conn: Any) -> None:
+        """Keep the new connection; close those of threads that have ended (thread-per-request servers)."""
+        with self._lock:
+            alive = [(threading.current_thread(), new_conn)]
+            for thread, conn in self._opened:
+                if thread.is_alive():
+                    alive.append((thread, conn))
+                else:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+            self._opened = alive
 
     def _record(self, row: Any) -> SessionRecord:
         return SessionRecord(
@@ -146,7 +159,7 @@ class DatabaseStore:
             if engine.dialect.name == "postgresql":
                 conn.autocommit = True
             self._local.conn, self._local.engine = conn, engine
-            self._opened.append(conn)
+            self._register(conn)
             if not self._watching:
                 self._watching = True
                 event.listen(engine, "engine_disposed", self._close_all)
