@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -9,7 +10,7 @@ from flask.cli import AppGroup
 
 from core import audit
 from core.extensions import db
-from core.models import Datasource
+from core.models import Datasource, Role
 from sso.admin_ops import ProviderProblem, add_generic_provider, add_office365_provider, remove_provider
 from sso.models import SsoProvider
 from sso.settings import forget_settings, settings_row
@@ -79,19 +80,33 @@ def providers_remove(name: str) -> None:
 @click.option("--idle-minutes", type=click.IntRange(1, 7 * 24 * 60), help="Session idle timeout.")
 @click.option("--absolute-hours", type=click.IntRange(1, 24 * 90), help="Session absolute timeout.")
 @click.option("--leeway-seconds", type=click.IntRange(0, 600), help="Clock skew allowed on ID tokens.")
+@click.option("--policies", help='Forward-auth policies as JSON: {"staff": {"groups": [...], "domains": [...]}}.')
 def settings(enabled: bool | None, auto_redirect: bool | None, create_users: bool | None, bypass_role: str | None,
-             idle_minutes: int | None, absolute_hours: int | None, leeway_seconds: int | None) -> None:
+             idle_minutes: int | None, absolute_hours: int | None, leeway_seconds: int | None,
+             policies: str | None) -> None:
     """Show the settings, changing the ones given."""
     row = settings_row()
+    parsed = None
+    if policies is not None:
+        try:
+            parsed = json.loads(policies)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict) or not all(
+                isinstance(rules, dict) and set(rules) <= {"groups", "emails", "domains"} for rules in parsed.values()):
+            raise click.ClickException('--policies must be JSON like {"staff": {"domains": ["example.com"]}}.')
+    if bypass_role is not None and bypass_role not in Role.ALL:
+        raise click.ClickException(f"--bypass-role must be one of: {', '.join(Role.ALL)}.")
     changes = {"enabled": enabled, "auto_redirect": auto_redirect, "create_users": create_users,
                "bypass_role": bypass_role, "idle_timeout_minutes": idle_minutes,
-               "absolute_timeout_hours": absolute_hours, "clock_leeway_seconds": leeway_seconds}
+               "absolute_timeout_hours": absolute_hours, "clock_leeway_seconds": leeway_seconds, "policies": parsed}
     changed = {key: value for key, value in changes.items() if value is not None}
     for key, value in changed.items():
         setattr(row, key, value)
     if changed:
         row.updated_by = "cli"
-        audit.record("sso.settings", "Single Sign-On", actor="cli", commit=False, **changed)
+        audit.record("sso.settings", "Single Sign-On", actor="cli", commit=False,
+                     **{k: (sorted(v) if k == "policies" else v) for k, v in changed.items()})
     db.session.commit()
     forget_settings()
     for key in ("enabled", "auto_redirect", "create_users", "bypass_role", "idle_timeout_minutes",

@@ -98,6 +98,10 @@ def test_cli_providers_and_settings(app: Flask) -> None:
     assert "corp" in listed.output and "secret set" in listed.output and "cli-secret-value" not in listed.output
     shown = runner.invoke(args=["sso", "settings", "--enable", "--create-users", "--idle-minutes", "15"])
     assert shown.exit_code == 0 and "enabled = True" in shown.output and "idle_timeout_minutes = 15" in shown.output
+    policy = runner.invoke(args=["sso", "settings", "--policies", '{"staff": {"domains": ["example.com"]}}'])
+    assert policy.exit_code == 0 and "policies = ['staff']" in policy.output
+    assert runner.invoke(args=["sso", "settings", "--policies", "[1]"]).exit_code != 0
+    assert runner.invoke(args=["sso", "settings", "--bypass-role", "Nobody"]).exit_code != 0
     assert runner.invoke(args=["sso", "providers", "remove", "corp"]).exit_code == 0
     assert runner.invoke(args=["sso", "providers", "remove", "corp"]).exit_code != 0
 
