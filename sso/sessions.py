@@ -423,7 +423,7 @@ class ServerSideSessionInterface(SessionInterface):
 def _ended_users(orm_session: OrmSession) -> set[int]:
     from core.models import User
 
-    ended = set()
+    ended = {obj.id for obj in orm_session.deleted if isinstance(obj, User) and obj.id is not None}
     for obj in orm_session.dirty:
         if isinstance(obj, User):
             history = inspect(obj).attrs.active.history

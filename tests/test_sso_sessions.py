@@ -161,3 +161,13 @@ def test_sign_out_deletes_the_server_side_session(client: FlaskClient, plain_use
     assert sessions.for_user(plain_user.id) == []
     client.set_cookie("gw_session", old)  # a copied cookie is worthless afterwards
     assert client.get("/").status_code == 302
+
+
+def test_deleting_a_user_ends_their_sessions(app: Flask, client: FlaskClient, plain_user: User,  # type: ignore[no-untyped-def]
+                                             sessions) -> None:
+    sign_in(client, USER_EMAIL, USER_PASSWORD)
+    assert client.get("/auth/verify").status_code == 200
+    assert client.get("/auth/verify").status_code == 200  # the fast path, with the cached assertion
+    db.session.delete(plain_user)
+    db.session.commit()
+    assert client.get("/auth/verify").status_code == 401 and client.get("/").status_code == 302
