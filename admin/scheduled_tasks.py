@@ -160,6 +160,9 @@ def import_attention(datasource_id: int) -> list[TaskRun]:
 @bp.get("/scheduled-tasks")
 @roles_required(ADMIN)
 def scheduled_tasks() -> str:
+    from jobs.scheduler import ensure_system_tasks
+
+    ensure_system_tasks()
     sweep_stale()
     tasks = db.session.scalars(select(ScheduledTask).order_by(func.lower(ScheduledTask.name))).all()
     runs = db.session.scalars(select(TaskRun).order_by(TaskRun.id.desc()).limit(25)).all()
@@ -233,8 +236,9 @@ def scheduled_task_toggle(task_id: int) -> Response:
     task.next_run_at = next_run(task, utcnow()) if task.enabled else None
     audit.record("task.enable" if task.enabled else "task.disable", task.name)
     flash(f"{task.name} {'enabled' if task.enabled else 'disabled'}.", "success")
-    return redirect(request.referrer if request.referrer and "/admin/" in request.referrer
-                    else url_for("admin.scheduled_tasks"))
+    if request.form.get("back") == "task":
+        return redirect(url_for("admin.scheduled_task_detail", task_id=task.id))
+    return redirect(url_for("admin.scheduled_tasks"))
 
 
 @bp.post("/scheduled-tasks/<int:task_id>/webhook")

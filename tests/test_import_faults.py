@@ -147,7 +147,7 @@ def test_expired_delta_token_falls_back_to_a_full_resync_by_itself(
 def test_worker_killed_mid_run_is_failed_with_the_reason_and_the_next_run_resumes(
         datasource: Datasource, emulator: EmulatorHandle, database_url: str, tmp_path: Path) -> None:  # noqa: F811
     total = len(graph_users(emulator))
-    control(emulator, "POST", "faults", {"kind": "delay", "delay_ms": 150, "path": "/users/delta"})
+    control(emulator, "POST", "faults", {"kind": "delay", "delay_ms": 300, "path": "/users/delta"})
     env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key-0123456789-abcdefghijkl",
            "TOKEN_ENCRYPTION_KEYS": TEST_FERNET_KEY, "IMPORT_PAGE_SIZE": "5",
            "JOBS_SQLITE_PATH": str(tmp_path / "jobs.db"), **emulator_env(emulator)}
@@ -158,7 +158,7 @@ def test_worker_killed_mid_run_is_failed_with_the_reason_and_the_next_run_resume
     while time.monotonic() < deadline:
         db.session.expire_all()
         run = db.session.scalars(db.select(TaskRun).where(TaskRun.trigger == "cli")).first()
-        if run is not None and run.phase == "users" and run.pages >= 4:
+        if run is not None and run.phase == "users" and run.pages >= 2:
             break
         time.sleep(0.05)
     assert run is not None and proc.poll() is None, proc.stdout.read() if proc.stdout else ""

@@ -78,7 +78,7 @@ def test_schedule_run_now_on_huey_and_history_with_counts(admin_client: FlaskCli
     task = db.session.scalars(db.select(ScheduledTask).filter_by(name="Nightly import")).one()
     assert task.next_run_at is not None and task.next_run_at.weekday() < 5 and task.owner == "admin@example.com"
     listing = admin_client.get("/admin/scheduled-tasks").get_data(as_text=True)
-    assert "Daily at 03:00 UTC, weekdays only" in listing and "Datasource token keep-alive" not in listing
+    assert "Daily at 03:00 UTC, weekdays only" in listing and "Datasource token keep-alive" in listing
     token = csrf_token(admin_client, f"/admin/scheduled-tasks/{task.id}")
     run_page = admin_client.post(f"/admin/scheduled-tasks/{task.id}/run", data={"csrf_token": token})
     run_id = int(run_page.headers["Location"].rsplit("/", 1)[1])
