@@ -18,7 +18,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	bash tools/test-prereqs.sh
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n 3 --durations=15
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

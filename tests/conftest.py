@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 from werkzeug.serving import make_server
 
 BACKENDS = ("sqlite", "postgresql")
@@ -76,6 +77,8 @@ def _build_app(url: str, instance: Path, **overrides: object) -> Flask:
 
     config = {
         "TESTING": True,
+        # No idle pooled connections: parallel workers, live servers and job threads share one PostgreSQL.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"poolclass": NullPool},
         "ENV": {"DATABASE_URL": url, "SECRET_KEY": "test-secret-key-0123456789-abcdefghijkl",
                 "TOKEN_ENCRYPTION_KEYS": TEST_FERNET_KEY},
         **overrides,
