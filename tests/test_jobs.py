@@ -232,3 +232,40 @@ def test_keep_alive_refresh_is_a_scheduled_job(admin_client: FlaskClient, emulat
     assert run.status == "succeeded" and run.updated == 1
     db.session.expire_all()
     assert db.session.get(Datasource, ds.id).last_refresh_ok_at > before
+
+
+def test_a_separate_flask_jobs_worker_process_runs_queued_runs(
+        admin_client: FlaskClient, emulator: EmulatorHandle, huey, database_url: str, app: Flask) -> None:  # noqa: F811  # type: ignore[no-untyped-def]
+    import signal
+    import time
+
+    from jobs.queue import enqueue_run
+    from jobs.runner import create_run
+
+    ds = authorized_datasource(admin_client, emulator)
+    run = create_run(kind="user_import", datasource_id=ds.id, trigger="manual", actor="test")
+    enqueue_run(run.id)
+    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key-0123456789-abcdefghijkl",
+           "TOKEN_ENCRYPTION_KEYS": TEST_FERNET_KEY, "JOBS_QUEUE_NAME": app.config["JOBS_QUEUE_NAME"],
+           "JOBS_SQLITE_PATH": app.config["JOBS_SQLITE_PATH"], "IMPORT_PAGE_SIZE": "10", **emulator_env(emulator)}
+    if app.config.get("REDIS_URL"):
+        env["REDIS_URL"] = app.config["REDIS_URL"]
+    worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "jobs", "worker", "--workers", "1"],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            db.session.expire_all()
+            if db.session.get(TaskRun, run.id).done:
+                break
+            time.sleep(0.2)
+        finished = db.session.get(TaskRun, run.id)
+        assert finished.status == "succeeded" and finished.created > 40, finished.error
+        assert finished.worker.endswith(f":{worker.pid}")
+    finally:
+        worker.send_signal(signal.SIGINT)
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(5)
