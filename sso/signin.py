@@ -124,8 +124,8 @@ def _checks(claims: dict[str, Any], client: ProviderClient | None, failed: str |
     checks: dict[str, Any] = {"failed": failed}
     if claims:
         checks.update({"issuer": short(claims.get("iss")), "tenant": short(claims.get("tid")),
-                       "audience": short(claims.get("aud")), "nonce": "sent and matched" if not failed or
-                       failed not in ("nonce",) else "mismatch"})
+                       "audience": short(claims.get("aud")),
+                       "nonce": "matched" if not failed else "mismatch" if failed == "nonce" else "not reached"})
         if isinstance(claims.get("iat"), int | float):
             checks["clock_skew_seconds"] = round(claims["iat"] - moment, 1)
         for name in ("iat", "nbf", "exp"):
