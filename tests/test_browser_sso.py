@@ -90,7 +90,7 @@ def test_admin_revoke_ends_the_users_session_on_the_next_request(browser: Browse
     admin.context.close()
 
 
-def test_auto_redirect_and_the_bypass_path(page: Page, sso_ready: LiveServer) -> None:
+def test_auto_redirect_and_the_bypass_path(page: Page, sso_ready: LiveServer, artifacts_dir: Path) -> None:
     base = sso_ready.url
     enable_sso(create_users=True, auto_redirect=True)
     page.goto(f"{base}/admin/")
@@ -100,3 +100,6 @@ def test_auto_redirect_and_the_bypass_path(page: Page, sso_ready: LiveServer) ->
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("heading", name="Welcome, Ada Admin")).to_be_visible()
+    page.goto(f"{base}/admin/sso")
+    expect(page.locator("#providers")).to_contain_text("contoso")
+    page.screenshot(path=str(artifacts_dir / "sso-admin.png"), full_page=True)
