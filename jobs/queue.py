@@ -64,10 +64,17 @@ def _make_huey(app: Flask) -> Any:
 
     @huey.periodic_task(crontab(minute="*"), name="scheduler_tick")
     def scheduler_tick() -> None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from core.extensions import db
         from jobs.scheduler import tick
 
         with app.app_context():
-            tick()
+            try:
+                tick()
+            except SQLAlchemyError as exc:  # e.g. started before `flask db upgrade`: say so, retry next minute
+                db.session.rollback()
+                log.warning("scheduler tick skipped: the database is not ready (%s)", type(exc).__name__)
 
     app.extensions["jobs.run_task"] = run_task
     return huey

@@ -15,6 +15,7 @@
     ["pages", "processed", "created", "updated", "disabled", "removed", "unchanged", "errors", "graph_requests", "resyncs"]
       .forEach(function (name) { setField(name, String(data[name])); });
     if (data.duration !== null) { setField("duration", data.duration.toFixed(1) + " s"); }
+    setField("started", data.started);
     if (data.total) {
       bar.max = Math.max(data.total, data.processed);
       bar.value = Math.min(data.processed, bar.max);
