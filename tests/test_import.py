@@ -202,3 +202,25 @@ def test_cli_import_run_dry_run_and_status(datasource: Datasource, app: Flask) -
     status = runner.invoke(args=["import", "status"])
     assert "delta link stored" in status.output and "between rounds" in status.output
     assert runner.invoke(args=["import", "run", "nope"]).exit_code != 0
+
+
+def test_existing_local_users_of_the_tenant_are_matched_by_object_id_and_strangers_count_as_gone(
+        datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient) -> None:  # noqa: F811
+    import uuid
+
+    source = graph_users(emulator)
+    adele_oid = next(oid for oid, u in source.items() if u["user_principal_name"] == "adele.vance@contoso.example")
+    known = make_user("adele.old@example.com", None, "Administrator", name="Adele (signed in by SSO)")
+    known.tenant_id, known.object_id = datasource.tenant_id, adele_oid
+    stranger = make_user("left.long.ago@contoso.example", None, "User", name="Left Long Ago")
+    stranger.tenant_id, stranger.object_id = datasource.tenant_id, str(uuid.uuid4())
+    db.session.commit()
+    save_import_settings(admin_client, datasource, on_missing="disable", removal_guard_percent="50")
+    run = run_import(datasource)
+    assert run.status == TaskRun.SUCCEEDED, run.error
+    local = imported_users(datasource)
+    assert set(local) == set(source) | {stranger.object_id}
+    assert run.created == len(source) - 1 and run.updated == 1 and run.disabled == 1
+    assert local[adele_oid].email == "adele.vance@contoso.example" and local[adele_oid].id == known.id
+    assert local[adele_oid].role_names == {"Administrator"}  # the default role is for new users only
+    assert local[stranger.object_id].active is False
