@@ -17,7 +17,7 @@ from core.extensions import bootstrap, csrf, db, limiter, login_manager, migrate
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the gateway. `config` overrides values read from the environment (tests use it)."""
     load_dotenv()
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_relative_config=True, instance_path=os.environ.get("INSTANCE_PATH") or None)
     overrides = dict(config or {})
     try:
         environ = {**os.environ, **{k: str(v) for k, v in overrides.pop("ENV", {}).items()}}
@@ -100,9 +100,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     init_cli(app)
-    from sso.cli import sso_cli
-
-    app.cli.add_command(sso_cli)
     import jobs
 
     jobs.init_app(app)  # scheduled tasks: huey queue, webhook, `flask import` / `flask jobs`
+    from sso.cli import sso_cli
+
+    app.cli.add_command(sso_cli)
