@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.extensions import db
@@ -177,14 +177,17 @@ def _bulk(kind: str, table: Any, columns: list[str], rows: list[dict[str, Any]],
 def _tune_sqlite(first: bool = False) -> None:
     """On SQLite: write-ahead logging (the web app keeps reading while the import writes) and NORMAL sync, which
     survives a killed process; a power cut may lose the last pages, whose cursor is lost with them (re-read).
-    Synchronous is per connection and cannot change inside a transaction: set it before each page's first write."""
+    Synchronous is per connection and cannot change inside a transaction: set before a page's first write, once
+    per DBAPI connection (remembered in its info), not again for every page."""
     conn = db.session.connection()
     if conn.dialect.name == "sqlite":
         if first:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-        conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
-        conn.exec_driver_sql("PRAGMA cache_size=-16000")
-        conn.exec_driver_sql("PRAGMA wal_autocheckpoint=10000")  # fold many pages' writes into one checkpoint
+        if first or not conn.info.get("import_tuned"):
+            conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+            conn.exec_driver_sql("PRAGMA cache_size=-16000")
+            conn.exec_driver_sql("PRAGMA wal_autocheckpoint=10000")  # fold many pages' writes into one checkpoint
+            conn.info["import_tuned"] = True
 
 
 def _db_time(value: Any) -> Any:
@@ -398,25 +401,26 @@ class Importer:
 
     def _users_page(self, items: list[dict[str, Any]]) -> None:
         round_no, import_id = self.imp.round, self.imp.id
-        mirror_rows, present = [], []
-        for item in items:
+        present = [item for item in items if "@removed" not in item]
+        any_removed = len(present) < len(items)
+        self.out.processed += len(items)
+        if self.imp.full_round or any_removed:
+            cols = ("upn", "mail", "display_name", "account_enabled", "removed", "dirty", "seen_round")
+        else:
+            cols = ("upn", "mail", "display_name", "account_enabled", "removed", "seen_round")
+        fast = self.fresh and self.imp.scope == UserImport.SCOPE_ALL
+        deferred = self._apply_present(present)
+        mirrored = items
+        if fast and self.fresh:  # all went in without a clash: their mirror rows come at the round's end
+            mirrored = [item for item in items if "@removed" in item] if any_removed else []
+        mirror_rows = []
+        for item in mirrored:
             removed = "@removed" in item
             mirror_rows.append({
                 "import_id": import_id, "object_id": item["id"], "upn": item.get("userPrincipalName") or "",
                 "mail": item.get("mail"), "display_name": item.get("displayName") or "",
                 "account_enabled": bool(item.get("accountEnabled", True)), "removed": removed, "dirty": removed,
                 "seen_round": round_no})
-            if not removed:
-                present.append(item)
-        self.out.processed += len(items)
-        if self.imp.full_round or any(r["removed"] for r in mirror_rows):
-            cols = ("upn", "mail", "display_name", "account_enabled", "removed", "dirty", "seen_round")
-        else:
-            cols = ("upn", "mail", "display_name", "account_enabled", "removed", "seen_round")
-        fast = self.fresh and self.imp.scope == UserImport.SCOPE_ALL
-        deferred = self._apply_present(present)
-        if fast and self.fresh:  # all went in without a clash: their mirror rows come at the round's end
-            mirror_rows = [row for row in mirror_rows if row["removed"]]
         _bulk("upsert", MIRROR, MIRROR_COLUMNS, mirror_rows, keys=("import_id", "object_id"), update_cols=cols)
         if deferred:
             db.session.execute(update(MIRROR).where(MIRROR.c.import_id == self.imp.id,
@@ -556,13 +560,12 @@ class Importer:
         start = self.imp.last_full_sync_at or utcnow()
         no_row = ~select(MIRROR.c.id).where(MIRROR.c.import_id == self.imp.id,
                                             MIRROR.c.object_id == USERS.c.object_id).exists()
-        for seen in (True, False):
-            rows = select(db.literal(self.imp.id), USERS.c.object_id, USERS.c.email, USERS.c.email,
-                          USERS.c.display_name, USERS.c.active, db.literal(not seen), db.literal(not seen),
-                          db.literal(self.imp.round if seen else 0)).where(
-                USERS.c.tenant_id == self.tenant, USERS.c.object_id.is_not(None), no_row,
-                USERS.c.created_at >= start if seen else USERS.c.created_at < start).order_by(USERS.c.object_id)
-            db.session.execute(insert(MIRROR).from_select(MIRROR_COLUMNS, rows))
+        gone = USERS.c.created_at < start  # one pass over the tenant's users: seen ones and gone ones together
+        rows = select(db.literal(self.imp.id), USERS.c.object_id, USERS.c.email, USERS.c.email,
+                      USERS.c.display_name, USERS.c.active, gone, gone,
+                      case((gone, 0), else_=db.literal(self.imp.round))).where(
+            USERS.c.tenant_id == self.tenant, USERS.c.object_id.is_not(None), no_row).order_by(USERS.c.object_id)
+        db.session.execute(insert(MIRROR).from_select(MIRROR_COLUMNS, rows))
 
     def _mark_unseen(self) -> None:
         """End of a full round: users not seen in it are gone from the source."""
