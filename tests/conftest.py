@@ -222,3 +222,13 @@ def artifacts_dir() -> Path:
     path = Path(__file__).resolve().parent.parent / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+def open_admin_menu(page) -> None:  # type: ignore[no-untyped-def]
+    """Open the Administration drop-down once the page's scripts have run (before that, the toggle is a link)."""
+    from playwright.sync_api import expect
+
+    page.wait_for_load_state("load")
+    toggle = page.locator("#admin-menu")
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-expanded", "true")

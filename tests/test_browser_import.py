@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from playwright.sync_api import Page, expect
 
 from emulator.server import EmulatorHandle
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LiveServer
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LiveServer, open_admin_menu
 from tests.import_helpers import authorized_datasource, control, imported_users, use_test_queue
 from tests.o365_helpers import emulator, emulator_env  # noqa: F401
 
@@ -51,7 +51,7 @@ def test_schedule_run_progress_and_users(  # type: ignore[no-untyped-def]
         page.get_by_label("Email").fill(ADMIN_EMAIL)
         page.get_by_label("Password").fill(ADMIN_PASSWORD)
         page.get_by_role("button", name="Sign in").click()
-        page.get_by_role("button", name="Administration").click()
+        open_admin_menu(page)
         page.get_by_role("link", name="Scheduled tasks", exact=True).click()
         page.get_by_role("link", name="+ Add new").click()
         page.get_by_label("Name").fill("Contoso hourly import")
@@ -64,7 +64,7 @@ def test_schedule_run_progress_and_users(  # type: ignore[no-untyped-def]
 
         _run_now_and_wait(page, artifacts_dir, "import-first-run.png")
         expect(page.locator('[data-field="created"]')).to_have_text("50")
-        page.get_by_role("button", name="Administration").click()
+        open_admin_menu(page)
         page.get_by_role("link", name="Users", exact=True).click()
         page.get_by_label("Search users").fill("adele")
         page.get_by_role("button", name="Search").click()
@@ -74,7 +74,7 @@ def test_schedule_run_progress_and_users(  # type: ignore[no-untyped-def]
         control(emulator, "PATCH", f"users/{adele.object_id}", {"displayName": "Adele Renamed"})
         control(emulator, "POST", "users", {"userPrincipalName": "zoe.new@contoso.example", "displayName": "Zoe New",
                                             "mailNickname": "zoe.new", "accountEnabled": True})
-        page.get_by_role("button", name="Administration").click()
+        open_admin_menu(page)
         page.get_by_role("link", name="Scheduled tasks", exact=True).click()
         page.get_by_role("link", name="Contoso hourly import").click()
         _run_now_and_wait(page, artifacts_dir, "import-second-run.png")
@@ -83,7 +83,7 @@ def test_schedule_run_progress_and_users(  # type: ignore[no-untyped-def]
         for field, value in (("created", "1"), ("updated", "1"), ("disabled", "0"), ("removed", "0"),
                              ("errors", "0")):
             expect(page.locator(f'dd[data-field="{field}"]')).to_have_text(value)
-        page.get_by_role("button", name="Administration").click()
+        open_admin_menu(page)
         page.get_by_role("link", name="Users", exact=True).click()
         page.get_by_label("Search users").fill("zoe")
         page.get_by_role("button", name="Search").click()

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, USER_EMAIL, USER_PASSWORD, LiveServer
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, USER_EMAIL, USER_PASSWORD, LiveServer, open_admin_menu
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +28,7 @@ def test_admin_signs_in_and_reaches_administration(page: Page, live_server: Live
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Administration")).to_be_visible()
-    page.get_by_role("button", name="Administration").or_(page.get_by_role("link", name="Administration")).click()
+    open_admin_menu(page)
     page.get_by_role("link", name="Users").first.click()
     expect(page.get_by_role("cell", name=ADMIN_EMAIL, exact=True)).to_be_visible()
     page.screenshot(path=str(artifacts_dir / "admin-users.png"), full_page=True)
