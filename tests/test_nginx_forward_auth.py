@@ -1,6 +1,6 @@
 """The README's nginx configuration, taken from the README itself, in front of a live gateway and a tiny upstream
 app: signed out gives the sign-in redirect with the original URL, signed in reaches the app with the identity
-headers. Skipped where nginx (with auth_request) is not installed."""
+headers. nginx (with auth_request) comes from tools/test-prereqs.sh; its absence is a failure, never a skip."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from werkzeug.serving import make_server
 from tests.conftest import USER_EMAIL, USER_PASSWORD, LiveServer, sign_in
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -64,6 +63,7 @@ def nginx(tmp_path: Path, live_server: LiveServer, upstream: int) -> Iterator[in
     (tmp_path / "nginx.conf").write_text(
         f"worker_processes 1;\nuser root;\ndaemon off;\npid {tmp_path}/nginx.pid;\n"
         f"error_log {tmp_path}/error.log;\nevents {{}}\nhttp {{\n access_log off;\n{server}\n}}\n")
+    assert NGINX is not None, "nginx is not installed: run tools/test-prereqs.sh"
     process = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 10
