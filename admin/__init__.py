@@ -45,7 +45,6 @@ from admin import (  # noqa: E402,F401  (views attach themselves to bp)
     o365_groups,
     o365_licences,
     o365_users,
-    placeholders,
     scheduled_tasks,
     sso,
     users,

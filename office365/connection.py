@@ -16,7 +16,7 @@ from flask import current_app
 from core.crypto import InvalidToken, secret_box
 from core.extensions import db
 from core.models import Datasource, utcnow
-from office365.authorization import explain, make_msal_app
+from office365.authorization import WRITE_SCOPES, explain, make_msal_app
 from office365.errors import GraphUnavailable, Office365Error, ReauthorizationRequired
 from office365.graph import GraphClient
 from office365.settings import GRAPH_RESOURCE, MicrosoftSettings
@@ -49,8 +49,6 @@ def reauthorization_warning(datasource: Datasource) -> str | None:
 
 def needs_write_reauthorization(datasource: Datasource) -> bool:
     """Read and write was ticked after the grant was made without the write scopes."""
-    from office365.authorization import WRITE_SCOPES
-
     return (datasource.read_write and datasource.status != Datasource.INCOMPLETE
             and not set(WRITE_SCOPES) <= datasource.scopes)
 
