@@ -130,7 +130,10 @@ def test_expired_token_is_refreshed_once(emu: Any, domain: str, control: Control
     assert len(page.users) == 2 and tokens.refreshes == 1 and tokens.token != first
 
 
-def test_revoked_grant_means_reauthorization(emu: Any, db: Any, control: Control) -> None:
+def test_revoked_grant_means_reauthorization(emu: Any, db: Any, control: Control,
+                                            admin_tokens: EmulatorTokens) -> None:
+    # admin_tokens: the Global Administrator consents for the organisation first, so Megan (not an admin) may
+    # sign in with these scopes even when this test is the first of its module on a worker.
     upn = db.execute("SELECT user_principal_name FROM users WHERE display_name = 'Megan Bowen'").fetchone()[0]
     tokens = EmulatorTokens(emu, upn)
     access = GraphAccess(graph_client(emu, tokens), can_write=True)
