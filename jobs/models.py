@@ -15,8 +15,9 @@ from core.models import UTCDateTime, utcnow
 class UserImport(db.Model):
     """What to import from one datasource, and where its incremental sync stands.
 
-    `phase` walks idle -> groups -> users -> apply -> idle; `*_next` is the nextLink of the page to read next
-    (committed with the page before it), `*_delta` the deltaLink of the last complete round.
+    `phase` walks idle -> groups -> users -> merge -> apply -> idle; `*_next` is the nextLink of the page to read
+    next (committed with the page before it, whose users wait in StagedPage), `*_delta` the deltaLink of the last
+    complete round.
     """
 
     __tablename__ = "user_imports"
@@ -77,6 +78,21 @@ class SourceUser(db.Model):
     removed: Mapped[bool] = mapped_column(default=False)
     dirty: Mapped[bool] = mapped_column(default=False)
     seen_round: Mapped[int] = mapped_column(default=0)
+
+
+class StagedPage(db.Model):
+    """A delta page's users as read (Graph's `value` array as JSON text), until the merge applies them.
+
+    Committing a page with its next link then writes one row, however large the tenant; the merge writes local
+    users in large transactions (committing local users page by page rewrote most of the users table's two
+    random-key indexes at every page).
+    """
+
+    __tablename__ = "import_staged_pages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    import_id: Mapped[int] = mapped_column(ForeignKey("user_imports.id", ondelete="CASCADE"), index=True)
+    users: Mapped[str] = mapped_column(Text)
 
 
 class SourceMembership(db.Model):

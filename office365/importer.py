@@ -1,21 +1,28 @@
 """Incremental user import from Office 365 into local users and groups (reference §6).
 
-A round walks three phases, each committed page by page together with the link to read next, so a crash,
-a restart or a Graph outage resumes exactly where it stopped and re-reading a page is harmless (every write is
-an upsert keyed by (tenant id, object id)):
+A round walks four phases, each committed page (or chunk) by page together with where to go on from, so a
+crash, a restart or a Graph outage resumes exactly where it stopped and doing a page again is harmless (every
+write is an upsert keyed by (tenant id, object id)):
 
 1. groups: `/groups/delta` filtered to the groups that matter (chosen source groups, bound local groups);
    `members@delta` is applied to the membership mirror and marks affected users dirty.
-2. users: `/users/delta` (from the stored deltaLink, else a full round); creates and updates are applied to
-   local users at once, in batches; removals, users leaving the scope and e-mail clashes are only marked dirty.
-   At the end of a full round, users not seen are marked removed.
-3. apply: the removal guard, then the dirty users in batches (removals first), then bound local groups.
+2. users: `/users/delta` (from the stored deltaLink, else a full round); each page is staged (one row of JSON)
+   and committed with the next link, so a page's commit costs the same however large the tenant (committing
+   local users page by page rewrote most of the users table's two random-key indexes at every page). Whenever
+   MERGE_CHUNK users are staged, they are merged.
+3. merge: what is still staged is merged. A merge applies the staged users to local users in reading order, in
+   one transaction committed with the removal of their staged pages; in a full round into a tenant with no older
+   local users, new users are inserted without looking them up, sorted by e-mail. Creates and updates are
+   applied at once; removals, users leaving the scope and e-mail clashes are only marked dirty. At the end of a
+   full round, users not seen are marked removed.
+4. apply: the removal guard, then the dirty users in batches (removals first), then bound local groups.
 
 An expired delta token (410, syncStateNotFound, resyncRequired) discards the sync state and starts a full round.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.extensions import db
 from core.models import Datasource, Group, Role, User, group_members, user_roles, utcnow
-from jobs.models import SourceMembership, SourceUser, TaskRun, UserImport
+from jobs.models import SourceMembership, SourceUser, StagedPage, TaskRun, UserImport
 from office365.errors import GraphError
 from office365.graph import GraphClient
 from office365.importer_reader import PrefetchingReader
@@ -38,11 +45,14 @@ USER_SELECT = "id,displayName,mail,userPrincipalName,accountEnabled"
 GROUP_SELECT = "id,displayName,members"
 RESYNC_CODES = {"syncStateNotFound", "resyncRequired", "SyncStateNotFound"}
 APPLY_BATCH = 500
+MERGE_CHUNK = 10_000  # staged users merged per transaction (they are held in memory until then)
+REPLAY_BATCH = 999  # users handled together by the careful path (bounds its IN lists)
 NAMES_KEPT = 200
 
 USERS = User.__table__
 MIRROR = SourceUser.__table__
 MEMBERS = SourceMembership.__table__
+STAGED = StagedPage.__table__
 
 
 class RemovalGuardTripped(Exception):
@@ -105,6 +115,7 @@ def reset_sync_state(imp: UserImport) -> None:
     imp.phase, imp.full_round = "idle", True
     imp.users_next = imp.users_delta = imp.groups_next = imp.groups_delta = None
     imp.groups_key = ""
+    db.session.execute(delete(STAGED).where(STAGED.c.import_id == imp.id))
 
 
 def resolve_groups(client: GraphClient, names: Iterable[str]) -> tuple[list[dict[str, str]], list[str]]:
@@ -216,7 +227,8 @@ class Importer:
                  client_factory: Callable[[], GraphClient] | None = None) -> None:
         self.imp, self.ds, self.client = imp, datasource, client
         self.reader = PrefetchingReader(client_factory, page_size) if client_factory else None
-        self.fresh = False  # a first import into an empty tenant: insert without looking up first
+        self._fresh: bool | None = None  # see _fresh_round
+        self._staged: list[dict[str, Any]] | None = None  # users staged and not yet merged, in reading order
         self.tenant = datasource.tenant_id or ""
         self.confirm = confirm_removals or imp.removals_confirmed
         self.page_size = page_size
@@ -261,6 +273,11 @@ class Importer:
             self._commit("users")
         if imp.phase == "users":
             self._walk("users")
+            imp.phase = "merge"
+            self._commit("merge")
+        if imp.phase == "merge":
+            _tune_sqlite(first=True)
+            self._merge()
             if imp.full_round:
                 self._account_for_locals()
                 self._mark_unseen()
@@ -311,14 +328,11 @@ class Importer:
 
     def _walk(self, kind: str) -> None:
         _tune_sqlite(first=True)
-        if kind == "users":
-            self.fresh = self.imp.full_round and db.session.scalar(
-                select(USERS.c.id).where(USERS.c.tenant_id == self.tenant).limit(1)) is None
         for body in self.pages(kind):
             _tune_sqlite()
             items = list({item["id"]: item for item in body.get("value") or [] if "id" in item}.values())
             if kind == "users":
-                self._users_page(items)
+                self._stage(items)
             else:
                 self._groups_page(items)
             next_link, delta_link = body.get("@odata.nextLink"), body.get("@odata.deltaLink")
@@ -332,6 +346,8 @@ class Importer:
                     self.imp.groups_delta = delta_link
             self.out.pages += 1
             self._commit(kind)
+            if kind == "users" and len(self.staged) >= MERGE_CHUNK:
+                self._merge()  # the reader goes on reading meanwhile
 
     def _commit(self, phase: str) -> None:
         self.on_page(self.out, phase)
@@ -399,22 +415,97 @@ class Importer:
                 out[row.email] = row
         return out
 
+    @property
+    def staged(self) -> list[dict[str, Any]]:
+        """The users staged and not yet merged (read back from the staging table when resuming)."""
+        if self._staged is None:
+            self._staged = [item for (text,) in db.session.execute(
+                select(STAGED.c.users).where(STAGED.c.import_id == self.imp.id).order_by(STAGED.c.id))
+                for item in json.loads(text)]
+        return self._staged
+
+    def _stage(self, items: list[dict[str, Any]]) -> None:
+        """Keep a delta page's users for the merge: in the staging table (committed with the page's next link)
+        and in memory."""
+        staged = self.staged  # read back what an earlier run staged first: this page is not in it
+        db.session.execute(insert(STAGED).values(import_id=self.imp.id,
+                                                 users=json.dumps(items, separators=(",", ":"))))
+        staged.extend(items)
+        self.out.processed += len(items)
+
+    def _merge(self) -> None:
+        """Apply the staged users to local users in one transaction, committed with the removal of their
+        staged pages (a crash in between leaves them staged, and the next run merges them)."""
+        _tune_sqlite()
+        items = self.staged
+        if items and self._fresh_round():
+            items = self._create_fresh(items)
+        for start in range(0, len(items), REPLAY_BATCH):
+            self._users_page(list({item["id"]: item for item in items[start:start + REPLAY_BATCH]}.values()))
+        db.session.execute(delete(STAGED).where(STAGED.c.import_id == self.imp.id))
+        self._staged = []
+        self._commit("merge")
+
+    def _fresh_round(self) -> bool:
+        """A full round into a tenant none of whose local users predates it (a first import, or its resumption):
+        new users can go in without looking them up; their mirror rows come at the round's end."""
+        if self._fresh is None:
+            start = self.imp.last_full_sync_at
+            self._fresh = bool(self.imp.full_round and start is not None and db.session.scalar(
+                select(USERS.c.id).where(USERS.c.tenant_id == self.tenant, USERS.c.created_at < start).limit(1))
+                is None)
+        return self._fresh
+
+    def _create_fresh(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert the users new to this fresh round (each one's last version, in scope, with an e-mail), sorted by
+        e-mail so its unique index fills in order, skipping any that clash. Returns the items left for the
+        careful path, in reading order: clashes, removals, users without an e-mail, users already here."""
+        latest = {item["id"]: item for item in items}
+        in_scope = self._in_scope(list(latest))
+        stamp = utcnow()
+        now = _db_time(stamp)
+        rows = []
+        for oid, item in latest.items():
+            email = _email_of(item)
+            if "@removed" in item or oid not in in_scope or not email:
+                continue
+            rows.append({"email": email, "display_name": item.get("displayName") or "",
+                         "active": bool(item.get("accountEnabled", True)), "tenant_id": self.tenant,
+                         "object_id": oid, "created_at": now, "updated_at": now})
+        rows.sort(key=lambda row: row["email"])
+        before = db.session.scalar(select(func.max(USERS.c.id))) or 0
+        inserted = _bulk("insert_ignore", USERS, CREATE_COLUMNS, rows)
+        if not inserted:
+            return items
+        created_here = and_(USERS.c.id > before, USERS.c.created_at == stamp)  # by id range, not an index scan
+        if self.role_id is not None:
+            db.session.execute(insert(user_roles).from_select(["user_id", "role_id"], select(
+                USERS.c.id, db.literal(self.role_id)).where(created_here)))
+        if inserted == len(rows):
+            created = {row["object_id"] for row in rows}
+        else:
+            created = {row.object_id for row in db.session.execute(
+                select(USERS.c.object_id, USERS.c.tenant_id).where(created_here)) if row.tenant_id == self.tenant}
+        self.out.created += len(created)
+        names = self.out.names.setdefault("created", [])
+        for oid, item in latest.items():
+            if len(names) >= NAMES_KEPT:
+                break
+            if oid in created:
+                names.append(item.get("displayName") or item.get("userPrincipalName") or oid)
+        return [item for item in items if item["id"] not in created]
+
     def _users_page(self, items: list[dict[str, Any]]) -> None:
         round_no, import_id = self.imp.round, self.imp.id
         present = [item for item in items if "@removed" not in item]
         any_removed = len(present) < len(items)
-        self.out.processed += len(items)
         if self.imp.full_round or any_removed:
             cols = ("upn", "mail", "display_name", "account_enabled", "removed", "dirty", "seen_round")
         else:
             cols = ("upn", "mail", "display_name", "account_enabled", "removed", "seen_round")
-        fast = self.fresh and self.imp.scope == UserImport.SCOPE_ALL
         deferred = self._apply_present(present)
-        mirrored = items
-        if fast and self.fresh:  # all went in without a clash: their mirror rows come at the round's end
-            mirrored = [item for item in items if "@removed" in item] if any_removed else []
         mirror_rows = []
-        for item in mirrored:
+        for item in items:
             removed = "@removed" in item
             mirror_rows.append({
                 "import_id": import_id, "object_id": item["id"], "upn": item.get("userPrincipalName") or "",
@@ -430,12 +521,6 @@ class Importer:
         """Create or update the local users of `items` (Graph-shaped); returns object ids deferred to apply."""
         oids = [item["id"] for item in items]
         in_scope = self._in_scope(oids)
-        if self.fresh and not resolve_clashes:
-            items = self._create_fresh(items, in_scope)
-            if not items:
-                return []
-            self.fresh = False  # something was there after all: look before writing from now on
-            oids = [item["id"] for item in items]
         local = self._local_by_oid(oids)
         deferred: list[str] = []
         wanted_emails = {}
@@ -493,41 +578,6 @@ class Importer:
                 self.out.unchanged += 1
         self._write(creates, updates)
         return deferred
-
-    def _create_fresh(self, items: list[dict[str, Any]], in_scope: set[str]) -> list[dict[str, Any]]:
-        """Insert the page's users without looking them up (first import); returns those that clashed."""
-        stamp = utcnow()
-        now = _db_time(stamp)
-        tenant = self.tenant
-        rows = []
-        for item in items:
-            if item["id"] not in in_scope:
-                continue
-            email = (item.get("mail") or item.get("userPrincipalName") or "").strip().lower()
-            if not email:
-                continue  # the careful path reports it
-            rows.append({"email": email, "display_name": item.get("displayName") or "",
-                         "active": bool(item.get("accountEnabled", True)), "tenant_id": tenant,
-                         "object_id": item["id"], "created_at": now, "updated_at": now})
-        before = db.session.scalar(select(func.max(USERS.c.id))) or 0
-        inserted = _bulk("insert_ignore", USERS, CREATE_COLUMNS, rows)
-        if self.role_id is not None and inserted:
-            db.session.execute(insert(user_roles).from_select(["user_id", "role_id"], select(
-                USERS.c.id, db.literal(self.role_id)).where(USERS.c.id > before, USERS.c.created_at == stamp)))
-        if inserted == len(rows):
-            created = {row["object_id"] for row in rows}
-        else:
-            created = {row.object_id for row in db.session.execute(  # by id range, never an index scan
-                select(USERS.c.object_id, USERS.c.tenant_id).where(USERS.c.id > before, USERS.c.created_at == stamp))
-                if row.tenant_id == tenant}
-        names = self.out.names.setdefault("created", [])
-        self.out.created += len(created)
-        for item in items:
-            if len(names) >= NAMES_KEPT:
-                break
-            if item["id"] in created:
-                names.append(item.get("displayName") or item.get("userPrincipalName") or item["id"])
-        return [item for item in items if item["id"] in in_scope and item["id"] not in created]
 
     def _grant_default_role(self, object_ids: list[str]) -> None:
         if self.role_id is not None and object_ids:

@@ -20,6 +20,7 @@ from core.extensions import db
 from office365.graph import GraphClient
 
 _END = object()
+READ_AHEAD = 8  # pages: the reader goes on while the importer merges a chunk (about 1 MB each at 999 users)
 
 
 class PrefetchingReader:
@@ -30,7 +31,7 @@ class PrefetchingReader:
 
     def pages(self, url: str, params: dict[str, str] | None) -> Iterator[dict[str, Any]]:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        pipe: queue.Queue[Any] = queue.Queue(maxsize=1)
+        pipe: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD)
         stop = threading.Event()
         base = self.requests_sent
 

@@ -54,6 +54,18 @@ def imported_users(datasource: Datasource) -> dict[str, User]:
     return {u.object_id: u for u in db.session.scalars(db.select(User).where(User.tenant_id == datasource.tenant_id))}
 
 
+def staged_users(datasource: Datasource) -> int:
+    """Users read and committed by the import's walk but not yet merged into local users."""
+    import json
+
+    from jobs.models import StagedPage, UserImport
+
+    db.session.expire_all()
+    pages = db.session.scalars(db.select(StagedPage.users).join(UserImport, UserImport.id == StagedPage.import_id)
+                               .where(UserImport.datasource_id == datasource.id))
+    return len({item["id"] for text in pages for item in json.loads(text)})
+
+
 def graph_users(emulator: EmulatorHandle) -> dict[str, dict]:
     """The emulator tenant's users, read straight from its store."""
     store = emulator.app.extensions["emulator.store"]

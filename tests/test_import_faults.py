@@ -30,6 +30,7 @@ from tests.import_helpers import (
     reauthorize,
     run_import,
     save_import_settings,
+    staged_users,
 )
 from tests.o365_helpers import emulator, emulator_env  # noqa: F401
 
@@ -91,15 +92,17 @@ def test_graph_down_mid_run_fails_with_the_reason_and_the_next_run_resumes(
         "kind": "error", "status": 503, "path": "/users/delta"}))
     failed = run_import(datasource)
     assert failed.status == TaskRun.FAILED and "503" in failed.error and "resumes" in failed.error
-    partial = len(imported_users(datasource))  # 3 pages, and those the reader had fetched ahead
-    assert 15 <= partial < total and import_for(datasource).users_next
+    partial = staged_users(datasource)  # 3 pages committed, and the one the reader had fetched ahead
+    assert 15 <= partial < total and partial % 5 == 0 and import_for(datasource).users_next
+    assert imported_users(datasource) == {}  # local users change only once every page is read
     assert f"run #{failed.id}" in admin_client.get("/admin/").get_data(as_text=True)
     assert 'id="import-failed"' in admin_client.get(f"/admin/datasources/{datasource.id}").get_data(as_text=True)
     control(emulator, "DELETE", "faults")
     monkeypatch.undo()
     resumed = run_import(datasource)
     assert resumed.status == TaskRun.SUCCEEDED, resumed.error
-    assert resumed.created == total - partial and resumed.pages < total // 5
+    assert resumed.processed == total - partial and resumed.pages < total // 5  # no page read twice or skipped
+    assert resumed.created == total and staged_users(datasource) == 0
     assert_mirrors_the_source(datasource, emulator)
     assert 'id="import-failed"' not in admin_client.get(f"/admin/datasources/{datasource.id}").get_data(as_text=True)
 
@@ -116,13 +119,14 @@ def test_grant_revoked_mid_run_marks_the_datasource_and_resumes_after_reauthoriz
     failed = run_import(datasource)
     assert failed.status == TaskRun.FAILED and "re-authorized" in failed.error
     assert db.session.get(Datasource, datasource.id).status == Datasource.NEEDS_REAUTHORIZATION
-    partial = len(imported_users(datasource))
-    assert 10 <= partial < len(graph_users(emulator))
+    partial = staged_users(datasource)
+    assert 10 <= partial < len(graph_users(emulator)) and imported_users(datasource) == {}
     monkeypatch.undo()
     reauthorize(admin_client, emulator, datasource)
     resumed = run_import(datasource)
     assert resumed.status == TaskRun.SUCCEEDED, resumed.error
-    assert resumed.created == len(graph_users(emulator)) - partial
+    assert resumed.processed == len(graph_users(emulator)) - partial
+    assert resumed.created == len(graph_users(emulator))
     assert_mirrors_the_source(datasource, emulator)
 
 
@@ -168,7 +172,7 @@ def test_worker_killed_mid_run_is_failed_with_the_reason_and_the_next_run_resume
     db.session.expire_all()
     killed = db.session.get(TaskRun, run.id)
     assert killed.status == TaskRun.RUNNING  # nobody has looked yet
-    partial = len(imported_users(datasource))
+    partial = staged_users(datasource)
     assert 0 < partial < total
 
     resumed = run_import(datasource)  # finds the dead holder, fails it with the reason, resumes from its page
@@ -176,5 +180,60 @@ def test_worker_killed_mid_run_is_failed_with_the_reason_and_the_next_run_resume
     db.session.expire_all()
     killed = db.session.get(TaskRun, run.id)
     assert killed.status == TaskRun.FAILED and "died" in killed.error
-    assert resumed.created == total - partial
+    assert resumed.processed == total - partial and resumed.created == total
+    assert_mirrors_the_source(datasource, emulator)
+
+
+def crash_in_merge(monkeypatch: pytest.MonkeyPatch, merges_before: int) -> None:
+    """The process dies (an exception nobody catches in the importer) just before committing a merge, after
+    `merges_before` merges were committed."""
+    original = Importer._merge
+    calls = []
+
+    def merge(self: Importer) -> None:
+        calls.append(True)
+        if len(calls) > merges_before:
+            def power_cut(phase: str) -> None:
+                raise RuntimeError("power cut during the merge")
+
+            self._commit = power_cut  # type: ignore[method-assign]
+        original(self)
+
+    monkeypatch.setattr(Importer, "_merge", merge)
+
+
+def test_crash_during_a_first_import_merge_redoes_the_merge_without_reading_again(
+        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    total = len(graph_users(emulator))
+    crash_in_merge(monkeypatch, 0)
+    failed = run_import(datasource)
+    assert failed.status == TaskRun.FAILED and "power cut" in failed.error
+    assert imported_users(datasource) == {} and staged_users(datasource) == total
+    assert import_for(datasource).phase == "merge"
+    monkeypatch.undo()
+    resumed = run_import(datasource)
+    assert resumed.status == TaskRun.SUCCEEDED, resumed.error
+    assert resumed.created == total and resumed.pages == 0 and resumed.processed == 0  # nothing read again
+    assert staged_users(datasource) == 0
+    assert_mirrors_the_source(datasource, emulator)
+
+
+def test_crash_between_merge_chunks_resumes_with_the_next_chunk(
+        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    run_import(datasource)
+    renamed = sorted(graph_users(emulator))[:12]
+    for oid in renamed:
+        control(emulator, "PATCH", f"users/{oid}", {"displayName": f"Renamed {oid[:8]}"})
+    monkeypatch.setattr("office365.importer.MERGE_CHUNK", 5)
+    crash_in_merge(monkeypatch, 1)  # page 1 (5 users) is merged; page 2 is read, its merge dies
+    failed = run_import(datasource)
+    assert failed.status == TaskRun.FAILED and "power cut" in failed.error
+    assert sum(u.display_name.startswith("Renamed") for u in imported_users(datasource).values()) == 5
+    assert staged_users(datasource) == 5
+    monkeypatch.undo()
+    resumed = run_import(datasource)  # merges page 2 with the rest it reads (page 3)
+    assert resumed.status == TaskRun.SUCCEEDED, resumed.error
+    assert resumed.updated == 7 and resumed.processed == 2 and staged_users(datasource) == 0
+    local = imported_users(datasource)
+    assert all(local[oid].display_name == f"Renamed {oid[:8]}" for oid in renamed)
     assert_mirrors_the_source(datasource, emulator)
