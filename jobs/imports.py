@@ -11,7 +11,10 @@ from core.extensions import db
 from core.models import Datasource
 from jobs.models import TaskRun, UserImport
 from jobs.runner import RunRefused, mark_failed, stale_reason
+from office365.connection import graph_client
 from office365.errors import Office365Error, ReauthorizationRequired
+from office365.importer import Importer, RemovalGuardTripped, import_for, record_progress
+from office365.importer_dryrun import DryRun
 
 
 def _lock(imp: UserImport, run: TaskRun) -> None:
@@ -40,9 +43,6 @@ def _lock(imp: UserImport, run: TaskRun) -> None:
 
 
 def run_import(run: TaskRun) -> None:
-    from office365.connection import graph_client
-    from office365.importer import Importer, RemovalGuardTripped, import_for, record_progress
-    from office365.importer_dryrun import DryRun
 
     datasource = db.session.get(Datasource, run.datasource_id) if run.datasource_id else None
     if datasource is None:

@@ -81,7 +81,7 @@ class SourceUser(db.Model):
 
 
 class StagedPage(db.Model):
-    """A delta page's users as read (Graph's `value` array as JSON text), until the merge applies them.
+    """A delta page of users as Graph sent it (JSON), until the merge applies its users.
 
     Committing a page with its next link then writes one row, however large the tenant; the merge writes local
     users in large transactions (committing local users page by page rewrote most of the users table's two
@@ -92,7 +92,7 @@ class StagedPage(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     import_id: Mapped[int] = mapped_column(ForeignKey("user_imports.id", ondelete="CASCADE"), index=True)
-    users: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
 
 
 class SourceMembership(db.Model):

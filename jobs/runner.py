@@ -145,6 +145,9 @@ def claim(run_id: int) -> bool:
 
 def execute_run(run_id: int) -> TaskRun | None:
     """Run a queued run to its end in this process (huey task body, CLI, tests)."""
+    from jobs.imports import describe_failure, run_import  # loaded before the clock starts (MSAL is heavy)
+    from jobs.refresh import refresh_all
+
     if not claim(run_id):
         return db.session.get(TaskRun, run_id)
     run = db.session.get(TaskRun, run_id)
@@ -153,19 +156,13 @@ def execute_run(run_id: int) -> TaskRun | None:
     with Heartbeat(app, run_id):
         try:
             if run.kind == ScheduledTask.KIND_REFRESH:
-                from jobs.refresh import refresh_all
-
                 refresh_all(run)
             else:
-                from jobs.imports import run_import
-
                 run_import(run)
         except Exception as exc:  # noqa: BLE001 - every failure ends up in the run history
             db.session.rollback()
             run = db.session.get(TaskRun, run_id)
             assert run is not None
-            from jobs.imports import describe_failure
-
             run.status, run.error = describe_failure(exc)
             if run.status == TaskRun.FAILED and not isinstance(exc, RunRefused):
                 log.warning("run %s failed: %s", run_id, run.error)

@@ -114,6 +114,7 @@ class GraphResponse:
     headers: Mapping[str, str]
     request_id: str | None
     client_request_id: str
+    content: bytes = b""  # the body as received (the import stages delta pages without serialising them again)
 
 
 @dataclass
@@ -283,7 +284,8 @@ class GraphClient:
             body = _parse_body(resp)
             log.debug("graph %s %s -> %d request-id %s", method, _short(url), resp.status_code, request_id)
             if resp.status_code < 400:
-                return GraphResponse(resp.status_code, body, resp.headers, request_id, client_request_id)
+                return GraphResponse(resp.status_code, body, resp.headers, request_id, client_request_id,
+                                     resp.content)
 
             if resp.status_code == 401:
                 if not refreshed:  # expired or revoked token: one retry with a fresh one

@@ -214,6 +214,11 @@ CREATE_COLUMNS = ["email", "display_name", "active", "tenant_id", "object_id", "
 UPDATE_COLUMNS = ["id", "email", "display_name", "active", "updated_at"]
 
 
+def _page_items(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A delta page's items, once each (the last version of any repeated in the page)."""
+    return list({item["id"]: item for item in body.get("value") or [] if "id" in item}.values())
+
+
 def _email_of(item: dict[str, Any]) -> str:
     return str(item.get("mail") or item.get("userPrincipalName") or "").strip().lower()
 
@@ -312,7 +317,8 @@ class Importer:
     def requests_sent(self) -> int:
         return self.client.requests_sent + (self.reader.requests_sent if self.reader else 0)
 
-    def pages(self, kind: str) -> Iterator[dict[str, Any]]:
+    def pages(self, kind: str) -> Iterator[tuple[dict[str, Any], bytes]]:
+        """The delta pages of `kind` from where the round stands: (parsed body, body as received)."""
         url, params = self._first_url(kind)
         if self.reader is not None:
             yield from self.reader.pages(url, params)
@@ -321,18 +327,18 @@ class Importer:
             resp = self.client.request("GET", url, params=params,
                                        headers={"Prefer": f"odata.maxpagesize={self.page_size}"})
             body = resp.body if isinstance(resp.body, dict) else {}
-            yield body
+            yield body, resp.content
             url, params = body.get("@odata.nextLink"), None
             if not url:
                 return
 
     def _walk(self, kind: str) -> None:
         _tune_sqlite(first=True)
-        for body in self.pages(kind):
+        for body, raw in self.pages(kind):
             _tune_sqlite()
-            items = list({item["id"]: item for item in body.get("value") or [] if "id" in item}.values())
+            items = _page_items(body)
             if kind == "users":
-                self._stage(items)
+                self._stage(items, raw)
             else:
                 self._groups_page(items)
             next_link, delta_link = body.get("@odata.nextLink"), body.get("@odata.deltaLink")
@@ -419,17 +425,17 @@ class Importer:
     def staged(self) -> list[dict[str, Any]]:
         """The users staged and not yet merged (read back from the staging table when resuming)."""
         if self._staged is None:
-            self._staged = [item for (text,) in db.session.execute(
-                select(STAGED.c.users).where(STAGED.c.import_id == self.imp.id).order_by(STAGED.c.id))
-                for item in json.loads(text)]
+            self._staged = [item for (body,) in db.session.execute(
+                select(STAGED.c.body).where(STAGED.c.import_id == self.imp.id).order_by(STAGED.c.id))
+                for item in _page_items(json.loads(body))]
         return self._staged
 
-    def _stage(self, items: list[dict[str, Any]]) -> None:
-        """Keep a delta page's users for the merge: in the staging table (committed with the page's next link)
-        and in memory."""
+    def _stage(self, items: list[dict[str, Any]], raw: bytes) -> None:
+        """Keep a delta page's users for the merge: in the staging table as Graph sent the page (committed with
+        its next link) and in memory."""
         staged = self.staged  # read back what an earlier run staged first: this page is not in it
-        db.session.execute(insert(STAGED).values(import_id=self.imp.id,
-                                                 users=json.dumps(items, separators=(",", ":"))))
+        body = raw.decode() if raw else json.dumps({"value": items}, separators=(",", ":"))
+        db.session.execute(insert(STAGED).values(import_id=self.imp.id, body=body))
         staged.extend(items)
         self.out.processed += len(items)
 

@@ -61,9 +61,9 @@ def staged_users(datasource: Datasource) -> int:
     from jobs.models import StagedPage, UserImport
 
     db.session.expire_all()
-    pages = db.session.scalars(db.select(StagedPage.users).join(UserImport, UserImport.id == StagedPage.import_id)
+    pages = db.session.scalars(db.select(StagedPage.body).join(UserImport, UserImport.id == StagedPage.import_id)
                                .where(UserImport.datasource_id == datasource.id))
-    return len({item["id"] for text in pages for item in json.loads(text)})
+    return len({item["id"] for text in pages for item in json.loads(text)["value"]})
 
 
 def graph_users(emulator: EmulatorHandle) -> dict[str, dict]:

@@ -21,7 +21,7 @@ def upgrade():
     op.create_table('import_staged_pages',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('import_id', sa.Integer(), nullable=False),
-    sa.Column('users', sa.Text(), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['import_id'], ['user_imports.id'], name=op.f('fk_import_staged_pages_import_id_user_imports'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_import_staged_pages'))
     )
