@@ -185,13 +185,18 @@ def _bulk(kind: str, table: Any, columns: list[str], rows: list[dict[str, Any]],
     return int(conn.exec_driver_sql(sql, rows).rowcount or 0)
 
 
-def _tune_sqlite(first: bool = False) -> None:
-    """On SQLite: write-ahead logging (the web app keeps reading while the import writes) and NORMAL sync, which
-    survives a killed process; a power cut may lose the last pages, whose cursor is lost with them (re-read).
-    Synchronous is per connection and cannot change inside a transaction: set before a page's first write, once
-    per DBAPI connection (remembered in its info), not again for every page."""
+def _tune_transaction(first: bool = False) -> None:
+    """Durability to match the resume guarantee, set at the start of a page's (or a merge's) transaction.
+
+    A crash may lose the last few commits but never half of one: a lost commit loses its next link with it, so
+    the next run reads those pages again. SQLite: write-ahead logging (the web app keeps reading while the import
+    writes) and NORMAL sync, per connection and never inside a transaction, so once per DBAPI connection
+    (remembered in its info). PostgreSQL: `synchronous_commit = off` for this transaction only (the pooled
+    connection keeps its own setting for everyone else)."""
     conn = db.session.connection()
-    if conn.dialect.name == "sqlite":
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+    elif conn.dialect.name == "sqlite":
         if first:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         if first or not conn.info.get("import_tuned"):
@@ -281,7 +286,7 @@ class Importer:
             imp.phase = "merge"
             self._commit("merge")
         if imp.phase == "merge":
-            _tune_sqlite(first=True)
+            _tune_transaction(first=True)
             self._merge()
             if imp.full_round:
                 self._account_for_locals()
@@ -333,9 +338,9 @@ class Importer:
                 return
 
     def _walk(self, kind: str) -> None:
-        _tune_sqlite(first=True)
+        _tune_transaction(first=True)
         for body, raw in self.pages(kind):
-            _tune_sqlite()
+            _tune_transaction()
             items = _page_items(body)
             if kind == "users":
                 self._stage(items, raw)
@@ -442,7 +447,7 @@ class Importer:
     def _merge(self) -> None:
         """Apply the staged users to local users in one transaction, committed with the removal of their
         staged pages (a crash in between leaves them staged, and the next run merges them)."""
-        _tune_sqlite()
+        _tune_transaction()
         items = self.staged
         if items and self._fresh_round():
             items = self._create_fresh(items)
