@@ -251,6 +251,6 @@ def id_token(base: str, client: dict, user: Any, oidc: list[str], *, nonce: str 
         else:
             claims["groups"] = groups
     roles = json.loads(user["directory_roles"])
-    if roles:
+    if roles and groups is not None:  # like `groups`, `wids` needs groupMembershipClaims on the application
         claims["wids"] = roles
     return keyring().sign(claims)

@@ -143,19 +143,37 @@ class Grant:
     admin_roles: list[str]
 
 
+MEMBER_OF_PAGES = 20  # a bound on a misbehaving nextLink chain (an account holds a few roles)
+
+
 def _admin_roles(claims: dict[str, Any], access_token: str, settings: MicrosoftSettings) -> list[str]:
-    """Privileged directory roles of the signed-in account: from `wids`, else from Graph `/me/memberOf`."""
+    """Privileged directory roles of the signed-in account: from `wids` (in the ID token when the application's
+    groupMembershipClaims asks for it), else from Graph `/me/memberOf` cast to directory roles, every page."""
     wids = claims.get("wids")
     if isinstance(wids, list):
         return [PRIVILEGED_ROLES[w] for w in wids if w in PRIVILEGED_ROLES]
-    response = settings.shared_session.get(
-        f"{settings.graph_url}/me/memberOf", timeout=settings.timeout,
-        headers={"Authorization": f"Bearer {access_token}"},
-        params={"$select": "id,displayName,roleTemplateId"})
-    if response.status_code != 200:
-        return []
-    return [PRIVILEGED_ROLES[item["roleTemplateId"]] for item in response.json().get("value", [])
-            if item.get("roleTemplateId") in PRIVILEGED_ROLES]
+    url: str | None = f"{settings.graph_url}/me/memberOf/microsoft.graph.directoryRole"
+    params: dict[str, str] | None = {"$select": "id,displayName,roleTemplateId", "$top": "999"}
+    found: list[str] = []
+    for _ in range(MEMBER_OF_PAGES):
+        if url is None:
+            break
+        try:
+            response = settings.shared_session.get(url, timeout=settings.timeout, params=params,
+                                                   headers={"Authorization": f"Bearer {access_token}"})
+            body = response.json() if response.status_code == 200 else None
+        except (requests.RequestException, ValueError) as exc:
+            raise AuthorizationFailed(f"Could not check the account's Office 365 roles: Microsoft Graph did not "
+                                      f"answer ({type(exc).__name__}). Nothing was changed; try again in a "
+                                      "moment.") from None
+        if not isinstance(body, dict):
+            raise AuthorizationFailed(f"Could not check the account's Office 365 roles: Microsoft Graph answered "
+                                      f"{response.status_code} to /me/memberOf. Nothing was changed; try again "
+                                      "in a moment.")
+        found += [PRIVILEGED_ROLES[item["roleTemplateId"]] for item in body.get("value", [])
+                  if item.get("roleTemplateId") in PRIVILEGED_ROLES]
+        url, params = body.get("@odata.nextLink"), None
+    return found
 
 
 def finish_authorization(settings: MicrosoftSettings, flow: dict[str, Any], auth_response: dict[str, str],

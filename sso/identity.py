@@ -16,6 +16,7 @@ from core.models import Datasource, Role, User, role_by_name, utcnow
 from sso.models import GroupCache, SsoIdentity, SsoProvider
 
 log = logging.getLogger(__name__)
+GROUP_TYPE = "#microsoft.graph.group"
 
 
 class SignInRefused(Exception):
@@ -98,7 +99,8 @@ def groups_of(provider: SsoProvider, claims: dict[str, Any], *, ttl_minutes: int
         client = graph_client(datasource)
         try:
             ids = [item["id"] for item in client.iter_items(f"/users/{oid}/transitiveMemberOf",
-                                                            params={"$select": "id", "$top": "999"})]
+                                                            params={"$select": "id", "$top": "999"})
+                   if item.get("@odata.type", GROUP_TYPE) == GROUP_TYPE]  # not directory roles
         finally:
             client.close()
     except Office365Error as exc:

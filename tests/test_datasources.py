@@ -166,6 +166,36 @@ def test_non_admin_office365_account_is_refused_and_nothing_changes(admin_client
     assert "not an Office 365 administrator" in event.detail["reason"]
 
 
+def test_without_wids_in_the_id_token_the_roles_come_from_graph_member_of(admin_client: FlaskClient,
+                                                                          emulator: EmulatorHandle) -> None:  # noqa: F811
+    # An application registered without groupMembershipClaims gets no `wids` claim in its ID tokens.
+    _control(emulator, "PATCH", f"clients/{emulator.config['client_id']}", {"group_membership_claims": False})
+    _create(admin_client)
+    assert "Connection test succeeded" in _authorize(admin_client, emulator, _datasource())
+    assert _datasource().status == "ready"
+    event = db.session.scalars(db.select(AuditEvent).filter_by(action="datasource.authorize")).one()
+    assert event.outcome == "success"
+    _control(emulator, "DELETE", "counters")
+    _create(admin_client, "Second")
+    page = _authorize(admin_client, emulator, _datasource("Second"), username=USER_UPN)
+    assert f"{USER_UPN} is not an Office 365 administrator" in page
+    counters = _control(emulator, "GET", "counters").json()["counters"]
+    assert counters.get("GET /v1.0/me/memberOf/microsoft.graph.directoryRole") == 1
+    assert _datasource("Second").status == "incomplete"
+
+
+def test_member_of_failing_is_reported_not_taken_for_a_non_admin(admin_client: FlaskClient,
+                                                                 emulator: EmulatorHandle) -> None:  # noqa: F811
+    _control(emulator, "PATCH", f"clients/{emulator.config['client_id']}", {"group_membership_claims": False})
+    _create(admin_client)
+    auth_uri = _start(admin_client, _datasource())
+    path = callback_path(sign_in_at_microsoft(emulator, auth_uri, ADMIN_UPN))
+    _control(emulator, "POST", "faults", {"kind": "error", "status": 503, "path": "/me/memberOf/"})
+    page = admin_client.get(path).get_data(as_text=True)
+    assert "Could not check the account&#39;s Office 365 roles: Microsoft Graph answered 503" in page
+    assert "not an Office 365 administrator" not in page and _datasource().status == "incomplete"
+
+
 def test_cancelled_sign_in_is_reported_and_status_kept(admin_client: FlaskClient,
                                                        emulator: EmulatorHandle) -> None:  # noqa: F811
     _create(admin_client)

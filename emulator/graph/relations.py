@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import uuid
 from typing import Any
 
 from flask import Response, request
@@ -11,13 +13,57 @@ from emulator import directory
 from emulator.graph import common, listing, odata
 from emulator.graph.errors import bad_request
 
+#: Directory role templates the seed assigns (names as Microsoft shows them).
+ROLE_NAMES = {
+    "62e90394-69f5-4237-9190-012177145e10": "Global Administrator",
+    "e8611ab8-c189-46e8-94e1-60213ab1f814": "Privileged Role Administrator",
+    "fe930be7-5e62-47db-91af-98c3a49a38b1": "User Administrator",
+    "fdd7a751-b60b-444a-984c-02652fe8fa1c": "Groups Administrator",
+    "4d6ac14f-3453-41d0-bef9-a3e0c569773a": "License Administrator",
+    "f2ef992c-3afb-46b9-b7cf-a126ee74c451": "Global Reader",
+    "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3": "Application Administrator",
+    "158c047a-c907-4556-b7ef-446551a6b5f7": "Cloud Application Administrator",
+}
+
+
+def role_object_id(tenant_id: str, template_id: str) -> str:
+    """A directory role's object id in a tenant (activated from its template; differs from the template id)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"directoryRole:{tenant_id}:{template_id}"))
+
+
+def directory_roles(conn: sqlite3.Connection, tenant_id: str, object_id: str) -> dict[str, dict[str, Any]]:
+    """The user's directory roles as `#microsoft.graph.directoryRole` objects, by object id."""
+    row = conn.execute("SELECT directory_roles FROM users WHERE tenant_id = ? AND id = ?",
+                       (tenant_id, object_id)).fetchone()
+    roles = json.loads(row[0]) if row else []
+    return {role_object_id(tenant_id, t): {"@odata.type": "#microsoft.graph.directoryRole",
+                                           "id": role_object_id(tenant_id, t), "deletedDateTime": None,
+                                           "description": None, "displayName": ROLE_NAMES.get(t, t),
+                                           "roleTemplateId": t} for t in roles}
+
 DIRECTORY_OBJECT_SELECT = tuple(dict.fromkeys((*odata.USER_SCHEMA.select_props, *odata.GROUP_SCHEMA.select_props)))
 _DIRECTORY_OBJECT = odata.Schema("DirectoryObject", "microsoft.graph.directoryObject", {},
                                  select_props=DIRECTORY_OBJECT_SELECT)
 
 
+_DIRECTORY_ROLE = odata.Schema("DirectoryRole", "microsoft.graph.directoryRole", {},
+                               select_props=("id", "deletedDateTime", "description", "displayName",
+                                             "roleTemplateId"))
+
+
 def parse_select() -> list[str] | None:
     return odata.parse_select(request.args.get("$select"), _DIRECTORY_OBJECT)
+
+
+def member_of_roles(object_id: str) -> Response:
+    """`memberOf/microsoft.graph.directoryRole`: only the directory roles (an OData type cast)."""
+    _no_query_filters()
+    select = odata.parse_select(request.args.get("$select"), _DIRECTORY_ROLE)
+    roles = directory_roles(common.db(), common.tenant(), object_id)
+    context = common.context_url("directoryRoles" + common.select_suffix(select))
+    items = [_selected(roles[i], select) for i in sorted(roles)]
+    return common.collection(context, items, next_token=None,
+                             count=len(items) if common.check_count_param() else None)
 
 
 def objects_by_id(conn: sqlite3.Connection, tenant_id: str, ids: list[str],
@@ -47,8 +93,10 @@ def _no_query_filters() -> None:
                           "emulator.", code="Request_UnsupportedQuery")
 
 
-def page_of_ids(ids: list[str], context: str, select: list[str] | None, count: int | None = None) -> Response:
-    """Page through a sorted id list (keyset on the id) and answer a directoryObjects collection."""
+def page_of_ids(ids: list[str], context: str, select: list[str] | None, count: int | None = None,
+                extra: dict[str, dict[str, Any]] | None = None) -> Response:
+    """Page through a sorted id list (keyset on the id) and answer a directoryObjects collection (`extra`:
+    objects that are neither users nor groups, by id)."""
     top = odata.parse_top(request.args.get("$top"))
     after = listing.skip_after("i")
     if after is not None:
@@ -56,7 +104,17 @@ def page_of_ids(ids: list[str], context: str, select: list[str] | None, count: i
     page = ids[:top]
     token = odata.encode_token({"i": page[-1]}) if len(ids) > top else None
     items = objects_by_id(common.db(), common.tenant(), page, select)
+    if extra:
+        found = {item["id"]: item for item in items if "id" in item}
+        found.update({i: _selected(extra[i], select) for i in page if i in extra})
+        items = [found[i] for i in page if i in found]
     return common.collection(context, items, next_token=token, count=count)
+
+
+def _selected(obj: dict[str, Any], select: list[str] | None) -> dict[str, Any]:
+    if not select:
+        return obj
+    return {k: v for k, v in obj.items() if k == "@odata.type" or k == "id" or k in select}
 
 
 def group_relation(group_id: str, relation: str) -> Response:
@@ -119,10 +177,12 @@ def member_of(object_id: str, transitive: bool) -> Response:
     _no_query_filters()
     select = parse_select()
     want_count = common.check_count_param()
-    ids = sorted(transitive_groups(conn, object_id) if transitive else set(direct_groups(conn, object_id)))
+    roles = directory_roles(conn, common.tenant(), object_id)  # memberOf lists directory roles too
+    ids = sorted((transitive_groups(conn, object_id) if transitive else set(direct_groups(conn, object_id)))
+                 | set(roles))
     count = len(ids) if want_count and "$skiptoken" not in request.args else None
     context = common.context_url("directoryObjects" + common.select_suffix(select))
-    return page_of_ids(ids, context, select, count)
+    return page_of_ids(ids, context, select, count, roles)
 
 
 def member_objects(object_id: str, security_only: bool) -> list[str]:

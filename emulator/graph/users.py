@@ -117,6 +117,16 @@ def me_member_of() -> Response:
     return _member_of(_me(), False)
 
 
+@bp.get("/users/<ref>/memberOf/microsoft.graph.directoryRole")
+def member_of_roles(ref: str) -> Response:
+    return relations.member_of_roles(_resolve_for(ref, common.MEMBERSHIP_READ))
+
+
+@bp.get("/me/memberOf/microsoft.graph.directoryRole")
+def me_member_of_roles() -> Response:
+    return relations.member_of_roles(_resolve_for(_me(), common.MEMBERSHIP_READ))
+
+
 @bp.get("/me/transitiveMemberOf")
 def me_transitive_member_of() -> Response:
     return _member_of(_me(), True)

@@ -265,6 +265,23 @@ def test_member_of_transitive_and_get_member_objects(graph: Graph):
     assert graph.post(f"/users/{overage}/getMemberObjects", {}).status_code == 400
 
 
+def test_member_of_lists_directory_roles_among_the_groups(graph: Graph):
+    admin = graph.user_id(ADMIN)
+    items = graph.walk(f"/users/{admin}/memberOf?$select=id,displayName")
+    roles = [item for item in items if item["@odata.type"] == "#microsoft.graph.directoryRole"]
+    assert [r["displayName"] for r in roles] == ["Global Administrator"]
+    assert roles[0]["id"] != "62e90394-69f5-4237-9190-012177145e10"  # the tenant's role object, not the template
+    assert roles[0]["id"] in {item["id"] for item in graph.walk(f"/users/{admin}/transitiveMemberOf")}
+    plain = graph.walk(f"/users/{graph.user_id(PLAIN)}/memberOf")
+    assert all(item["@odata.type"] == "#microsoft.graph.group" for item in plain)
+    cast = graph.get(f"/users/{admin}/memberOf/microsoft.graph.directoryRole?$select=id,roleTemplateId").get_json()
+    assert cast["@odata.context"].endswith("$metadata#directoryRoles(id,roleTemplateId)")
+    assert cast["value"] == [{"@odata.type": "#microsoft.graph.directoryRole", "id": roles[0]["id"],
+                              "roleTemplateId": "62e90394-69f5-4237-9190-012177145e10"}]
+    assert graph.get(f"/users/{graph.user_id(PLAIN)}/memberOf/microsoft.graph.directoryRole").get_json()["value"] == []
+    assert graph.get(f"/users/{admin}/memberOf/microsoft.graph.directoryRole?$select=mail").status_code == 400
+
+
 def test_nested_groups_are_transitive(graph: Graph):
     uid = graph.user_id(PLAIN)
     outer = graph.group_id("Executives")

@@ -111,6 +111,16 @@ def test_admin_gets_wids_and_overage_user_gets_claim_sources(browser: Browser, e
     assert claims["_claim_sources"]["src1"]["endpoint"].endswith(f"/users/{claims['oid']}/getMemberObjects")
 
 
+def test_wids_and_groups_need_group_membership_claims_on_the_application(emu, control: Control,
+                                                                         fresh_client: dict) -> None:
+    control("PATCH", f"/clients/{fresh_client['client_id']}", {"group_membership_claims": False})
+    browser = Browser(emu).use_client(fresh_client)
+    claims = jwt_claims(browser.redeem(consented(browser, ADMIN, scope="openid profile")["code"]).json()["id_token"])
+    assert "wids" not in claims and "groups" not in claims and "_claim_names" not in claims
+    body = browser.redeem(consented(browser, ADMIN, scope=f"{GRAPH}User.Read openid")["code"]).json()
+    assert jwt_claims(body["access_token"])["wids"] == ["62e90394-69f5-4237-9190-012177145e10"]  # access tokens keep it
+
+
 def test_email_claim_needs_email_scope_and_a_mailbox(browser: Browser, emu) -> None:
     claims = jwt_claims(browser.redeem(consented(browser, scope="openid profile")["code"]).json()["id_token"])
     assert "email" not in claims
