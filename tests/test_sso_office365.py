@@ -104,6 +104,12 @@ def test_groups_overage_is_read_from_graph_and_cached(app, client: FlaskClient, 
     _authorize(admin, sso_emulator, _datasource())
     enable_sso(create_users=True)
     add_office365_provider(_datasource())
+    from emulator.graph.relations import role_object_id
+
+    user_admin = "fe930be7-5e62-47db-91af-98c3a49a38b1"  # Graph lists directory roles among memberships
+    with sso_emulator.app.extensions["emulator.store"].transaction() as conn:
+        conn.execute("UPDATE users SET directory_roles = ? WHERE user_principal_name = ?", (f'["{user_admin}"]',
+                                                                                         ISAIAH))
     assert microsoft_sign_in(client, sso_emulator, "contoso", ISAIAH).status_code == 302
     home = client.get("/").get_data(as_text=True)
     assert "overage (Graph transitiveMemberOf)" in home
@@ -111,6 +117,7 @@ def test_groups_overage_is_read_from_graph_and_cached(app, client: FlaskClient, 
     assert attempt.groups_source == "overage (Graph transitiveMemberOf)"
     record = store().for_user(db.session.scalars(db.select(User).filter_by(email=ISAIAH)).one().id)[0]
     assert len(record.data["identity"]["groups"]) > 200
+    assert role_object_id(sso_emulator.tenant_id, user_admin) not in record.data["identity"]["groups"]
     client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
     from sso.models import GroupCache
 
