@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 
 from core import audit
 from core.extensions import db
-from core.models import Datasource, Role
+from core.models import Datasource, Role, utcnow
 from sso.admin_ops import ProviderProblem, add_generic_provider, add_office365_provider, remove_provider
 from sso.models import SsoProvider
 from sso.settings import forget_settings, settings_row
@@ -113,3 +113,47 @@ def settings(enabled: bool | None, auto_redirect: bool | None, create_users: boo
                 "absolute_timeout_hours", "clock_leeway_seconds", "group_cache_minutes"):
         click.echo(f"{key} = {getattr(row, key)}")
     click.echo(f"policies = {sorted((row.policies or {}).keys())}")
+
+
+keys_cli = AppGroup("keys", help="The ES256 keys that sign forward-auth assertions (published at "
+                                 "/.well-known/jwks.json).")
+sso_cli.add_command(keys_cli)
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """Print the keys: kid, created, signs from, and which one signs now."""
+    from sso.signing_keys import active_key, forget_keys, loaded_keys
+
+    forget_keys()
+    current = active_key().kid
+    for key in loaded_keys():
+        state = "signing" if key.kid == current else ("next" if key.activates_at > utcnow() else "retired")
+        click.echo(f"{key.kid}\tsigns from {key.activates_at:%Y-%m-%d %H:%M:%S} UTC\t{state}")
+
+
+@keys_cli.command("rotate")
+@click.option("--activate-in", type=click.IntRange(min=0), default=600, show_default=True,
+              help="Seconds before the new key signs. It is published at once; apps caching the JWKS (max-age "
+                   "300 s) need it before they meet it.")
+def keys_rotate(activate_in: int) -> None:
+    """Add a new signing key (the old ones stay published until `prune`)."""
+    from sso.signing_keys import rotate
+
+    row = rotate(activate_in)
+    audit.record("sso.key.rotate", row.kid, actor="cli", activate_in=activate_in, commit=False)
+    db.session.commit()
+    click.echo(f"Added key {row.kid}; it signs from {row.activates_at:%Y-%m-%d %H:%M:%S} UTC. Run "
+               "`flask sso keys prune` once it has signed for a few minutes.")
+
+
+@keys_cli.command("prune")
+def keys_prune() -> None:
+    """Remove the keys older than the signing one, once no assertion they signed can still be valid."""
+    from sso.signing_keys import prune
+
+    gone = prune()
+    for kid in gone:
+        audit.record("sso.key.prune", kid, actor="cli", commit=False)
+    db.session.commit()
+    click.echo(f"Removed {len(gone)} key(s){': ' + ', '.join(gone) if gone else ''}.")

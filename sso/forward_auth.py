@@ -7,8 +7,6 @@ re-signed only when the cached one is about to expire.
 
 from __future__ import annotations
 
-import secrets
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -16,38 +14,14 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from flask import Response, current_app, jsonify, redirect, request, session, url_for
 from joserfc import jwt
-from joserfc.jwk import ECKey
 
-from core.crypto import secret_box
-from core.extensions import db, limiter
+from core.extensions import limiter
 from sso import bp
-from sso.models import SigningKey
 from sso.settings import current_settings
+from sso.signing_keys import ASSERTION_LIFETIME, JWKS_MAX_AGE, active_key, published_jwks
 
-ASSERTION_LIFETIME = 120
 ASSERTION_REUSE = 60  # re-sign when less than this is left
 _assertions: dict[tuple[str, str], tuple[float, str]] = {}
-_key_lock = threading.Lock()
-
-
-def signing_keys() -> list[tuple[str, ECKey, dict[str, Any]]]:
-    """(kid, private key, public JWK), newest first. Generated once and stored encrypted in the database."""
-    cached = current_app.extensions.get("sso_signing_keys")
-    if cached:
-        return cached
-    with _key_lock:
-        rows = db.session.scalars(db.select(SigningKey).order_by(SigningKey.created_at.desc())).all()
-        if not rows:
-            key = ECKey.generate_key("P-256", private=True)
-            kid = secrets.token_hex(8)
-            public = {**key.as_dict(private=False), "kid": kid, "use": "sig", "alg": "ES256"}
-            db.session.add(SigningKey(kid=kid, private_key=secret_box().encrypt(
-                key.as_pem(private=True).decode()), public_jwk=public))
-            db.session.commit()
-            rows = db.session.scalars(db.select(SigningKey).order_by(SigningKey.created_at.desc())).all()
-        keys = [(row.kid, ECKey.import_key(secret_box().decrypt(row.private_key)), row.public_jwk) for row in rows]
-        current_app.extensions["sso_signing_keys"] = keys
-        return keys
 
 
 def issuer() -> str:
@@ -61,7 +35,7 @@ def assertion(identity: dict[str, Any], user_id: str, audience: str) -> str:
     if cached:
         return cached
     moment = time.time()
-    kid, key, _ = signing_keys()[0]
+    signer = active_key()
     claims = {"iss": issuer(), "sub": user_id, "email": identity.get("email"), "name": identity.get("name"),
               "preferred_username": identity.get("user"), "groups": identity.get("groups") or [],
               "iat": int(moment), "exp": int(moment) + ASSERTION_LIFETIME}
@@ -69,7 +43,7 @@ def assertion(identity: dict[str, Any], user_id: str, audience: str) -> str:
         claims["tid"] = identity["tid"]
     if audience:
         claims["aud"] = audience
-    token = jwt.encode({"alg": "ES256", "kid": kid, "typ": "JWT"}, claims, key)
+    token = jwt.encode({"alg": "ES256", "kid": signer.kid, "typ": "JWT"}, claims, signer.key)
     if len(_assertions) > 10000:
         _assertions.clear()
     _assertions[cache_key] = (moment + ASSERTION_LIFETIME, token)
@@ -205,6 +179,6 @@ def forward_start() -> Response:
 @bp.get("/.well-known/jwks.json")
 @limiter.exempt
 def jwks() -> Response:
-    response = jsonify(keys=[public for _, _, public in signing_keys()])
-    response.headers["Cache-Control"] = "public, max-age=300"
+    response = jsonify(keys=published_jwks())
+    response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE}"
     return response

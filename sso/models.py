@@ -136,7 +136,8 @@ class SignInAttempt(db.Model):
 
 
 class SigningKey(db.Model):
-    """The gateway's own key for forward-auth assertions; the private key is Fernet-encrypted."""
+    """The gateway's own key for forward-auth assertions; the private key is Fernet-encrypted. It signs from
+    `activates_at` (NULL: from `created_at`), and is published in the JWKS from creation until pruned."""
 
     __tablename__ = "sso_signing_keys"
 
@@ -144,3 +145,4 @@ class SigningKey(db.Model):
     private_key: Mapped[str] = mapped_column(Text)
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    activates_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -139,3 +139,48 @@ def test_https_urls_behind_a_tls_terminating_proxy(app, client: FlaskClient) -> 
     response = client.get("/auth/verify?redirect=1", headers={"X-Forwarded-Proto": "https",
                                                                "X-Forwarded-Host": "sso.corp"})
     assert response.headers["Location"].startswith("https://sso.corp/auth/start")
+
+
+def _kid(signed_in: FlaskClient, host: str) -> str:
+    """The kid that signed a fresh assertion (a new audience is never served from the assertion cache)."""
+    from joserfc.jws import extract_compact
+
+    response = signed_in.get("/auth/verify", headers={"X-Original-URL": f"https://{host}/"})
+    assert response.status_code == 200
+    token = response.headers["X-Auth-Request-Assertion"]
+    keys = KeySet.import_key_set(signed_in.get("/.well-known/jwks.json").get_json())
+    assert jwt.decode(token, keys, algorithms=["ES256"]).claims["aud"] == host  # verifies with the published keys
+    return str(extract_compact(token.encode()).protected["kid"])
+
+
+def test_key_rotation_publishes_first_signs_later_and_prunes_only_when_safe(app, signed_in: FlaskClient) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from core.models import AuditEvent, utcnow
+
+    app.config["SSO_KEYS_CACHE_SECONDS"] = 0  # as if every process had re-read the keys
+    runner = app.test_cli_runner()
+    first = _kid(signed_in, "a.example.com")
+    result = runner.invoke(args=["sso", "keys", "rotate"])
+    assert result.exit_code == 0 and "Added key" in result.output
+    new = db.session.scalars(db.select(SigningKey).where(SigningKey.kid != first)).one()
+    assert {k["kid"] for k in signed_in.get("/.well-known/jwks.json").get_json()["keys"]} == {first, new.kid}
+    assert _kid(signed_in, "b.example.com") == first  # published, but not signing for 10 minutes
+    listing = runner.invoke(args=["sso", "keys", "list"]).output
+    assert f"{first}\t" in listing and "signing" in listing and "next" in listing
+
+    old = db.session.get(SigningKey, first)
+    old.activates_at = utcnow() - timedelta(minutes=20)  # ... time passes: the first key is older,
+    new.activates_at = utcnow()  # and the new one's 10 minutes are up
+    db.session.commit()
+    assert _kid(signed_in, "c.example.com") == new.kid
+    assert "Removed 0 key(s)" in runner.invoke(args=["sso", "keys", "prune"]).output  # old assertions may live
+    assert len(signed_in.get("/.well-known/jwks.json").get_json()["keys"]) == 2
+
+    new.activates_at = utcnow() - timedelta(minutes=5)  # every assertion of the old key has expired
+    db.session.commit()
+    assert f"Removed 1 key(s): {first}" in runner.invoke(args=["sso", "keys", "prune"]).output
+    assert [k["kid"] for k in signed_in.get("/.well-known/jwks.json").get_json()["keys"]] == [new.kid]
+    assert _kid(signed_in, "d.example.com") == new.kid
+    actions = db.session.scalars(db.select(AuditEvent.action).where(AuditEvent.action.like("sso.key.%"))).all()
+    assert sorted(actions) == ["sso.key.prune", "sso.key.rotate"]
