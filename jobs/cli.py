@@ -66,6 +66,7 @@ def import_status() -> None:
                                  .order_by(TaskRun.id.desc()).limit(1))
         state = "never imported" if imp is None else (
             f"phase {imp.phase}, {'resuming mid-round' if imp.users_next or imp.groups_next else 'between rounds'}, "
+            f"{f'{imp.staged_pages} page(s) read and not yet applied, ' if imp.staged_pages else ''}"
             f"{'delta link stored' if imp.users_delta else 'next run is a full sync'}")
         click.echo(f"{ds.name}: {state}")
         if last is not None:

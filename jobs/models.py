@@ -51,6 +51,12 @@ class UserImport(db.Model):
     running_run_id: Mapped[int | None] = mapped_column()
 
     @property
+    def staged_pages(self) -> int:
+        """Delta pages read and committed but not yet merged into local users (a run stopped part-way)."""
+        return db.session.scalar(db.select(db.func.count()).select_from(StagedPage).where(
+            StagedPage.import_id == self.id)) or 0
+
+    @property
     def relevant_group_ids(self) -> list[str]:
         """Office 365 groups whose members matter: the chosen source groups and the bound local groups."""
         from core.models import Group

@@ -86,7 +86,7 @@ def test_throttling_and_503_mid_run_are_retried_and_the_run_succeeds(
 
 def test_graph_down_mid_run_fails_with_the_reason_and_the_next_run_resumes(
         datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
-        admin_client: FlaskClient) -> None:
+        admin_client: FlaskClient, app: Flask) -> None:
     total = len(graph_users(emulator))
     after_users_pages(monkeypatch, 3, lambda: control(emulator, "POST", "faults", {
         "kind": "error", "status": 503, "path": "/users/delta"}))
@@ -95,6 +95,10 @@ def test_graph_down_mid_run_fails_with_the_reason_and_the_next_run_resumes(
     partial = staged_users(datasource)  # 3 pages committed, and the one the reader had fetched ahead
     assert 15 <= partial < total and partial % 5 == 0 and import_for(datasource).users_next
     assert imported_users(datasource) == {}  # local users change only once every page is read
+    page = admin_client.get(f"/admin/scheduled-tasks/imports/{datasource.id}").get_data(as_text=True)
+    assert f"(users, {partial // 5} page(s) of users read and not yet applied)" in page
+    status = app.test_cli_runner().invoke(args=["import", "status"]).output
+    assert f"phase users, resuming mid-round, {partial // 5} page(s) read and not yet applied" in status
     assert f"run #{failed.id}" in admin_client.get("/admin/").get_data(as_text=True)
     assert 'id="import-failed"' in admin_client.get(f"/admin/datasources/{datasource.id}").get_data(as_text=True)
     control(emulator, "DELETE", "faults")
