@@ -19,7 +19,7 @@ from wtforms.validators import DataRequired, Length, ValidationError
 
 from admin import bp
 from admin.connectors import CONNECTORS, KIND_LABELS
-from admin.users import RoleChoices
+from admin.fields import CheckboxChoices, options
 from core import audit
 from core.access import can_administer_datasource, can_use_datasource
 from core.crypto import secret_box
@@ -71,18 +71,18 @@ class SecurityForm(FlaskForm):
     admin_users = TextAreaField("Connection administrators: users",
                                 description="Emails, one per line or comma-separated. Blank users and roles: any "
                                             "Administrator or Manage datasources.")
-    admin_roles = RoleChoices("Connection administrators: roles", choices=[(name, name) for name in Role.ALL])
+    admin_roles = CheckboxChoices("Connection administrators: roles", choices=options((n, n) for n in Role.ALL))
     user_users = TextAreaField("Connection users: users",
                                description="Who may run this data source's operations. Blank users and roles: "
                                            "Administrators and Manage datasources.")
-    user_roles_allowed = RoleChoices("Connection users: roles", choices=[(name, name) for name in Role.ALL])
-    admin_groups = RoleChoices("Connection administrators: local groups", coerce=int)
-    user_groups_allowed = RoleChoices("Connection users: local groups", coerce=int)
+    user_roles_allowed = CheckboxChoices("Connection users: roles", choices=options((n, n) for n in Role.ALL))
+    admin_groups = CheckboxChoices("Connection administrators: local groups", coerce=int)
+    user_groups_allowed = CheckboxChoices("Connection users: local groups", coerce=int)
     submit = SubmitField("Save security")
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        groups = [(group.id, group.name) for group in db.session.scalars(select(Group).order_by(Group.name))]
+        groups = options((group.id, group.name) for group in db.session.scalars(select(Group).order_by(Group.name)))
         self.admin_groups.choices = self.user_groups_allowed.choices = groups
 
 

@@ -9,6 +9,7 @@ from werkzeug.wrappers import Response
 from wtforms import RadioField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from admin.fields import options
 from admin.o365_common import ActionForm, attempt, datasource, flash_error, message_of, page, route
 from office365 import operations as ops
 from office365.errors import FieldError
@@ -21,8 +22,8 @@ class CreateGroupForm(FlaskForm):
     mail_nickname = StringField("Mail nickname", validators=[Optional(), Length(max=64)],
                                 description="Letters, digits, '-' and '_'; offered from the display name. "
                                             "Leave blank to use the suggestion.")
-    group_type = RadioField("Type", default="security", choices=[
-        ("security", "Security"), ("microsoft365", "Microsoft 365 (with a mailbox and Teams)")])
+    group_type = RadioField("Type", default="security", choices=options([
+        ("security", "Security"), ("microsoft365", "Microsoft 365 (with a mailbox and Teams)")]))
 
 
 def user_key(prefix: str = "user_id") -> str:

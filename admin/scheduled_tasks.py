@@ -24,7 +24,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
 from admin import bp
-from admin.users import RoleChoices
+from admin.fields import CheckboxChoices, options
 from core import audit
 from core.access import roles_required
 from core.crypto import secret_box
@@ -42,17 +42,17 @@ ADMIN = Role.ADMINISTRATOR
 class TaskForm(FlaskForm):
     name = StringField("Name", filters=[lambda v: v.strip() if isinstance(v, str) else v],
                        validators=[DataRequired(message="Enter a name."), Length(max=100)])
-    kind = SelectField("Task", choices=list(ScheduledTask.KINDS.items()))
+    kind = SelectField("Task", choices=options(ScheduledTask.KINDS.items()))
     datasource_id = SelectField("Data source", coerce=int, validators=[Optional()],
                                 description="The Office 365 data source to import users from.")
     dry_run = BooleanField("Dry run only", description="Report what would change; change nothing.")
-    schedule = SelectField("Schedule", choices=list(ScheduledTask.SCHEDULES.items()))
+    schedule = SelectField("Schedule", choices=options(ScheduledTask.SCHEDULES.items()))
     interval_minutes = IntegerField("Every N minutes", default=60, validators=[Optional(), NumberRange(1, 1440)])
     at_time = StringField("At (UTC, HH:MM)", default="03:00",
                           validators=[Optional(), Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", message="Use HH:MM.")],
                           description="Daily, weekly and monthly: the time; hourly: the minute past the hour.")
     weekdays_only = BooleanField("Weekdays only (daily)")
-    weekday = SelectField("Day of the week (weekly)", coerce=int, choices=list(enumerate(WEEKDAYS)))
+    weekday = SelectField("Day of the week (weekly)", coerce=int, choices=options(enumerate(WEEKDAYS)))
     day_of_month = IntegerField("Day of the month (monthly)", default=1, validators=[Optional(), NumberRange(1, 31)],
                                 description="Months without that day run on their last day.")
     run_at = DateTimeLocalField("Run at (once, UTC)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
@@ -62,8 +62,8 @@ class TaskForm(FlaskForm):
     def __init__(self, *args: object, editing: ScheduledTask | None = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.editing = editing
-        self.datasource_id.choices = [(0, "—")] + [
-            (ds.id, ds.name) for ds in db.session.scalars(select(Datasource).order_by(Datasource.name))]
+        self.datasource_id.choices = options([(0, "—")] + [
+            (ds.id, ds.name) for ds in db.session.scalars(select(Datasource).order_by(Datasource.name))])
 
     def validate_name(self, field: StringField) -> None:
         clash = db.session.scalar(select(ScheduledTask).where(func.lower(ScheduledTask.name) == field.data.lower()))
@@ -80,14 +80,14 @@ class TaskForm(FlaskForm):
 
 
 class ImportForm(FlaskForm):
-    scope = RadioField("What to import", default="all", choices=[
-        ("all", "All users"), ("groups", "Members of chosen Office 365 groups")])
+    scope = RadioField("What to import", default="all", choices=options([
+        ("all", "All users"), ("groups", "Members of chosen Office 365 groups")]))
     source_groups = TextAreaField("Office 365 groups", description="Names or ids, one per line (members of any).")
-    default_role = SelectField("Role of new users", choices=[(n, n) for n in Role.ALL], default=Role.USER)
-    profile_fields = RoleChoices("Keep in step", choices=[("display_name", "Display name"), ("email", "E-mail"),
-                                                          ("active", "Account enabled")])
-    on_missing = RadioField("Users no longer in the source", default="nothing", choices=[
-        ("nothing", "Do nothing"), ("disable", "Disable them"), ("remove", "Remove them")])
+    default_role = SelectField("Role of new users", choices=options((n, n) for n in Role.ALL), default=Role.USER)
+    profile_fields = CheckboxChoices("Keep in step", choices=options([
+        ("display_name", "Display name"), ("email", "E-mail"), ("active", "Account enabled")]))
+    on_missing = RadioField("Users no longer in the source", default="nothing", choices=options([
+        ("nothing", "Do nothing"), ("disable", "Disable them"), ("remove", "Remove them")]))
     removal_guard_percent = IntegerField("Removal guard (%)", default=10, validators=[NumberRange(0, 100)],
                                          description="A run that would disable or remove more than this share of "
                                                      "imported users waits for an administrator's confirmation.")

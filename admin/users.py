@@ -7,21 +7,16 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, or_, select
 from werkzeug.wrappers import Response
-from wtforms import BooleanField, EmailField, PasswordField, SelectMultipleField, StringField, SubmitField
+from wtforms import BooleanField, EmailField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from admin import bp
+from admin.fields import CheckboxChoices, options
 from admin.paging import csv_response, page_args
 from core import audit
 from core.access import roles_required
 from core.extensions import db
 from core.models import Role, User, role_by_name
-
-
-class RoleChoices(SelectMultipleField):
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
 
 
 class UserForm(FlaskForm):
@@ -30,7 +25,7 @@ class UserForm(FlaskForm):
     password = PasswordField("Password",
                              validators=[Optional(), Length(min=8, max=1024, message="Use at least 8 characters.")],
                              description="Optional: users who sign in with single sign-on need none.")
-    roles = RoleChoices("Roles", choices=[(name, name) for name in Role.ALL])
+    roles = CheckboxChoices("Roles", choices=options((name, name) for name in Role.ALL))
     active = BooleanField("Active", default=True)
     submit = SubmitField("Save")
 
