@@ -258,8 +258,10 @@ class Importer:
                 if not is_resync(exc) or self.out.resyncs >= 2:
                     raise
                 log.info("import %s: delta state expired (%s); starting a full sync", self.ds.name, exc.code)
+                db.session.rollback()  # the failed page's transaction
                 self.out.resyncs += 1
-                reset_sync_state(self.imp)
+                reset_sync_state(self.imp)  # drops the staged pages of the expired round ...
+                self._staged = self._fresh = None  # ... and what this run holds of them
                 self._commit("resync")
 
     def _round(self) -> None:

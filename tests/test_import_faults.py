@@ -152,6 +152,25 @@ def test_expired_delta_token_falls_back_to_a_full_resync_by_itself(
     assert import_for(datasource).users_delta is not None
 
 
+def test_delta_expiring_mid_walk_restarts_the_round_without_the_expired_pages(
+        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    total = len(graph_users(emulator))
+    after_users_pages(monkeypatch, 3, lambda: control(emulator, "POST", "delta/expire"))
+    merged: list[int] = []
+    original = Importer._merge
+
+    def merge(self: Importer) -> None:
+        merged.append(len(self.staged))
+        original(self)
+
+    monkeypatch.setattr(Importer, "_merge", merge)
+    run = run_import(datasource)
+    assert run.status == TaskRun.SUCCEEDED, run.error
+    assert run.resyncs == 1 and run.created == total
+    assert sum(merged) == total  # only the new round's users were merged, not the expired round's pages too
+    assert_mirrors_the_source(datasource, emulator)
+
+
 def test_worker_killed_mid_run_is_failed_with_the_reason_and_the_next_run_resumes(
         datasource: Datasource, emulator: EmulatorHandle, database_url: str, tmp_path: Path) -> None:  # noqa: F811
     total = len(graph_users(emulator))
