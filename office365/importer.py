@@ -29,14 +29,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from core.extensions import db
-from core.models import Datasource, Group, Role, User, group_members, user_roles, utcnow
-from jobs.models import SourceMembership, SourceUser, StagedPage, TaskRun, UserImport
+from core.models import Datasource, Group, Role, group_members, user_roles, utcnow
+from jobs.models import TaskRun, UserImport
 from office365.errors import GraphError
 from office365.graph import GraphClient
 from office365.importer_reader import PrefetchingReader
+from office365.importer_sql import (
+    CREATE_COLUMNS,
+    MEMBERS,
+    MIRROR,
+    MIRROR_COLUMNS,
+    STAGED,
+    UPDATE_COLUMNS,
+    USERS,
+    bulk,
+    chunks,
+    db_time,
+    tune_transaction,
+    upsert,
+)
 from office365.odata import string_literal
 
 log = logging.getLogger(__name__)
@@ -48,12 +61,6 @@ APPLY_BATCH = 500
 MERGE_CHUNK = 10_000  # staged users merged per transaction (they are held in memory until then)
 REPLAY_BATCH = 999  # users handled together by the careful path (bounds its IN lists)
 NAMES_KEPT = 200
-
-USERS = User.__table__
-MIRROR = SourceUser.__table__
-MEMBERS = SourceMembership.__table__
-STAGED = StagedPage.__table__
-
 
 class RemovalGuardTripped(Exception):
     """The run would disable or remove more than the allowed share of users; an admin must confirm."""
@@ -141,84 +148,6 @@ def _looks_like_id(text: str) -> bool:
     return len(parts) == 5 and all(c in "0123456789abcdefABCDEF-" for c in text)
 
 
-def _upsert(table: Any, rows: list[dict[str, Any]], keys: list[str], update_cols: list[str]) -> None:
-    if not rows:
-        return
-    dialect = db.session.get_bind().dialect.name
-    stmt = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
-    if update_cols:
-        stmt = stmt.on_conflict_do_update(index_elements=keys,
-                                          set_={c: getattr(stmt.excluded, c) for c in update_cols})
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-    db.session.execute(stmt, rows)
-
-
-_SQL_CACHE: dict[tuple[str, ...], str] = {}
-
-
-def _bulk(kind: str, table: Any, columns: list[str], rows: list[dict[str, Any]], *, keys: tuple[str, ...] = (),
-          update_cols: tuple[str, ...] = ()) -> int:
-    """executemany straight to the driver: the hot path of a 100,000-user import, where SQLAlchemy's per-row
-    parameter processing would cost more than the database. `kind`: insert, insert_ignore (skip rows clashing with
-    any unique constraint), upsert (on `keys`) or update (by id). Returns the rows written."""
-    if not rows:
-        return 0
-    conn = db.session.connection()
-    dialect = conn.dialect.name
-    cache_key = (dialect, kind, table.name, *columns, "|", *keys, "|", *update_cols)
-    sql = _SQL_CACHE.get(cache_key)
-    if sql is None:
-        mark = (lambda n: f":{n}") if dialect == "sqlite" else (lambda n: f"%({n})s")
-        if kind == "update":
-            sets = ", ".join(f"{c} = {mark(c)}" for c in columns if c != "id")
-            sql = f"UPDATE {table.name} SET {sets} WHERE id = {mark('id')}"  # noqa: S608 - fixed names
-        else:
-            sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - fixed names
-                   f"VALUES ({', '.join(mark(c) for c in columns)})")
-            if kind == "upsert":
-                sets = ", ".join(f"{c} = excluded.{c}" for c in update_cols)
-                sql += f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
-            elif kind == "insert_ignore":
-                sql += " ON CONFLICT DO NOTHING"
-        _SQL_CACHE[cache_key] = sql
-    return int(conn.exec_driver_sql(sql, rows).rowcount or 0)
-
-
-def _tune_transaction(first: bool = False) -> None:
-    """Durability to match the resume guarantee, set at the start of a page's (or a merge's) transaction.
-
-    A crash may lose the last few commits but never half of one: a lost commit loses its next link with it, so
-    the next run reads those pages again. SQLite: write-ahead logging (the web app keeps reading while the import
-    writes) and NORMAL sync, per connection and never inside a transaction, so once per DBAPI connection
-    (remembered in its info). PostgreSQL: `synchronous_commit = off` for this transaction only (the pooled
-    connection keeps its own setting for everyone else)."""
-    conn = db.session.connection()
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-    elif conn.dialect.name == "sqlite":
-        if first:
-            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-        if first or not conn.info.get("import_tuned"):
-            conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
-            conn.exec_driver_sql("PRAGMA cache_size=-16000")
-            conn.exec_driver_sql("PRAGMA wal_autocheckpoint=10000")  # fold many pages' writes into one checkpoint
-            conn.info["import_tuned"] = True
-
-
-def _db_time(value: Any) -> Any:
-    """A timestamp as the driver wants it for our UTCDateTime columns (bound once per page, not per row)."""
-    dialect = db.session.connection().dialect
-    process = USERS.c.updated_at.type._cached_bind_processor(dialect)
-    return process(value) if process else value
-
-
-MIRROR_COLUMNS = ["import_id", "object_id", "upn", "mail", "display_name", "account_enabled", "removed", "dirty",
-                  "seen_round"]
-CREATE_COLUMNS = ["email", "display_name", "active", "tenant_id", "object_id", "created_at", "updated_at"]
-UPDATE_COLUMNS = ["id", "email", "display_name", "active", "updated_at"]
-
-
 def _page_items(body: dict[str, Any]) -> list[dict[str, Any]]:
     """A delta page's items, once each (the last version of any repeated in the page)."""
     return list({item["id"]: item for item in body.get("value") or [] if "id" in item}.values())
@@ -288,7 +217,7 @@ class Importer:
             imp.phase = "merge"
             self._commit("merge")
         if imp.phase == "merge":
-            _tune_transaction(first=True)
+            tune_transaction(first=True)
             self._merge()
             if imp.full_round:
                 self._account_for_locals()
@@ -340,9 +269,9 @@ class Importer:
                 return
 
     def _walk(self, kind: str) -> None:
-        _tune_transaction(first=True)
+        tune_transaction(first=True)
         for body, raw in self.pages(kind):
-            _tune_transaction()
+            tune_transaction()
             items = _page_items(body)
             if kind == "users":
                 self._stage(items, raw)
@@ -387,7 +316,7 @@ class Importer:
                 if "user" not in str(member.get("@odata.type", "user")).lower():
                     continue
                 (removed if "@removed" in member else added).append(member["id"])
-            _upsert(MEMBERS, [{"import_id": self.imp.id, "group_id": gid, "user_id": uid} for uid in added],
+            upsert(MEMBERS, [{"import_id": self.imp.id, "group_id": gid, "user_id": uid} for uid in added],
                     ["import_id", "group_id", "user_id"], [])
             if removed:
                 db.session.execute(delete(MEMBERS).where(MEMBERS.c.import_id == self.imp.id,
@@ -396,7 +325,7 @@ class Importer:
             touched.update(removed)
             self.out.processed += len(added) + len(removed)
         if touched and self.imp.scope == UserImport.SCOPE_GROUPS:
-            for chunk in _chunks(sorted(touched), APPLY_BATCH):
+            for chunk in chunks(sorted(touched), APPLY_BATCH):
                 db.session.execute(update(MIRROR).where(MIRROR.c.import_id == self.imp.id,
                                                         MIRROR.c.object_id.in_(chunk)).values(dirty=True))
 
@@ -422,7 +351,7 @@ class Importer:
     def _email_holders(self, emails: Iterable[str]) -> dict[str, Any]:
         wanted = sorted(set(e for e in emails if e))
         out: dict[str, Any] = {}
-        for chunk in _chunks(wanted, APPLY_BATCH):
+        for chunk in chunks(wanted, APPLY_BATCH):
             for row in db.session.execute(select(USERS.c.id, USERS.c.email, USERS.c.tenant_id, USERS.c.object_id)
                                           .where(USERS.c.email.in_(chunk))):
                 out[row.email] = row
@@ -449,7 +378,7 @@ class Importer:
     def _merge(self) -> None:
         """Apply the staged users to local users in one transaction, committed with the removal of their
         staged pages (a crash in between leaves them staged, and the next run merges them)."""
-        _tune_transaction()
+        tune_transaction()
         items = self.staged
         if items and self._fresh_round():
             items = self._create_fresh(items)
@@ -476,7 +405,7 @@ class Importer:
         latest = {item["id"]: item for item in items}
         in_scope = self._in_scope(list(latest))
         stamp = utcnow()
-        now = _db_time(stamp)
+        now = db_time(stamp)
         rows = []
         for oid, item in latest.items():
             email = _email_of(item)
@@ -487,7 +416,7 @@ class Importer:
                          "object_id": oid, "created_at": now, "updated_at": now})
         rows.sort(key=lambda row: row["email"])
         before = db.session.scalar(select(func.max(USERS.c.id))) or 0
-        inserted = _bulk("insert_ignore", USERS, CREATE_COLUMNS, rows)
+        inserted = bulk("insert_ignore", USERS, CREATE_COLUMNS, rows)
         if not inserted:
             return items
         created_here = and_(USERS.c.id > before, USERS.c.created_at == stamp)  # by id range, not an index scan
@@ -525,7 +454,7 @@ class Importer:
                 "mail": item.get("mail"), "display_name": item.get("displayName") or "",
                 "account_enabled": bool(item.get("accountEnabled", True)), "removed": removed, "dirty": removed,
                 "seen_round": round_no})
-        _bulk("upsert", MIRROR, MIRROR_COLUMNS, mirror_rows, keys=("import_id", "object_id"), update_cols=cols)
+        bulk("upsert", MIRROR, MIRROR_COLUMNS, mirror_rows, keys=("import_id", "object_id"), update_cols=cols)
         if deferred:
             db.session.execute(update(MIRROR).where(MIRROR.c.import_id == self.imp.id,
                                                     MIRROR.c.object_id.in_(deferred)).values(dirty=True))
@@ -546,7 +475,7 @@ class Importer:
         creates: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         claimed: set[str] = set()
-        now = _db_time(utcnow())
+        now = db_time(utcnow())
         for item in items:
             oid, row = item["id"], local.get(item["id"])
             name = item.get("displayName") or item.get("userPrincipalName") or oid
@@ -601,9 +530,9 @@ class Importer:
 
     def _write(self, creates: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:
         if creates:
-            _bulk("insert", USERS, CREATE_COLUMNS, creates)
+            bulk("insert", USERS, CREATE_COLUMNS, creates)
             self._grant_default_role([c["object_id"] for c in creates])
-        _bulk("update", USERS, UPDATE_COLUMNS, updates)
+        bulk("update", USERS, UPDATE_COLUMNS, updates)
 
     def _free_email(self, holder: Any) -> bool:
         """A clash with a local user whose directory object is gone: move that user's e-mail aside."""
@@ -714,14 +643,9 @@ class Importer:
                                                            for uid in sorted(desired - current)])
             extra = current - desired
             if group.override_members and extra:
-                for chunk in _chunks(sorted(extra), APPLY_BATCH):
+                for chunk in chunks(sorted(extra), APPLY_BATCH):
                     db.session.execute(delete(group_members).where(group_members.c.group_id == group.id,
                                                                    group_members.c.user_id.in_(chunk)))
-
-
-def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
 
 
 def record_progress(run: TaskRun, requests_sent: Callable[[], int]) -> Callable[[Outcome, str], None]:
