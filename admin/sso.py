@@ -17,6 +17,7 @@ from sso.admin_ops import CLAIMS, ProviderProblem, add_generic_provider, add_off
 from sso.models import SignInAttempt, SsoProvider
 from sso.sessions import store
 from sso.settings import forget_settings, settings_row
+from sso.signing_keys import DEFAULT_ACTIVATE_IN, key_states, prune, rotate
 
 NUMBERS = {"idle_timeout_minutes": (1, 7 * 24 * 60), "absolute_timeout_hours": (1, 24 * 90),
            "clock_leeway_seconds": (0, 600), "group_cache_minutes": (1, 24 * 60)}
@@ -38,7 +39,7 @@ def _page(status: int = 200) -> tuple[str, int]:
     datasources = {d.id: d for d in db.session.scalars(db.select(Datasource))}
     return render_template("admin/sso/settings.html", settings=settings_row(), providers=providers,
                            datasources=datasources, sso_datasources=_sso_datasources(), roles=Role.ALL,
-                           claims=sorted(CLAIMS), form=request.form), status
+                           claims=sorted(CLAIMS), form=request.form, keys=key_states()), status
 
 
 @bp.get("/sso")
@@ -129,6 +130,32 @@ def sso_provider_delete(provider_id: int) -> Response:
     db.session.commit()
     flash(f"Provider {name} removed.", "success")
     return redirect(url_for("admin.single_sign_on"))
+
+
+@bp.post("/sso/keys/rotate")
+@roles_required(Role.ADMINISTRATOR)
+def sso_key_rotate() -> Response:
+    row = rotate(DEFAULT_ACTIVATE_IN)
+    audit.record("sso.key.rotate", row.kid, activate_in=DEFAULT_ACTIVATE_IN, commit=False)
+    db.session.commit()
+    flash(f"New signing key {row.kid} published; it signs from {row.activates_at:%H:%M} UTC (apps may cache the "
+          "keys for 5 minutes). Remove the old keys a few minutes after that.", "success")
+    return redirect(url_for("admin.single_sign_on") + "#signing-keys")
+
+
+@bp.post("/sso/keys/prune")
+@roles_required(Role.ADMINISTRATOR)
+def sso_key_prune() -> Response:
+    gone = prune()
+    for kid in gone:
+        audit.record("sso.key.prune", kid, commit=False)
+    db.session.commit()
+    if gone:
+        flash(f"Removed {len(gone)} old signing key(s).", "success")
+    else:
+        flash("No key can be removed yet: keep the old keys until the new one has signed for a few minutes.",
+              "info")
+    return redirect(url_for("admin.single_sign_on") + "#signing-keys")
 
 
 @bp.get("/sso/sessions")

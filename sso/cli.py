@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 
 from core import audit
 from core.extensions import db
-from core.models import Datasource, Role, utcnow
+from core.models import Datasource, Role
 from sso.admin_ops import ProviderProblem, add_generic_provider, add_office365_provider, remove_provider
 from sso.models import SsoProvider
 from sso.settings import forget_settings, settings_row
@@ -123,13 +123,10 @@ sso_cli.add_command(keys_cli)
 @keys_cli.command("list")
 def keys_list() -> None:
     """Print the keys: kid, created, signs from, and which one signs now."""
-    from sso.signing_keys import active_key, forget_keys, loaded_keys
+    from sso.signing_keys import key_states
 
-    forget_keys()
-    current = active_key().kid
-    for key in loaded_keys():
-        state = "signing" if key.kid == current else ("next" if key.activates_at > utcnow() else "retired")
-        click.echo(f"{key.kid}\tsigns from {key.activates_at:%Y-%m-%d %H:%M:%S} UTC\t{state}")
+    for kid, signs_from, state in key_states():
+        click.echo(f"{kid}\tsigns from {signs_from:%Y-%m-%d %H:%M:%S} UTC\t{state}")
 
 
 @keys_cli.command("rotate")

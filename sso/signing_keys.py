@@ -83,6 +83,15 @@ def active_key(now: datetime | None = None) -> LoadedKey:
     return max(active, key=lambda k: k.activates_at) if active else min(keys, key=lambda k: k.activates_at)
 
 
+def key_states() -> list[tuple[str, datetime, str]]:
+    """(kid, signs from, "signing" | "next" | "retired") of every published key, newest first, read afresh."""
+    forget_keys()
+    now = utcnow()
+    current = active_key(now).kid
+    return [(k.kid, k.activates_at, "signing" if k.kid == current else "next" if k.activates_at > now else "retired")
+            for k in loaded_keys()]
+
+
 def published_jwks() -> list[dict[str, Any]]:
     return [k.public for k in loaded_keys()]
 

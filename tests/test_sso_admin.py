@@ -27,6 +27,9 @@ def test_only_administrators_see_the_page(client: FlaskClient, plain_user) -> No
     sign_in(client, USER_EMAIL, USER_PASSWORD)
     assert client.get("/admin/sso").status_code == 403
     assert client.get("/admin/sso/diagnostics").status_code == 403
+    token = csrf_token(client, "/")
+    assert client.post("/admin/sso/keys/rotate", data={"csrf_token": token}).status_code == 403
+    assert client.post("/admin/sso/keys/prune", data={"csrf_token": token}).status_code == 403
 
 
 def test_settings_are_saved_validated_and_audited(admin_client: FlaskClient) -> None:
@@ -125,3 +128,33 @@ def test_diagnostics_show_checks_and_never_tokens(admin_client: FlaskClient, fak
     assert "/sso/callback" in page and tokens[0] not in page and tokens[0].split(".")[2] not in page
     by_reference = admin_client.get(f"/admin/sso/diagnostics?q={attempt.reference}").get_data(as_text=True)
     assert "pat@example.org" in by_reference
+
+
+def test_signing_keys_are_listed_rotated_and_pruned_from_the_page(admin_client: FlaskClient) -> None:
+    from datetime import timedelta
+
+    from core.models import utcnow
+    from sso.models import SigningKey
+
+    page = admin_client.get("/admin/sso").get_data(as_text=True)
+    assert "Forward-auth signing keys" in page and page.count(">signing</span>") == 1
+    first = db.session.scalars(db.select(SigningKey)).one().kid
+    token = csrf_token(admin_client, "/admin/sso")
+    rotated = admin_client.post("/admin/sso/keys/rotate", data={"csrf_token": token}, follow_redirects=True)
+    page = rotated.get_data(as_text=True)
+    assert "New signing key" in page and ">next</span>" in page and f"<code>{first}</code>" in page
+    kids = {k["kid"] for k in admin_client.get("/.well-known/jwks.json").get_json()["keys"]}
+    assert len(kids) == 2 and first in kids  # published at once
+    pruned = admin_client.post("/admin/sso/keys/prune", data={"csrf_token": token}, follow_redirects=True)
+    assert "No key can be removed yet" in pruned.get_data(as_text=True)
+
+    new = db.session.scalars(db.select(SigningKey).where(SigningKey.kid != first)).one()
+    db.session.get(SigningKey, first).activates_at = utcnow() - timedelta(hours=1)  # time passes
+    new.activates_at = utcnow() - timedelta(minutes=5)
+    db.session.commit()
+    pruned = admin_client.post("/admin/sso/keys/prune", data={"csrf_token": token}, follow_redirects=True)
+    page = pruned.get_data(as_text=True)
+    assert "Removed 1 old signing key(s)." in page and f"<code>{first}</code>" not in page
+    assert page.count(">signing</span>") == 1
+    actions = db.session.scalars(db.select(AuditEvent.action).where(AuditEvent.action.like("sso.key.%"))).all()
+    assert sorted(actions) == ["sso.key.prune", "sso.key.rotate"]
