@@ -3,6 +3,9 @@ server-side), exportable as CSV."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 from flask import render_template, request
 from sqlalchemy import Select, func, select
 from werkzeug.wrappers import Response
@@ -11,7 +14,9 @@ from admin import bp
 from admin.paging import csv_response, page_args
 from core.access import roles_required
 from core.extensions import db
-from core.models import AuditEvent, Role
+from core.models import AuditEvent, Group, Role, User
+
+OBJECT_ID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 
 
 def _filtered() -> tuple[Select, dict[str, str]]:
@@ -42,7 +47,28 @@ def audit_log() -> str:
         db.session.scalars(select(column).where(column.is_not(None)).distinct().order_by(column)).all()
         for column in (AuditEvent.datasource, AuditEvent.operation))
     return render_template("admin/audit.html", pagination=pagination, filters=filters, actions=actions,
-                           datasources=datasources, operations=operations, per_page=per_page)
+                           datasources=datasources, operations=operations, per_page=per_page,
+                           known=known_names(pagination.items))
+
+
+def known_names(events: Iterable[AuditEvent]) -> dict[int, list[str]]:
+    """Per event, the local names of the Office 365 objects its target names by id (in the target's order)."""
+    events = list(events)
+    names = local_names(event.target for event in events)
+    return {event.id: [names[oid] for oid in OBJECT_ID.findall(event.target or "") if oid in names]
+            for event in events}
+
+
+def local_names(targets: Iterable[str]) -> dict[str, str]:
+    """Office 365 object ids in `targets` that name a local user (imported or signed in) or a local group bound to
+    an Office 365 group: id -> e-mail or group name. Read from our database only: the ids stay the record."""
+    ids = sorted({found for target in targets for found in OBJECT_ID.findall(target or "")})
+    if not ids:
+        return {}
+    names = dict(db.session.execute(select(User.object_id, User.email).where(User.object_id.in_(ids))).all())
+    names.update(db.session.execute(select(Group.source_group_id, Group.name).where(
+        Group.source_group_id.in_(ids))).all())
+    return names
 
 
 @bp.get("/audit.csv")

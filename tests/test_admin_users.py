@@ -103,3 +103,22 @@ def test_csv_export_follows_the_search_and_neutralises_formulas(admin_client: Fl
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert rows[0] == ["Name", "Email", "Roles", "Active", "Last sign-in", "Created"]
     assert rows[1][:4] == ["'=HYPERLINK(1)", "csv@example.com", "User", "yes"] and len(rows) == 2
+
+
+def test_audit_log_names_the_office365_objects_it_knows_locally(admin_client: FlaskClient) -> None:
+    import uuid
+
+    from core.models import Group
+
+    user_oid, group_oid, stranger = (str(uuid.uuid4()) for _ in range(3))
+    make_user("adele.vance@contoso.example", None, "User").object_id = user_oid
+    db.session.add(Group(name="Sales team", source_group_id=group_oid))
+    db.session.add(AuditEvent(actor="ops@example.com", action="o365.add_user_to_group", outcome="success",
+                              target=f"group {group_oid} / user {user_oid}"))
+    db.session.add(AuditEvent(actor="ops@example.com", action="o365.remove_licence", outcome="success",
+                              target=f"user {stranger} / sku {stranger}"))
+    db.session.commit()
+    page = admin_client.get("/admin/audit").get_data(as_text=True)
+    assert f"group {group_oid} / user {user_oid}" in page  # the ids stay the record
+    assert '<div class="small text-muted">Sales team, adele.vance@contoso.example</div>' in page
+    assert page.count('<div class="small text-muted">') == 1  # nothing invented for unknown ids
