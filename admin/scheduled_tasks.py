@@ -283,7 +283,7 @@ def task_run_detail(run_id: int) -> str:
 def progress_json(run: TaskRun) -> dict:
     data = {name: getattr(run, name) for name in (*TaskRun.COUNTS, "pages", "processed", "graph_requests",
                                                   "status", "phase", "resyncs")}
-    data.update(done=run.done, total=run.total_estimate, error=run.error,
+    data.update(done=run.done, total=run.total_estimate, error=run.error, step=run.step,
                 started=f"{run.started_at:%Y-%m-%d %H:%M:%S} UTC" if run.started_at else "queued",
                 duration=round(run.duration, 1) if run.duration is not None else None)
     return data

@@ -148,6 +148,8 @@ class TaskRun(db.Model):
                       Index("ix_task_runs_status", "status"))
 
     QUEUED, RUNNING, SUCCEEDED, FAILED, CONFIRM = "queued", "running", "succeeded", "failed", "needs confirmation"
+    STEPS = {"groups": "reading the chosen groups", "users": "reading users", "merge": "applying the users read",
+             "apply": "applying removals and group members", "resync": "starting a full sync"}
     COUNTS = ("created", "updated", "disabled", "removed", "unchanged", "errors")
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -185,6 +187,11 @@ class TaskRun(db.Model):
         if self.started_at is None:
             return None
         return ((self.finished_at or utcnow()) - self.started_at).total_seconds()
+
+    @property
+    def step(self) -> str:
+        """What a running import is doing, in words (empty once it ended)."""
+        return "" if self.done else self.STEPS.get(self.phase, "")
 
     @property
     def done(self) -> bool:

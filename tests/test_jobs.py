@@ -83,9 +83,18 @@ def test_schedule_run_now_on_huey_and_history_with_counts(admin_client: FlaskCli
     run_page = admin_client.post(f"/admin/scheduled-tasks/{task.id}/run", data={"csrf_token": token})
     run_id = int(run_page.headers["Location"].rsplit("/", 1)[1])
     assert admin_client.get(f"/admin/scheduled-tasks/runs/{run_id}/progress").json["status"] == "queued"
+    queued = db.session.get(TaskRun, run_id)
+    queued.status, queued.phase = TaskRun.RUNNING, "merge"  # as a worker shows it while applying
+    db.session.commit()
+    run_path = f"/admin/scheduled-tasks/runs/{run_id}"
+    assert admin_client.get(f"{run_path}/progress").json["step"] == "applying the users read"
+    assert "— applying the users read" in admin_client.get(run_path).get_data(as_text=True)
+    queued.status, queued.phase = TaskRun.QUEUED, ""
+    db.session.commit()
     assert drain(huey) == 1
     progress = admin_client.get(f"/admin/scheduled-tasks/runs/{run_id}/progress").json
     assert progress["status"] == "succeeded" and progress["done"] and progress["created"] > 40
+    assert progress["step"] == ""
     assert progress["pages"] >= 5 and progress["graph_requests"] >= progress["pages"]
     page = admin_client.get(f"/admin/scheduled-tasks/{task.id}").get_data(as_text=True)
     assert f"#{run_id}" in page and "succeeded" in page

@@ -16,6 +16,7 @@
       .forEach(function (name) { setField(name, String(data[name])); });
     if (data.duration !== null) { setField("duration", data.duration.toFixed(1) + " s"); }
     setField("started", data.started);
+    setField("step-label", data.step ? " — " + data.step : "");
     if (data.total) {
       bar.max = Math.max(data.total, data.processed);
       bar.value = Math.min(data.processed, bar.max);
