@@ -64,9 +64,10 @@ def import_status() -> None:
         last = db.session.scalar(select(TaskRun).where(TaskRun.datasource_id == ds.id,
                                                        TaskRun.kind == ScheduledTask.KIND_IMPORT)
                                  .order_by(TaskRun.id.desc()).limit(1))
+        waiting = imp.staged_pages if imp is not None else 0
         state = "never imported" if imp is None else (
             f"phase {imp.phase}, {'resuming mid-round' if imp.users_next or imp.groups_next else 'between rounds'}, "
-            f"{f'{imp.staged_pages} page(s) read and not yet applied, ' if imp.staged_pages else ''}"
+            f"{f'{waiting} page(s) read and not yet applied, ' if waiting else ''}"
             f"{'delta link stored' if imp.users_delta else 'next run is a full sync'}")
         click.echo(f"{ds.name}: {state}")
         if last is not None:

@@ -43,7 +43,6 @@ def _lock(imp: UserImport, run: TaskRun) -> None:
 
 
 def run_import(run: TaskRun) -> None:
-
     datasource = db.session.get(Datasource, run.datasource_id) if run.datasource_id else None
     if datasource is None:
         raise RunRefused("The datasource of this import no longer exists.")

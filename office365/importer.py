@@ -62,6 +62,7 @@ MERGE_CHUNK = 10_000  # staged users merged per transaction (they are held in me
 REPLAY_BATCH = 999  # users handled together by the careful path (bounds its IN lists)
 NAMES_KEPT = 200
 
+
 class RemovalGuardTripped(Exception):
     """The run would disable or remove more than the allowed share of users; an admin must confirm."""
 
@@ -337,8 +338,11 @@ class Importer:
         chosen = [g["id"] for g in self.imp.source_groups]
         if not chosen or not object_ids:
             return set()
-        return set(db.session.scalars(select(MEMBERS.c.user_id).distinct().where(
-            MEMBERS.c.import_id == self.imp.id, MEMBERS.c.group_id.in_(chosen), MEMBERS.c.user_id.in_(object_ids))))
+        found: set[str] = set()
+        for chunk in chunks(object_ids, APPLY_BATCH):  # a merge asks about up to MERGE_CHUNK users at once
+            found.update(db.session.scalars(select(MEMBERS.c.user_id).distinct().where(
+                MEMBERS.c.import_id == self.imp.id, MEMBERS.c.group_id.in_(chosen), MEMBERS.c.user_id.in_(chunk))))
+        return found
 
     def _local_by_oid(self, object_ids: list[str]) -> dict[str, Any]:
         if not object_ids:

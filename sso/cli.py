@@ -14,6 +14,7 @@ from core.models import Datasource, Role
 from sso.admin_ops import ProviderProblem, add_generic_provider, add_office365_provider, remove_provider
 from sso.models import SsoProvider
 from sso.settings import forget_settings, settings_row
+from sso.signing_keys import DEFAULT_ACTIVATE_IN, key_states, prune, rotate
 
 sso_cli = AppGroup("sso", help="Single sign-on settings and identity providers.")
 providers_cli = AppGroup("providers", help="Identity providers.")
@@ -122,21 +123,17 @@ sso_cli.add_command(keys_cli)
 
 @keys_cli.command("list")
 def keys_list() -> None:
-    """Print the keys: kid, created, signs from, and which one signs now."""
-    from sso.signing_keys import key_states
-
+    """Print the keys: kid, when it signs from, and its state (signing, next, retired)."""
     for kid, signs_from, state in key_states():
         click.echo(f"{kid}\tsigns from {signs_from:%Y-%m-%d %H:%M:%S} UTC\t{state}")
 
 
 @keys_cli.command("rotate")
-@click.option("--activate-in", type=click.IntRange(min=0), default=600, show_default=True,
+@click.option("--activate-in", type=click.IntRange(min=0), default=DEFAULT_ACTIVATE_IN, show_default=True,
               help="Seconds before the new key signs. It is published at once; apps caching the JWKS (max-age "
                    "300 s) need it before they meet it.")
 def keys_rotate(activate_in: int) -> None:
     """Add a new signing key (the old ones stay published until `prune`)."""
-    from sso.signing_keys import rotate
-
     row = rotate(activate_in)
     audit.record("sso.key.rotate", row.kid, actor="cli", activate_in=activate_in, commit=False)
     db.session.commit()
@@ -147,8 +144,6 @@ def keys_rotate(activate_in: int) -> None:
 @keys_cli.command("prune")
 def keys_prune() -> None:
     """Remove the keys older than the signing one, once no assertion they signed can still be valid."""
-    from sso.signing_keys import prune
-
     gone = prune()
     for kid in gone:
         audit.record("sso.key.prune", kid, actor="cli", commit=False)

@@ -38,7 +38,8 @@ def browser_session(handle: EmulatorHandle) -> requests.Session:
     return session
 
 
-def _form(page: str, action_part: str) -> tuple[str, dict[str, str]]:
+def form_on_page(page: str, action_part: str) -> tuple[str, dict[str, str]]:
+    """The action and hidden fields of the page's form posting to a URL containing `action_part`."""
     for match in re.finditer(r'<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', page, re.S):
         action, body = unescape(match.group(1)), match.group(2)
         if action_part in action:
@@ -56,12 +57,12 @@ def sign_in_at_microsoft(handle: EmulatorHandle, auth_uri: str, username: str, p
     page = session.get(auth_uri, allow_redirects=False)
     if page.status_code == 302:
         return page
-    action, fields = _form(page.text, "/login")
+    action, fields = form_on_page(page.text, "/login")
     fields.update(action="password", username=username, password=password)
     response = session.post(handle.base_url + action if action.startswith("/") else action, data=fields,
                             allow_redirects=False)
     if response.status_code == 200 and "/consent" in response.text:
-        action, fields = _form(response.text, "/consent")
+        action, fields = form_on_page(response.text, "/consent")
         fields["action"] = "accept" if accept_consent else "cancel"
         if org_consent:
             fields["org"] = "1"

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from html import unescape
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -26,6 +24,7 @@ from core.models import Datasource
 from emulator.server import EmulatorHandle, start_in_thread
 from sso.models import SsoProvider
 from sso.settings import forget_settings, settings_row
+from tests.o365_helpers import form_on_page
 
 KEY_A = RSAKey.generate_key(2048, parameters={"kid": "key-a"}, private=True)
 KEY_B = RSAKey.generate_key(2048, parameters={"kid": "key-b"}, private=True)
@@ -182,16 +181,6 @@ def add_office365_provider(datasource: Datasource, name: str = "contoso", **fiel
     return provider
 
 
-def _form(page: str, action_part: str) -> tuple[str, dict[str, str]]:
-    for match in re.finditer(r'<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', page, re.S):
-        action, body = unescape(match.group(1)), match.group(2)
-        if action_part in action:
-            fields = {unescape(n): unescape(v) for n, v in
-                      re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', body)}
-            return action, fields
-    raise AssertionError(f"no form posting to {action_part!r}:\n{page[:1500]}")
-
-
 def microsoft_sign_in(client: FlaskClient, emulator: EmulatorHandle, name: str, username: str,
                       query: str = ""):  # type: ignore[no-untyped-def]
     """Start at /sso/login/<name>, sign in at the emulator, deliver the callback (query or form_post)."""
@@ -203,7 +192,7 @@ def microsoft_sign_in(client: FlaskClient, emulator: EmulatorHandle, name: str, 
         location = urlsplit(response.headers["Location"])
         assert location.path == "/sso/callback", response.headers["Location"]
         return client.get(f"{location.path}?{location.query}")
-    action, fields = _form(response.text, "/sso/callback")  # form_post: the auto-submitted form
+    action, fields = form_on_page(response.text, "/sso/callback")  # form_post: the auto-submitted form
     return client.post(urlsplit(action).path, data=fields)
 
 

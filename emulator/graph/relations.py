@@ -9,20 +9,16 @@ from typing import Any
 
 from flask import Response, request
 
-from emulator import directory
+from emulator import directory, seed
 from emulator.graph import common, listing, odata
 from emulator.graph.errors import bad_request
 
 #: Directory role templates the seed assigns (names as Microsoft shows them).
 ROLE_NAMES = {
-    "62e90394-69f5-4237-9190-012177145e10": "Global Administrator",
-    "e8611ab8-c189-46e8-94e1-60213ab1f814": "Privileged Role Administrator",
-    "fe930be7-5e62-47db-91af-98c3a49a38b1": "User Administrator",
-    "fdd7a751-b60b-444a-984c-02652fe8fa1c": "Groups Administrator",
-    "4d6ac14f-3453-41d0-bef9-a3e0c569773a": "License Administrator",
-    "f2ef992c-3afb-46b9-b7cf-a126ee74c451": "Global Reader",
-    "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3": "Application Administrator",
-    "158c047a-c907-4556-b7ef-446551a6b5f7": "Cloud Application Administrator",
+    seed.GLOBAL_ADMIN: "Global Administrator", seed.PRIV_ROLE_ADMIN: "Privileged Role Administrator",
+    seed.USER_ADMIN: "User Administrator", seed.GROUPS_ADMIN: "Groups Administrator",
+    seed.LICENSE_ADMIN: "License Administrator", seed.GLOBAL_READER: "Global Reader",
+    seed.APP_ADMIN: "Application Administrator", seed.CLOUD_APP_ADMIN: "Cloud Application Administrator",
 }
 
 
@@ -35,17 +31,14 @@ def directory_roles(conn: sqlite3.Connection, tenant_id: str, object_id: str) ->
     """The user's directory roles as `#microsoft.graph.directoryRole` objects, by object id."""
     row = conn.execute("SELECT directory_roles FROM users WHERE tenant_id = ? AND id = ?",
                        (tenant_id, object_id)).fetchone()
-    roles = json.loads(row[0]) if row else []
-    return {role_object_id(tenant_id, t): {"@odata.type": "#microsoft.graph.directoryRole",
-                                           "id": role_object_id(tenant_id, t), "deletedDateTime": None,
-                                           "description": None, "displayName": ROLE_NAMES.get(t, t),
-                                           "roleTemplateId": t} for t in roles}
+    roles = {role_object_id(tenant_id, t): t for t in (json.loads(row[0]) if row else [])}
+    return {oid: {"@odata.type": "#microsoft.graph.directoryRole", "id": oid, "deletedDateTime": None,
+                  "description": None, "displayName": ROLE_NAMES.get(t, t), "roleTemplateId": t}
+            for oid, t in roles.items()}
 
 DIRECTORY_OBJECT_SELECT = tuple(dict.fromkeys((*odata.USER_SCHEMA.select_props, *odata.GROUP_SCHEMA.select_props)))
 _DIRECTORY_OBJECT = odata.Schema("DirectoryObject", "microsoft.graph.directoryObject", {},
                                  select_props=DIRECTORY_OBJECT_SELECT)
-
-
 _DIRECTORY_ROLE = odata.Schema("DirectoryRole", "microsoft.graph.directoryRole", {},
                                select_props=("id", "deletedDateTime", "description", "displayName",
                                              "roleTemplateId"))
