@@ -86,8 +86,9 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
         self._pool: list[sqlite3.Connection] = []
+        self._closed = False
+        self.opened = 0  # connections opened so far (the pool keeps this small)
         self._lock = threading.Lock()
         conn = self.conn()
         conn.execute("PRAGMA journal_mode=WAL")
@@ -100,7 +101,7 @@ class Store:
         conn.execute("PRAGMA foreign_keys=OFF")
         conn.execute("PRAGMA busy_timeout=30000")
         with self._lock:
-            self._all.append(conn)
+            self.opened += 1
         return conn
 
     def conn(self) -> sqlite3.Connection:
@@ -122,7 +123,10 @@ class Store:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         with self._lock:
-            self._pool.append(conn)
+            if not self._closed:
+                self._pool.append(conn)
+                return
+        conn.close()  # the store was closed while this thread's request was still running
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -148,10 +152,14 @@ class Store:
         )
 
     def close(self) -> None:
+        """Close the idle connections and this thread's. A connection another thread still holds (a request
+        running past the server's shutdown) is closed when that thread releases it: closing it under a running
+        query would crash the process."""
+        mine = getattr(self._local, "conn", None)
         with self._lock:
-            for conn in self._all:
-                with contextlib.suppress(Exception):  # closing from another thread may fail at shutdown
-                    conn.close()
-            self._all.clear()
-            self._pool.clear()
-        self._local = threading.local()
+            self._closed = True
+            idle, self._pool = self._pool, []
+        self._local.conn = None
+        for conn in [*idle, *([mine] if mine is not None else [])]:
+            with contextlib.suppress(Exception):
+                conn.close()

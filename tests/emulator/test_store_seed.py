@@ -121,7 +121,7 @@ def test_server_threads_share_a_small_connection_pool(emu_server) -> None:
     store = emu_server.app.extensions["emulator.store"]
     for _ in range(40):
         assert http.get(f"{emu_server.base_url}/{emu_server.tenant_id}/discovery/v2.0/keys").status_code == 200
-    assert len(store._all) <= 8
+    assert store.opened <= 8
 
 
 def test_local_ca_and_server_certificate(tmp_path: Path, emu_server) -> None:
@@ -143,3 +143,31 @@ def test_local_ca_and_server_certificate(tmp_path: Path, emu_server) -> None:
     assert ensure_certs(tmp_path)[0].read_bytes() == ca_path.read_bytes()  # made once, then reused
     by_name = emu_server.base_url.replace("127.0.0.1", "localhost")
     assert https_session(emu_server.ca_path).get(f"{by_name}/common/discovery/v2.0/keys").status_code == 200
+
+
+def test_close_leaves_a_connection_in_use_by_another_thread_until_it_is_released(tmp_path: Path) -> None:
+    """A request still running when the emulator stops must not have its connection closed under it (closing a
+    SQLite connection during another thread's query crashes the process); it is closed on release instead."""
+    store = Store(tmp_path / "emulator.db")
+    idle = store.conn()
+    store.release()
+    held: list[sqlite3.Connection] = []
+    answered: list[int] = []
+    closed = threading.Event()
+
+    def request() -> None:
+        held.append(store.conn())
+        closed.wait(5)
+        answered.append(held[0].execute("SELECT count(*) FROM settings").fetchone()[0])  # still works
+        store.release()
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    while not held:
+        time.sleep(0.01)
+    store.close()
+    closed.set()
+    thread.join(5)
+    assert held[0] is idle and len(answered) == 1  # the request thread kept its (pooled) connection
+    with pytest.raises(sqlite3.ProgrammingError):  # ... and closed once the request released it
+        held[0].execute("SELECT 1")
