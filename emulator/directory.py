@@ -162,7 +162,7 @@ def _security_identifier(object_id: str) -> str:
 
 
 def group_to_graph(row: sqlite3.Row) -> dict[str, Any]:
-    """All Graph properties of a stored group (default set per reference §5.2)."""
+    """All Graph properties of a stored group (default set per docs/microsoft.md §5.2)."""
     extra = json.loads(row["extra"] or "{}")
     created = _normalise_time(row["created"])
     try:
@@ -392,7 +392,7 @@ _NICK_FORBIDDEN = set('@()\\[]";:.<>, ')
 
 
 def valid_mail_nickname(nick: Any) -> bool:
-    """≤ 64 chars, ASCII 0–127 except @ ( ) \\ [ ] " ; : . < > , and space (reference §5.4)."""
+    """≤ 64 chars, ASCII 0–127 except @ ( ) \\ [ ] " ; : . < > , and space (docs/microsoft.md §5.4)."""
     return (isinstance(nick, str) and 0 < len(nick) <= 64
             and all(ord(c) < 128 and c not in _NICK_FORBIDDEN for c in nick))
 
@@ -451,7 +451,7 @@ def _check_binds(conn: sqlite3.Connection, tenant_id: str, members: list[str], o
 
 def create_group(conn: sqlite3.Connection, tenant_id: str, props: dict[str, Any], *,
                  creator_id: str | None = None) -> dict[str, Any]:
-    """Create a group (reference §5.4). A delegated creator of a Microsoft 365 group without owners becomes
+    """Create a group (docs/microsoft.md §5.4). A delegated creator of a Microsoft 365 group without owners becomes
     its owner."""
     for key in ("displayName", "mailNickname"):
         if key not in props:

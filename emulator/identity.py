@@ -1,6 +1,6 @@
 """Entra ID v2.0 blueprint: discovery, keys, authorize (sign-in + consent pages), token, logout, adminconsent.
 
-Reference: shared/reference/microsoft-identity-and-graph.md §1-§3.
+Microsoft facts: docs/microsoft.md §1-§3.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def error_description(code: int, message: str) -> tuple[str, dict]:
 
 
 def token_error(code: int, status: int | None = None, error: str | None = None, **fmt: Any) -> Response:
-    """The §1.6 error JSON with Entra's cache headers."""
+    """The docs/microsoft.md §1.6 error JSON with Entra's cache headers."""
     default_error, default_status, template, suberror = AADSTS[code]
     text, ids = error_description(code, template.format_map(_Default(fmt)))
     body = {"error": error or default_error, "error_description": text, "error_codes": [code], **ids,
@@ -882,7 +882,7 @@ def _user_groups(user_id: str) -> list[str]:
 
 def issue_tokens(client: dict, user: sqlite3.Row, graph: list[str], oidc: list[str], *, nonce: str | None,
                  sid: str | None, auth_time: float, rt_graph: list[str] | None = None) -> Response:
-    """The success response of §1.6 for a delegated grant."""
+    """The success response of docs/microsoft.md §1.6 for a delegated grant."""
     now = int(clock.now())
     base = base_url()
     tid, oid = user["tenant_id"], user["id"]

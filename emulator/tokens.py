@@ -225,7 +225,7 @@ def app_access_token(base: str, tenant_id: str, client: dict, *, now: int, lifet
 
 def id_token(base: str, client: dict, user: Any, oidc: list[str], *, nonce: str | None, sid: str | None,
              auth_time: float, now: int, groups: list[str] | None) -> str:
-    """A v2.0 ID token (reference §1.7). `groups` None = the client does not ask for group claims; more than
+    """A v2.0 ID token (docs/microsoft.md §1.7). `groups` None = the client does not ask for group claims; more than
     200 groups become the `_claim_names`/`_claim_sources` overage."""
     tid, oid = user["tenant_id"], user["id"]
     claims: dict[str, Any] = {

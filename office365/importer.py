@@ -1,4 +1,4 @@
-"""Incremental user import from Office 365 into local users and groups (reference §6).
+"""Incremental user import from Office 365 into local users and groups (docs/microsoft.md §6).
 
 A round walks four phases, each committed page (or chunk) by page together with where to go on from, so a
 crash, a restart or a Graph outage resumes exactly where it stopped and doing a page again is harmless (every

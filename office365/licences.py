@@ -253,7 +253,7 @@ def assign_licence(
             break
         except InvalidRequest as exc:
             error = licence_error(exc, sku)
-            # A usage location just set can take a moment to replicate: retry briefly (reference §8.12).
+            # A usage location just set can take a moment to replicate: retry briefly (docs/microsoft.md §8.12).
             if location_set and isinstance(error, UsageLocationRequired) and attempt < 2:
                 access.client.sleep(access.client.retry.backoff(attempt + 1))
                 continue

@@ -56,7 +56,7 @@ class MicrosoftSettings:
         return f"{self.authority_host}/{tenant}"
 
     def http_session(self) -> requests.Session:
-        """A session whose `verify` cannot be overridden by REQUESTS_CA_BUNDLE (see the reference, §4.3)."""
+        """A session whose `verify` cannot be overridden by REQUESTS_CA_BUNDLE (docs/microsoft.md §4.3)."""
         session = TimeoutSession(self.timeout)
         session.trust_env = False
         session.verify = self.verify

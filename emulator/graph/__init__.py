@@ -1,4 +1,4 @@
-"""Microsoft Graph v1.0 emulation (reference §5–§7): every request is authenticated with a bearer token
+"""Microsoft Graph v1.0 emulation (docs/microsoft.md §5–§7): every request is authenticated with a bearer token
 from this emulator's Entra ID side and answered with Microsoft's shapes, headers and error bodies.
 
 Routes: /me (+ /memberOf, /transitiveMemberOf, /getMemberObjects, /licenseDetails), /organization,

@@ -1,4 +1,4 @@
-"""JSON batching: POST /$batch (reference §7). Each item is dispatched through this app's own routes in a fresh
+"""JSON batching: POST /$batch (docs/microsoft.md §7). Each item is dispatched through this app's own routes in a fresh
 request context, so it gets its own auth, scope checks, fault injection, counters, status, headers and body."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Shared plumbing of the Graph routes: bearer-token auth and scope checks (reference §5.0, §5.10), OData
+"""Shared plumbing of the Graph routes: bearer-token auth and scope checks (docs/microsoft.md §5.0, §5.10), OData
 responses with Microsoft's headers, absolute nextLinks, keyset paging."""
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def count_requested() -> bool:
 
 
 def advanced() -> bool:
-    """Advanced query parameters present: the header plus $count=true (reference §5.0)."""
+    """Advanced query parameters present: the header plus $count=true (docs/microsoft.md §5.0)."""
     return eventual() and count_requested()
 
 

@@ -1,4 +1,4 @@
-"""/users/delta and /groups/delta (reference §6).
+"""/users/delta and /groups/delta (docs/microsoft.md §6).
 
 State lives in opaque tokens: the initial round pages through current objects by `seq`; the deltaLink holds the
 `changes` high-water mark; a later round pages through objects changed since then. Tokens minted under an older

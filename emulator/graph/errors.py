@@ -1,4 +1,4 @@
-"""Microsoft Graph error responses (reference §7) and the per-request ids every Graph answer carries."""
+"""Microsoft Graph error responses (docs/microsoft.md §7) and the per-request ids every Graph answer carries."""
 
 from __future__ import annotations
 

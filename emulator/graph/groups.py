@@ -1,4 +1,4 @@
-"""/groups: list, find, create, read, update, delete; members and owners with `$ref` (reference §5.2–§5.6)."""
+"""/groups: list, find, create, read, update, delete; members and owners with `$ref` (docs/microsoft.md §5.2–§5.6)."""
 
 from __future__ import annotations
 

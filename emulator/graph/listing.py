@@ -85,7 +85,7 @@ _ORDERABLE = {"users": {"displayName": "display_name", "userPrincipalName": "use
 
 def _order(kind: Kind, filtered: bool) -> tuple[str, bool] | None:
     """(column, descending) from `$orderby`; only displayName (and userPrincipalName for users), and with
-    `$filter` only as an advanced query (reference §5.0)."""
+    `$filter` only as an advanced query (docs/microsoft.md §5.0)."""
     raw = request.args.get("$orderby")
     if raw is None:
         return None

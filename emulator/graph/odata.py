@@ -1,5 +1,5 @@
 """OData query options for the directory: `$filter` (compiled to parameterised SQL), `$search`, `$select`,
-`$top` and opaque paging tokens (reference §5.0, §5.3).
+`$top` and opaque paging tokens (docs/microsoft.md §5.0, §5.3).
 
 User text only ever reaches SQLite as bound parameters, so no quote trick can widen a query.
 """

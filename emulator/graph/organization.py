@@ -1,4 +1,4 @@
-"""/organization and /subscribedSkus (reference §5.7)."""
+"""/organization and /subscribedSkus (docs/microsoft.md §5.7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Directory-object collections: group members/owners, memberOf, transitiveMemberOf (reference §5.2, §1.7)."""
+"""Directory-object collections: group members/owners, memberOf, transitiveMemberOf (docs/microsoft.md §5.2, §1.7)."""
 
 from __future__ import annotations
 

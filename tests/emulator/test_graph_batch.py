@@ -1,4 +1,4 @@
-"""Graph emulator: JSON batching (reference §7)."""
+"""Graph emulator: JSON batching (docs/microsoft.md §7)."""
 
 from __future__ import annotations
 

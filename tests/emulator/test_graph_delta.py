@@ -1,4 +1,4 @@
-"""Graph emulator: /users/delta and /groups/delta (reference §6)."""
+"""Graph emulator: /users/delta and /groups/delta (docs/microsoft.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Graph emulator: groups, members and owners, create group, subscribedSkus, organization (reference §5.2–§5.7)."""
+"""Graph emulator: groups, members, owners, create group, subscribedSkus, organization (docs/microsoft.md §5.2–§5.7)."""
 
 from __future__ import annotations
 

@@ -97,7 +97,7 @@ class Graph:
 
 
 def assert_error(resp: TestResponse, status: int, code: str, message: str | None = None) -> dict:
-    """Microsoft's error shape (reference §7) with the exact status, code and (optionally) message."""
+    """Microsoft's error shape (docs/microsoft.md §7) with the exact status, code and (optionally) message."""
     assert resp.status_code == status, resp.get_data(as_text=True)
     body = resp.get_json()
     assert set(body) == {"error"}

@@ -1,4 +1,4 @@
-"""Graph emulator: auth, scopes, common headers and the /users family (reference §5.0, §5.1, §5.3, §5.8–§5.10)."""
+"""Graph emulator: auth, scopes, common headers, the /users family (docs/microsoft.md §5.0, §5.1, §5.3, §5.8–§5.10)."""
 
 from __future__ import annotations
 

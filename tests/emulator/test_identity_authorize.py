@@ -1,4 +1,4 @@
-"""Reference §1.4-§1.5: the authorize endpoint, sign-in and consent pages, redirects (over HTTPS)."""
+"""docs/microsoft.md §1.4-§1.5: the authorize endpoint, sign-in and consent pages, redirects (over HTTPS)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reference §4: real client libraries (MSAL ConfidentialClientApplication, Authlib) complete the code flow
+"""docs/microsoft.md §4: real client libraries (MSAL ConfidentialClientApplication, Authlib) complete the code flow
 against the emulator over HTTPS."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reference §1.1-§1.3: discovery documents and the JWKS (Flask test client: exact status, headers, JSON)."""
+"""docs/microsoft.md §1.1-§1.3: discovery documents and the JWKS (Flask test client: exact status, headers, JSON)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reference §1.8 (sign-out, front-channel logout) and §2 (admin consent endpoint)."""
+"""docs/microsoft.md §1.8 (sign-out, front-channel logout) and §2 (admin consent endpoint)."""
 
 from __future__ import annotations
 

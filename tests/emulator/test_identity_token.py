@@ -1,4 +1,4 @@
-"""Reference §1.6-§1.7 and §3: the token endpoint (grants, errors, rotation) and the tokens it issues."""
+"""docs/microsoft.md §1.6-§1.7 and §3: the token endpoint (grants, errors, rotation) and the tokens it issues."""
 
 from __future__ import annotations
 
