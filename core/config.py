@@ -7,17 +7,23 @@ Every setting is read here and nowhere else. A malformed value raises `ConfigErr
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from cryptography.fernet import Fernet
+from publicsuffixlist import PublicSuffixList
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from core.converters import parse_int
+from core.files import private_dir, private_sqlite_file
+
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_API_URL = "https://graph.microsoft.com/v1.0"
+HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
 class ConfigError(ValueError):
@@ -48,6 +54,9 @@ def _database_url(value: str) -> str:
         raise ConfigError("DATABASE_URL", f"not a database URL ({exc})") from None
     if url.get_backend_name() not in {"sqlite", "postgresql"}:
         raise ConfigError("DATABASE_URL", "only sqlite and postgresql databases are supported")
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
+            and not url.database.startswith("file:"):
+        private_sqlite_file(Path(url.database))
     return value
 
 
@@ -69,7 +78,7 @@ def _instance_secret(instance_path: Path, filename: str, make: Any) -> str:
     """Read a generated secret from the instance folder, creating it (mode 0600) on first start."""
     path = instance_path / filename
     if not path.exists():
-        instance_path.mkdir(parents=True, exist_ok=True)
+        private_dir(instance_path)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(make())
@@ -83,7 +92,8 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
     config: dict[str, Any] = {}
 
     if embedded:
-        instance_path.mkdir(parents=True, exist_ok=True)
+        private_dir(instance_path)
+        private_sqlite_file(instance_path / "gateway.db")
         config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance_path / 'gateway.db'}"
     else:
         config["SQLALCHEMY_DATABASE_URI"] = _database_url(env["DATABASE_URL"])
@@ -121,9 +131,10 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
     config["O365_CA_BUNDLE"] = ca_bundle
 
     hops = env.get("TRUSTED_PROXY_HOPS", "0")
-    if not hops.isdigit():
+    hop_count = parse_int(hops, 0, 32)
+    if hop_count is None:
         raise ConfigError("TRUSTED_PROXY_HOPS", f"must be a whole number of proxies (0 = off), got {hops!r}")
-    config["TRUSTED_PROXY_HOPS"] = int(hops)
+    config["TRUSTED_PROXY_HOPS"] = hop_count
 
     public = env.get("PUBLIC_BASE_URL")
     if public is not None:
@@ -142,9 +153,7 @@ def _sso_settings(env: dict[str, str]) -> dict[str, Any]:
     """Forward auth and SSO: redirect allow-list, shared cookie domain, provider HTTP timeout."""
     domains = [part.strip().lower() for part in env.get("ALLOWED_REDIRECT_DOMAINS", "").split(",") if part.strip()]
     for domain in domains:
-        if not all(label.isalnum() or "-" in label for label in domain.lstrip(".").split(".")) or "/" in domain:
-            raise ConfigError("ALLOWED_REDIRECT_DOMAINS", f"{domain!r} is not a host name (use .example.com for "
-                                                          "subdomains)")
+        _redirect_domain(domain)
     cookie_domain = env.get("SSO_COOKIE_DOMAIN")
     if cookie_domain is not None and ("/" in cookie_domain or ":" in cookie_domain or " " in cookie_domain):
         raise ConfigError("SSO_COOKIE_DOMAIN", f"must be a domain such as .example.com, got {cookie_domain!r}")
@@ -159,14 +168,31 @@ def _sso_settings(env: dict[str, str]) -> dict[str, Any]:
             "SSO_HTTP_TIMEOUT": seconds}
 
 
+_PUBLIC_SUFFIXES = PublicSuffixList(accept_unknown=False)  # the list shipped with the package: no download
+
+
+def _redirect_domain(domain: str) -> None:
+    """A host name (`app.example.com`) or a domain and its subdomains (`.example.com`), never a public suffix:
+    `.co.uk` or `com` would send people back to any site registered under it."""
+    name = domain[1:] if domain.startswith(".") else domain
+    if len(name) > 253 or not all(HOST_LABEL.fullmatch(label) for label in name.split(".")):
+        raise ConfigError("ALLOWED_REDIRECT_DOMAINS", f"{domain!r} is not a host name: letters, digits and inner "
+                                                      "hyphens between dots (use .example.com for subdomains, "
+                                                      "xn-- for international names)")
+    if _PUBLIC_SUFFIXES.is_public(name):
+        raise ConfigError("ALLOWED_REDIRECT_DOMAINS", f"{domain!r} is a public suffix (anyone can register under "
+                                                      "it); name your own domain, e.g. .example.com")
+
+
 def _jobs_settings(env: dict[str, str]) -> dict[str, Any]:
     """Background jobs: queue name (Redis key prefix), SQLite queue file, embedded consumer, import page size."""
     switch = env.get("JOBS_EMBEDDED_WORKER")
     if switch is not None and switch.lower() not in {"0", "1", "true", "false", "yes", "no"}:
         raise ConfigError("JOBS_EMBEDDED_WORKER", f"must be 1 or 0, got {switch!r}")
     page_size = env.get("IMPORT_PAGE_SIZE", "999")
-    if not page_size.isdigit() or not 1 <= int(page_size) <= 999:
+    page_count = parse_int(page_size, 1, 999)
+    if page_count is None:
         raise ConfigError("IMPORT_PAGE_SIZE", f"must be a whole number from 1 to 999, got {page_size!r}")
     return {"JOBS_QUEUE_NAME": env.get("JOBS_QUEUE_NAME"), "JOBS_SQLITE_PATH": env.get("JOBS_SQLITE_PATH"),
             "JOBS_CONSUMER": None if switch is None else switch.lower() in {"1", "true", "yes"},
-            "IMPORT_PAGE_SIZE": int(page_size)}
+            "IMPORT_PAGE_SIZE": page_count}

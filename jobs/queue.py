@@ -18,6 +18,8 @@ from flask import Flask, current_app
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 
+from core.files import private_sqlite_file
+
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _consumers: dict[int, Consumer] = {}  # pid -> the embedded consumer of that process
@@ -52,7 +54,7 @@ def _make_huey(app: Flask) -> Any:
         huey = RedisHuey(name, url=app.config["REDIS_URL"], results=False)
     else:
         path = app.config.get("JOBS_SQLITE_PATH") or str(Path(app.instance_path) / "jobs.db")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(Path(path))  # 0600, like the keys beside it (its -wal/-shm files follow its mode)
         huey = SqliteHuey(name, filename=path, results=False)
 
     @huey.task(name="run_task")

@@ -76,3 +76,76 @@ def test_start_up_stops_with_one_line(tmp_path: Path) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == ["Configuration error: TOKEN_ENCRYPTION_KEYS: key 1 is not a Fernet key "
                      "(32 url-safe base64-encoded bytes)"]
+
+
+@pytest.mark.parametrize("value", ["²", "１", "99999999999999999999", "-1", "1_0"])
+def test_numbers_in_settings_are_ascii_and_bounded(value: str, tmp_path: Path) -> None:
+    """`"²".isdigit()` is true and `int("²")` raises: a setting like that must stop start-up with one line."""
+    for name in ("TRUSTED_PROXY_HOPS", "IMPORT_PAGE_SIZE"):
+        with pytest.raises(ConfigError) as info:
+            load_config({name: value}, tmp_path)
+        assert info.value.name == name
+
+
+@pytest.mark.parametrize("value", ["com", ".com", ".co.uk", "co.uk", "github.io", "-", ".-", "a..b", "-x.example.com",
+                                   "x-.example.com", "ex_ample.com", "exämple.com", "example.com/path", "a." * 130])
+def test_redirect_domains_refuse_public_suffixes_and_invalid_labels(value: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config({"ALLOWED_REDIRECT_DOMAINS": f"app.example.org,{value}"}, tmp_path)
+    assert info.value.name == "ALLOWED_REDIRECT_DOMAINS"
+    assert "\n" not in str(info.value) and repr(value.strip().lower()) in str(info.value)
+
+
+def test_redirect_domains_keep_real_hosts_and_domains(tmp_path: Path) -> None:
+    value = ".example.com, app.example.co.uk, tools.internal, localhost, xn--bcher-kva.example, 127.0.0.1"
+    assert load_config({"ALLOWED_REDIRECT_DOMAINS": value}, tmp_path)["ALLOWED_REDIRECT_DOMAINS"] == [
+        ".example.com", "app.example.co.uk", "tools.internal", "localhost", "xn--bcher-kva.example", "127.0.0.1"]
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_instance_folder_is_0700_and_databases_0600(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under the usual umask SQLite creates 0644 files; ours are private like the keys beside them, -wal and
+    -shm included, and a folder or database an older release left open is tightened at start-up."""
+    from app import create_app
+    from core.extensions import db
+    from jobs.queue import get_huey
+
+    instance = tmp_path / "instance"
+    instance.mkdir(mode=0o755)
+    (instance / "gateway.db").touch(mode=0o644)
+    instance.chmod(0o755)
+    (instance / "gateway.db").chmod(0o644)
+    monkeypatch.setenv("INSTANCE_PATH", str(instance))
+    for name in ("DATABASE_URL", "SECRET_KEY", "TOKEN_ENCRYPTION_KEYS", "REDIS_URL", "JOBS_SQLITE_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    old_umask = os.umask(0o022)
+    try:
+        app = create_app({"TESTING": True})
+        with app.app_context():
+            db.create_all()
+            db.session.execute(db.text("CREATE TABLE probe (x INTEGER)"))
+            db.session.commit()
+            huey = get_huey(app)
+            huey.storage.enqueue(b"probe")  # opens jobs.db in WAL mode: -wal and -shm appear
+            assert (instance / "jobs.db-wal").exists() and (instance / "jobs.db-shm").exists()
+            assert _mode(instance) == 0o700
+            for name in ("gateway.db", "jobs.db", "jobs.db-wal", "jobs.db-shm", "secret_key",
+                         "token_encryption_keys"):
+                assert _mode(instance / name) == 0o600, name
+            db.engine.dispose()
+    finally:
+        os.umask(old_umask)
+
+
+def test_sqlite_database_url_file_is_0600(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "gw.db"
+    old_umask = os.umask(0o022)
+    try:
+        load_config({"DATABASE_URL": f"sqlite:///{path}", "SECRET_KEY": "s" * 32,
+                     "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode()}, tmp_path)
+    finally:
+        os.umask(old_umask)
+    assert _mode(path) == 0o600 and _mode(path.parent) == 0o700

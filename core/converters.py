@@ -1,0 +1,55 @@
+"""Strict numbers from outside: URL segments, form fields, query arguments and settings.
+
+`int()` and `str.isdigit()` accept far more than a person types: "１２" (full-width), "²" (superscript, which
+`int()` then refuses), " 12 ", "1_000", and integers no database column holds. Everything that turns outside
+text into an integer goes through `parse_int` (ASCII digits only, bounded), and every integer in a route uses the
+`id` converter (registered as `int` too, so `<int:...>` cannot slip back in unbounded).
+"""
+
+from __future__ import annotations
+
+import re
+
+from werkzeug.routing import BaseConverter, ValidationError
+
+# The largest key a BIGINT column holds (PostgreSQL and SQLite both stop at 2**63 - 1); INTEGER ids stop earlier.
+DB_BIGINT_MAX = 2**63 - 1
+DB_INT_MAX = 2**31 - 1
+_ASCII_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def parse_int(text: str | None, low: int = 0, high: int = DB_BIGINT_MAX) -> int | None:
+    """`text` as an integer when it is ASCII digits only and within [low, high]; else None.
+
+    No sign, no spaces, no underscores, no Unicode digits: what a form or URL legitimately carries.
+    """
+    if text is None or not _ASCII_DIGITS.fullmatch(text):
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
+class IdConverter(BaseConverter):
+    """A database id in a path: ASCII digits, 1 to 2**31 - 1. Anything else is no match, so 404.
+
+    Our primary keys are INTEGER columns (32-bit on PostgreSQL), so a larger number names nothing.
+    """
+
+    regex = r"[0-9]{1,19}"
+    weight = 50
+    part_isolating = True
+
+    def to_python(self, value: str) -> int:
+        number = parse_int(value, 1, DB_INT_MAX)
+        if number is None:
+            raise ValidationError()
+        return number
+
+    def to_url(self, value: object) -> str:
+        return str(int(value))  # type: ignore[call-overload]
+
+
+def register_converters(app) -> None:  # type: ignore[no-untyped-def]
+    """`<id:...>` for database ids; `<int:...>` is rebound to the same bounded converter."""
+    app.url_map.converters["id"] = IdConverter
+    app.url_map.converters["int"] = IdConverter
