@@ -7,6 +7,7 @@ finish it and the callback needs no cookie beyond the admin's session.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
@@ -39,6 +40,45 @@ from office365.connection import (
     reauthorization_warning,
     run_connection_test,
 )
+from office365.operations import OPERATIONS
+
+
+@dataclass(frozen=True)
+class OperationLink:
+    """One of the seed's ten operations in the data source's Operations panel: its label and where it is done."""
+
+    label: str
+    endpoint: str
+    where: str
+    write: bool
+
+
+# The panel's sections: (heading, page endpoint, [(operation name, endpoint, where it is done)]).
+OPERATION_SECTIONS: tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], ...] = (
+    ("Users", "admin.o365_users", (
+        ("list_users", "admin.o365_users", ""),
+        ("find_users", "admin.o365_users", ""),
+    )),
+    ("Groups", "admin.o365_groups", (
+        ("list_groups", "admin.o365_groups", ""),
+        ("find_groups", "admin.o365_groups", ""),
+        ("create_group", "admin.o365_group_new", ""),
+        ("add_user_to_group", "admin.o365_groups", "on a group's page"),
+        ("remove_user_from_group", "admin.o365_groups", "on a group's page"),
+    )),
+    ("Licences", "admin.o365_licences", (
+        ("list_licence_plans", "admin.o365_licences", ""),
+        ("assign_licence", "admin.o365_licence_assign", ""),
+        ("remove_licence", "admin.o365_users", "on a user's page"),
+    )),
+)
+
+
+def operation_sections() -> list[tuple[str, str, list[OperationLink]]]:
+    """The sections with each operation's seed label, taken from the operation registry."""
+    return [(heading, endpoint, [OperationLink(OPERATIONS[name].label, link, where, OPERATIONS[name].kind == "write")
+                                 for name, link, where in items])
+            for heading, endpoint, items in OPERATION_SECTIONS]
 
 
 class DatasourceForm(FlaskForm):
@@ -175,7 +215,7 @@ def _detail_context(datasource: Datasource) -> dict:
     return {"due": reauthorization_due(datasource), "warning": reauthorization_warning(datasource),
             "write_reauth": needs_write_reauthorization(datasource),
             "may_administer": can_administer_datasource(current_user, datasource),
-            "may_use": can_use_datasource(current_user, datasource)}
+            "may_use": can_use_datasource(current_user, datasource), "operation_sections": operation_sections()}
 
 
 def _save_details(datasource: Datasource, form: DatasourceForm) -> bool:
@@ -252,7 +292,7 @@ def _authorize_succeeded(datasource: Datasource, grant) -> str:  # type: ignore[
     datasource.tenant_id = grant.tenant_id
     datasource.granted_scopes = " ".join(grant.scopes)
     datasource.status = Datasource.READY
-    test = run_connection_test(datasource)
+    test = run_connection_test(datasource, prove_grant=False)  # the code was redeemed a moment ago
     if not test.ok:
         for name, value in previous.items():  # the grant is not kept when it cannot be used
             setattr(datasource, name, value)

@@ -125,12 +125,25 @@ class ConnectionTest:
     tenant_name: str | None = None
 
 
-def run_connection_test(datasource: Datasource) -> ConnectionTest:
-    """A Graph read that needs the read scopes: the organization, and one user."""
-    client = graph_client(datasource)
+def run_connection_test(datasource: Datasource, *, prove_grant: bool = True) -> ConnectionTest:
+    """Prove the grant, then a Graph read that needs the read scopes: the organization, and one user.
+
+    Proving the grant means redeeming the refresh token: a cached access token stays valid for up to an hour after
+    consent is removed or the grant revoked in Office 365, so reading Graph with it alone would hide that.
+    `prove_grant=False` only right after authorization, when the grant was made a moment ago.
+    """
+    grant = DatasourceGrant(datasource, microsoft_settings())
+    client = GraphClient(grant.settings.graph_url, grant, ca_bundle=grant.settings.ca_bundle)
     try:
+        if prove_grant:
+            grant.access_token(force_refresh=True)
         organization = client.get_page("/organization", params={"$select": "id,displayName"}).items
         client.get_page("/users", params={"$top": "1", "$select": "id"})
+    except ReauthorizationRequired as exc:
+        if datasource.status == Datasource.NEEDS_REAUTHORIZATION and datasource.last_error:
+            return ConnectionTest(False, "Connection test failed: this data source needs re-authorization. "
+                                         f"{datasource.last_error} Click Re-Authorize.")
+        return ConnectionTest(False, f"Connection test failed: {exc}")
     except Office365Error as exc:
         return ConnectionTest(False, f"Connection test failed: {exc}")
     name = organization[0].get("displayName") if organization else None

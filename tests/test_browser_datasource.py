@@ -85,3 +85,37 @@ def test_authorize_without_popups_uses_the_same_window(page: Page, live_server: 
     _sign_in_at_microsoft(page)
     expect(page.get_by_text("Connection test succeeded")).to_be_visible()
     expect(page.locator(".datasource-status")).to_have_text("ready")
+
+
+def _sign_in_locally(page: Page, base: str) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("Email").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def _no_sideways_scroll(page: Page) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def test_operations_panel_lists_the_seeds_ten_operations_at_desktop_and_phone_width(  # type: ignore[no-untyped-def]
+        page: Page, live_server: LiveServer, admin_user, artifacts_dir: Path) -> None:
+    from core.extensions import db
+    from core.models import Datasource
+
+    datasource = Datasource(name="Contoso 365", status=Datasource.READY, tenant_id="tid", tenant_name="Contoso")
+    db.session.add(datasource)
+    db.session.commit()
+    _sign_in_locally(page, live_server.url)
+    names = ["User List", "Find Users", "Group List", "Find Groups", "Create Group", "Add User to Group",
+             "Remove User From Group", "Licence Plan List", "Assign Licence to User", "Remove Licence from User"]
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"{live_server.url}/admin/datasources/{datasource.id}")
+        panel = page.locator("#operations")
+        for name in names:
+            expect(panel.get_by_role("link", name=name, exact=True)).to_be_visible()
+        assert _no_sideways_scroll(page)
+        page.screenshot(path=str(artifacts_dir / f"datasource-operations-{width}.png"), full_page=True)
+    page.locator("#operations").get_by_role("link", name="Create Group", exact=True).click()
+    expect(page).to_have_url(f"{live_server.url}/admin/datasources/{datasource.id}/o365/groups/new")

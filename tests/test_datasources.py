@@ -425,3 +425,45 @@ def test_delete_lists_scheduled_tasks_that_go_with_it(admin_client: FlaskClient)
     db.session.commit()
     confirm = admin_client.get(f"/admin/datasources/{datasource.id}/delete").get_data(as_text=True)
     assert "Scheduled tasks, deleted with it: Nightly import." in confirm
+
+
+def test_test_connection_redeems_the_grant_so_removed_consent_is_caught(admin_client: FlaskClient,
+                                                                        emulator: EmulatorHandle) -> None:  # noqa: F811
+    _create(admin_client)
+    _authorize(admin_client, emulator, _datasource())
+    datasource = _datasource()
+    token = csrf_token(admin_client, f"/admin/datasources/{datasource.id}")
+    _control(emulator, "DELETE", "counters")
+    passed = admin_client.post(f"/admin/datasources/{datasource.id}/test", data={"csrf_token": token},
+                               follow_redirects=True).get_data(as_text=True)
+    assert "Connection test succeeded" in passed
+    token_calls = _control(emulator, "GET", "counters").json()["counters"]
+    assert token_calls.get("POST /<tenant>/oauth2/v2.0/token") == 1  # the refresh token was redeemed
+    # An Office 365 administrator removes the consent; the cached access token would still be accepted by Graph.
+    _control(emulator, "POST", "grants/revoke", {"client_id": emulator.config["client_id"]})
+    failed = admin_client.post(f"/admin/datasources/{datasource.id}/test", data={"csrf_token": token},
+                               follow_redirects=True).get_data(as_text=True)
+    assert "Connection test succeeded" not in failed
+    assert ("Connection test failed: this data source needs re-authorization. AADSTS65001: Consent for the "
+            "gateway was removed in Office 365. Click Re-Authorize.") in failed
+    assert _datasource().status == "needs re-authorization"
+    event = db.session.scalars(db.select(AuditEvent).filter_by(action="datasource.test", outcome="failure")).one()
+    assert "AADSTS65001" in event.detail["message"]
+
+
+def test_operations_panel_names_the_seeds_ten_operations(admin_client: FlaskClient) -> None:
+    from office365.operations import OPERATIONS
+
+    _create(admin_client)
+    datasource = _datasource()
+    datasource.status, datasource.tenant_id = Datasource.READY, "00000000-0000-0000-0000-000000000001"
+    db.session.commit()
+    page = admin_client.get(f"/admin/datasources/{datasource.id}").get_data(as_text=True)
+    panel = page[page.index('id="operations"'):]
+    seed_names = ["User List", "Group List", "Find Users", "Find Groups", "Create Group", "Add User to Group",
+                  "Remove User From Group", "Licence Plan List", "Assign Licence to User", "Remove Licence from User"]
+    for name in seed_names:
+        assert f">{name}<" in panel, name
+    assert {op.label for op in OPERATIONS.values()} == set(seed_names)
+    assert "members" not in panel and "Assign · Remove" not in panel
+    assert f'href="/admin/datasources/{datasource.id}/o365/groups/new"' in panel  # Create Group goes to its form
