@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC
+from typing import NamedTuple
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -132,10 +133,20 @@ def _new_secret(task: ScheduledTask) -> None:
     task.webhook_hash = secret_hash(secret)
 
 
-def _webhook_url(task: ScheduledTask) -> str | None:
+class Webhook(NamedTuple):
+    """How to call a task's webhook: `endpoint` with the secret in a header, or `url` with it in the path."""
+
+    endpoint: str
+    secret: str
+    url: str
+
+
+def _webhook(task: ScheduledTask) -> Webhook | None:
     if task.schedule != "webhook" or not task.webhook_secret:
         return None
-    return url_for("hooks.run_task_webhook", secret=secret_box().decrypt(task.webhook_secret), _external=True)
+    secret = secret_box().decrypt(task.webhook_secret)
+    return Webhook(url_for("hooks.run_task_webhook_header", _external=True), secret,
+                   url_for("hooks.run_task_webhook", secret=secret, _external=True))
 
 
 def _task(task_id: int) -> ScheduledTask:
@@ -206,7 +217,7 @@ def scheduled_task_detail(task_id: int) -> Response | str:
     runs = db.session.scalars(select(TaskRun).where(TaskRun.task_id == task.id)
                               .order_by(TaskRun.id.desc()).limit(50)).all()
     return render_template("admin/scheduled_tasks/form.html", form=form, task=task, runs=runs,
-                           describe=describe, webhook_url=_webhook_url(task), action_form=ActionForm())
+                           describe=describe, webhook=_webhook(task), action_form=ActionForm())
 
 
 def _check_action() -> None:

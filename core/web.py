@@ -1,16 +1,20 @@
-"""Cross-cutting web concerns: security headers, health checks, proxy trust."""
+"""Cross-cutting web concerns: security headers, no caching of authenticated answers, health checks, proxy
+trust."""
 
 from __future__ import annotations
 
 from urllib.parse import urlparse
 
-from flask import Blueprint, Flask, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, session
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core.extensions import db
 
 health = Blueprint("health", __name__)
+
+# Everything under these paths is private (lists of people, keys, sessions), whoever asks.
+PRIVATE_PATHS = ("/admin", "/api", "/sessions")
 
 
 @health.get("/healthz")
@@ -54,6 +58,21 @@ def content_security_policy(app: Flask, extra_form_targets: tuple[str, ...] = ()
     )
 
 
+def is_authenticated_response() -> bool:
+    """Whether this answer was made for a signed-in user or an API key, or lies under a private path.
+
+    Static files are the same for everyone and stay cacheable.
+    """
+    if request.endpoint is not None and request.endpoint.rsplit(".", 1)[-1] == "static":
+        return False
+    if any(request.path == prefix or request.path.startswith(prefix + "/") for prefix in PRIVATE_PATHS):
+        return True
+    if g.get("api_key_id") is not None or session.get("_user_id"):
+        return True
+    user = g.get("_login_user")
+    return bool(user is not None and user.is_authenticated)
+
+
 def init_web(app: Flask) -> None:
     hops = app.config["TRUSTED_PROXY_HOPS"]
     if hops:
@@ -69,6 +88,8 @@ def init_web(app: Flask) -> None:
         headers.setdefault("Referrer-Policy", "same-origin")
         if app.config.get("SESSION_COOKIE_SECURE"):
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if is_authenticated_response():  # no shared proxy or browser back button keeps a copy
+            headers["Cache-Control"] = "no-store"
         return response
 
     app.register_blueprint(health)

@@ -1,11 +1,14 @@
-"""On-demand runs: `POST /hooks/tasks/<secret>` queues a run of the task whose webhook secret it is."""
+"""On-demand runs: `POST /hooks/tasks` with the secret in an `X-Webhook-Secret` (or `Authorization: Bearer`)
+header queues a run of the task whose webhook secret it is. `POST /hooks/tasks/<secret>` still works for callers
+that cannot set a header, but a secret in the path lands in proxy access logs.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 
-from flask import Blueprint, abort, jsonify
+from flask import Blueprint, abort, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
@@ -19,10 +22,34 @@ def secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def header_secret() -> str:
+    """The secret from `X-Webhook-Secret`, else from `Authorization: Bearer ...` ("" when neither is sent)."""
+    secret = request.headers.get("X-Webhook-Secret", "").strip()
+    if secret:
+        return secret
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else ""
+
+
+@bp.post("/tasks")
+@csrf.exempt
+@limiter.limit("30 per minute")
+def run_task_webhook_header() -> ResponseReturnValue:
+    secret = header_secret()
+    if not secret:
+        return jsonify(error={"code": "secret_required", "message": "Send the task's webhook secret in an "
+                              "X-Webhook-Secret header (or Authorization: Bearer <secret>)."}), 401
+    return _run_task(secret)
+
+
 @bp.post("/tasks/<secret>")
 @csrf.exempt
 @limiter.limit("30 per minute")
 def run_task_webhook(secret: str) -> ResponseReturnValue:
+    return _run_task(secret)
+
+
+def _run_task(secret: str) -> ResponseReturnValue:
     from jobs.queue import enqueue_run
     from jobs.runner import create_run
 

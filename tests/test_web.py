@@ -74,3 +74,25 @@ def test_proxy_headers_are_trusted_only_when_configured(app: Flask, database_url
         application.add_url_rule("/whereami", "whereami", lambda: request.url_root)
     assert app.test_client().get("/whereami", headers=headers).get_data(as_text=True) == "http://localhost/"
     assert trusting.test_client().get("/whereami", headers=headers).get_data(as_text=True) == "https://sso.example.com/"
+
+
+def test_authenticated_answers_are_never_cached(client: FlaskClient, app: Flask) -> None:
+    """A signed-in user's pages, API answers for a key, and anything under /admin, /api and /sessions say
+    `Cache-Control: no-store`; public pages and static files stay cacheable."""
+    from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, make_user, sign_in
+    from tests.o365_ops_helpers import api_key_for, bearer
+
+    admin = make_user(ADMIN_EMAIL, ADMIN_PASSWORD, "Administrator", name="Ada Admin")
+    assert client.get("/login").headers.get("Cache-Control") != "no-store"
+    for path in ("/admin/users", "/sessions", "/api/v1/datasources"):  # anonymous: refused, still private
+        assert client.get(path).headers.get("Cache-Control") == "no-store", path
+    key_client = app.test_client()
+    answer = key_client.get("/api/v1/datasources", headers=bearer(api_key_for(admin)))
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
+    assert sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD).headers["Cache-Control"] == "no-store"
+    for path in ("/", "/sessions", "/admin/users", "/admin/users.csv", "/admin/audit", "/api/v1/datasources",
+                 "/does-not-exist"):
+        response = client.get(path)
+        assert response.status_code in (200, 302, 404) and response.headers["Cache-Control"] == "no-store", path
+    static = client.get("/static/css/app.css")
+    assert static.status_code == 200 and static.headers.get("Cache-Control") != "no-store"
