@@ -75,10 +75,10 @@ def local_names(targets: Iterable[str]) -> dict[str, str]:
 @roles_required(Role.ADMINISTRATOR)
 def audit_csv() -> Response:
     statement, _ = _filtered()
-    rows = (
-        (e.at.isoformat(), e.actor, e.action, e.datasource or "", e.operation or "", e.target, e.outcome,
-         e.client_ip or "", e.detail)
-        for e in db.session.scalars(statement.execution_options(yield_per=500))
-    )
     header = ("When", "Actor", "Action", "Datasource", "Operation", "Target", "Outcome", "Client IP", "Detail")
-    return csv_response("audit-log.csv", header, rows)
+    return csv_response("audit-log.csv", header, statement, _csv_row)
+
+
+def _csv_row(event: AuditEvent) -> tuple[object, ...]:
+    return (event.at.isoformat(), event.actor, event.action, event.datasource or "", event.operation or "",
+            event.target, event.outcome, event.client_ip or "", event.detail)

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from flask import Response, request, stream_with_context
+from flask import Response, request
+from sqlalchemy import Select
+from sqlalchemy.orm import Session
+
+from core.extensions import db
 
 PER_PAGE_CHOICES = (25, 50, 100)
+CSV_FETCH_ROWS = 500  # rows fetched from the database per round trip while streaming
 
 
 def page_args() -> tuple[int, int]:
@@ -17,26 +23,36 @@ def page_args() -> tuple[int, int]:
     return max(page, 1), per_page if per_page in PER_PAGE_CHOICES else 25
 
 
-def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> Response:
-    """Stream a CSV download row by row (memory stays flat however many rows)."""
+def csv_response(filename: str, header: Sequence[str], statement: Select,
+                 row: Callable[[Any], Sequence[object]]) -> Response:
+    """Stream a CSV download of `statement`'s objects, one `row(obj)` each (memory stays flat however many).
+
+    The body is sent after the view has returned and its app context (with the request's database session) has
+    been torn down, so the rows are read in a session of the stream's own, opened when sending starts and closed
+    when it ends (or the client goes away).
+    """
+    engine = db.engine
 
     def generate() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        for row in _chain(header, rows):
-            writer.writerow([_cell(value) for value in row])
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate(0)
+        writer.writerow(header)
+        yield _take(buffer)
+        with Session(engine) as session:
+            for item in session.scalars(statement.execution_options(yield_per=CSV_FETCH_ROWS)):
+                writer.writerow([_cell(value) for value in row(item)])
+                yield _take(buffer)
 
-    response = Response(stream_with_context(generate()), mimetype="text/csv")
+    response = Response(generate(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
-def _chain(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Iterator[Sequence[object]]:
-    yield header
-    yield from rows
+def _take(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate(0)
+    return text
 
 
 def _cell(value: object) -> str:

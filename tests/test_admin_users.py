@@ -122,3 +122,50 @@ def test_audit_log_names_the_office365_objects_it_knows_locally(admin_client: Fl
     assert f"group {group_oid} / user {user_oid}" in page  # the ids stay the record
     assert '<div class="small text-muted">Sales team, adele.vance@contoso.example</div>' in page
     assert page.count('<div class="small text-muted">') == 1  # nothing invented for unknown ids
+
+
+def _signed_in_http_session(base_url: str):  # type: ignore[no-untyped-def]
+    """A real HTTP client signed in as the Administrator through the sign-in form."""
+    import re
+
+    import requests
+
+    from tests.conftest import ADMIN_PASSWORD
+
+    http = requests.Session()
+    page = http.get(f"{base_url}/login", timeout=30).text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    signed_in = http.post(f"{base_url}/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD,
+                                                     "csrf_token": token}, allow_redirects=False, timeout=30)
+    assert signed_in.status_code == 302
+    return http
+
+
+def _bulk_users(count: int) -> None:
+    from core.models import role_by_name
+
+    role = role_by_name("User")
+    for i in range(count):
+        user = User(email=f"bulk{i:04d}@example.com", display_name=f"Bulk {i:04d}", active=True)
+        user.roles = [role]
+        db.session.add(user)
+    db.session.commit()
+
+
+def test_csv_exports_stream_every_row_through_a_real_server(admin_user, live_server) -> None:  # type: ignore[no-untyped-def]
+    """Over real HTTP, as in production, the response body is read after the view's app context has ended:
+    both exports must still deliver every row, more rows than one fetch batch."""
+    _bulk_users(1203)
+    for i in range(1203):
+        db.session.add(AuditEvent(actor="system", action="probe.event", target=f"t{i}", outcome="success",
+                                  detail={"i": i}))
+    db.session.commit()
+    http = _signed_in_http_session(live_server.url)
+    users = http.get(f"{live_server.url}/admin/users.csv", timeout=60)
+    assert users.status_code == 200 and users.headers["Cache-Control"] == "no-store"
+    rows = list(csv.reader(io.StringIO(users.text)))
+    assert rows[0][0] == "Name" and len(rows) == 1 + 1204  # the header, the admin and the bulk users
+    assert rows[-1][1] == "bulk1202@example.com" and rows[1][2] == "Administrator"
+    audit = http.get(f"{live_server.url}/admin/audit.csv?action=probe.", timeout=60)
+    events = list(csv.reader(io.StringIO(audit.text)))
+    assert audit.status_code == 200 and len(events) == 1 + 1203 and events[1][5] == "t1202"
