@@ -11,10 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from flask import Flask
-from werkzeug.http import parse_cookie
 
 from sso import forward_auth
 from sso.sessions import TOKEN_PATTERN, TOUCH_INTERVAL, hash_token
@@ -22,6 +21,18 @@ from sso.sessions import TOKEN_PATTERN, TOUCH_INTERVAL, hash_token
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 HEADER_NAMES = {"HTTP_X_ORIGINAL_URL": "X-Original-URL", "HTTP_X_FORWARDED_HOST": "X-Forwarded-Host",
                 "HTTP_X_FORWARDED_PROTO": "X-Forwarded-Proto", "HTTP_X_FORWARDED_URI": "X-Forwarded-Uri"}
+
+
+def cookie_value(header: str, name: str) -> str | None:
+    """The first `name` cookie in a raw Cookie header, without decoding the others.
+
+    Other apps on the same domain may set cookies that are not UTF-8 (WSGI hands the header over as latin-1);
+    ours is 43 ASCII characters, so nothing else needs to be decoded, let alone be valid."""
+    for part in header.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() == name:
+            return value.strip()
+    return None
 
 
 class ForwardAuthFastPath:
@@ -49,7 +60,7 @@ class ForwardAuthFastPath:
 
     def _answer(self, environ: dict[str, Any]) -> list[tuple[str, str]] | None:
         """The 200 headers, or None to let the Flask view answer."""
-        token = parse_cookie(environ).get(self.app.config.get("SESSION_COOKIE_NAME", "gw_session"))
+        token = cookie_value(environ.get("HTTP_COOKIE", ""), self.app.config.get("SESSION_COOKIE_NAME", "gw_session"))
         if not token or not TOKEN_PATTERN.fullmatch(token):
             return None
         args = dict(parse_qsl(environ.get("QUERY_STRING", "")))
@@ -75,12 +86,15 @@ class ForwardAuthFastPath:
         if not data.get("_user_id") or not identity or not forward_auth.allowed(identity, rules):
             return None
         headers = {name: environ[key] for key, name in HEADER_NAMES.items() if key in environ}
-        original = forward_auth.original_url_from(headers, self.app.config.get("ALLOWED_REDIRECT_DOMAINS") or [])
-        audience = (urlsplit(original or "").hostname or "")
-        assertion = forward_auth.cached_assertion((id_hash, audience))
+        gateway_url = self.app.config.get("PUBLIC_BASE_URL") or f"http://{environ.get('HTTP_HOST', '')}"
+        audience = forward_auth.audience_for(args, headers, gateway_url)
+        if audience is None:  # a malformed audience=: the view answers 400
+            return None
+        groups, partial = forward_auth.listed_groups(identity, rules["groups"])
+        assertion = forward_auth.cached_assertion(forward_auth.assertion_key(id_hash, audience, groups, partial))
         if assertion is None:
             return None
-        return forward_auth.identity_headers(identity, assertion)
+        return forward_auth.identity_headers(identity, assertion, groups, partial)
 
 
 def install(app: Flask) -> None:

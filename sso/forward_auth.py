@@ -3,10 +3,16 @@
 `/auth/verify` is on the hot path of every protected request: it reads the session (one lookup by primary key
 or one Redis GET), checks the allow-lists, and answers with identity headers and a short-lived ES256 assertion,
 re-signed only when the cached one is about to expire.
+
+The answer stays small whatever the user's group count (nginx reads it into a 4 KB buffer by default; Entra puts
+up to 200 groups in a token): the groups listed are capped at GROUPS_BUDGET bytes, keeping first the ones the
+request's rule names, with an overflow marker when the list is partial. The assertion is always for one audience:
+`?audience=` or the host of the URL the visitor asked the proxy for, so an upstream cannot replay it to another.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -21,28 +27,59 @@ from sso.settings import current_settings
 from sso.signing_keys import ASSERTION_LIFETIME, JWKS_MAX_AGE, active_key, published_jwks
 
 ASSERTION_REUSE = 60  # re-sign when less than this is left
-_assertions: dict[tuple[str, str], tuple[float, str]] = {}
+GROUPS_BUDGET = 768  # bytes of the groups header (and of the assertion's groups): 20 Entra group ids
+OVERFLOW_HEADER = "X-Auth-Request-Groups-Overflow"
+HOST_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9.:_-]{0,251}[a-z0-9])?$")  # names, IPv4, IPv6 without brackets
+AUDIENCE_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._~:/-]{0,253}[A-Za-z0-9/])?$")
+_assertions: dict[tuple[str, str, str], tuple[float, str]] = {}
+AssertionKey = tuple[str, str, str]  # (session id hash, audience, groups listed when partial)
 
 
 def issuer() -> str:
     return current_app.config.get("PUBLIC_BASE_URL") or request.host_url.rstrip("/")
 
 
-def assertion(identity: dict[str, Any], user_id: str, audience: str) -> str:
-    record = getattr(session, "record", None)
-    cache_key = (record.id_hash if record is not None else user_id, audience)
+def listed_groups(identity: Mapping[str, Any], rule_groups: list[str]) -> tuple[list[str], bool]:
+    """The groups the answer names, and whether that list is partial (over GROUPS_BUDGET).
+
+    All of them when they fit; otherwise those the rule names first, then the others, as many as fit."""
+    names = [_header_value(group) for group in identity.get("groups") or []]
+    if sum(len(name) + 1 for name in names) <= GROUPS_BUDGET + 1:
+        return names, False
+    wanted = set(rule_groups)
+    ordered = [n for n in names if n.lower() in wanted] + [n for n in names if n.lower() not in wanted]
+    kept: list[str] = []
+    size = -1
+    for name in ordered:
+        size += len(name) + 1
+        if size > GROUPS_BUDGET:
+            break
+        kept.append(name)
+    return kept, True
+
+
+def assertion_key(session_key: str, audience: str, groups: list[str], partial: bool) -> AssertionKey:
+    """What a cached assertion is for: the session, the audience and (when partial) which groups it lists."""
+    return session_key, audience, ",".join(groups) if partial else ""
+
+
+def assertion(identity: Mapping[str, Any], user_id: str, audience: str, groups: list[str], partial: bool,
+              cache_key: AssertionKey) -> str:
+    """A compact ES256 JWT for `audience`, re-used from the cache while it has over ASSERTION_REUSE left."""
     cached = cached_assertion(cache_key)
     if cached:
         return cached
     moment = time.time()
     signer = active_key()
-    claims = {"iss": issuer(), "sub": user_id, "email": identity.get("email"), "name": identity.get("name"),
-              "preferred_username": identity.get("user"), "groups": identity.get("groups") or [],
-              "iat": int(moment), "exp": int(moment) + ASSERTION_LIFETIME}
+    claims: dict[str, Any] = {"iss": issuer(), "aud": audience, "sub": user_id, "email": identity.get("email"),
+                              "name": identity.get("name"), "groups": groups,
+                              "iat": int(moment), "exp": int(moment) + ASSERTION_LIFETIME}
+    if identity.get("user") and identity.get("user") != identity.get("email"):
+        claims["preferred_username"] = identity["user"]
+    if partial:
+        claims["groups_overflow"] = True
     if identity.get("tid"):
         claims["tid"] = identity["tid"]
-    if audience:
-        claims["aud"] = audience
     token = jwt.encode({"alg": "ES256", "kid": signer.kid, "typ": "JWT"}, claims, signer.key)
     if len(_assertions) > 10000:
         _assertions.clear()
@@ -50,7 +87,7 @@ def assertion(identity: dict[str, Any], user_id: str, audience: str) -> str:
     return token
 
 
-def cached_assertion(cache_key: tuple[str, str]) -> str | None:
+def cached_assertion(cache_key: AssertionKey) -> str | None:
     cached = _assertions.get(cache_key)
     if cached and cached[0] - time.time() > ASSERTION_REUSE:
         return cached[1]
@@ -105,41 +142,83 @@ def host_allowed(host: str, domains: list[str] | None = None) -> bool:
     return False
 
 
+def _split_url(url: str) -> Any:
+    try:
+        return urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return None
+
+
 def safe_return_url(url: str | None, domains: list[str] | None = None) -> str | None:
     """An absolute http(s) URL whose host is in ALLOWED_REDIRECT_DOMAINS, else None."""
     if not url or len(url) > 4096 or any(ch in url for ch in "\\\r\n\t "):
         return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+    parts = _split_url(url)
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.username \
+            or parts.password:
         return None
     return url if host_allowed(parts.hostname, domains) else None
 
 
-def original_url_from(headers: Mapping[str, str], domains: list[str] | None = None) -> str | None:
+def requested_url(headers: Mapping[str, str]) -> str | None:
     """What the visitor asked the proxy for: X-Original-URL (nginx) or X-Forwarded-Proto/Host/Uri (Traefik)."""
     url = headers.get("X-Original-URL")
     if not url and headers.get("X-Forwarded-Host"):
         proto = headers.get("X-Forwarded-Proto", "https").split(",")[0].strip()
         host = headers["X-Forwarded-Host"].split(",")[0].strip()
         url = f"{proto}://{host}{headers.get('X-Forwarded-Uri', '/')}"
-    return safe_return_url(url, domains)
+    return url
+
+
+def original_url_from(headers: Mapping[str, str], domains: list[str] | None = None) -> str | None:
+    """The requested URL when its host is one we may send people back to."""
+    return safe_return_url(requested_url(headers), domains)
 
 
 def original_url() -> str | None:
     return original_url_from(request.headers)
 
 
+def original_host(headers: Mapping[str, str]) -> str | None:
+    """The host (no port) of the URL the visitor asked the proxy for, whatever ALLOWED_REDIRECT_DOMAINS says."""
+    url = requested_url(headers)
+    parts = _split_url(url) if url and len(url) <= 4096 else None
+    host = (parts.hostname or "").rstrip(".") if parts is not None else ""
+    return host if HOST_PATTERN.fullmatch(host) else None
+
+
+def audience_for(args: Mapping[str, str], headers: Mapping[str, str], gateway_url: str) -> str | None:
+    """`?audience=` when the proxy's rule sets one, else the original URL's host, else (a proxy that says nothing
+    of the original URL) the gateway's own host, which no upstream accepts. None: a malformed `audience=`."""
+    explicit = args.get("audience")
+    if explicit is not None:
+        return explicit if AUDIENCE_PATTERN.fullmatch(explicit) else None
+    gateway = _split_url(gateway_url)
+    return original_host(headers) or (gateway.hostname if gateway is not None else None) or "gateway"
+
+
 def _header_value(value: Any) -> str:
     text = str(value or "")
-    return text if text.isascii() else quote(text, safe=" @.,;:/+-_()'")
+    return text if text.isascii() and text.isprintable() else quote(text, safe=" @.,;:/+-_()'")
 
 
-def identity_headers(identity: dict[str, Any], token: str) -> list[tuple[str, str]]:
-    return [("X-Auth-Request-User", _header_value(identity.get("user"))),
-            ("X-Auth-Request-Email", _header_value(identity.get("email"))),
-            ("X-Auth-Request-Name", _header_value(identity.get("name"))),
-            ("X-Auth-Request-Groups", ",".join(str(g) for g in identity.get("groups") or [])),
-            ("X-Auth-Request-Assertion", token), ("Cache-Control", "no-store")]
+def identity_headers(identity: Mapping[str, Any], token: str, groups: list[str],
+                     partial: bool) -> list[tuple[str, str]]:
+    headers = [("X-Auth-Request-User", _header_value(identity.get("user"))),
+               ("X-Auth-Request-Email", _header_value(identity.get("email"))),
+               ("X-Auth-Request-Name", _header_value(identity.get("name"))),
+               ("X-Auth-Request-Groups", ",".join(groups)),
+               ("X-Auth-Request-Assertion", token), ("Cache-Control", "no-store")]
+    if partial:
+        headers.append((OVERFLOW_HEADER, "true"))
+    return headers
+
+
+def _refusal(status: int, code: str, message: str) -> Response:
+    response = jsonify(error={"code": code, "message": message})
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/auth/verify")
@@ -151,19 +230,19 @@ def verify() -> Response:
             target = original_url()
             query = {"rd": target} if target else {}
             return redirect(issuer() + url_for("sso.forward_start") + ("?" + urlencode(query) if query else ""))
-        response = jsonify(error="not signed in")
-        response.status_code = 401
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return _refusal(401, "not_signed_in", "Not signed in.")
     rules = requested_rules()
     if rules is None or not allowed(identity, rules):
-        response = jsonify(error="forbidden")
-        response.status_code = 403
-        response.headers["Cache-Control"] = "no-store"
-        return response
-    audience = (urlsplit(original_url() or "").hostname or "")
-    token = assertion(identity, str(session["_user_id"]), audience)
-    return Response(status=200, headers=identity_headers(identity, token))
+        return _refusal(403, "forbidden", "Signed in, but not allowed by this rule.")
+    audience = audience_for(request.args, request.headers, issuer())
+    if audience is None:
+        return _refusal(400, "invalid_audience", "audience= must be a host name or URI (letters, digits, . _ ~ : / -).")
+    record = getattr(session, "record", None)
+    user_id = str(session["_user_id"])
+    groups, partial = listed_groups(identity, rules["groups"])
+    key = assertion_key(record.id_hash if record is not None else f"user:{user_id}", audience, groups, partial)
+    token = assertion(identity, user_id, audience, groups, partial, key)
+    return Response(status=200, headers=identity_headers(identity, token, groups, partial))
 
 
 @bp.get("/auth/start")

@@ -3,6 +3,8 @@ allow-lists and policies, and return URLs only to ALLOWED_REDIRECT_DOMAINS."""
 
 from __future__ import annotations
 
+import http.client
+import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -13,7 +15,7 @@ from joserfc.jwk import KeySet
 from core.extensions import db
 from core.models import User
 from sso.models import SigningKey
-from tests.conftest import USER_EMAIL, USER_PASSWORD, sign_in
+from tests.conftest import USER_EMAIL, USER_PASSWORD, LiveServer, csrf_token, sign_in
 from tests.sso_helpers import enable_sso
 
 EVIL = ["//evil.example", "/\\evil.example", "https://evil.example/x", "javascript:alert(1)",
@@ -184,3 +186,119 @@ def test_key_rotation_publishes_first_signs_later_and_prunes_only_when_safe(app,
     assert _kid(signed_in, "d.example.com") == new.kid
     actions = db.session.scalars(db.select(AuditEvent.action).where(AuditEvent.action.like("sso.key.%"))).all()
     assert sorted(actions) == ["sso.key.prune", "sso.key.rotate"]
+
+
+# Issue 10, points 4, 7 and 8: a small answer whatever the group count, an audience always, no 500 on cookies.
+
+ENTRA_GROUPS = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"group-{i}")) for i in range(200)]  # Entra's maximum in a token
+
+
+def _set_groups(client: FlaskClient, groups: list[str]) -> None:
+    with client.session_transaction() as session:
+        session["identity"] = {**session["identity"], "groups": groups}
+
+
+def _claims(client: FlaskClient, token: str) -> dict:
+    keys = KeySet.import_key_set(client.get("/.well-known/jwks.json").get_json())
+    return dict(jwt.decode(token, keys, algorithms=["ES256"]).claims)
+
+
+def _answer_size(response) -> int:  # type: ignore[no-untyped-def]
+    return sum(len(name) + len(value) + 4 for name, value in response.headers.items())
+
+
+def test_a_200_group_user_gets_a_small_answer_listing_the_groups_the_rule_names(signed_in: FlaskClient) -> None:
+    _set_groups(signed_in, ENTRA_GROUPS)
+    app_url = {"X-Original-URL": "https://app.example.com/"}
+    for wanted in (ENTRA_GROUPS[150], ENTRA_GROUPS[199]):
+        for attempt in ("view", "fast path"):
+            response = signed_in.get(f"/auth/verify?allowed_groups=x,{wanted.upper()}", headers=app_url)
+            assert response.status_code == 200
+            assert ("Content-Security-Policy" not in response.headers) == (attempt == "fast path")
+            assert _answer_size(response) < 3000, attempt  # was ~17 KB: over nginx's 4 KB buffer
+            listed = response.headers["X-Auth-Request-Groups"].split(",")
+            assert listed[0] == wanted and 15 <= len(listed) <= 20 and set(listed) <= set(ENTRA_GROUPS)
+            assert response.headers["X-Auth-Request-Groups-Overflow"] == "true"
+            claims = _claims(signed_in, response.headers["X-Auth-Request-Assertion"])
+            assert claims["groups"] == listed and claims["groups_overflow"] is True  # header and proof agree
+    unnamed = signed_in.get("/auth/verify", headers=app_url)
+    assert unnamed.headers["X-Auth-Request-Groups"].split(",") == ENTRA_GROUPS[:20]
+    assert unnamed.headers["X-Auth-Request-Groups-Overflow"] == "true" and _answer_size(unnamed) < 3000
+    assert signed_in.get(f"/auth/verify?allowed_groups={uuid.uuid4()}", headers=app_url).status_code == 403
+
+
+def test_a_user_with_few_groups_gets_them_all_and_no_overflow_marker(signed_in: FlaskClient) -> None:
+    _set_groups(signed_in, ENTRA_GROUPS[:20])
+    for _ in range(2):
+        response = signed_in.get("/auth/verify", headers={"X-Original-URL": "https://app.example.com/"})
+        assert response.headers["X-Auth-Request-Groups"].split(",") == ENTRA_GROUPS[:20]
+        assert "X-Auth-Request-Groups-Overflow" not in response.headers
+        claims = _claims(signed_in, response.headers["X-Auth-Request-Assertion"])
+        assert claims["groups"] == ENTRA_GROUPS[:20] and "groups_overflow" not in claims
+
+
+def test_the_assertion_is_always_for_the_app_host_and_fails_elsewhere(signed_in: FlaskClient) -> None:
+    from joserfc.errors import InvalidClaimError
+
+    def aud(**headers: str) -> tuple[str, str]:
+        response = signed_in.get("/auth/verify", headers=headers)
+        assert response.status_code == 200
+        token = response.headers["X-Auth-Request-Assertion"]
+        return token, _claims(signed_in, token)["aud"]
+
+    other, audience = aud(**{"X-Original-URL": "https://wiki.other.test:8443/page"})  # not in ALLOWED_REDIRECT_DOMAINS
+    assert audience == "wiki.other.test"
+    assert aud(**{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "App.Example.com"})[1] == "app.example.com"
+    again, audience = aud(**{"X-Original-URL": "https://wiki.other.test/x"})  # the fast path keys on the audience
+    assert again == other and audience == "wiki.other.test"
+    assert aud(**{"X-Original-URL": "https://app.example.com/"})[1] == "app.example.com"
+    assert aud()[1] == "sso.example.com"  # no original URL: the gateway's own host, no app's
+    claims = _claims(signed_in, other)
+    registry = jwt.JWTClaimsRegistry(iss={"essential": True, "value": "https://sso.example.com"},
+                                     aud={"essential": True, "value": "app.example.com"})
+    with pytest.raises(InvalidClaimError):  # README's check: replayed to another app, refused there
+        registry.validate(claims)
+    jwt.JWTClaimsRegistry(aud={"essential": True, "value": "wiki.other.test"}).validate(claims)
+
+
+def test_a_rule_can_name_the_audience(signed_in: FlaskClient) -> None:
+    for _ in range(2):
+        response = signed_in.get("/auth/verify?audience=reports", headers={"X-Original-URL": "https://a.example.com/"})
+        assert _claims(signed_in, response.headers["X-Auth-Request-Assertion"])["aud"] == "reports"
+    for bad in ("", "re ports", "x\u00e9", "a" * 300, "-x"):
+        response = signed_in.get("/auth/verify", query_string={"audience": bad})
+        assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_audience", bad
+
+
+def _raw_get(live_server: LiveServer, path: str, headers: dict[str, bytes]) -> int:
+    """A request whose header bytes reach the server as sent (the test client would re-encode them)."""
+    conn = http.client.HTTPConnection("127.0.0.1", int(live_server.url.rsplit(":", 1)[1]), timeout=10)
+    conn.putrequest("GET", path)
+    for name, value in headers.items():
+        conn.putheader(name, value)
+    conn.endheaders()
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+@pytest.mark.parametrize("foreign", [b"other=\xff\xfe", b"other=\xc3\x28", b'other="\xff"', b"\xff=1", b"\xe9"])
+def test_a_foreign_cookie_that_is_not_utf8_never_makes_a_500(signed_in: FlaskClient, live_server: LiveServer,
+                                                             foreign: bytes) -> None:
+    ours = signed_in.get_cookie("gw_session").value.encode()
+    url = {"X-Original-URL": b"https://app.example.com/"}
+    for cookie in (foreign + b"; gw_session=" + ours, b"gw_session=" + ours + b"; " + foreign):
+        for _ in range(3):  # the view signs, then the fast path answers
+            assert _raw_get(live_server, "/auth/verify", {"Cookie": cookie, **url}) == 200
+    assert _raw_get(live_server, "/auth/verify", {"Cookie": foreign}) == 401
+    assert _raw_get(live_server, "/auth/verify?redirect=1", {"Cookie": foreign, **url}) == 302
+    assert _raw_get(live_server, "/auth/verify", {"Cookie": b"gw_session=\xff" + ours[1:]}) == 401
+
+
+def test_an_unparseable_original_url_is_no_500(signed_in: FlaskClient, client: FlaskClient) -> None:
+    for url in ("http://[abc/", "https://[::1/x", "http://a b/", "https://%zz/"):
+        assert signed_in.get("/auth/verify", headers={"X-Original-URL": url}).status_code == 200, url
+    signed_in.post("/logout", data={"csrf_token": csrf_token(signed_in, "/")})
+    for url in ("http://[abc/", "https://[::1/x"):
+        response = client.get("/auth/verify?redirect=1", headers={"X-Original-URL": url})
+        assert response.status_code == 302 and "rd=" not in response.headers["Location"], url

@@ -1,6 +1,7 @@
 """The README's nginx configuration, taken from the README itself, in front of a live gateway and a tiny upstream
 app: signed out gives the sign-in redirect with the original URL, signed in reaches the app with the identity
-headers. nginx (with auth_request) comes from tools/test-prereqs.sh; its absence is a failure, never a skip."""
+headers, also for a user in 200 groups (Entra's maximum in a token), also with nginx's default 4 KB buffer.
+nginx (with auth_request) comes from tools/test-prereqs.sh; its absence is a failure, never a skip."""
 
 from __future__ import annotations
 
@@ -51,13 +52,17 @@ def upstream() -> Iterator[int]:
     server.shutdown()
 
 
-@pytest.fixture
-def nginx(tmp_path: Path, live_server: LiveServer, upstream: int) -> Iterator[int]:
+@pytest.fixture(params=["as in the README", "nginx's default buffer"])
+def nginx(request: pytest.FixtureRequest, tmp_path: Path, live_server: LiveServer, upstream: int) -> Iterator[int]:
     block = re.search(r"```nginx\n(.*?)```", README.read_text(), re.S)
     assert block, "the README shows an nginx configuration"
+    text = block.group(1)
+    if request.param == "nginx's default buffer":  # the answer must fit in 4 KB even without the README's 8k
+        assert "proxy_buffer_size 8k;" in text
+        text = re.sub(r"\n\s*proxy_buffer_size [^\n]*", "", text)
     port = _free_port()
     gateway_port = live_server.url.rsplit(":", 1)[1]
-    server = block.group(1).replace("127.0.0.1:8000", f"127.0.0.1:{gateway_port}").replace(
+    server = text.replace("127.0.0.1:8000", f"127.0.0.1:{gateway_port}").replace(
         "127.0.0.1:9000", f"127.0.0.1:{upstream}").replace(
         "server_name app.example.com;", f"server_name app.example.com;\n    listen 127.0.0.1:{port};")
     (tmp_path / "nginx.conf").write_text(
@@ -99,3 +104,26 @@ def test_nginx_sends_strangers_to_sign_in_and_lets_signed_in_users_through(
         seen = {k.lower(): v for k, v in through.json().items()}
         assert seen["x-auth-request-email"] == USER_EMAIL and seen["x-auth-request-user"] == USER_EMAIL
         assert seen["x-auth-request-assertion"].count(".") == 2
+
+
+def test_nginx_lets_a_user_in_200_groups_through(nginx: int, client: FlaskClient, plain_user) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10 point 4: the answer carried every group twice (~17 KB) and nginx answered 500 from ~45 groups on."""
+    from joserfc import jwt
+    from joserfc.jwk import KeySet
+
+    from tests.test_forward_auth import ENTRA_GROUPS
+
+    assert sign_in(client, USER_EMAIL, USER_PASSWORD).status_code == 302
+    with client.session_transaction() as session:
+        session["identity"] = {**session["identity"], "groups": ENTRA_GROUPS}
+    cookie = client.get_cookie("gw_session").value
+    keys = KeySet.import_key_set(client.get("/.well-known/jwks.json").get_json())
+    for _ in range(2):  # signed by the view, then answered by the fast path
+        through = requests.get(f"http://127.0.0.1:{nginx}/reports", allow_redirects=False, timeout=10,
+                               headers={"Host": "app.example.com", "Cookie": f"other=1; gw_session={cookie}"})
+        assert through.status_code == 200, through.text
+        seen = {k.lower(): v for k, v in through.json().items()}
+        listed = seen["x-auth-request-groups"].split(",")
+        assert listed == ENTRA_GROUPS[:20] and seen["x-auth-request-groups-overflow"] == "true"
+        claims = jwt.decode(seen["x-auth-request-assertion"], keys, algorithms=["ES256"]).claims
+        assert claims["aud"] == "app.example.com" and claims["groups"] == listed and claims["groups_overflow"]
