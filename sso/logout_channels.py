@@ -13,9 +13,10 @@ from joserfc.errors import JoseError
 
 from core import audit
 from core.extensions import csrf, db
+from office365.id_tokens import audience_problem
 from sso import bp
 from sso.models import SsoProvider
-from sso.oidc import ProviderError, client_for
+from sso.oidc import ProviderError, client_for, configured_issuer
 from sso.sessions import store
 
 log = logging.getLogger(__name__)
@@ -24,28 +25,48 @@ BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 @bp.get("/sso/front-channel-logout")
 def front_channel_logout() -> Response:
-    """Entra GETs this (in an iframe or server-side) when the user signs out elsewhere: end the matching sessions."""
+    """The provider GETs this (in an iframe) when the user signs out elsewhere: end the matching sessions.
+
+    Any site can make a browser GET this URL, so a call without `sid` does nothing. With `iss`, only the provider
+    whose issuer it is counts (matched without asking any provider); without `iss`, only the browser's own session
+    ends, and only when its provider does not send `iss` (Entra always does).
+    """
     sid = (request.args.get("sid") or "")[:128]
-    issuer = (request.args.get("iss") or "")[:512]
+    issuer = (request.args.get("iss") or "")[:512].rstrip("/")
     ended = 0
     if sid:
-        for provider in db.session.scalars(db.select(SsoProvider)):
-            try:
-                expected = client_for(provider).metadata.issuer
-            except (ProviderError, requests.RequestException, ValueError, KeyError):
-                continue
-            if not issuer or issuer == expected:
-                ended += store().end_by_idp(provider.name, sid=sid)
-    if session.get("sso") and (not sid or session["sso"].get("sid") == sid):
-        session.clear()  # the browser's own session, when the call carries its cookie
-        ended += 1
+        providers = _providers_by_issuer(issuer) if issuer else []
+        for provider in providers:
+            ended += store().end_by_idp(provider.name, sid=sid)
+        own = session.get("sso") or {}
+        if own.get("sid") == sid and (any(p.name == own.get("provider") for p in providers)
+                                      or (not issuer and not _sends_issuer(own.get("provider")))):
+            session.clear()  # the browser's own session, when the call carries its cookie
+            ended += 1
     if ended:
         audit.record("sign_out.front_channel", sid, actor="identity provider", sessions=ended)
-    response = Response("signed out", status=200, mimetype="text/plain")
+    response = Response("signed out" if ended else "nothing to sign out", status=200, mimetype="text/plain")
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors *"
     response.headers["X-Frame-Options"] = "ALLOWALL"
     return response
+
+
+def _providers_by_issuer(issuer: str) -> list[SsoProvider]:
+    """The providers whose configured issuer is `issuer` (no I/O: a slow provider cannot hold this up)."""
+    return [provider for provider in db.session.scalars(db.select(SsoProvider))
+            if (configured_issuer(provider) or "").rstrip("/") == issuer]
+
+
+def _sends_issuer(name: str | None) -> bool:
+    """Whether the provider puts `iss` in its front-channel logout calls (then a call without it is not its)."""
+    provider = db.session.scalar(db.select(SsoProvider).filter_by(name=name)) if name else None
+    if provider is None or provider.kind == SsoProvider.OFFICE365:
+        return True
+    try:
+        return client_for(provider).document().get("frontchannel_logout_session_supported") is True
+    except ProviderError:
+        return True  # unknown: refuse rather than trust a call that may not come from the provider
 
 
 @bp.post("/sso/back-channel-logout/<name>")
@@ -65,11 +86,10 @@ def back_channel_logout(name: str) -> tuple[Response, int]:
         issuer = client.metadata.issuer
     except (ProviderError, JoseError, ValueError, requests.RequestException) as exc:
         return _refuse("invalid_request", f"logout_token not valid ({type(exc).__name__})")
-    audience = claims.get("aud")
     events = claims.get("events")
     problems = [
         claims.get("iss") != issuer and "iss",
-        not (audience == client.client_id or (isinstance(audience, list) and client.client_id in audience)) and "aud",
+        audience_problem(claims, client.client_id) is not None and "aud",
         (not isinstance(claims.get("iat"), int | float) or abs(claims["iat"] - time.time()) > 300) and "iat",
         not (isinstance(events, dict) and BACKCHANNEL_EVENT in events) and "events",
         "nonce" in claims and "nonce",

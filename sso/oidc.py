@@ -19,7 +19,13 @@ from flask import current_app
 from core.crypto import InvalidToken, secret_box
 from core.extensions import db
 from core.models import Datasource
-from office365.id_tokens import IdTokenError, ProviderMetadata, validate_id_token
+from office365.id_tokens import (
+    DiscoveryError,
+    IdTokenError,
+    ProviderMetadata,
+    ProviderUnavailable,
+    validate_id_token,
+)
 from sso.models import SsoProvider
 
 _metadata_cache: dict[tuple[int, str], ProviderMetadata] = {}
@@ -42,6 +48,7 @@ class ProviderClient:
     client_secret: str
     scopes: str
     session: requests.Session
+    issuer: str = ""  # what the discovery document must name (configured, or the datasource tenant's)
     tenant_id: str | None = None
     metadata_override: ProviderMetadata | None = None  # tests
 
@@ -65,13 +72,19 @@ class ProviderClient:
         with _metadata_lock:
             found = _metadata_cache.get(key)
             if found is None or found.session is not self.session:
-                found = _metadata_cache[key] = ProviderMetadata(self.discovery_url, self.session,
-                                                                timeout=self.timeout)
+                found = _metadata_cache[key] = ProviderMetadata(
+                    self.discovery_url, self.session, timeout=self.timeout, expected_issuer=self.issuer or None)
         return found
 
     def document(self) -> dict[str, Any]:
         try:
             return self.metadata.document
+        except DiscoveryError as exc:
+            raise ProviderError("discovery", f"The sign-in service {self.name!r} publishes a configuration "
+                                             f"this gateway cannot use: {exc}.") from None
+        except ProviderUnavailable as exc:
+            raise ProviderError("discovery", f"The sign-in service {self.name!r} could not be reached ({exc}). "
+                                             "Try again in a moment.") from None
         except (requests.RequestException, ValueError) as exc:
             raise ProviderError("discovery", f"The sign-in service {self.name!r} could not be reached "
                                              f"({type(exc).__name__}). Try again in a moment.") from None
@@ -130,7 +143,7 @@ class ProviderClient:
         try:
             claims = validate_id_token(raw, self.metadata, client_id=self.client_id, nonce=nonce, leeway=leeway,
                                        algorithms=self.algorithms())
-        except requests.RequestException as exc:
+        except (requests.RequestException, DiscoveryError) as exc:
             raise IdTokenError("signature", f"The provider's signing keys could not be read "
                                             f"({type(exc).__name__}).") from None
         if self.is_office365 and claims.get("tid") != self.tenant_id:
@@ -175,7 +188,8 @@ def client_for(provider: SsoProvider) -> ProviderClient:
         return ProviderClient(
             provider, f"{settings.authority(datasource.tenant_id)}/v2.0/.well-known/openid-configuration",
             settings.client_id, settings.client_secret, provider.scopes or "openid profile email",
-            settings.shared_session, tenant_id=datasource.tenant_id)
+            settings.shared_session, issuer=f"{settings.authority(datasource.tenant_id)}/v2.0",
+            tenant_id=datasource.tenant_id)
     try:
         secret = secret_box().decrypt(provider.client_secret) if provider.client_secret else ""
     except InvalidToken:
@@ -183,7 +197,19 @@ def client_for(provider: SsoProvider) -> ProviderClient:
                                         "TOKEN_ENCRYPTION_KEYS.") from None
     issuer = (provider.issuer or "").rstrip("/")
     return ProviderClient(provider, f"{issuer}/.well-known/openid-configuration", provider.client_id or "",
-                          secret, provider.scopes or "openid profile email", _generic_session())
+                          secret, provider.scopes or "openid profile email", _generic_session(), issuer=issuer)
+
+
+def configured_issuer(provider: SsoProvider) -> str | None:
+    """The issuer a provider's tokens and logout calls carry, known without asking the provider."""
+    if provider.kind == SsoProvider.OFFICE365:
+        from office365.connection import microsoft_settings
+
+        datasource = db.session.get(Datasource, provider.datasource_id) if provider.datasource_id else None
+        if datasource is None or not datasource.tenant_id:
+            return None
+        return f"{microsoft_settings().authority(datasource.tenant_id)}/v2.0"
+    return (provider.issuer or "").rstrip("/") or None
 
 
 def forget_provider(provider_id: int) -> None:

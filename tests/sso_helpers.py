@@ -36,6 +36,7 @@ class FakeProvider:
     """Discovery, JWKS and a token endpoint (PKCE-checked, codes single use) on 127.0.0.1 over plain http.
 
     `make_id_token(nonce) -> str` decides what the token endpoint returns; tests replace it to tamper.
+    `discovery_changes` is merged into the discovery document (a None value removes the key).
     """
 
     def __init__(self) -> None:
@@ -44,6 +45,7 @@ class FakeProvider:
         self.codes: dict[str, str] = {}  # code -> code_challenge
         self.nonces: dict[str, str] = {}
         self.published = [KEY_A]
+        self.discovery_changes: dict[str, Any] = {}
         self.make_id_token: Callable[[str], str] = self.good_token
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.issuer = f"http://127.0.0.1:{self.server.server_port}"
@@ -65,11 +67,13 @@ class FakeProvider:
         @app.get("/.well-known/openid-configuration")
         def discovery():  # type: ignore[no-untyped-def]
             self._count("discovery")
-            return jsonify(issuer=self.issuer, authorization_endpoint=f"{self.issuer}/authorize",
-                           token_endpoint=f"{self.issuer}/token", jwks_uri=f"{self.issuer}/jwks",
-                           end_session_endpoint=f"{self.issuer}/logout",
-                           id_token_signing_alg_values_supported=["RS256"],
-                           token_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"])
+            document = dict(issuer=self.issuer, authorization_endpoint=f"{self.issuer}/authorize",
+                            token_endpoint=f"{self.issuer}/token", jwks_uri=f"{self.issuer}/jwks",
+                            end_session_endpoint=f"{self.issuer}/logout",
+                            id_token_signing_alg_values_supported=["RS256"],
+                            token_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"])
+            document.update(self.discovery_changes)
+            return jsonify({key: value for key, value in document.items() if value is not None})
 
         @app.get("/jwks")
         def jwks():  # type: ignore[no-untyped-def]
@@ -92,7 +96,7 @@ class FakeProvider:
         now = int(time.time())
         claims = {"iss": self.issuer, "aud": CLIENT_ID, "sub": "subject-1", "iat": now, "nbf": now,
                   "exp": now + 3600, "nonce": nonce, "email": "pat@example.org", "name": "Pat Example",
-                  "preferred_username": "pat@example.org", "sid": "idp-session-1"}
+                  "email_verified": True, "preferred_username": "pat@example.org", "sid": "idp-session-1"}
         claims.update(changes)
         return {k: v for k, v in claims.items() if v is not None}
 

@@ -200,3 +200,18 @@ def test_a_user_disabled_at_microsoft_is_refused(client: FlaskClient, contoso,  
     assert response.status_code != 302 or "/sso/callback" not in response.headers.get("Location", "") or \
         "error=" in response.headers["Location"]
     assert client.get("/").status_code == 302
+
+
+def test_front_channel_logout_needs_sid_and_iss_from_entra(app, client: FlaskClient, contoso,  # type: ignore[no-untyped-def]
+                                                          sso_emulator: EmulatorHandle) -> None:  # noqa: F811
+    assert microsoft_sign_in(client, sso_emulator, "contoso", ADELE).status_code == 302
+    sid = store().for_user(db.session.scalars(db.select(User)).one().id)[0].idp_sid
+    assert client.get("/sso/front-channel-logout").status_code == 200  # a link on any site: ignored
+    assert client.get("/").status_code == 200
+    assert client.get(f"/sso/front-channel-logout?sid={sid}").status_code == 200  # Entra always sends iss
+    assert client.get("/").status_code == 200
+    _control(sso_emulator, "DELETE", "counters")
+    issuer = f"{sso_emulator.config['authority_host']}/{sso_emulator.tenant_id}/v2.0"
+    assert client.get(f"/sso/front-channel-logout?sid={sid}&iss={issuer}").status_code == 200
+    assert client.get("/").status_code == 302
+    assert _control(sso_emulator, "GET", "counters")["counters"] == {}  # no provider asked anything

@@ -367,3 +367,105 @@ def test_back_channel_logout_ends_the_matching_sessions(app, client: FlaskClient
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     assert client.get("/").status_code == 302
     assert app.test_client().post("/sso/back-channel-logout/nobody", data={"logout_token": "x"}).status_code == 400
+
+
+# -- issue 10: audiences (23), discovery validation (20), key refreshes (19), front-channel logout (14) -------------
+
+@pytest.mark.parametrize("changes", [
+    {"aud": [CLIENT_ID, "another-api"]},                        # another audience, no azp
+    {"aud": [CLIENT_ID, "another-api"], "azp": CLIENT_ID},      # another audience we do not trust
+    {"aud": [CLIENT_ID, CLIENT_ID]},                            # several audiences without azp
+    {"aud": CLIENT_ID, "azp": "another-app"},                   # obtained by another client
+], ids=["extra-audience", "extra-audience-with-azp", "several-without-azp", "foreign-azp"])
+def test_additional_audiences_and_a_foreign_azp_are_refused(client: FlaskClient, fake: FakeProvider,
+                                                            changes: dict) -> None:
+    fake.make_id_token = lambda nonce: fake.sign(fake.claims(nonce, **changes))
+    _assert_refused(client, fake, "audience")
+
+
+def test_our_client_as_the_only_audience_in_a_list_with_azp_is_accepted(client: FlaskClient,
+                                                                        fake: FakeProvider) -> None:
+    fake.make_id_token = lambda nonce: fake.sign(fake.claims(nonce, aud=[CLIENT_ID], azp=CLIENT_ID))
+    assert fake_sign_in(client, fake).status_code == 302 and client.get("/").status_code == 200
+
+
+def test_back_channel_logout_token_with_an_extra_audience_is_refused(app, client: FlaskClient,  # type: ignore[no-untyped-def]
+                                                                     fake: FakeProvider) -> None:
+    assert fake_sign_in(client, fake).status_code == 302
+    token = _logout_token(fake, aud=[CLIENT_ID, "another-api"])
+    response = app.test_client().post("/sso/back-channel-logout/fake", data={"logout_token": token})
+    assert response.status_code == 400 and "aud" in response.get_json()["error_description"]
+    assert client.get("/").status_code == 200
+
+
+@pytest.mark.parametrize("changes,shown", [
+    ({"jwks_uri": None}, "lacks jwks_uri"),
+    ({"token_endpoint": None, "authorization_endpoint": None}, "lacks authorization_endpoint, token_endpoint"),
+    ({"issuer": None}, "lacks issuer"),
+    ({"authorization_endpoint": 42}, "lacks authorization_endpoint"),
+    ({"issuer": "https://impostor.example"}, "https://impostor.example"),
+])
+def test_an_unusable_discovery_document_shows_the_502_page(client: FlaskClient, fake: FakeProvider,
+                                                           changes: dict, shown: str) -> None:
+    fake.discovery_changes = changes
+    response = client.get("/sso/login/fake")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 502, page[:300]
+    assert "Sign-in failed" in page and "Reference:" in page and shown in page
+    attempt = db.session.scalars(db.select(SignInAttempt)).one()
+    assert attempt.reason.startswith("discovery:")
+
+
+def test_a_failed_discovery_is_not_asked_again_on_every_request(client: FlaskClient, fake: FakeProvider) -> None:
+    fake.discovery_changes = {"jwks_uri": None}
+    for _ in range(5):
+        assert client.get("/sso/login/fake").status_code == 502
+    assert fake.hits["discovery"] == 1  # remembered with a back-off
+
+
+def test_unknown_kids_refresh_the_keys_at_most_once_a_minute(app, client: FlaskClient,  # type: ignore[no-untyped-def]
+                                                             fake: FakeProvider) -> None:
+    from joserfc.jwk import RSAKey
+
+    assert fake_sign_in(client, fake).status_code == 302
+    assert fake.hits["jwks"] == 1
+    for number in range(10):  # an attacker posting logout tokens that name ever new key ids
+        stranger = RSAKey.generate_key(2048, parameters={"kid": f"unknown-{number}"}, private=True)
+        response = app.test_client().post("/sso/back-channel-logout/fake",
+                                          data={"logout_token": _logout_token(fake, key=stranger)})
+        assert response.status_code == 400
+    assert fake.hits["jwks"] == 2
+    assert client.get("/").status_code == 200
+
+
+def test_front_channel_logout_without_sid_changes_nothing(client: FlaskClient, fake: FakeProvider) -> None:
+    assert fake_sign_in(client, fake).status_code == 302
+    response = client.get("/sso/front-channel-logout")  # what a link or <img> on any site makes the browser send
+    assert response.status_code == 200 and client.get("/").status_code == 200
+    assert client.get(f"/sso/front-channel-logout?iss={fake.issuer}").status_code == 200
+    assert client.get("/").status_code == 200
+
+
+def test_front_channel_logout_requires_iss_from_a_provider_that_sends_it(client: FlaskClient,
+                                                                        fake: FakeProvider) -> None:
+    from sso.oidc import forget_provider
+
+    fake.discovery_changes = {"frontchannel_logout_supported": True, "frontchannel_logout_session_supported": True}
+    forget_provider(db.session.scalars(db.select(SsoProvider)).one().id)
+    assert fake_sign_in(client, fake).status_code == 302
+    assert client.get("/sso/front-channel-logout?sid=idp-session-1").status_code == 200
+    assert client.get("/").status_code == 200  # no iss: not the provider's call
+    assert client.get("/sso/front-channel-logout?sid=idp-session-1&iss=https://other.example").status_code == 200
+    assert client.get("/").status_code == 200
+    assert client.get(f"/sso/front-channel-logout?sid=idp-session-1&iss={fake.issuer}").status_code == 200
+    assert client.get("/").status_code == 302
+
+
+def test_front_channel_logout_from_a_provider_without_iss_ends_only_the_own_session(app, client: FlaskClient,  # type: ignore[no-untyped-def]
+                                                                                   fake: FakeProvider) -> None:
+    assert fake_sign_in(client, fake).status_code == 302
+    other = app.test_client()
+    assert other.get("/sso/front-channel-logout?sid=idp-session-1").status_code == 200
+    assert client.get("/").status_code == 200  # another browser without iss cannot end it
+    assert client.get("/sso/front-channel-logout?sid=idp-session-1").status_code == 200
+    assert client.get("/").status_code == 302
