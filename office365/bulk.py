@@ -15,9 +15,9 @@ from typing import Literal
 from office365 import odata
 from office365.errors import AlreadyMember, GraphError, GraphUnavailable, InvalidRequest, NotFound, Throttled
 from office365.graph import BATCH_LIMIT, BatchRequest
-from office365.groups import MEMBER_WRITE_SCOPES
-from office365.licences import LICENCE_WRITE_SCOPES, find_plan, licence_error
+from office365.licences import find_plan, licence_error
 from office365.registry import BULK_OPERATIONS, GraphAccess, checked_object_id, operation
+from office365.scopes import LICENCE_WRITE_SCOPES, MEMBER_WRITE_SCOPES
 
 Outcome = Literal[
     "added", "already_member", "assigned", "already_assigned", "not_found", "invalid", "usage_location_required",

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from office365 import odata
+from office365.bulk import add_members
 from office365.errors import (
     NICKNAME_TAKEN_FRAGMENT,
     AlreadyMember,
@@ -31,6 +32,7 @@ from office365.registry import (
     checked_query,
     operation,
 )
+from office365.scopes import GROUP_READ_SCOPES, MEMBER_WRITE_SCOPES
 
 # -- groups --------------------------------------------------------------------------------------------------
 
@@ -128,7 +130,6 @@ def _group_page(access: GraphAccess, page: Any, with_member_count: bool) -> Grou
     return GroupPage(groups, page.next_link, page.request_id, page.count)
 
 
-GROUP_READ_SCOPES = ("Group.Read.All", "GroupMember.Read.All", "Group.ReadWrite.All", "Directory.Read.All")
 
 
 @operation("list_groups", "Group List", "read", GROUP_READ_SCOPES)
@@ -365,16 +366,11 @@ def create_group(access: GraphAccess, new: NewGroup) -> CreatedGroup:
     group = Group.from_graph(resp.body)
     results: list[Any] = []
     if members:
-        from office365.bulk import add_members
-
         results = add_members(access, group.id, members).items
     return CreatedGroup(group, resp.request_id, results)
 
 
 # -- membership ----------------------------------------------------------------------------------------------
-
-MEMBER_WRITE_SCOPES = ("GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All")
-
 
 @dataclass(frozen=True)
 class MembershipResult:

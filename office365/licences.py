@@ -19,6 +19,7 @@ from office365.errors import (
     WriteNotAllowed,
 )
 from office365.registry import GraphAccess, checked_object_id, operation, short_scope, user_path_key
+from office365.scopes import LICENCE_WRITE_SCOPES, SKU_READ_SCOPES, USER_WRITE_SCOPES
 
 FRIENDLY_NAMES: dict[str, str] = {
     "STANDARDPACK": "Office 365 E1",
@@ -100,11 +101,6 @@ class LicencePlan:
 class LicencePlans:
     plans: list[LicencePlan]
     request_id: str | None
-
-
-SKU_READ_SCOPES = ("Organization.Read.All", "Directory.Read.All", "Organization.ReadWrite.All")
-USER_WRITE_SCOPES = ("User.ReadWrite.All", "Directory.ReadWrite.All")
-LICENCE_WRITE_SCOPES = ("LicenseAssignment.ReadWrite.All", "User.ReadWrite.All", "Directory.ReadWrite.All")
 
 
 @operation("list_licence_plans", "Licence Plan List", "read", SKU_READ_SCOPES)
