@@ -22,18 +22,20 @@ from admin import bp
 from admin.connectors import CONNECTORS, KIND_LABELS
 from admin.fields import CheckboxChoices, options
 from core import audit
-from core.access import can_administer_datasource, can_use_datasource
+from core.access import can_administer_datasource, can_use_datasource, roles_required
 from core.crypto import secret_box
 from core.extensions import db
 from core.models import Datasource, Group, PendingAuthorization, Role, utcnow
-from jobs.models import ScheduledTask
+from jobs.models import ScheduledTask, UserImport
 from office365.authorization import (
     FLOW_LIFETIME_SECONDS,
     AuthorizationFailed,
+    Grant,
     finish_authorization,
     start_authorization,
 )
 from office365.connection import (
+    ConnectionTest,
     microsoft_settings,
     needs_write_reauthorization,
     reauthorization_due,
@@ -41,6 +43,7 @@ from office365.connection import (
     run_connection_test,
 )
 from office365.operations import OPERATIONS
+from sso.models import SsoProvider
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,10 @@ def _detail_context(datasource: Datasource) -> dict:
     return {"due": reauthorization_due(datasource), "warning": reauthorization_warning(datasource),
             "write_reauth": needs_write_reauthorization(datasource),
             "may_administer": can_administer_datasource(current_user, datasource),
-            "may_use": can_use_datasource(current_user, datasource), "operation_sections": operation_sections()}
+            "may_use": can_use_datasource(current_user, datasource), "operation_sections": operation_sections(),
+            "is_administrator": current_user.has_any_role(Role.ADMINISTRATOR),
+            "sso_waiting": [p for p in _sso_providers(datasource) if not p.enabled]
+            if datasource.status == Datasource.READY else []}
 
 
 def _save_details(datasource: Datasource, form: DatasourceForm) -> bool:
@@ -235,22 +241,59 @@ def _save_details(datasource: Datasource, form: DatasourceForm) -> bool:
     return True
 
 
+CHANGE_TENANT = "change_tenant"
+INTENT_KEY = "gateway_intent"  # our note in the stored flow dict; removed before MSAL sees the flow
+
+
 @bp.post("/datasources/<int:datasource_id>/authorize")
 def datasource_authorize(datasource_id: int) -> Response:
     datasource = _datasource_for_admin(datasource_id)
     if not ActionForm().validate_on_submit():
         abort(400)
+    return _start_authorization(datasource, "authorize")
+
+
+@bp.post("/datasources/<int:datasource_id>/change-tenant")
+@roles_required(Role.ADMINISTRATOR)
+def datasource_change_tenant(datasource_id: int) -> Response:
+    """Administrator only: authorize with another tenant's administrator, on purpose (Re-Authorize refuses it)."""
+    datasource = _datasource_for_admin(datasource_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    blocker = _tenant_change_blocker(datasource)
+    if blocker:
+        audit.record("datasource.change_tenant", datasource.name, outcome="refused", reason=blocker)
+        flash(blocker, "danger")
+        return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
+    return _start_authorization(datasource, CHANGE_TENANT)
+
+
+def _tenant_change_blocker(datasource: Datasource) -> str | None:
+    """Imported users, bound groups and the import's sync state belong to the current tenant: no change then."""
+    if not datasource.tenant_id:
+        return "This data source has no tenant yet: click Authorize."
+    imports = db.session.scalar(select(func.count(UserImport.id)).where(UserImport.datasource_id == datasource.id))
+    tasks = db.session.scalar(select(func.count(ScheduledTask.id)).where(ScheduledTask.datasource_id == datasource.id))
+    if imports or tasks:
+        return (f"The tenant of {datasource.name} cannot change: it imports users from "
+                f"{datasource.tenant_name or datasource.tenant_id}, and its imported users, groups and sync state "
+                "belong to that tenant. Create a new data source for the other tenant instead. Nothing was changed.")
+    return None
+
+
+def _start_authorization(datasource: Datasource, intent: str) -> Response:
+    action = "datasource.change_tenant" if intent == CHANGE_TENANT else "datasource.authorize"
     try:
         flow = start_authorization(microsoft_settings(), read_write=datasource.read_write,
                                    redirect_uri=_callback_url())
     except AuthorizationFailed as exc:
-        audit.record("datasource.authorize", datasource.name, outcome="failure", reason=str(exc))
+        audit.record(action, datasource.name, outcome="failure", reason=str(exc))
         flash(str(exc), "danger")
         return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
     cutoff = utcnow() - timedelta(seconds=FLOW_LIFETIME_SECONDS)
     db.session.execute(PendingAuthorization.__table__.delete().where(PendingAuthorization.created_at < cutoff))
     db.session.add(PendingAuthorization(state=flow["state"], datasource_id=datasource.id, user_id=current_user.id,
-                                        flow=secret_box().encrypt(json.dumps(flow))))
+                                        flow=secret_box().encrypt(json.dumps({**flow, INTENT_KEY: intent}))))
     db.session.commit()
     return redirect(flow["auth_uri"])
 
@@ -270,12 +313,17 @@ def datasource_authorize_callback() -> str:
     db.session.commit()
     if datasource is None or not can_administer_datasource(current_user, datasource):
         return _authorize_result(None, False, "The data source no longer exists or you may not administer it.")
+    intent = flow.pop(INTENT_KEY, "authorize")
     if expired:
         return _authorize_failed(datasource, "The authorization took too long and expired. Click Authorize again.")
+    if intent == CHANGE_TENANT and not current_user.has_any_role(Role.ADMINISTRATOR):
+        return _authorize_failed(datasource, "Only an Administrator may change the tenant. Nothing was changed.")
     try:
         grant = finish_authorization(microsoft_settings(), flow, request.args.to_dict())
     except AuthorizationFailed as exc:
         return _authorize_failed(datasource, str(exc))
+    if intent == CHANGE_TENANT and grant.tenant_id != datasource.tenant_id:
+        return _tenant_changed(datasource, grant)
     return _authorize_succeeded(datasource, grant)
 
 
@@ -285,9 +333,78 @@ def _authorize_failed(datasource: Datasource, reason: str) -> str:
     return _authorize_result(datasource, False, reason)
 
 
-def _authorize_succeeded(datasource: Datasource, grant) -> str:  # type: ignore[no-untyped-def]
+def _authorize_refused_other_tenant(datasource: Datasource, grant: Grant) -> str:
+    """The tenant is fixed at the first authorization: single sign-on and imported users are keyed by it, and
+    a Manage datasources user must not be able to let another tenant's people in by re-authorizing."""
+    tenant = datasource.tenant_name or "its tenant"
+    reason = (f"Refused: {grant.username} belongs to another Office 365 tenant ({grant.tenant_id}). This data "
+              f"source is connected to {tenant} ({datasource.tenant_id}) since its first authorization, and "
+              f"Re-Authorize cannot move it to another tenant: sign in with an administrator of {tenant}. "
+              "Nothing was changed.")
+    audit.record("datasource.reauthorize", datasource.name, outcome="refused", reason="another tenant",
+                 tenant_id=datasource.tenant_id, refused_tenant_id=grant.tenant_id, authorized_by=grant.username)
+    flash(reason, "danger")
+    return _authorize_result(datasource, False, reason)
+
+
+def _tenant_changed(datasource: Datasource, grant: Grant) -> str:
+    """The Administrator's explicit Change tenant: keep the new grant, and turn off single sign-on through this
+    data source until an Administrator confirms that the new tenant's people may sign in."""
+    blocker = _tenant_change_blocker(datasource)  # an import may have been set up since the button was clicked
+    if blocker:
+        audit.record("datasource.change_tenant", datasource.name, outcome="refused", reason=blocker)
+        flash(blocker, "danger")
+        return _authorize_result(datasource, False, blocker)
+    old_id, old_name = datasource.tenant_id, datasource.tenant_name
+    test = _keep_grant(datasource, grant)
+    if not test.ok:
+        return _authorize_failed(datasource, test.message)
+    providers = _sso_providers(datasource)
+    for provider in providers:
+        provider.enabled = False
+    audit.record("datasource.change_tenant", datasource.name, commit=False, from_tenant_id=old_id,
+                 from_tenant_name=old_name, tenant_id=grant.tenant_id, tenant_name=datasource.tenant_name,
+                 authorized_by=grant.username, scopes=grant.scopes, sso_providers_disabled=[p.name for p in providers])
+    db.session.commit()
+    message = (f"{test.message}. Tenant changed from {old_name or old_id} to "
+               f"{datasource.tenant_name or grant.tenant_id}.")
+    if providers:
+        message += (" Single sign-on through this data source is off until an Administrator confirms the new "
+                    "tenant: Confirm tenant for single sign-on.")
+    flash(message, "warning")
+    return _authorize_result(datasource, True, message)
+
+
+def _sso_providers(datasource: Datasource) -> list[SsoProvider]:
+    return list(db.session.scalars(select(SsoProvider).where(SsoProvider.datasource_id == datasource.id)
+                                   .order_by(SsoProvider.name)))
+
+
+@bp.post("/datasources/<int:datasource_id>/confirm-tenant")
+@roles_required(Role.ADMINISTRATOR)
+def datasource_confirm_tenant(datasource_id: int) -> Response:
+    """After Change tenant: an Administrator lets the new tenant's people sign in (the providers back on)."""
+    datasource = _datasource_for_admin(datasource_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    disabled = [p for p in _sso_providers(datasource) if not p.enabled]
+    if datasource.status != Datasource.READY or not disabled:
+        flash("There is nothing to confirm: single sign-on through this data source is not waiting for a "
+              "confirmation.", "info")
+        return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
+    for provider in disabled:
+        provider.enabled = True
+    audit.record("datasource.confirm_tenant", datasource.name, commit=False, tenant_id=datasource.tenant_id,
+                 tenant_name=datasource.tenant_name, sso_providers_enabled=[p.name for p in disabled])
+    db.session.commit()
+    flash(f"Single sign-on through {datasource.name} is on again: people of {datasource.tenant_name or 'the tenant'} "
+          "can sign in.", "success")
+    return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
+
+
+def _keep_grant(datasource: Datasource, grant: Grant) -> ConnectionTest:
+    """Store the grant if the connection test passes with it; otherwise put back what was there."""
     previous = {name: getattr(datasource, name) for name in ("token_cache", "tenant_id", "granted_scopes", "status")}
-    reauthorize = datasource.authorized_at is not None
     datasource.token_cache = secret_box().encrypt(grant.token_cache)
     datasource.tenant_id = grant.tenant_id
     datasource.granted_scopes = " ".join(grant.scopes)
@@ -297,12 +414,22 @@ def _authorize_succeeded(datasource: Datasource, grant) -> str:  # type: ignore[
         for name, value in previous.items():  # the grant is not kept when it cannot be used
             setattr(datasource, name, value)
         db.session.commit()
-        return _authorize_failed(datasource, test.message)
+        return test
     datasource.tenant_name = test.tenant_name
     datasource.authorized_by = grant.username
     datasource.authorized_by_oid = grant.user_oid
     datasource.authorized_at = datasource.last_refresh_ok_at = utcnow()
     datasource.last_error = datasource.last_error_at = None
+    return test
+
+
+def _authorize_succeeded(datasource: Datasource, grant: Grant) -> str:
+    if datasource.tenant_id and grant.tenant_id != datasource.tenant_id:
+        return _authorize_refused_other_tenant(datasource, grant)
+    reauthorize = datasource.authorized_at is not None
+    test = _keep_grant(datasource, grant)
+    if not test.ok:
+        return _authorize_failed(datasource, test.message)
     audit.record("datasource.reauthorize" if reauthorize else "datasource.authorize", datasource.name,
                  tenant_id=grant.tenant_id, authorized_by=grant.username, scopes=grant.scopes,
                  admin_roles=grant.admin_roles)

@@ -1,20 +1,30 @@
 """The seed's journey in a real Chromium against the emulator: Add new, Office 365, Save, Authorize in the pop-up,
 Connection test succeeded, ready, Re-Authorize, Security, Close, delete."""
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from emulator.server import EmulatorHandle
+from emulator.server import EmulatorHandle, start_in_thread
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LiveServer
-from tests.o365_helpers import emulator, emulator_env  # noqa: F401
+from tests.o365_helpers import CALLBACK_PATH, emulator_env
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
+def emulator(tmp_path: Path) -> Iterator[EmulatorHandle]:
+    """Two tenants (Contoso first, Fabrikam), for Change tenant."""
+    handle = start_in_thread(tmp_path / "emulator", tenants=2, redirect_uris=[
+        f"http://{host}{CALLBACK_PATH}" for host in ("localhost", "127.0.0.1")])
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def app_env(emulator: EmulatorHandle) -> dict[str, str]:
     return emulator_env(emulator)
 
 
@@ -119,3 +129,49 @@ def test_operations_panel_lists_the_seeds_ten_operations_at_desktop_and_phone_wi
         page.screenshot(path=str(artifacts_dir / f"datasource-operations-{width}.png"), full_page=True)
     page.locator("#operations").get_by_role("link", name="Create Group", exact=True).click()
     expect(page).to_have_url(f"{live_server.url}/admin/datasources/{datasource.id}/o365/groups/new")
+
+
+def test_change_tenant_in_the_popup_then_confirm_single_sign_on(  # type: ignore[no-untyped-def]
+        page: Page, live_server: LiveServer, admin_user, artifacts_dir: Path) -> None:
+    from core.extensions import db
+    from core.models import Datasource
+    from sso.models import SsoProvider
+
+    _sign_in_locally(page, live_server.url)
+    page.goto(f"{live_server.url}/admin/datasources/new/office365")
+    page.get_by_label("Display name").fill("Directory")
+    page.get_by_label("Enable Azure OpenID Connect Single-Sign-On").check()
+    page.get_by_role("button", name="Save").click()
+    with page.expect_popup() as popup_info:
+        page.get_by_role("button", name="Authorize", exact=True).click()
+    _sign_in_at_microsoft(popup_info.value)
+    expect(page.get_by_text("Connection test succeeded")).to_be_visible()
+    datasource = db.session.scalars(db.select(Datasource)).one()
+    db.session.add(SsoProvider(name="directory", kind=SsoProvider.OFFICE365, datasource_id=datasource.id))
+    db.session.commit()
+
+    page.locator("#change-tenant summary").click()
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        assert _no_sideways_scroll(page)
+        page.screenshot(path=str(artifacts_dir / f"datasource-change-tenant-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    with page.expect_popup() as popup_info:
+        page.get_by_role("button", name="Change tenant").click()
+    popup = popup_info.value
+    popup.get_by_label("Email, phone, or Skype").fill("admin@fabrikam.example")
+    popup.get_by_label("Password").fill("demo")
+    popup.get_by_role("button", name="Sign in").click()
+    popup.get_by_label("Consent on behalf of your organization").check()
+    popup.get_by_role("button", name="Accept").click()
+    popup.wait_for_event("close")
+    expect(page.get_by_text("Tenant changed from Contoso to Fabrikam.")).to_be_visible()
+    expect(page.locator("#sso-confirm")).to_contain_text("its provider directory is disabled")
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        assert _no_sideways_scroll(page)
+        page.screenshot(path=str(artifacts_dir / f"datasource-tenant-changed-{width}.png"), full_page=True)
+    page.get_by_role("button", name="Confirm tenant for single sign-on").click()
+    expect(page.get_by_text("Single sign-on through Directory is on again: people of Fabrikam can sign in.")
+           ).to_be_visible()
+    expect(page.locator("#sso-confirm")).to_have_count(0)

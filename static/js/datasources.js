@@ -1,12 +1,14 @@
-// Authorize / Re-Authorize opens Microsoft's sign-in in a pop-up (the same window when pop-ups are blocked),
+// Authorize / Re-Authorize / Change tenant open Microsoft's sign-in in a pop-up (the same window when pop-ups are blocked),
 // and reloads this page when the pop-up reports back.
 "use strict";
 (function () {
-  const form = document.getElementById("authorize-form");
-  if (!form) { return; }
-  form.addEventListener("submit", function () {
-    const popup = window.open("", "o365-authorize", "popup,width=520,height=700");
-    if (!popup) { form.target = "_self"; }
+  const forms = document.querySelectorAll("form[target='o365-authorize']");  // Authorize, Change tenant
+  if (!forms.length) { return; }
+  forms.forEach(function (form) {
+    form.addEventListener("submit", function () {
+      const popup = window.open("", "o365-authorize", "popup,width=520,height=700");
+      if (!popup) { form.target = "_self"; }
+    });
   });
   window.addEventListener("message", function (event) {
     if (event.origin !== window.location.origin) { return; }
