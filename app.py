@@ -90,11 +90,13 @@ def _register_blueprints(app: Flask) -> None:
     import admin
     import api
     import sso
+    from core import timefmt
     from core.cli import init_cli
     from core.errors import register_error_handlers
     from core.web import init_web
 
     init_web(app)
+    timefmt.init_app(app)  # the `localtime` filter: times in the viewer's zone
     register_error_handlers(app)
     app.register_blueprint(sso.bp)
     app.register_blueprint(admin.bp)

@@ -26,6 +26,7 @@ from core.access import can_administer_datasource, can_use_datasource, roles_req
 from core.crypto import secret_box
 from core.extensions import db
 from core.models import Datasource, Group, PendingAuthorization, Role, utcnow
+from core.timefmt import format_local
 from jobs.models import ScheduledTask, UserImport
 from office365.authorization import (
     FLOW_LIFETIME_SECONDS,
@@ -206,8 +207,8 @@ def datasource_detail(datasource_id: int) -> Response | str | tuple[str, int]:
                 return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
             db.session.refresh(datasource)
             flash(f"The details changed meanwhile (saved by {datasource.updated_by} at "
-                  f"{datasource.updated_at:%H:%M:%S} UTC). Your changes were not saved: review the current details "
-                  "and make them again.", "danger")
+                  f"{format_local(datasource.updated_at, 'seconds')}). Your changes were not saved: review the "
+                  "current details and make them again.", "danger")
             return render_template("admin/datasources/detail.html", form=form, datasource=datasource,
                                    action_form=ActionForm(), **_detail_context(datasource)), 409
     return render_template("admin/datasources/detail.html", form=form, datasource=datasource,

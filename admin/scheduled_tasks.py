@@ -4,7 +4,6 @@ live progress, and each datasource's import settings."""
 from __future__ import annotations
 
 import secrets
-from datetime import UTC
 from typing import NamedTuple
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
@@ -31,10 +30,11 @@ from core.access import roles_required
 from core.crypto import secret_box
 from core.extensions import db
 from core.models import Datasource, Group, Role, utcnow
+from core.timefmt import deployment_zone_name, format_local, zone, zone_choices
 from jobs.models import ScheduledTask, TaskRun, UserImport
 from jobs.queue import enqueue_run
 from jobs.runner import create_run, last_failed_runs, sweep_stale
-from jobs.schedule import WEEKDAYS, describe, next_run
+from jobs.schedule import WEEKDAYS, describe, next_run, wall_time
 from jobs.webhook import secret_hash
 
 ADMIN = Role.ADMINISTRATOR
@@ -49,14 +49,16 @@ class TaskForm(FlaskForm):
     dry_run = BooleanField("Dry run only", description="Report what would change; change nothing.")
     schedule = SelectField("Schedule", choices=options(ScheduledTask.SCHEDULES.items()))
     interval_minutes = IntegerField("Every N minutes", default=60, validators=[Optional(), NumberRange(1, 1440)])
-    at_time = StringField("At (UTC, HH:MM)", default="03:00",
+    at_time = StringField("At (HH:MM)", default="03:00",
                           validators=[Optional(), Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", message="Use HH:MM.")],
                           description="Daily, weekly and monthly: the time; hourly: the minute past the hour.")
     weekdays_only = BooleanField("Weekdays only (daily)")
     weekday = SelectField("Day of the week (weekly)", coerce=int, choices=options(enumerate(WEEKDAYS)))
     day_of_month = IntegerField("Day of the month (monthly)", default=1, validators=[Optional(), NumberRange(1, 31)],
                                 description="Months without that day run on their last day.")
-    run_at = DateTimeLocalField("Run at (once, UTC)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
+    run_at = DateTimeLocalField("Run at (once)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
+    time_zone = SelectField("Time zone", default=deployment_zone_name, render_kw={"data-offer-browser-zone": ""},
+                            description="The times above are read in this zone, with its daylight-saving changes.")
     enabled = BooleanField("Enabled", default=True)
     submit = SubmitField("Save")
 
@@ -65,6 +67,7 @@ class TaskForm(FlaskForm):
         self.editing = editing
         self.datasource_id.choices = options([(0, "—")] + [
             (ds.id, ds.name) for ds in db.session.scalars(select(Datasource).order_by(Datasource.name))])
+        self.time_zone.choices = options(zone_choices(deployment_zone_name(), editing.time_zone if editing else None))
 
     def validate_name(self, field: StringField) -> None:
         clash = db.session.scalar(select(ScheduledTask).where(func.lower(ScheduledTask.name) == field.data.lower()))
@@ -120,7 +123,9 @@ def _apply_form(task: ScheduledTask, form: TaskForm) -> None:
     task.weekdays_only = bool(form.weekdays_only.data)
     task.weekday = form.weekday.data or 0
     task.day_of_month = form.day_of_month.data or 1
-    task.run_at = form.run_at.data.replace(tzinfo=UTC) if form.run_at.data else None
+    task.time_zone = form.time_zone.data
+    local = form.run_at.data
+    task.run_at = wall_time(local.date(), local.hour, local.minute, zone(task.time_zone)) if local else None
     task.enabled = bool(form.enabled.data)
     task.next_run_at = next_run(task, utcnow()) if task.enabled else None
     if task.schedule == "webhook" and not task.webhook_hash:
@@ -208,7 +213,8 @@ def scheduled_task_detail(task_id: int) -> Response | str:
         "name": task.name, "kind": task.kind, "datasource_id": task.datasource_id or 0, "dry_run": task.dry_run,
         "schedule": task.schedule, "interval_minutes": task.interval_minutes, "at_time": _hhmm(task),
         "weekdays_only": task.weekdays_only, "weekday": task.weekday, "day_of_month": task.day_of_month,
-        "run_at": task.run_at.replace(tzinfo=None) if task.run_at else None, "enabled": task.enabled})
+        "run_at": task.run_at.astimezone(zone(task.time_zone)).replace(tzinfo=None) if task.run_at else None,
+        "time_zone": task.time_zone, "enabled": task.enabled})
     if form.validate_on_submit():
         _apply_form(task, form)
         audit.record("task.update", task.name, schedule=describe(task), enabled=task.enabled)
@@ -295,7 +301,7 @@ def progress_json(run: TaskRun) -> dict:
     data = {name: getattr(run, name) for name in (*TaskRun.COUNTS, "pages", "processed", "graph_requests",
                                                   "status", "phase", "resyncs")}
     data.update(done=run.done, total=run.total_estimate, error=run.error, step=run.step,
-                started=f"{run.started_at:%Y-%m-%d %H:%M:%S} UTC" if run.started_at else "queued",
+                started=format_local(run.started_at, "seconds") if run.started_at else "queued",
                 duration=round(run.duration, 1) if run.duration is not None else None)
     return data
 

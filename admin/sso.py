@@ -13,6 +13,7 @@ from core import audit
 from core.access import roles_required
 from core.extensions import db
 from core.models import Datasource, Role, User
+from core.timefmt import format_local
 from sso.admin_ops import CLAIMS, ProviderProblem, add_generic_provider, add_office365_provider, remove_provider
 from sso.models import SignInAttempt, SsoProvider
 from sso.sessions import store
@@ -138,7 +139,7 @@ def sso_key_rotate() -> Response:
     row = rotate(DEFAULT_ACTIVATE_IN)
     audit.record("sso.key.rotate", row.kid, activate_in=DEFAULT_ACTIVATE_IN, commit=False)
     db.session.commit()
-    flash(f"New signing key {row.kid} published; it signs from {row.activates_at:%H:%M} UTC (apps may cache the "
+    flash(f"New signing key {row.kid} published; it signs from {format_local(row.activates_at)} (apps may cache the "
           "keys for 5 minutes). Remove the old keys a few minutes after that.", "success")
     return redirect(url_for("admin.single_sign_on") + "#signing-keys")
 

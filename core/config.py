@@ -144,9 +144,20 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
         public = public.rstrip("/")
     config["PUBLIC_BASE_URL"] = public
     config["SESSION_COOKIE_SECURE"] = bool(public and public.startswith("https://"))
+    config["TIME_ZONE"] = _time_zone(env.get("TIME_ZONE", "UTC"))
     config.update(_jobs_settings(env))
     config.update(_sso_settings(env))
     return config
+
+
+def _time_zone(value: str) -> str:
+    """An IANA zone name (Europe/London): the default for pages and new scheduled tasks."""
+    from core.timefmt import is_zone
+
+    if not is_zone(value):
+        raise ConfigError("TIME_ZONE", f"must be an IANA time zone such as Europe/London or America/New_York, "
+                                       f"got {value!r}")
+    return value
 
 
 def _sso_settings(env: dict[str, str]) -> dict[str, Any]:

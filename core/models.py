@@ -81,6 +81,7 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    time_zone: Mapped[str | None] = mapped_column(String(64))  # IANA zone pages show times in; None: the deployment's
     roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="selectin", order_by=Role.name)
 
     @validates("email")

@@ -132,6 +132,8 @@ class ScheduledTask(db.Model):
     weekday: Mapped[int] = mapped_column(default=0)  # 0 = Monday
     day_of_month: Mapped[int] = mapped_column(default=1)
     run_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # "once"
+    # IANA zone the times of day are read in (with its daylight-saving rules); new tasks get the deployment's.
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     webhook_secret: Mapped[str | None] = mapped_column(Text)  # Fernet-encrypted, shown to administrators
     webhook_hash: Mapped[str | None] = mapped_column(String(64), unique=True)  # sha256, for the look-up
     enabled: Mapped[bool] = mapped_column(default=True)

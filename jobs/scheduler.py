@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.extensions import db
 from core.models import utcnow
+from core.timefmt import deployment_zone_name
 from jobs.models import ScheduledTask, TaskRun
 from jobs.runner import sweep_stale
 from jobs.schedule import next_run
@@ -24,11 +25,11 @@ KEEP_ALIVE_NAME = "Datasource token keep-alive"
 
 
 def ensure_system_tasks() -> None:
-    """The keep-alive token refresh is a scheduled task like the others (daily at 03:00 UTC)."""
+    """The keep-alive token refresh is a scheduled task like the others (daily at 03:00, the deployment's zone)."""
     if db.session.scalar(select(ScheduledTask.id).where(ScheduledTask.kind == ScheduledTask.KIND_REFRESH)):
         return
     task = ScheduledTask(name=KEEP_ALIVE_NAME, kind=ScheduledTask.KIND_REFRESH, schedule="daily", at_minute=180,
-                         owner="system")
+                         time_zone=deployment_zone_name(), owner="system")
     task.next_run_at = next_run(task, utcnow())
     db.session.add(task)
     try:

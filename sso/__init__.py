@@ -5,4 +5,4 @@ from flask import Blueprint
 
 bp = Blueprint("sso", __name__)
 
-from sso import forward_auth, logout_channels, routes, signin  # noqa: E402,F401  (routes attach themselves to bp)
+from sso import forward_auth, logout_channels, preferences, routes, signin  # noqa: E402,F401  (routes attach themselves to bp)

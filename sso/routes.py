@@ -163,13 +163,6 @@ def end_my_session(public_id: str) -> Response:
     return redirect(url_for("sso.my_sessions"))
 
 
-@bp.app_template_filter("sso_time")
-def sso_time(value: float | None) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M UTC") if value else ""
-
-
 @bp.after_app_request
 def provider_form_targets(response: Response) -> Response:
     """Let forms redirect to generic providers too (sign-out goes to their end_session_endpoint).

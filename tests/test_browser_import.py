@@ -57,7 +57,7 @@ def test_schedule_run_progress_and_users(  # type: ignore[no-untyped-def]
         page.get_by_label("Name").fill("Contoso hourly import")
         page.get_by_label("Data source").select_option(label=datasource.name)
         page.get_by_label("Schedule").select_option(label="Hourly")
-        page.get_by_label("At (UTC, HH:MM)").fill("00:15")
+        page.get_by_label("At (HH:MM)").fill("00:15")
         page.get_by_role("button", name="Save").click()
         expect(page.get_by_text("Scheduled task Contoso hourly import saved.")).to_be_visible()
         expect(page.locator("#task-summary")).to_contain_text("Hourly at :15")

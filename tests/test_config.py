@@ -59,6 +59,9 @@ def test_https_public_url_makes_cookies_secure(tmp_path: Path) -> None:
         ({"O365_CA_BUNDLE": "/nonexistent/ca.pem"}, "O365_CA_BUNDLE"),
         ({"TRUSTED_PROXY_HOPS": "two"}, "TRUSTED_PROXY_HOPS"),
         ({"PUBLIC_BASE_URL": "sso.example.com"}, "PUBLIC_BASE_URL"),
+        ({"TIME_ZONE": "Mars/Olympus_Mons"}, "TIME_ZONE"),
+        ({"TIME_ZONE": "../../etc/passwd"}, "TIME_ZONE"),
+        ({"TIME_ZONE": "CET+1"}, "TIME_ZONE"),
     ],
 )
 def test_malformed_values_name_the_variable(env: dict, name: str, tmp_path: Path) -> None:
@@ -66,6 +69,15 @@ def test_malformed_values_name_the_variable(env: dict, name: str, tmp_path: Path
         load_config(env, tmp_path)
     assert info.value.name == name
     assert str(info.value).startswith(f"{name}: ")
+
+
+def test_time_zone_is_an_iana_name_defaulting_to_utc(tmp_path: Path) -> None:
+    assert load_config({}, tmp_path)["TIME_ZONE"] == "UTC"
+    assert load_config({"TIME_ZONE": " Europe/London "}, tmp_path)["TIME_ZONE"] == "Europe/London"
+    assert load_config({"TIME_ZONE": "America/Argentina/Buenos_Aires"}, tmp_path)["TIME_ZONE"] == \
+        "America/Argentina/Buenos_Aires"
+    with pytest.raises(ConfigError, match="TIME_ZONE: must be an IANA time zone such as Europe/London"):
+        load_config({"TIME_ZONE": "europe/london"}, tmp_path)
 
 
 def test_start_up_stops_with_one_line(tmp_path: Path) -> None:

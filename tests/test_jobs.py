@@ -47,6 +47,73 @@ def test_next_run_for_every_kind_of_schedule() -> None:
     assert next_run(_task(schedule="webhook"), friday) is None
 
 
+def _runs(task, after: datetime, count: int) -> list[datetime]:  # type: ignore[no-untyped-def]
+    """The next `count` due times, each computed from the one before (as the scheduler does)."""
+    times = []
+    for _ in range(count):
+        after = next_run(task, after)
+        times.append(after)
+    return times
+
+
+def _utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+def test_daily_keeps_its_local_time_across_both_daylight_saving_changes() -> None:
+    london = _task(at_minute=9 * 60, time_zone="Europe/London")  # BST from 29 Mar 2026 to 25 Oct 2026
+    assert _runs(london, _utc(2026, 3, 27, 12), 3) == [_utc(2026, 3, 28, 9), _utc(2026, 3, 29, 8), _utc(2026, 3, 30, 8)]
+    assert _runs(london, _utc(2026, 10, 23, 12), 3) == [_utc(2026, 10, 24, 8), _utc(2026, 10, 25, 9),
+                                                        _utc(2026, 10, 26, 9)]
+
+
+def test_a_time_the_clocks_skip_runs_once_at_the_first_instant_after_the_gap() -> None:
+    new_york = _task(at_minute=2 * 60 + 30, time_zone="America/New_York")  # 8 Mar 2026: 02:00 EST -> 03:00 EDT
+    assert _runs(new_york, _utc(2026, 3, 7, 12), 3) == [_utc(2026, 3, 8, 7, 0),  # 03:00 EDT, the gap's end
+                                                        _utc(2026, 3, 9, 6, 30), _utc(2026, 3, 10, 6, 30)]
+    london = _task(at_minute=60 + 15, time_zone="Europe/London")  # 29 Mar 2026: 01:00 GMT -> 02:00 BST
+    assert next_run(london, _utc(2026, 3, 28, 12)) == _utc(2026, 3, 29, 1, 0)
+    assert next_run(london, _utc(2026, 3, 29, 1, 0)) == _utc(2026, 3, 30, 0, 15)
+
+
+def test_a_time_that_happens_twice_runs_once_at_its_first_occurrence() -> None:
+    new_york = _task(at_minute=60 + 30, time_zone="America/New_York")  # 1 Nov 2026: 01:00-02:00 happens twice
+    first = next_run(new_york, _utc(2026, 10, 31, 12))
+    assert first == _utc(2026, 11, 1, 5, 30)  # 01:30 EDT
+    assert next_run(new_york, first) == _utc(2026, 11, 2, 6, 30)  # not 01:30 EST an hour later
+    assert next_run(new_york, _utc(2026, 11, 1, 6, 31)) == _utc(2026, 11, 2, 6, 30)  # a late scheduler too
+    london = _task(at_minute=60 + 30, time_zone="Europe/London")  # 25 Oct 2026: 01:00-02:00 happens twice
+    assert _runs(london, _utc(2026, 10, 24, 12), 2) == [_utc(2026, 10, 25, 0, 30), _utc(2026, 10, 26, 1, 30)]
+
+
+def test_weekdays_only_are_the_zones_weekdays() -> None:
+    seattle = _task(at_minute=9 * 60, weekdays_only=True, time_zone="America/Los_Angeles")
+    friday_evening = _utc(2026, 12, 5, 3)  # Friday 19:00 in Seattle, Saturday in UTC
+    assert next_run(seattle, friday_evening) == _utc(2026, 12, 7, 17)  # Monday 09:00 PST
+    sydney = _task(at_minute=8 * 60, weekdays_only=True, time_zone="Australia/Sydney")
+    sunday_utc = _utc(2026, 12, 6, 20)  # already Monday 07:00 in Sydney
+    assert next_run(sydney, sunday_utc) == _utc(2026, 12, 6, 21)  # Monday 08:00 AEDT
+    assert next_run(sydney, _utc(2026, 12, 11, 21)) == _utc(2026, 12, 13, 21)  # Friday's done: next Monday
+
+
+def test_weekly_and_monthly_in_a_zone_across_a_change() -> None:
+    weekly = _task(schedule="weekly", weekday=0, at_minute=9 * 60, time_zone="Europe/London")
+    assert _runs(weekly, _utc(2026, 3, 20), 3) == [_utc(2026, 3, 23, 9), _utc(2026, 3, 30, 8), _utc(2026, 4, 6, 8)]
+    monthly = _task(schedule="monthly", day_of_month=31, at_minute=9 * 60, time_zone="America/New_York")
+    assert _runs(monthly, _utc(2026, 2, 15), 3) == [_utc(2026, 2, 28, 14), _utc(2026, 3, 31, 13),
+                                                    _utc(2026, 4, 30, 13)]
+    first_of_month = _task(schedule="monthly", day_of_month=1, at_minute=30, time_zone="Asia/Tokyo")
+    assert next_run(first_of_month, _utc(2026, 4, 30, 12)) == _utc(2026, 4, 30, 15, 30)  # 1 May 00:30 JST
+
+
+def test_hourly_follows_the_local_minute_and_every_real_hour() -> None:
+    kolkata = _task(schedule="hourly", at_minute=5, time_zone="Asia/Kolkata")  # UTC+05:30
+    assert next_run(kolkata, _utc(2026, 12, 4, 10)) == _utc(2026, 12, 4, 10, 35)
+    new_york = _task(schedule="hourly", at_minute=5, time_zone="America/New_York")
+    assert _runs(new_york, _utc(2026, 11, 1, 5), 3) == [_utc(2026, 11, 1, 5, 5), _utc(2026, 11, 1, 6, 5),
+                                                       _utc(2026, 11, 1, 7, 5)]
+
+
 @pytest.fixture
 def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
     return emulator_env(emulator)
