@@ -51,6 +51,8 @@ def test_the_browser_zone_is_offered_and_the_task_runs_in_it(browser: Browser, l
         re.compile(r"^\d{1,2}\s\w{3}\s\d{4},\s17:00\sUTC$"))
 
     page.goto(f"{live_server.url}/preferences")
+    expect(page.get_by_label("Time zone")).to_have_value("")  # the gateway's default until the user chooses
+    _shoot(page, artifacts_dir, "preferences")
     page.get_by_role("button", name="Use America/Los Angeles (this browser's time zone)").click()
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_text("Times are shown in America/Los_Angeles.")).to_be_visible()
@@ -58,5 +60,9 @@ def test_the_browser_zone_is_offered_and_the_task_runs_in_it(browser: Browser, l
     row = page.get_by_role("row").filter(has_text="Seattle mornings")
     expect(row.locator("time")).to_have_text(re.compile(r"^\d{1,2}\s\w{3}\s\d{4},\s09:00\sPST$"))
     _shoot(page, artifacts_dir, "scheduled-tasks")
+    page.goto(f"{live_server.url}/")
+    expect(page.locator("#time-zone")).to_contain_text("America/Los_Angeles")
+    expect(page.locator("#sessions time").first).to_have_text(re.compile(r"\sP[SD]T$"))
+    _shoot(page, artifacts_dir, "home-time-zone")
     assert errors == [], errors
     context.close()
