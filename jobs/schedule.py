@@ -40,17 +40,14 @@ def wall_time(day: date, hour: int, minute: int, tz: ZoneInfo) -> datetime:
 
 
 def _hourly(minute: int, after: datetime, tz: ZoneInfo) -> datetime:
-    """The next instant after `after` whose local minute is `minute` (every real hour, across changes too)."""
-    probe = after
-    for _ in range(4):
-        local = probe.astimezone(tz)
-        due = probe - timedelta(minutes=local.minute - minute, seconds=local.second, microseconds=local.microsecond)
-        if due <= after:
-            due += timedelta(hours=1)
+    """The first whole minute after `after` whose local minute is `minute`: every real hour, and right across
+    changes of offset, half-hour ones too (Lord Howe)."""
+    due = after.replace(second=0, microsecond=0)
+    for _ in range(3 * 60):
+        due += timedelta(minutes=1)
         if due.astimezone(tz).minute == minute:
             return due
-        probe = due  # a half-hour offset change in between (Lord Howe): look again from there
-    return due
+    return due  # unreachable with real offsets (whole quarter hours)
 
 
 def _matches(task: Any, day: date) -> bool:

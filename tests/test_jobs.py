@@ -10,6 +10,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -74,6 +75,9 @@ def test_a_time_the_clocks_skip_runs_once_at_the_first_instant_after_the_gap() -
     london = _task(at_minute=60 + 15, time_zone="Europe/London")  # 29 Mar 2026: 01:00 GMT -> 02:00 BST
     assert next_run(london, _utc(2026, 3, 28, 12)) == _utc(2026, 3, 29, 1, 0)
     assert next_run(london, _utc(2026, 3, 29, 1, 0)) == _utc(2026, 3, 30, 0, 15)
+    nuuk = _task(at_minute=23 * 60 + 30, time_zone="America/Nuuk")  # 28 Mar 2026: 23:00 -> 00:00 on the 29th
+    assert _runs(nuuk, _utc(2026, 3, 28, 12), 2) == [_utc(2026, 3, 29, 1, 0),  # the 28th's run: 00:00 on the 29th
+                                                     _utc(2026, 3, 30, 0, 30)]  # the 29th's, at 23:30
 
 
 def test_a_time_that_happens_twice_runs_once_at_its_first_occurrence() -> None:
@@ -84,6 +88,22 @@ def test_a_time_that_happens_twice_runs_once_at_its_first_occurrence() -> None:
     assert next_run(new_york, _utc(2026, 11, 1, 6, 31)) == _utc(2026, 11, 2, 6, 30)  # a late scheduler too
     london = _task(at_minute=60 + 30, time_zone="Europe/London")  # 25 Oct 2026: 01:00-02:00 happens twice
     assert _runs(london, _utc(2026, 10, 24, 12), 2) == [_utc(2026, 10, 25, 0, 30), _utc(2026, 10, 26, 1, 30)]
+
+
+@pytest.mark.parametrize("zone_name", ["Europe/London", "America/New_York", "Australia/Sydney", "America/Santiago",
+                                       "Australia/Lord_Howe", "America/Nuuk", "Pacific/Chatham"])
+def test_a_year_of_daily_runs_is_one_run_a_day_at_its_wall_time(zone_name: str) -> None:
+    zone = ZoneInfo(zone_name)
+    for at_minute in (0, 90, 150, 23 * 60 + 30):
+        runs = _runs(_task(at_minute=at_minute, time_zone=zone_name), _utc(2025, 12, 31, 12), 366)
+        gaps = {later - earlier for earlier, later in zip(runs, runs[1:], strict=False)}
+        assert all(timedelta(hours=22) <= gap <= timedelta(hours=26) for gap in gaps)  # once a day, none skipped
+        wall = [(run.astimezone(zone).hour * 60 + run.astimezone(zone).minute) for run in runs]
+        moved = [run for run, minute in zip(runs, wall, strict=True) if minute != at_minute]
+        assert len(moved) <= 1, (at_minute, moved)  # only a day whose wall time the clocks skipped
+        for run in moved:  # runs at the first instant after the gap: a minute earlier is before the change
+            before = (run - timedelta(seconds=1)).astimezone(zone)
+            assert before.utcoffset() != run.astimezone(zone).utcoffset()
 
 
 def test_weekdays_only_are_the_zones_weekdays() -> None:
@@ -112,6 +132,8 @@ def test_hourly_follows_the_local_minute_and_every_real_hour() -> None:
     new_york = _task(schedule="hourly", at_minute=5, time_zone="America/New_York")
     assert _runs(new_york, _utc(2026, 11, 1, 5), 3) == [_utc(2026, 11, 1, 5, 5), _utc(2026, 11, 1, 6, 5),
                                                        _utc(2026, 11, 1, 7, 5)]
+    lord_howe = _task(schedule="hourly", at_minute=0, time_zone="Australia/Lord_Howe")  # 5 Apr: back 30 minutes
+    assert _runs(lord_howe, _utc(2026, 4, 4, 14), 2) == [_utc(2026, 4, 4, 15, 30), _utc(2026, 4, 4, 16, 30)]
 
 
 @pytest.fixture
