@@ -131,6 +131,25 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+class ContextlessClient(FlaskClient):
+    """Each request runs as under gunicorn: no app context of the test's around it (its own is pushed and popped
+    by Flask, so teardown closes the request's database session), and the whole body, streamed or not, is read
+    before the request's contexts are gone. The `app` fixture's pushed context cannot hide a production failure
+    (a generator using the request's closed session, a value left in `g`, an object from the test's session)."""
+
+    def open(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        import contextvars
+
+        kwargs.setdefault("buffered", True)
+        return contextvars.Context().run(super().open, *args, **kwargs)  # an empty context: no app context
+
+
+@pytest.fixture
+def contextless_client(app: Flask) -> FlaskClient:
+    """A client for requests made without the test's app context: see ContextlessClient."""
+    return ContextlessClient(app, app.response_class, use_cookies=True)
+
+
 def make_user(email: str, password: str | None, *roles: str, active: bool = True, name: str = ""):  # type: ignore[no-untyped-def]
     from core.extensions import db
     from core.models import User, role_by_name
