@@ -90,11 +90,8 @@ class ForwardAuthFastPath:
         audience = forward_auth.audience_for(args, headers, gateway_url)
         if audience is None:  # a malformed audience=: the view answers 400
             return None
-        groups, partial = forward_auth.listed_groups(identity, rules["groups"])
-        assertion = forward_auth.cached_assertion(forward_auth.assertion_key(id_hash, audience, groups, partial))
-        if assertion is None:
-            return None
-        return forward_auth.identity_headers(identity, assertion, groups, partial)
+        answer = forward_auth.cached_answer(forward_auth.answer_key(id_hash, audience, rules))
+        return None if answer is None else answer.headers
 
 
 def install(app: Flask) -> None:

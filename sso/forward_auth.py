@@ -4,6 +4,7 @@
 or one Redis GET), checks the allow-lists, and answers with identity headers and a short-lived ES256 assertion,
 re-signed only when the cached one is about to expire.
 
+Answers are cached per (session, audience, rule groups): the fast path serves them without looking at the groups.
 The answer stays small whatever the user's group count (nginx reads it into a 4 KB buffer by default; Entra puts
 up to 200 groups in a token): the groups listed are capped at GROUPS_BUDGET bytes, keeping first the ones the
 request's rule names, with an overflow marker when the list is partial. The assertion is always for one audience:
@@ -15,6 +16,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -31,8 +33,18 @@ GROUPS_BUDGET = 768  # bytes of the groups header (and of the assertion's groups
 OVERFLOW_HEADER = "X-Auth-Request-Groups-Overflow"
 HOST_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9.:_-]{0,251}[a-z0-9])?$")  # names, IPv4, IPv6 without brackets
 AUDIENCE_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._~:/-]{0,253}[A-Za-z0-9/])?$")
-_assertions: dict[tuple[str, str, str], tuple[float, str]] = {}
-AssertionKey = tuple[str, str, str]  # (session id hash, audience, groups listed when partial)
+AnswerKey = tuple[str, str, str]  # (session id hash, audience, the rule's groups)
+
+
+@dataclass(frozen=True)
+class SignedAnswer:
+    """The 200 answer's headers for one session, audience and rule, with the assertion in them."""
+
+    expires_at: float
+    headers: list[tuple[str, str]]
+
+
+_answers: dict[AnswerKey, SignedAnswer] = {}
 
 
 def issuer() -> str:
@@ -58,17 +70,18 @@ def listed_groups(identity: Mapping[str, Any], rule_groups: list[str]) -> tuple[
     return kept, True
 
 
-def assertion_key(session_key: str, audience: str, groups: list[str], partial: bool) -> AssertionKey:
-    """What a cached assertion is for: the session, the audience and (when partial) which groups it lists."""
-    return session_key, audience, ",".join(groups) if partial else ""
+def answer_key(session_key: str, audience: str, rules: Mapping[str, list[str]]) -> AnswerKey:
+    """What a cached answer is for: the session, the audience, and the rule's groups (listed first)."""
+    return session_key, audience, ",".join(rules.get("groups") or ())
 
 
-def assertion(identity: Mapping[str, Any], user_id: str, audience: str, groups: list[str], partial: bool,
-              cache_key: AssertionKey) -> str:
-    """A compact ES256 JWT for `audience`, re-used from the cache while it has over ASSERTION_REUSE left."""
-    cached = cached_assertion(cache_key)
+def signed_answer(identity: Mapping[str, Any], user_id: str, audience: str, rules: Mapping[str, list[str]],
+                  key: AnswerKey) -> SignedAnswer:
+    """The answer with a compact ES256 JWT for `audience`, re-used while it has over ASSERTION_REUSE left."""
+    cached = cached_answer(key)
     if cached:
         return cached
+    groups, partial = listed_groups(identity, rules.get("groups") or [])
     moment = time.time()
     signer = active_key()
     claims: dict[str, Any] = {"iss": issuer(), "aud": audience, "sub": user_id, "email": identity.get("email"),
@@ -81,16 +94,17 @@ def assertion(identity: Mapping[str, Any], user_id: str, audience: str, groups: 
     if identity.get("tid"):
         claims["tid"] = identity["tid"]
     token = jwt.encode({"alg": "ES256", "kid": signer.kid, "typ": "JWT"}, claims, signer.key)
-    if len(_assertions) > 10000:
-        _assertions.clear()
-    _assertions[cache_key] = (moment + ASSERTION_LIFETIME, token)
-    return token
+    answer = SignedAnswer(moment + ASSERTION_LIFETIME, identity_headers(identity, token, groups, partial))
+    if len(_answers) > 10000:
+        _answers.clear()
+    _answers[key] = answer
+    return answer
 
 
-def cached_assertion(cache_key: AssertionKey) -> str | None:
-    cached = _assertions.get(cache_key)
-    if cached and cached[0] - time.time() > ASSERTION_REUSE:
-        return cached[1]
+def cached_answer(key: AnswerKey) -> SignedAnswer | None:
+    cached = _answers.get(key)
+    if cached and cached.expires_at - time.time() > ASSERTION_REUSE:
+        return cached
     return None
 
 
@@ -239,10 +253,8 @@ def verify() -> Response:
         return _refusal(400, "invalid_audience", "audience= must be a host name or URI (letters, digits, . _ ~ : / -).")
     record = getattr(session, "record", None)
     user_id = str(session["_user_id"])
-    groups, partial = listed_groups(identity, rules["groups"])
-    key = assertion_key(record.id_hash if record is not None else f"user:{user_id}", audience, groups, partial)
-    token = assertion(identity, user_id, audience, groups, partial, key)
-    return Response(status=200, headers=identity_headers(identity, token, groups, partial))
+    key = answer_key(record.id_hash if record is not None else f"user:{user_id}", audience, rules)
+    return Response(status=200, headers=signed_answer(identity, user_id, audience, rules, key).headers)
 
 
 @bp.get("/auth/start")
