@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 from typing import Any
 
 from flask import Response, jsonify
+from pydantic import ValidationError
 
 from office365 import errors as e
 
@@ -52,14 +51,65 @@ def office365_error(exc: e.Office365Error) -> tuple[Response, int]:
     return response, status
 
 
-def to_json(value: Any) -> Any:
-    """Dataclasses, enums, tuples and lists as plain JSON values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, list | tuple):
-        return [to_json(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
-    return value
+def validation_error(exc: ValidationError) -> Response:
+    """A request that fails its model (api/schemas.py): 422 `invalid_field`, naming the field at fault."""
+    from api.schemas import ApiModel
+
+    first = exc.errors(include_url=False)[0]
+    loc = [part for part in first["loc"] if part != "body"]
+    field = str(loc[0]) if loc else "body"
+    model = ApiModel.registry.get(exc.title)
+    schema = model.model_json_schema()["properties"].get(field, {}) if model else {}
+    response, status = error_json(422, "invalid_field", _explain(first, field, schema, in_list=len(loc) > 1),
+                                  field=field)
+    response.status_code = status
+    return response
+
+
+_KINDS = {"string": "a string", "int": "a whole number", "bool": "true or false", "list": "a list (JSON array)",
+          "model": "a JSON object", "dict": "a JSON object", "float": "a number"}
+
+
+def _explain(error: Any, field: str, schema: dict[str, Any], *, in_list: bool) -> str:
+    """A sentence for one Pydantic error, from the field's documented schema where it helps."""
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    shown = repr(value)[:80] if isinstance(value, str) else ""
+    if field == "body" and kind in ("model_type", "model_attributes_type", "dict_type", "json_invalid"):
+        return "Send a JSON object with Content-Type: application/json."
+    if kind == "missing":
+        return f"'{field}' is required."
+    if kind == "extra_forbidden":
+        return f"'{field}' is not a field of this request."
+    if kind.endswith(("_type", "_parsing")) and kind.split("_")[0] in _KINDS:
+        where = f"each item of '{field}'" if in_list else f"'{field}'"
+        return f"{where} must be {_KINDS[kind.split('_')[0]]}."
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        low, high = _bounds(schema)
+        return f"'{field}' must be a whole number between {low} and {high}."
+    if kind == "string_too_short":
+        if ctx.get("min_length") == 1:
+            return f"'{field}' is empty: type at least one character."
+        return f"'{field}' must be at least {ctx.get('min_length')} characters long."
+    if kind == "string_too_long":
+        return f"'{field}' is longer than {ctx.get('max_length')} characters."
+    if kind == "too_long":
+        return f"'{field}' may hold at most {ctx.get('max_length')} items."
+    if kind == "string_pattern_mismatch":
+        what = field.replace("_", " ").rstrip("s") if in_list else field.replace("_", " ")
+        return f"{shown} is not a valid {what}: {_described(schema, in_list)}"
+    if kind == "literal_error":
+        return f"'{field}' must be one of {ctx.get('expected')}."
+    return f"'{field}': {error['msg']}"
+
+
+def _bounds(schema: dict[str, Any]) -> tuple[Any, Any]:
+    options = [schema, *schema.get("anyOf", [])]
+    low = next((o["minimum"] for o in options if "minimum" in o), "-")
+    high = next((o["maximum"] for o in options if "maximum" in o), "-")
+    return low, high
+
+
+def _described(schema: dict[str, Any], in_list: bool) -> str:
+    text = ((schema.get("items") or {}) if in_list else schema).get("description") or "see the API reference."
+    return text.replace("A directory object id", "a directory object id").replace("A user's", "a user's")
+

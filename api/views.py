@@ -1,27 +1,38 @@
-"""The /api/v1/ routes: datasources, the ten Office 365 operations and the two bulk ones."""
+"""The /api/v1/ routes: datasources, the ten Office 365 operations and the two bulk ones.
+
+Each route names its path, query and body models (api/schemas.py) in its signature: flask-openapi3 validates the
+request against them before the view runs (422 `invalid_field` otherwise) and documents them. Answers go
+through their response model (`_answer`), which is the schema the document shows for them.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flask import Response, g, jsonify, request
+from flask_openapi3 import Tag
+from pydantic import BaseModel
 
 from api import bp
+from api import schemas as s
 from api.auth import SAFE_METHODS, AuthError, authenticate
-from api.errors import error_json, office365_error, to_json
+from api.errors import error_json, office365_error
 from api.service import Caller, DatasourceUnavailable, datasource_for, refuse, run, usable_datasources
 from core import audit
+from core.extensions import db
 from core.models import Datasource
 from office365 import operations as ops
 from office365.errors import Office365Error
 
 PUBLIC_ENDPOINTS = {"api.openapi_json", "api.openapi_page"}
+DATASOURCES, USERS, GROUPS = Tag(name="Datasources"), Tag(name="Users"), Tag(name="Groups")
+LICENCES, BULK = Tag(name="Licences"), Tag(name="Bulk")
+DS = "/datasources/<int:datasource_id>"
 
 
-class InputError(Exception):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field, self.message = field, message
+def _doc(label: str | None, kind: str) -> dict[str, str]:
+    """The document's extensions for an operation: its seed label and whether it reads or writes."""
+    return {"x-operation-kind": kind, **({"x-seed-label": label} if label else {})}
 
 
 @bp.before_request
@@ -48,11 +59,6 @@ def _unavailable(exc: DatasourceUnavailable) -> tuple[Response, int]:
     return error_json(exc.status, exc.code, exc.message)
 
 
-@bp.errorhandler(InputError)
-def _input_error(exc: InputError) -> tuple[Response, int]:
-    return error_json(422, "invalid_field", exc.message, field=exc.field)
-
-
 @bp.errorhandler(Office365Error)
 def _office365_error(exc: Office365Error) -> tuple[Response, int]:
     return office365_error(exc)
@@ -66,266 +72,222 @@ def _datasource(datasource_id: int, name: str, target: str = "", summary: dict[s
     try:
         return datasource_for(g.caller.user, datasource_id)
     except DatasourceUnavailable as exc:
-        refuse(None if exc.status == 404 else _lookup(datasource_id), g.caller, name, target, summary or {},
-               exc.message, exc.code)
+        refuse(None if exc.status == 404 else db.session.get(Datasource, datasource_id), g.caller, name, target,
+               summary or {}, exc.message, exc.code)
         raise
 
 
-def _lookup(datasource_id: int) -> Datasource | None:
-    from core.extensions import db
-
-    return db.session.get(Datasource, datasource_id)
-
-
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InputError("body", "Send a JSON object with Content-Type: application/json.")
-    return data
+def _answer(model: type[BaseModel], value: Any, status: int = 200) -> tuple[Response, int]:
+    """The result as its documented response model."""
+    return jsonify(model.model_validate(value).model_dump(mode="json")), status
 
 
-def _text(data: dict[str, Any], name: str, *, required: bool = True, default: str | None = None) -> str | None:
-    value = data.get(name, default)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise InputError(name, f"'{name}' is required (a string).")
-    return value.strip()
-
-
-def _strings(data: dict[str, Any], name: str, *, limit: int = 1000) -> list[str]:
-    value = data.get(name) or []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InputError(name, f"'{name}' must be a list of strings.")
-    if len(value) > limit:
-        raise InputError(name, f"'{name}' may hold at most {limit} items.")
-    return value
-
-
-def _paging() -> dict[str, Any]:
-    size = request.args.get("page_size", "")
-    kwargs: dict[str, Any] = {"cursor": request.args.get("cursor") or None}
-    if size:
-        if not size.isdigit():
-            raise InputError("page_size", "page_size must be a whole number between 1 and 999.")
-        kwargs["page_size"] = int(size)
+def _paging(query: s.Paging) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"cursor": query.cursor or None}
+    if query.page_size is not None:
+        kwargs["page_size"] = query.page_size
     return kwargs
-
-
-def _member_count() -> bool:
-    return request.args.get("member_count", "true").lower() != "false"
-
-
-def _mode() -> Any:
-    mode = request.args.get("mode", "prefix")
-    if mode not in ("prefix", "search"):
-        raise InputError("mode", "mode must be 'prefix' or 'search'.")
-    return mode
-
-
-def _ok(value: Any, status: int = 200) -> tuple[Response, int]:
-    return jsonify(to_json(value)), status
 
 
 # -- datasources -----------------------------------------------------------------------------------------------
 
 
-@bp.get("/datasources")
+@bp.get("/datasources", summary="Datasources you may use", tags=[DATASOURCES], responses={200: s.DatasourceList})
 def datasources() -> tuple[Response, int]:
-    return _ok({"datasources": [
-        {"id": ds.id, "name": ds.name, "status": ds.status, "read_write": ds.read_write,
-         "tenant_name": ds.tenant_name}
-        for ds in usable_datasources(g.caller.user)]})
+    return _answer(s.DatasourceList, {"datasources": usable_datasources(g.caller.user)})
 
 
 # -- users -----------------------------------------------------------------------------------------------------
 
 
-@bp.get("/datasources/<int:datasource_id>/users")
-def list_users(datasource_id: int) -> tuple[Response, int]:
-    ds = _datasource(datasource_id, "list_users")
-    kwargs = _paging()
-    return _ok(run(ds, g.caller, "list_users", "", {}, lambda a: ops.list_users(a, **kwargs)))
+@bp.get(f"{DS}/users", summary="One page of users", tags=[USERS], responses={200: s.UserPage},
+        openapi_extensions=_doc("User List", "read"))
+def list_users(path: s.DatasourcePath, query: s.Paging) -> tuple[Response, int]:
+    ds = _datasource(path.datasource_id, "list_users")
+    kwargs = _paging(query)
+    return _answer(s.UserPage, run(ds, g.caller, "list_users", "", {}, lambda a: ops.list_users(a, **kwargs)))
 
 
-@bp.get("/datasources/<int:datasource_id>/users/find")
-def find_users(datasource_id: int) -> tuple[Response, int]:
-    ds = _datasource(datasource_id, "find_users")
-    query, mode, kwargs = request.args.get("q", ""), _mode(), _paging()
-    return _ok(run(ds, g.caller, "find_users", "", {}, lambda a: ops.find_users(a, query, mode=mode, **kwargs)))
+@bp.get(f"{DS}/users/find", summary="Find users by name, mail or UPN", tags=[USERS], responses={200: s.UserPage},
+        openapi_extensions=_doc("Find Users", "read"))
+def find_users(path: s.DatasourcePath, query: s.FindQuery) -> tuple[Response, int]:
+    ds = _datasource(path.datasource_id, "find_users")
+    kwargs = _paging(query)
+    return _answer(s.UserPage, run(ds, g.caller, "find_users", "", {},
+                                   lambda a: ops.find_users(a, query.q, mode=query.mode, **kwargs)))
 
 
-@bp.get("/datasources/<int:datasource_id>/users/<user_id>")
-def get_user(datasource_id: int, user_id: str) -> tuple[Response, int]:
-    ds = _datasource(datasource_id, "list_users")
+@bp.get(f"{DS}/users/<user_id>", summary="A user with their licences and groups", tags=[USERS],
+        responses={200: s.UserDetail}, openapi_extensions=_doc(None, "read"))
+def get_user(path: s.UserPath) -> tuple[Response, int]:
+    ds = _datasource(path.datasource_id, "list_users")
+    user_id = path.user_id
 
     def call(a: ops.GraphAccess) -> dict[str, Any]:
         return {"user": ops.get_user(a, user_id), "licences": ops.user_licences(a, user_id),
                 "groups": ops.user_groups(a, user_id)}
 
-    return _ok(run(ds, g.caller, "list_users", "", {}, call))
+    return _answer(s.UserDetail, run(ds, g.caller, "list_users", "", {}, call))
 
 
 # -- groups ----------------------------------------------------------------------------------------------------
 
 
-@bp.get("/datasources/<int:datasource_id>/groups")
-def list_groups(datasource_id: int) -> tuple[Response, int]:
-    ds = _datasource(datasource_id, "list_groups")
-    kwargs = _paging()
-    counted = _member_count()
-    return _ok(run(ds, g.caller, "list_groups", "", {},
-                   lambda a: ops.list_groups(a, with_member_count=counted, **kwargs)))
+@bp.get(f"{DS}/groups", summary="One page of groups with type and member count", tags=[GROUPS],
+        responses={200: s.GroupPage}, openapi_extensions=_doc("Group List", "read"))
+def list_groups(path: s.DatasourcePath, query: s.GroupPaging) -> tuple[Response, int]:
+    ds = _datasource(path.datasource_id, "list_groups")
+    kwargs = _paging(query)
+    return _answer(s.GroupPage, run(ds, g.caller, "list_groups", "", {},
+                                    lambda a: ops.list_groups(a, with_member_count=query.member_count, **kwargs)))
 
 
-@bp.get("/datasources/<int:datasource_id>/groups/find")
-def find_groups(datasource_id: int) -> tuple[Response, int]:
-    ds = _datasource(datasource_id, "find_groups")
-    query, mode, kwargs = request.args.get("q", ""), _mode(), _paging()
-    counted = _member_count()
-    return _ok(run(ds, g.caller, "find_groups", "", {},
-                   lambda a: ops.find_groups(a, query, mode=mode, with_member_count=counted, **kwargs)))
+@bp.get(f"{DS}/groups/find", summary="Find groups by name, mail or nickname", tags=[GROUPS],
+        responses={200: s.GroupPage}, openapi_extensions=_doc("Find Groups", "read"))
+def find_groups(path: s.DatasourcePath, query: s.FindGroupsQuery) -> tuple[Response, int]:
+    ds = _datasource(path.datasource_id, "find_groups")
+    kwargs = _paging(query)
+    return _answer(s.GroupPage, run(ds, g.caller, "find_groups", "", {}, lambda a: ops.find_groups(
+        a, query.q, mode=query.mode, with_member_count=query.member_count, **kwargs)))
 
 
-@bp.get("/datasources/<int:datasource_id>/groups/<group_id>")
-def get_group(datasource_id: int, group_id: str) -> tuple[Response, int]:
-    ds = _datasource(datasource_id, "list_groups")
-    kwargs = _paging()
+@bp.get(f"{DS}/groups/<group_id>", summary="A group and one page of its members", tags=[GROUPS],
+        responses={200: s.GroupDetail}, openapi_extensions=_doc(None, "read"))
+def get_group(path: s.GroupPath, query: s.Paging) -> tuple[Response, int]:
+    ds = _datasource(path.datasource_id, "list_groups")
+    kwargs, group_id = _paging(query), path.group_id
 
     def call(a: ops.GraphAccess) -> dict[str, Any]:
         return {"group": ops.get_group(a, group_id), "members": ops.list_group_members(a, group_id, **kwargs)}
 
-    return _ok(run(ds, g.caller, "list_groups", "", {}, call))
+    return _answer(s.GroupDetail, run(ds, g.caller, "list_groups", "", {}, call))
 
 
-@bp.post("/datasources/<int:datasource_id>/groups")
-def create_group(datasource_id: int) -> tuple[Response, int]:
-    data = _body()
-    summary = {k: data.get(k) for k in ("display_name", "mail_nickname", "group_type")}
-    ds = _datasource(datasource_id, "create_group", str(data.get("display_name", "")), summary)
-    group_type = _text(data, "group_type", default="security") or "security"
-    if group_type not in {t.value for t in ops.GroupType}:
-        raise InputError("group_type", "group_type must be 'security' or 'microsoft365'.")
+@bp.post(f"{DS}/groups", summary="Create a security or Microsoft 365 group", tags=[GROUPS],
+         responses={201: s.CreatedGroup}, openapi_extensions=_doc("Create Group", "write"),
+         description="A taken mail nickname answers 409 `mail_nickname_taken` with a `suggestion`.")
+def create_group(path: s.DatasourcePath, body: s.NewGroupBody) -> tuple[Response, int]:
+    summary: dict[str, Any] = {"display_name": body.display_name, "mail_nickname": body.mail_nickname,
+                               "group_type": body.group_type}
+    ds = _datasource(path.datasource_id, "create_group", body.display_name, summary)
     new = ops.NewGroup(
-        display_name=_text(data, "display_name") or "",
-        group_type=ops.GroupType(group_type),
-        mail_nickname=_text(data, "mail_nickname", required=False),
-        description=_text(data, "description", required=False),
-        owners=tuple(_strings(data, "owners", limit=20)),
-        members=tuple(_strings(data, "members")),
+        display_name=body.display_name.strip(), group_type=ops.GroupType(body.group_type),
+        mail_nickname=body.mail_nickname.strip() if body.mail_nickname is not None else None,
+        description=body.description.strip() if body.description is not None else None,
+        owners=tuple(body.owners), members=tuple(body.members),
     )
     summary.update(owners=len(new.owners), members=len(new.members))
     result = run(ds, g.caller, "create_group", new.display_name, summary, lambda a: ops.create_group(a, new),
                  outcome_of=lambda r: {"group_id": r.group.id, "mail_nickname": r.group.mail_nickname})
-    return _ok(result, 201)
+    return _answer(s.CreatedGroup, result, 201)
 
 
-@bp.post("/datasources/<int:datasource_id>/groups/<group_id>/members")
-def add_user_to_group(datasource_id: int, group_id: str) -> tuple[Response, int]:
-    data = _body()
-    user_id = str(data.get("user_id", ""))
-    target = f"group {group_id} / user {user_id}"
-    ds = _datasource(datasource_id, "add_user_to_group", target, {"group_id": group_id, "user_id": user_id})
-    _text(data, "user_id")
-    result = run(ds, g.caller, "add_user_to_group", target, {"group_id": group_id, "user_id": user_id},
+@bp.post(f"{DS}/groups/<group_id>/members", summary="Add a user to the group", tags=[GROUPS],
+         responses={200: s.MembershipResult, 201: s.MembershipResult},
+         openapi_extensions=_doc("Add User to Group", "write"),
+         description="201 `added`; 200 with outcome `already_member` when nothing had to change.")
+def add_user_to_group(path: s.GroupPath, body: s.AddMemberBody) -> tuple[Response, int]:
+    group_id, user_id = path.group_id, body.user_id
+    target, summary = f"group {group_id} / user {user_id}", {"group_id": group_id, "user_id": user_id}
+    ds = _datasource(path.datasource_id, "add_user_to_group", target, summary)
+    result = run(ds, g.caller, "add_user_to_group", target, summary,
                  lambda a: ops.add_user_to_group(a, group_id, user_id), outcome_of=lambda r: {"result": r.outcome})
-    return _ok(result, 201 if result.outcome == "added" else 200)
+    return _answer(s.MembershipResult, result, 201 if result.outcome == "added" else 200)
 
 
-@bp.delete("/datasources/<int:datasource_id>/groups/<group_id>/members/<user_id>")
-def remove_user_from_group(datasource_id: int, group_id: str, user_id: str) -> tuple[Response, int]:
-    target = f"group {group_id} / user {user_id}"
-    summary = {"group_id": group_id, "user_id": user_id}
-    ds = _datasource(datasource_id, "remove_user_from_group", target, summary)
-    return _ok(run(ds, g.caller, "remove_user_from_group", target, summary,
-                   lambda a: ops.remove_user_from_group(a, group_id, user_id),
-                   outcome_of=lambda r: {"result": r.outcome}))
+@bp.delete(f"{DS}/groups/<group_id>/members/<user_id>", summary="Remove a user from the group", tags=[GROUPS],
+           responses={200: s.MembershipResult}, openapi_extensions=_doc("Remove User From Group", "write"),
+           description="404 `not_a_member` when they are not one.")
+def remove_user_from_group(path: s.MemberPath) -> tuple[Response, int]:
+    group_id, user_id = path.group_id, path.user_id
+    target, summary = f"group {group_id} / user {user_id}", {"group_id": group_id, "user_id": user_id}
+    ds = _datasource(path.datasource_id, "remove_user_from_group", target, summary)
+    return _answer(s.MembershipResult, run(ds, g.caller, "remove_user_from_group", target, summary,
+                                           lambda a: ops.remove_user_from_group(a, group_id, user_id),
+                                           outcome_of=lambda r: {"result": r.outcome}))
 
 
 # -- licences --------------------------------------------------------------------------------------------------
 
 
-@bp.get("/datasources/<int:datasource_id>/licences")
-def list_licence_plans(datasource_id: int) -> tuple[Response, int]:
-    ds = _datasource(datasource_id, "list_licence_plans")
-    plans = run(ds, g.caller, "list_licence_plans", "", {}, ops.list_licence_plans)
-    body = to_json(plans)
-    for plan, out in zip(plans.plans, body["plans"], strict=True):
-        out["available_units"] = plan.available_units
-    return jsonify(body), 200
+@bp.get(f"{DS}/licences", summary="Licence plans: seats and service plans", tags=[LICENCES],
+        responses={200: s.LicencePlans}, openapi_extensions=_doc("Licence Plan List", "read"))
+def list_licence_plans(path: s.DatasourcePath) -> tuple[Response, int]:
+    ds = _datasource(path.datasource_id, "list_licence_plans")
+    return _answer(s.LicencePlans, run(ds, g.caller, "list_licence_plans", "", {}, ops.list_licence_plans))
 
 
-@bp.post("/datasources/<int:datasource_id>/users/<user_id>/licences")
-def assign_licence(datasource_id: int, user_id: str) -> tuple[Response, int]:
-    data = _body()
-    sku_id = str(data.get("sku_id", ""))
-    summary = {"user_id": user_id, "sku_id": sku_id, "disabled_plans": data.get("disabled_plans") or [],
-               "usage_location": data.get("usage_location")}
+@bp.post(f"{DS}/users/<user_id>/licences", summary="Assign a licence to a user", tags=[LICENCES],
+         responses={200: s.LicenceChange}, openapi_extensions=_doc("Assign Licence to User", "write"),
+         description="422 `usage_location_required` when the user has no usage location; 409 `no_seats_left` "
+                     "when the plan is full.")
+def assign_licence(path: s.UserPath, body: s.AssignLicenceBody) -> tuple[Response, int]:
+    user_id, sku_id = path.user_id, body.sku_id
+    summary = {"user_id": user_id, "sku_id": sku_id, "disabled_plans": body.disabled_plans,
+               "usage_location": body.usage_location}
     target = f"user {user_id} / sku {sku_id}"
-    ds = _datasource(datasource_id, "assign_licence", target, summary)
-    _text(data, "sku_id")
-    disabled = _strings(data, "disabled_plans", limit=100)
-    location = _text(data, "usage_location", required=False)
+    ds = _datasource(path.datasource_id, "assign_licence", target, summary)
     result = run(ds, g.caller, "assign_licence", target, summary,
-                 lambda a: ops.assign_licence(a, user_id, sku_id, disabled_plans=disabled,
-                                              set_usage_location=location or None),
+                 lambda a: ops.assign_licence(a, user_id, sku_id, disabled_plans=body.disabled_plans,
+                                              set_usage_location=body.usage_location or None),
                  outcome_of=lambda r: {"result": r.outcome, "usage_location_set": r.usage_location_set})
-    return _ok(result)
+    return _answer(s.LicenceChange, result)
 
 
-@bp.delete("/datasources/<int:datasource_id>/users/<user_id>/licences/<sku_id>")
-def remove_licence(datasource_id: int, user_id: str, sku_id: str) -> tuple[Response, int]:
-    target = f"user {user_id} / sku {sku_id}"
-    summary = {"user_id": user_id, "sku_id": sku_id}
-    ds = _datasource(datasource_id, "remove_licence", target, summary)
-    return _ok(run(ds, g.caller, "remove_licence", target, summary, lambda a: ops.remove_licence(a, user_id, sku_id),
-                   outcome_of=lambda r: {"result": r.outcome}))
+@bp.delete(f"{DS}/users/<user_id>/licences/<sku_id>", summary="Remove a licence from a user", tags=[LICENCES],
+           responses={200: s.LicenceChange}, openapi_extensions=_doc("Remove Licence from User", "write"))
+def remove_licence(path: s.UserLicencePath) -> tuple[Response, int]:
+    user_id, sku_id = path.user_id, path.sku_id
+    target, summary = f"user {user_id} / sku {sku_id}", {"user_id": user_id, "sku_id": sku_id}
+    ds = _datasource(path.datasource_id, "remove_licence", target, summary)
+    return _answer(s.LicenceChange, run(ds, g.caller, "remove_licence", target, summary,
+                                        lambda a: ops.remove_licence(a, user_id, sku_id),
+                                        outcome_of=lambda r: {"result": r.outcome}))
 
 
 # -- bulk ------------------------------------------------------------------------------------------------------
 
 
-def _bulk_outcome(result: ops.BulkResult) -> dict[str, Any]:
+def _counts(result: ops.BulkResult) -> dict[str, int]:
     counts: dict[str, int] = {}
     for item in result.items:
         counts[item.outcome] = counts.get(item.outcome, 0) + 1
+    return counts
+
+
+def _bulk_outcome(result: ops.BulkResult) -> dict[str, Any]:
     failed = [{"id": i.id, "outcome": i.outcome, "request_id": i.request_id} for i in result.failed][:50]
-    return {"counts": counts, "graph_requests": result.graph_requests, "failed": failed,
+    return {"counts": _counts(result), "graph_requests": result.graph_requests, "failed": failed,
             "request_id": next((i.request_id for i in result.items if i.request_id), None)}
 
 
-def _bulk_json(result: ops.BulkResult) -> dict[str, Any]:
-    body = to_json(result)
-    body["counts"] = _bulk_outcome(result)["counts"]
-    return body
+def _bulk_answer(result: ops.BulkResult) -> tuple[Response, int]:
+    return _answer(s.BulkResult, {"items": result.items, "graph_requests": result.graph_requests,
+                                  "counts": _counts(result)})
 
 
-@bp.post("/datasources/<int:datasource_id>/bulk/group-members")
-def bulk_add_users_to_group(datasource_id: int) -> tuple[Response, int]:
-    data = _body()
-    group_id = str(data.get("group_id", ""))
-    user_ids = _strings(data, "user_ids", limit=5000)
+@bp.post(f"{DS}/bulk/group-members", tags=[BULK], responses={200: s.BulkResult},
+         summary="Add many users to a group (20 per Graph request), one result per user",
+         openapi_extensions=_doc(None, "write"))
+def bulk_add_users_to_group(path: s.DatasourcePath, body: s.BulkMembersBody) -> tuple[Response, int]:
+    group_id, user_ids = body.group_id, body.user_ids
     summary = {"group_id": group_id, "users": len(user_ids)}
-    ds = _datasource(datasource_id, "add_users_to_group", f"group {group_id}", summary)
-    _text(data, "group_id")
+    ds = _datasource(path.datasource_id, "add_users_to_group", f"group {group_id}", summary)
     result = run(ds, g.caller, "add_users_to_group", f"group {group_id}", summary,
                  lambda a: ops.add_users_to_group(a, group_id, user_ids), outcome_of=_bulk_outcome)
-    return jsonify(_bulk_json(result)), 200
+    return _bulk_answer(result)
 
 
-@bp.post("/datasources/<int:datasource_id>/bulk/group-licences")
-def bulk_assign_licence(datasource_id: int) -> tuple[Response, int]:
-    data = _body()
-    group_id, sku_id = str(data.get("group_id", "")), str(data.get("sku_id", ""))
-    dry_run = bool(data.get("dry_run", False))
-    disabled = _strings(data, "disabled_plans", limit=100)
+@bp.post(f"{DS}/bulk/group-licences", tags=[BULK], responses={200: s.BulkResult},
+         summary="Assign a licence to every member of a group, one result per member",
+         openapi_extensions=_doc(None, "write"))
+def bulk_assign_licence(path: s.DatasourcePath, body: s.BulkLicencesBody) -> tuple[Response, int]:
+    group_id, sku_id, disabled = body.group_id, body.sku_id, body.disabled_plans
     summary = {"group_id": group_id, "sku_id": sku_id, "disabled_plans": disabled}
     target = f"group {group_id} / sku {sku_id}"
-    ds = _datasource(datasource_id, "assign_licence_to_group_members", target, summary)
-    _text(data, "group_id")
-    _text(data, "sku_id")
+    ds = _datasource(path.datasource_id, "assign_licence_to_group_members", target, summary)
     result = run(ds, g.caller, "assign_licence_to_group_members", target, summary,
                  lambda a: ops.assign_licence_to_group_members(a, group_id, sku_id, disabled_plans=disabled,
-                                                               dry_run=dry_run),
-                 audit_it=not dry_run, outcome_of=_bulk_outcome)
-    return jsonify(_bulk_json(result)), 200
+                                                               dry_run=body.dry_run),
+                 audit_it=not body.dry_run, outcome_of=_bulk_outcome)
+    return _bulk_answer(result)

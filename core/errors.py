@@ -70,6 +70,9 @@ def register_error_handlers(app: Flask) -> None:
         elif error.description and status not in MESSAGES:
             message = error.description
         response, status = error_response(status, message)
+        if isinstance(response, Response):
+            # 405 names the methods the address accepts (RFC 9110 requires `Allow`), as werkzeug's answer did.
+            response.headers.extend((k, v) for k, v in error.get_headers() if k.lower() == "allow")
         if isinstance(response, Response) and getattr(error, "response", None) is not None:
             response.headers.extend(
                 (k, v) for k, v in error.response.headers.items() if k.lower().startswith(("retry-after", "x-rate"))

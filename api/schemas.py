@@ -1,0 +1,336 @@
+"""Every /api/v1/ input and output, defined once as Pydantic models.
+
+flask-openapi3 validates each request against these models and builds the OpenAPI document from them
+(api/openapi.py), so what the API accepts and what its document says cannot drift apart. Responses are
+serialized through their models too (`api.views._answer`), so the answers match the documented shapes.
+
+Request bodies are strict (a JSON string is not a number, an object is not a list) and refuse unknown fields;
+query strings are parsed leniently (`page_size=10` is the number 10), as everything in a URL is text.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from core import errors as core_errors
+from office365 import errors as o365_errors
+from office365 import groups, licences
+from office365.bulk import Outcome
+from office365.groups import GroupType
+
+# -- reusable field types ----------------------------------------------------------------------------------
+
+_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+GUID_PATTERN = f"^{_GUID}$"
+# An object id, or a user principal name as the operations accept it (office365.registry._UPN).
+USER_KEY_PATTERN = f"^(?:{_GUID}|" + r"[^\s/\\?#%]+@[^\s/\\?#%@]+)$"
+MAX_ID = 2**31 - 1  # datasource ids are 32-bit integers in every database we support
+
+ObjectId = Annotated[str, Field(pattern=GUID_PATTERN, json_schema_extra={"format": "uuid"},
+                                description="A directory object id (GUID).")]
+UserKey = Annotated[str, Field(pattern=USER_KEY_PATTERN, max_length=1024,
+                               description="A user's object id (GUID) or user principal name.")]
+SkuId = Annotated[str, Field(pattern=GUID_PATTERN, json_schema_extra={"format": "uuid"},
+                             description="A licence plan's skuId (GUID).")]
+
+
+class ApiModel(BaseModel):
+    """Base of the API's models; the registry lets a validation error name a field's documented bounds."""
+
+    registry: ClassVar[dict[str, type[ApiModel]]] = {}
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        ApiModel.registry[cls.__name__] = cls
+
+
+class Body(ApiModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class Out(ApiModel):
+    """A response: read from the operation's result dataclass (attributes) or from a dict."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+# -- path and query parameters -----------------------------------------------------------------------------
+
+
+class DatasourcePath(ApiModel):
+    datasource_id: int = Field(ge=1, le=MAX_ID, description="The datasource's id (see GET /datasources).")
+
+
+class UserPath(DatasourcePath):
+    user_id: UserKey
+
+
+class GroupPath(DatasourcePath):
+    group_id: ObjectId
+
+
+class MemberPath(GroupPath):
+    user_id: ObjectId
+
+
+class UserLicencePath(UserPath):
+    sku_id: SkuId
+
+
+class Paging(ApiModel):
+    page_size: int | None = Field(None, ge=1, le=999, description="Items per page (Graph's $top).")
+    cursor: str | None = Field(None, max_length=4096,
+                               description="`next_cursor` of the previous page (Graph's @odata.nextLink).")
+
+
+class GroupPaging(Paging):
+    member_count: bool = Field(True, description="`false` skips counting members (one $batch per 20 groups).")
+
+
+class FindQuery(Paging):
+    q: str = Field(min_length=1, max_length=256, description="Text to look for.")
+    mode: Literal["prefix", "search"] = Field(
+        "prefix", description="`prefix`: startswith on name, mail and UPN; `search`: Graph $search tokens.")
+
+
+class FindGroupsQuery(FindQuery):
+    member_count: bool = Field(True, description="`false` skips counting members (one $batch per 20 groups).")
+
+
+# -- request bodies ----------------------------------------------------------------------------------------
+
+NOT_CREATABLE = {GroupType.MAIL_ENABLED_SECURITY.value, GroupType.DISTRIBUTION.value}
+
+
+class NewGroupBody(Body):
+    display_name: str = Field(min_length=1, max_length=256)
+    description: str | None = Field(None, max_length=1024)
+    mail_nickname: str | None = Field(
+        None, description="1-64 ASCII characters without spaces or @()\\[]\";:.<>, (derived from the display "
+                          "name when left out). A taken one answers 409 `mail_nickname_taken` with a `suggestion`.")
+    group_type: Literal["security", "microsoft365"] = "security"
+    owners: list[ObjectId] = Field(default_factory=list, max_length=20, description="User object ids.")
+    members: list[ObjectId] = Field(default_factory=list, max_length=1000, description="User object ids.")
+
+    @field_validator("group_type", mode="before")
+    @classmethod
+    def _only_creatable_types(cls, value: Any) -> Any:
+        if isinstance(value, str) and value in NOT_CREATABLE:
+            raise PydanticCustomError(
+                "not_creatable", "Graph can only create security and Microsoft 365 groups; create mail-enabled "
+                "security groups and distribution lists in the Exchange admin center.")
+        return value
+
+
+class AddMemberBody(Body):
+    user_id: ObjectId
+
+
+class AssignLicenceBody(Body):
+    sku_id: SkuId
+    disabled_plans: list[ObjectId] = Field(default_factory=list, max_length=100,
+                                           description="Service plan ids to switch off.")
+    usage_location: str | None = Field(None, pattern=r"^[A-Za-z]{2}$",
+                                       description="Two-letter country code to set first when the user has none.")
+
+
+class BulkMembersBody(Body):
+    group_id: ObjectId
+    user_ids: list[str] = Field(max_length=5000, description="User object ids; any other value is reported as "
+                                                            "`invalid` in its item, the others still run.")
+
+
+class BulkLicencesBody(Body):
+    group_id: ObjectId
+    sku_id: SkuId
+    disabled_plans: list[ObjectId] = Field(default_factory=list, max_length=100)
+    dry_run: bool = Field(False, description="Preview only: nothing is written.")
+
+
+# -- responses ---------------------------------------------------------------------------------------------
+
+
+class DatasourceOut(Out):
+    id: int
+    name: str
+    status: str = Field(description='"ready", "incomplete" (not authorized yet) or "needs re-authorization".')
+    read_write: bool
+    tenant_name: str | None
+
+
+class DatasourceList(Out):
+    datasources: list[DatasourceOut]
+
+
+class UserOut(Out):
+    id: str
+    display_name: str | None
+    user_principal_name: str | None
+    mail: str | None
+    job_title: str | None
+    department: str | None
+    account_enabled: bool | None
+    usage_location: str | None
+    licence_sku_ids: list[str]
+
+
+class UserPage(Out):
+    users: list[UserOut]
+    next_cursor: str | None = Field(description="Pass back as `cursor` for the next page; null on the last.")
+    request_id: str | None
+    count: int | None
+
+
+class GroupOut(Out):
+    id: str
+    display_name: str
+    description: str | None
+    mail: str | None
+    mail_nickname: str | None
+    type: GroupType
+    member_count: int | None
+
+
+class GroupPage(Out):
+    groups: list[GroupOut]
+    next_cursor: str | None
+    request_id: str | None
+    count: int | None
+
+
+class ServicePlanOut(Out):
+    id: str
+    name: str
+    provisioning_status: str | None
+    applies_to: str | None
+
+
+class UserLicenceOut(Out):
+    sku_id: str
+    sku_part_number: str
+    friendly_name: str
+    service_plans: list[ServicePlanOut]
+
+
+class UserDetail(Out):
+    user: UserOut
+    licences: list[UserLicenceOut]
+    groups: list[GroupOut]
+
+
+class MemberOut(Out):
+    id: str
+    kind: str = Field(description='"user", "group", "device", ...')
+    display_name: str | None
+    user_principal_name: str | None
+
+
+class MemberPage(Out):
+    members: list[MemberOut]
+    next_cursor: str | None
+    request_id: str | None
+
+
+class GroupDetail(Out):
+    group: GroupOut
+    members: MemberPage
+
+
+# The outcomes the operations' result dataclasses declare, so a new one there is documented here too.
+MembershipOutcome = get_type_hints(groups.MembershipResult)["outcome"]
+LicenceOutcome = get_type_hints(licences.LicenceChange)["outcome"]
+
+
+class ItemResultOut(Out):
+    id: str
+    outcome: Outcome
+    message: str
+    request_id: str | None
+    error_code: str | None
+
+
+class CreatedGroup(Out):
+    group: GroupOut
+    request_id: str | None
+    member_results: list[ItemResultOut] = Field(description="One result per initial member.")
+
+
+class MembershipResult(Out):
+    group_id: str
+    user_id: str
+    outcome: MembershipOutcome  # type: ignore[valid-type]
+    message: str
+    request_id: str | None
+
+
+class LicencePlanOut(Out):
+    sku_id: str
+    sku_part_number: str
+    friendly_name: str
+    consumed_units: int
+    purchased_units: int
+    available_units: int
+    capability_status: str
+    service_plans: list[ServicePlanOut]
+
+
+class LicencePlans(Out):
+    plans: list[LicencePlanOut]
+    request_id: str | None
+
+
+class LicenceChange(Out):
+    user_id: str
+    sku_id: str
+    outcome: LicenceOutcome  # type: ignore[valid-type]
+    message: str
+    request_id: str | None
+    usage_location_set: str | None
+
+
+class BulkResult(Out):
+    items: list[ItemResultOut]
+    graph_requests: int = Field(description="HTTP requests sent to Graph for this run.")
+    counts: dict[str, int] = Field(description="Items per outcome.")
+
+
+# -- errors ------------------------------------------------------------------------------------------------
+
+API_ERROR_CODES = (
+    "unauthenticated", "invalid_api_key", "api_key_revoked", "api_key_expired", "user_inactive", "csrf_failed",
+    "forbidden", "datasource_not_found", "datasource_not_ready", "invalid_field",
+)
+
+
+def _office365_codes() -> list[str]:
+    found, todo = [], [o365_errors.Office365Error]
+    while todo:
+        cls = todo.pop(0)
+        found.append(cls.error_code)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+# Codes of the API itself, of every Office 365 error, and of the app-wide HTTP errors (404 for an unknown
+# address, 405, 413, 429, 500 ...) that core.errors answers for /api/ paths.
+ERROR_CODES: tuple[str, ...] = tuple(dict.fromkeys(
+    [*API_ERROR_CODES, *_office365_codes(), *core_errors.CODES.values(), "error"]))
+
+
+class ErrorDetail(ApiModel):
+    code: Literal[ERROR_CODES]  # type: ignore[valid-type]
+    message: str
+    field: str | None = Field(None, description="The input field at fault (invalid_field, mail_nickname_taken).")
+    suggestion: str | None = Field(None, description="A valid value to use instead, when there is one.")
+    request_id: str | None = Field(None, description="Graph's request-id, when Microsoft answered.")
+    reference: str | None = Field(None, description="The log reference of an unexpected error (500).")
+
+
+class Error(ApiModel):
+    """Every error: a stable `code` to branch on and a `message` to show."""
+
+    error: ErrorDetail
