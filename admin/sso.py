@@ -110,12 +110,14 @@ def sso_provider_add() -> Response | tuple[str, int]:
             provider = add_generic_provider(form.get("name", ""), form.get("issuer", ""), form.get("client_id", ""),
                                             form.get("client_secret", ""), scopes=form.get("scopes", "openid"),
                                             user_claim=form.get("user_claim", "preferred_username"),
-                                            response_mode=form.get("response_mode", "query"))
+                                            response_mode=form.get("response_mode", "query"),
+                                            trust_unverified_email=form.get("trust_unverified_email") == "y")
     except ProviderProblem as exc:
         db.session.rollback()
         flash(str(exc), "danger")
         return _page(400)
-    audit.record("sso.provider.add", provider.name, kind=provider.kind, commit=False)
+    audit.record("sso.provider.add", provider.name, kind=provider.kind,
+                 trust_unverified_email=provider.trust_unverified_email, commit=False)
     db.session.commit()
     flash(f"Provider {provider.name} added.", "success")
     return redirect(url_for("admin.single_sign_on"))

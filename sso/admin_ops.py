@@ -53,14 +53,16 @@ def check_common(scopes: str, user_claim: str, response_mode: str) -> None:
 
 def add_generic_provider(name: str, issuer: str, client_id: str, client_secret: str, *,
                          scopes: str = "openid profile email", user_claim: str = "preferred_username",
-                         response_mode: str = "query") -> SsoProvider:
+                         response_mode: str = "query", trust_unverified_email: bool = False) -> SsoProvider:
+    """`trust_unverified_email`: the provider omits `email_verified`; use its `email` all the same."""
     name, issuer = check_name(name), check_issuer(issuer)
     check_common(scopes, user_claim, response_mode)
     if not client_id.strip() or len(client_id) > 255:
         raise ProviderProblem("The client id is required.")
     provider = SsoProvider(name=name, kind=SsoProvider.OIDC, issuer=issuer, client_id=client_id.strip(),
                            client_secret=secret_box().encrypt(client_secret) if client_secret else None,
-                           scopes=" ".join(scopes.split()), user_claim=user_claim, response_mode=response_mode)
+                           scopes=" ".join(scopes.split()), user_claim=user_claim, response_mode=response_mode,
+                           trust_unverified_email=trust_unverified_email)
     db.session.add(provider)
     db.session.flush()
     current_app.extensions.pop("sso_provider_origins", None)

@@ -30,8 +30,12 @@ sso_cli.add_command(providers_cli)
 @click.option("--scopes", default="openid profile email", show_default=True)
 @click.option("--user-claim", default="preferred_username", show_default=True)
 @click.option("--response-mode", type=click.Choice(["query", "form_post"]), default="query", show_default=True)
+@click.option("--trust-unverified-email", is_flag=True,
+              help="The provider omits email_verified; trust its e-mails (otherwise an e-mail is used only when "
+                   "email_verified is true).")
 def providers_add(name: str, issuer: str | None, client_id: str | None, client_secret_stdin: bool,
-                  datasource: str | None, scopes: str, user_claim: str, response_mode: str) -> None:
+                  datasource: str | None, scopes: str, user_claim: str, response_mode: str,
+                  trust_unverified_email: bool) -> None:
     """Add an identity provider."""
     try:
         if datasource:
@@ -42,10 +46,12 @@ def providers_add(name: str, issuer: str | None, client_id: str | None, client_s
         else:
             secret = sys.stdin.readline().rstrip("\r\n") if client_secret_stdin else ""
             provider = add_generic_provider(name, issuer or "", client_id or "", secret, scopes=scopes,
-                                            user_claim=user_claim, response_mode=response_mode)
+                                            user_claim=user_claim, response_mode=response_mode,
+                                            trust_unverified_email=trust_unverified_email)
     except ProviderProblem as exc:
         raise click.ClickException(str(exc)) from None
-    audit.record("sso.provider.add", provider.name, actor="cli", kind=provider.kind, commit=False)
+    audit.record("sso.provider.add", provider.name, actor="cli", kind=provider.kind,
+                 trust_unverified_email=provider.trust_unverified_email, commit=False)
     db.session.commit()
     click.echo(f"Added provider {provider.name} ({provider.kind})")
 
@@ -56,8 +62,10 @@ def providers_list() -> None:
     for provider in db.session.scalars(db.select(SsoProvider).order_by(SsoProvider.name)):
         where = provider.issuer or f"datasource #{provider.datasource_id}"
         secret = "secret set" if provider.client_secret else "no secret"
+        emails = "-" if provider.kind == SsoProvider.OFFICE365 else \
+            "e-mails trusted without email_verified" if provider.trust_unverified_email else "verified e-mails only"
         click.echo(f"{provider.name}\t{provider.kind}\t{where}\t{provider.client_id or '-'}\t{secret}\t"
-                   f"{'enabled' if provider.enabled else 'disabled'}")
+                   f"{'enabled' if provider.enabled else 'disabled'}\t{emails}")
 
 
 @providers_cli.command("remove")

@@ -27,12 +27,37 @@ class SignInRefused(Exception):
         self.kind = kind
 
 
-def email_of(claims: dict[str, Any], issuer: str) -> str:
-    """`email`, else `preferred_username`/`upn` when it looks like an address, else a stable placeholder."""
-    for name in ("email", "preferred_username", "upn"):
-        value = claims.get(name)
-        if isinstance(value, str) and "@" in value and len(value) <= 320:
-            return value.strip().lower()
+def _address(value: Any) -> str | None:
+    if isinstance(value, str) and "@" in value and len(value.strip()) <= 320:
+        return value.strip().lower()
+    return None
+
+
+def email_verified(claims: dict[str, Any]) -> bool:
+    """`email_verified` is true (a boolean; some providers send the string "true")."""
+    value = claims.get("email_verified")
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def trusted_email(provider: SsoProvider, claims: dict[str, Any]) -> str | None:
+    """The address allow-lists may rely on, or None.
+
+    Office 365: `email`, else `preferred_username`/`upn` (names the tenant controls). A generic provider: `email`
+    only with `email_verified: true`, or when the provider is marked as omitting the claim
+    (`trust_unverified_email`); never `preferred_username`, which anyone may choose at many providers.
+    """
+    if provider.kind == SsoProvider.OFFICE365:
+        for name in ("email", "preferred_username", "upn"):
+            if (found := _address(claims.get(name))) is not None:
+                return found
+        return None
+    if email_verified(claims) or provider.trust_unverified_email:
+        return _address(claims.get("email"))
+    return None
+
+
+def placeholder_email(claims: dict[str, Any], issuer: str) -> str:
+    """A stable address that matches no allow-list: the subject at the issuer's host."""
     host = urlsplit(issuer).hostname or "sso.invalid"
     return f"{str(claims.get('sub', 'unknown'))[:200]}@{host}".lower()
 
@@ -40,7 +65,8 @@ def email_of(claims: dict[str, Any], issuer: str) -> str:
 def resolve_user(provider: SsoProvider, claims: dict[str, Any], *, issuer: str, create: bool) -> User:
     """Find (or create) the user of a validated ID token, refresh their profile, refuse disabled users."""
     office365 = provider.kind == SsoProvider.OFFICE365
-    email = email_of(claims, issuer)
+    verified = trusted_email(provider, claims)
+    email = verified or placeholder_email(claims, issuer)
     name = str(claims.get("name") or "")[:256]
     identity: SsoIdentity | None = None
     if office365:
@@ -65,7 +91,7 @@ def resolve_user(provider: SsoProvider, claims: dict[str, Any], *, issuer: str, 
         raise SignInRefused("disabled", "Your account is disabled. Ask an administrator to enable it.")
     if name:
         user.display_name = name
-    if email != user.email and db.session.scalar(
+    if email != user.email and db.session.scalar(  # what this token vouches for, or the placeholder
             db.select(User.id).where(func.lower(User.email) == email, User.id != user.id)) is None:
         user.email = email
     user.last_sign_in_at = utcnow()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.extensions import db
@@ -52,6 +52,8 @@ class SsoProvider(db.Model):
     user_claim: Mapped[str] = mapped_column(String(64), default="preferred_username")
     response_mode: Mapped[str] = mapped_column(String(16), default="query")
     domain_hint: Mapped[str | None] = mapped_column(String(255))
+    # Generic providers: use `email` even without `email_verified: true` (for providers that omit the claim).
+    trust_unverified_email: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

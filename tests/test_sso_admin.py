@@ -158,3 +158,32 @@ def test_signing_keys_are_listed_rotated_and_pruned_from_the_page(admin_client: 
     assert page.count(">signing</span>") == 1
     actions = db.session.scalars(db.select(AuditEvent.action).where(AuditEvent.action.like("sso.key.%"))).all()
     assert sorted(actions) == ["sso.key.prune", "sso.key.rotate"]
+
+
+def test_provider_form_and_cli_set_and_show_the_unverified_email_switch(app: Flask,
+                                                                       admin_client: FlaskClient) -> None:
+    page = admin_client.get("/admin/sso").get_data(as_text=True)
+    assert "Provider omits email_verified; trust its e-mails" in page
+    token = csrf_token(admin_client, "/admin/sso")
+    base = {"kind": "oidc", "client_id": "gw", "client_secret": "s", "scopes": "openid email",
+            "user_claim": "email", "response_mode": "query", "csrf_token": token}
+    assert admin_client.post("/admin/sso/providers", data={**base, "name": "strict",
+                                                           "issuer": "https://id.example.com"}).status_code == 302
+    assert admin_client.post("/admin/sso/providers", data={**base, "name": "lenient", "trust_unverified_email": "y",
+                                                           "issuer": "https://id2.example.com"}).status_code == 302
+    flags = {p.name: p.trust_unverified_email for p in db.session.scalars(db.select(SsoProvider))}
+    assert flags == {"strict": False, "lenient": True}
+    page = admin_client.get("/admin/sso").get_data(as_text=True)
+    assert "Verified e-mails only" in page and "E-mails trusted without email_verified" in page
+    event = db.session.scalars(db.select(AuditEvent).filter_by(action="sso.provider.add", target="lenient")).one()
+    assert event.detail["trust_unverified_email"] is True
+
+    runner = app.test_cli_runner()
+    added = runner.invoke(args=["sso", "providers", "add", "--name", "cli-lenient", "--issuer",
+                                "https://id3.example.com", "--client-id", "gw", "--trust-unverified-email"])
+    assert added.exit_code == 0, added.output
+    assert db.session.scalars(db.select(SsoProvider).filter_by(name="cli-lenient")).one().trust_unverified_email
+    listed = runner.invoke(args=["sso", "providers", "list"]).output.splitlines()
+    assert any(line.startswith("cli-lenient\t") and line.endswith("e-mails trusted without email_verified")
+               for line in listed), listed
+    assert any(line.startswith("strict\t") and line.endswith("verified e-mails only") for line in listed), listed

@@ -469,3 +469,46 @@ def test_front_channel_logout_from_a_provider_without_iss_ends_only_the_own_sess
     assert client.get("/").status_code == 200  # another browser without iss cannot end it
     assert client.get("/sso/front-channel-logout?sid=idp-session-1").status_code == 200
     assert client.get("/").status_code == 302
+
+
+# -- issue 10 point 11: a generic provider's e-mail counts only when verified --------------------------------------
+
+@pytest.mark.parametrize("verified", [None, False, "false"], ids=["absent", "false", "string-false"])
+def test_an_unverified_email_is_not_the_users_address_nor_meets_allow_lists(app, client: FlaskClient,  # type: ignore[no-untyped-def]
+                                                                          fake: FakeProvider, verified) -> None:
+    fake.make_id_token = lambda nonce: fake.sign(fake.claims(nonce, email="ceo@victim.example",
+                                                             preferred_username="ceo@victim.example",
+                                                             email_verified=verified))
+    assert fake_sign_in(client, fake).status_code == 302
+    user = db.session.scalars(db.select(User)).one()
+    assert user.email == "subject-1@127.0.0.1"  # the stable placeholder, not the claimed address
+    assert client.get("/auth/verify?allowed_domains=victim.example").status_code == 403
+    assert client.get("/auth/verify?allowed_emails=ceo@victim.example").status_code == 403
+
+
+@pytest.mark.parametrize("verified", [True, "true"])
+def test_a_verified_email_is_used(client: FlaskClient, fake: FakeProvider, verified) -> None:  # type: ignore[no-untyped-def]
+    fake.make_id_token = lambda nonce: fake.sign(fake.claims(nonce, email_verified=verified))
+    assert fake_sign_in(client, fake).status_code == 302
+    assert db.session.scalars(db.select(User)).one().email == "pat@example.org"
+    assert client.get("/auth/verify?allowed_domains=example.org").status_code == 200
+
+
+def test_a_provider_marked_as_omitting_email_verified_is_trusted(client: FlaskClient, fake: FakeProvider) -> None:
+    provider = db.session.scalars(db.select(SsoProvider)).one()
+    provider.trust_unverified_email = True
+    db.session.commit()
+    fake.make_id_token = lambda nonce: fake.sign(fake.claims(nonce, email_verified=None))
+    assert fake_sign_in(client, fake).status_code == 302
+    assert db.session.scalars(db.select(User)).one().email == "pat@example.org"
+    assert client.get("/auth/verify?allowed_domains=example.org").status_code == 200
+
+
+def test_a_later_unverified_email_does_not_replace_the_address(client: FlaskClient, fake: FakeProvider) -> None:
+    assert fake_sign_in(client, fake).status_code == 302
+    client.post("/logout", data={"csrf_token": _csrf(client)})
+    fake.make_id_token = lambda nonce: fake.sign(fake.claims(nonce, email="ceo@victim.example", email_verified=None))
+    assert fake_sign_in(client, fake).status_code == 302
+    db.session.expire_all()
+    assert db.session.scalars(db.select(User)).one().email != "ceo@victim.example"
+    assert client.get("/auth/verify?allowed_domains=victim.example").status_code == 403
