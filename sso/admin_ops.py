@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import urlsplit
 
 from flask import current_app
@@ -29,6 +30,19 @@ def check_name(name: str) -> str:
     if db.session.scalar(db.select(SsoProvider.id).filter_by(name=name)) is not None:
         raise ProviderProblem(f"A provider named {name!r} exists already.")
     return name
+
+
+def name_from(display_name: str, fallback: str = "office365") -> str:
+    """A free provider name (the slug in /sso/login/<name>) made from a datasource's display name:
+    `Zürich Office 365!` -> `zurich-office-365`, then `-2`, `-3`... when taken; `fallback` when nothing is left."""
+    ascii_text = unicodedata.normalize("NFKD", display_name).encode("ascii", "ignore").decode()
+    base = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:56].strip("-") or fallback
+    taken = set(db.session.scalars(db.select(SsoProvider.name).where(SsoProvider.name.like(f"{base}%"))))
+    candidate, number = base, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{base}-{number}"
+    return candidate
 
 
 def check_issuer(issuer: str) -> str:
@@ -69,9 +83,10 @@ def add_generic_provider(name: str, issuer: str, client_id: str, client_secret: 
     return provider
 
 
-def add_office365_provider(name: str, datasource: Datasource, *, user_claim: str = "preferred_username",
+def add_office365_provider(name: str | None, datasource: Datasource, *, user_claim: str = "preferred_username",
                            response_mode: str = "query") -> SsoProvider:
-    name = check_name(name)
+    """`name` blank: made from the datasource's display name (the admin page asks for none)."""
+    name = check_name(name) if name and name.strip() else name_from(datasource.name)
     check_common("openid", user_claim, response_mode)
     if not datasource.sso_enabled or datasource.status != Datasource.READY:
         raise ProviderProblem(f"The datasource {datasource.name!r} must be ready with \"Enable Azure OpenID "

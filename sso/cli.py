@@ -22,7 +22,8 @@ sso_cli.add_command(providers_cli)
 
 
 @providers_cli.command("add")
-@click.option("--name", required=True, help="Short name, used in /sso/login/<name>.")
+@click.option("--name", default="", help="Short name, used in /sso/login/<name> (with --datasource: made from the "
+                                          "datasource's name when left out).")
 @click.option("--issuer", help="Issuer URL of a generic OpenID Connect provider (https; http only on loopback).")
 @click.option("--client-id", help="Client id at that provider.")
 @click.option("--client-secret-stdin", is_flag=True, help="Read the client secret from standard input.")

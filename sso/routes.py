@@ -16,7 +16,7 @@ from sso import bp
 from sso.forms import LoginForm
 from sso.models import SsoProvider
 from sso.sessions import renew_session, store
-from sso.settings import current_settings, enabled_providers
+from sso.settings import current_settings, enabled_providers, sign_in_labels
 
 
 def safe_next(target: str | None) -> str | None:
@@ -81,7 +81,8 @@ def login() -> Response | str:
             user.last_sign_in_at = utcnow()
             audit.record("sign_in.local", user.email, actor=user.email)
             return redirect(next_path or url_for("sso.home"))
-    return render_template("sso/login.html", form=form, providers=providers, next_path=next_path,
+    return render_template("sso/login.html", form=form, providers=providers, labels=sign_in_labels(providers),
+                           next_path=next_path,
                            show_password=password_allowed or local)
 
 

@@ -71,3 +71,17 @@ def provider_usable(provider: SsoProvider) -> bool:
         return bool(datasource and datasource.sso_enabled and datasource.status == Datasource.READY
                     and datasource.tenant_id)
     return bool(provider.issuer and provider.client_id)
+
+
+def sign_in_labels(providers: list[SsoProvider]) -> dict[str, str]:
+    """What each sign-in button says after "Sign in with": "Office 365" for the Office 365 provider, with its
+    datasource's display name when there are several; a generic provider's name."""
+    from core.models import Datasource
+
+    office365 = [p for p in providers if p.kind == SsoProvider.OFFICE365]
+    labels = {p.name: p.name for p in providers if p.kind != SsoProvider.OFFICE365}
+    for provider in office365:
+        datasource = db.session.get(Datasource, provider.datasource_id) if provider.datasource_id else None
+        labels[provider.name] = ("Office 365" if len(office365) == 1 or datasource is None
+                                 else f"Office 365 ({datasource.name})")
+    return labels

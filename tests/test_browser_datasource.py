@@ -175,3 +175,46 @@ def test_change_tenant_in_the_popup_then_confirm_single_sign_on(  # type: ignore
     expect(page.get_by_text("Single sign-on through Directory is on again: people of Fabrikam can sign in.")
            ).to_be_visible()
     expect(page.locator("#sso-confirm")).to_have_count(0)
+
+
+def test_office365_provider_without_a_name_and_the_sign_in_buttons(  # type: ignore[no-untyped-def]
+        page: Page, live_server: LiveServer, admin_user, artifacts_dir: Path) -> None:
+    from core.extensions import db
+    from core.models import Datasource
+    from tests.sso_helpers import enable_sso
+
+    for name, tid in (("Contoso 365", "t1"), ("Fabrikam", "t2")):
+        db.session.add(Datasource(name=name, sso_enabled=True, status=Datasource.READY, tenant_id=tid))
+    db.session.commit()
+    enable_sso()
+    _sign_in_locally(page, live_server.url)
+    page.goto(f"{live_server.url}/admin/sso")
+    form = page.locator("#add-office365")
+    expect(form.get_by_label("Name", exact=True)).to_have_count(0)
+    form.get_by_label("Datasource").select_option(label="Contoso 365")
+    form.get_by_role("button", name="Add Office 365 provider").click()
+    expect(page.get_by_text("Provider contoso-365 added.")).to_be_visible()
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.locator("#add-office365").scroll_into_view_if_needed()
+        page.screenshot(path=str(artifacts_dir / f"sso-add-office365-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.get_by_role("button", name="Sign out").click()
+    page.goto(f"{live_server.url}/login")
+    expect(page.get_by_role("link", name="Sign in with Office 365", exact=True)).to_be_visible()
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        assert _no_sideways_scroll(page)
+        page.screenshot(path=str(artifacts_dir / f"sign-in-office365-{width}.png"), full_page=True)
+
+    from sso.admin_ops import add_office365_provider
+
+    add_office365_provider(None, db.session.scalars(db.select(Datasource).filter_by(name="Fabrikam")).one())
+    db.session.commit()
+    page.reload()
+    expect(page.get_by_role("link", name="Sign in with Office 365 (Contoso 365)")).to_be_visible()
+    expect(page.get_by_role("link", name="Sign in with Office 365 (Fabrikam)")).to_be_visible()
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        assert _no_sideways_scroll(page)
+        page.screenshot(path=str(artifacts_dir / f"sign-in-two-office365-{width}.png"), full_page=True)

@@ -46,7 +46,7 @@ def test_sign_in_home_verify_and_sign_out_of_both(page: Page, sso_ready: LiveSer
                                                   artifacts_dir: Path) -> None:
     base = sso_ready.url
     page.goto(f"{base}/login")
-    page.get_by_role("link", name="Sign in with contoso").click()
+    page.get_by_role("link", name="Sign in with Office 365").click()
     _microsoft_sign_in(page)
     expect(page.get_by_role("heading", name="Welcome, Adele Vance")).to_be_visible()
     expect(page.locator("#tenant")).to_have_text(sso_emulator.tenant_id)

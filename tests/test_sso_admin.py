@@ -187,3 +187,53 @@ def test_provider_form_and_cli_set_and_show_the_unverified_email_switch(app: Fla
     assert any(line.startswith("cli-lenient\t") and line.endswith("e-mails trusted without email_verified")
                for line in listed), listed
     assert any(line.startswith("strict\t") and line.endswith("verified e-mails only") for line in listed), listed
+
+
+def test_office365_provider_is_named_from_its_datasource_and_the_button_says_office_365(
+        admin_client: FlaskClient, client: FlaskClient) -> None:
+    contoso = Datasource(name="Contoso 365", sso_enabled=True, status=Datasource.READY, tenant_id="t1")
+    db.session.add(contoso)
+    db.session.commit()
+    enable_sso()
+    page = admin_client.get("/admin/sso").get_data(as_text=True)
+    office365_form = page[page.index('id="add-office365"'):page.index("</form>", page.index('id="add-office365"'))]
+    assert 'name="name"' not in office365_form  # nothing to invent: the seed never mentions a Name
+    token = csrf_token(admin_client, "/admin/sso")
+    added = admin_client.post("/admin/sso/providers", data={"kind": "office365", "datasource_id": str(contoso.id),
+                                                            "response_mode": "query", "csrf_token": token},
+                              follow_redirects=True)
+    assert added.status_code == 200 and "Provider contoso-365 added." in added.get_data(as_text=True)
+    assert db.session.scalars(db.select(SsoProvider.name)).all() == ["contoso-365"]
+    admin_client.post("/logout", data={"csrf_token": csrf_token(admin_client, "/")})
+    sign_in_page = client.get("/login").get_data(as_text=True)
+    assert ">Sign in with Office 365</a>" in sign_in_page and 'href="/sso/login/contoso-365' in sign_in_page
+
+    # Several Office 365 data sources: each button names its data source.
+    fabrikam = Datasource(name="Fabrikam", sso_enabled=True, status=Datasource.READY, tenant_id="t2")
+    db.session.add(fabrikam)
+    db.session.commit()
+    from sso.admin_ops import add_office365_provider
+
+    assert add_office365_provider(None, fabrikam).name == "fabrikam"
+    db.session.commit()
+    sign_in_page = client.get("/login").get_data(as_text=True)
+    assert ">Sign in with Office 365 (Contoso 365)</a>" in sign_in_page
+    assert ">Sign in with Office 365 (Fabrikam)</a>" in sign_in_page
+
+
+def test_derived_provider_names_stay_unique_and_url_safe(app: Flask) -> None:
+    from sso.admin_ops import add_office365_provider
+
+    first = Datasource(name="Zürich Office 365!", sso_enabled=True, status=Datasource.READY, tenant_id="t1")
+    second = Datasource(name="zurich office 365", sso_enabled=True, status=Datasource.READY, tenant_id="t2")
+    third = Datasource(name="東京", sso_enabled=True, status=Datasource.READY, tenant_id="t3")
+    db.session.add_all([first, second, third])
+    db.session.commit()
+    names = [add_office365_provider(None, ds).name for ds in (first, second, third)]
+    assert names == ["zurich-office-365", "zurich-office-365-2", "office365"]
+    runner = app.test_cli_runner()
+    fourth = Datasource(name="Northwind", sso_enabled=True, status=Datasource.READY, tenant_id="t4")
+    db.session.add(fourth)
+    db.session.commit()
+    added = runner.invoke(args=["sso", "providers", "add", "--datasource", "Northwind"])
+    assert added.exit_code == 0 and "Added provider northwind (office365)" in added.output, added.output

@@ -148,7 +148,7 @@ def test_auto_redirect_hides_the_password_form_and_the_bypass_role_still_gets_in
     response = client.get("/login?next=/sessions")
     assert response.status_code == 302 and response.headers["Location"] == "/sso/login/contoso?next=/sessions"
     page = client.get("/login?local=1").get_data(as_text=True)
-    assert 'name="password"' in page and "Sign in with contoso" in page
+    assert 'name="password"' in page and "Sign in with Office 365" in page
     token = csrf_token(client, "/login?local=1")
     refused = client.post("/login?local=1", data={"email": "plain@example.com", "password": "plain-password-1",
                                                   "csrf_token": token})
