@@ -218,3 +218,29 @@ def test_office365_provider_without_a_name_and_the_sign_in_buttons(  # type: ign
         page.set_viewport_size({"width": width, "height": 900})
         assert _no_sideways_scroll(page)
         page.screenshot(path=str(artifacts_dir / f"sign-in-two-office365-{width}.png"), full_page=True)
+
+
+def test_test_connection_after_consent_removed_says_needs_reauthorization(  # type: ignore[no-untyped-def]
+        page: Page, live_server: LiveServer, admin_user, artifacts_dir: Path, emulator: EmulatorHandle) -> None:
+    import requests
+
+    _sign_in_locally(page, live_server.url)
+    page.goto(f"{live_server.url}/admin/datasources/new/office365")
+    page.get_by_label("Display name").fill("Contoso directory")
+    page.get_by_role("button", name="Save").click()
+    with page.expect_popup() as popup_info:
+        page.get_by_role("button", name="Authorize", exact=True).click()
+    _sign_in_at_microsoft(popup_info.value)
+    expect(page.get_by_text("Connection test succeeded")).to_be_visible()
+    removed = requests.post(f"{emulator.base_url}/_emulator/grants/revoke", json={}, verify=emulator.ca_path,
+                            headers={"Authorization": f"Bearer {emulator.config['control_key']}"}, timeout=10)
+    assert removed.status_code < 300, removed.text
+    page.get_by_role("button", name="Test connection").click()
+    expect(page.get_by_text("Connection test failed: this data source needs re-authorization. AADSTS65001: "
+                            "Consent for the gateway was removed in Office 365. Click Re-Authorize.")).to_be_visible()
+    expect(page.locator(".datasource-status")).to_have_text("needs re-authorization")
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        assert _no_sideways_scroll(page)
+        page.screenshot(path=str(artifacts_dir / f"datasource-test-needs-reauthorization-{width}.png"),
+                        full_page=True)
