@@ -9,7 +9,12 @@ from flask_openapi3 import APIBlueprint
 
 from core.extensions import csrf
 
-bp = APIBlueprint("api", __name__, url_prefix="/api/v1")
+
+def _operation_id(*, name: str, path: str, method: str) -> str:
+    return name  # the view's name, e.g. `find_users` (also its endpoint, `api.find_users`)
+
+
+bp = APIBlueprint("api", __name__, url_prefix="/api/v1", operation_id_callback=_operation_id)
 csrf.exempt(bp)  # session callers are CSRF-checked in api.auth for unsafe methods; API keys need no CSRF
 
 

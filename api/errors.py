@@ -56,11 +56,12 @@ def validation_error(exc: ValidationError) -> Response:
     from api.schemas import ApiModel
 
     first = exc.errors(include_url=False)[0]
-    loc = [part for part in first["loc"] if part != "body"]
+    loc = first["loc"]  # (field, ...): list indexes are ints; union branches ("constrained-int") are text
     field = str(loc[0]) if loc else "body"
     model = ApiModel.registry.get(exc.title)
     schema = model.model_json_schema()["properties"].get(field, {}) if model else {}
-    response, status = error_json(422, "invalid_field", _explain(first, field, schema, in_list=len(loc) > 1),
+    in_list = any(isinstance(part, int) for part in loc)
+    response, status = error_json(422, "invalid_field", _explain(first, field, schema, in_list=in_list),
                                   field=field)
     response.status_code = status
     return response

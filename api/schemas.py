@@ -10,15 +10,16 @@ query strings are parsed leniently (`page_size=10` is the number 10), as everyth
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any, ClassVar, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from core import errors as core_errors
 from office365 import errors as o365_errors
-from office365 import groups, licences
-from office365.bulk import Outcome
+from office365 import operations as ops
 from office365.groups import GroupType
 
 # -- reusable field types ----------------------------------------------------------------------------------
@@ -82,8 +83,10 @@ class UserLicencePath(UserPath):
 
 
 class Paging(ApiModel):
-    page_size: int | None = Field(None, ge=1, le=999, description="Items per page (Graph's $top).")
-    cursor: str | None = Field(None, max_length=4096,
+    # A query parameter is never null: SkipJsonSchema keeps `None` (left out) out of the document.
+    page_size: Annotated[int, Field(ge=1, le=999)] | SkipJsonSchema[None] = Field(
+        None, description="Items per page (Graph's $top).")
+    cursor: Annotated[str, Field(max_length=4096)] | SkipJsonSchema[None] = Field(None,
                                description="`next_cursor` of the previous page (Graph's @odata.nextLink).")
 
 
@@ -166,136 +169,44 @@ class DatasourceList(Out):
     datasources: list[DatasourceOut]
 
 
-class UserOut(Out):
-    id: str
-    display_name: str | None
-    user_principal_name: str | None
-    mail: str | None
-    job_title: str | None
-    department: str | None
-    account_enabled: bool | None
-    usage_location: str | None
-    licence_sku_ids: list[str]
+def result_model(source: type, **more: Any) -> type[Out]:
+    """The response model of an operation's result dataclass: its fields (nested dataclasses included), plus
+    `more` for what the answer adds (computed properties such as `available_units`)."""
+    hints = get_type_hints(source)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(source):
+        default = f.default if f.default is not dataclasses.MISSING else (
+            Field(default_factory=f.default_factory) if f.default_factory is not dataclasses.MISSING else ...)
+        fields[f.name] = (hints[f.name], default)
+    fields.update(more)
+    doc = source.__doc__ if source.__doc__ and not source.__doc__.startswith(f"{source.__name__}(") else None
+    return create_model(source.__name__, __base__=Out, __doc__=doc, **fields)
 
 
-class UserPage(Out):
-    users: list[UserOut]
-    next_cursor: str | None = Field(description="Pass back as `cursor` for the next page; null on the last.")
-    request_id: str | None
-    count: int | None
-
-
-class GroupOut(Out):
-    id: str
-    display_name: str
-    description: str | None
-    mail: str | None
-    mail_nickname: str | None
-    type: GroupType
-    member_count: int | None
-
-
-class GroupPage(Out):
-    groups: list[GroupOut]
-    next_cursor: str | None
-    request_id: str | None
-    count: int | None
-
-
-class ServicePlanOut(Out):
-    id: str
-    name: str
-    provisioning_status: str | None
-    applies_to: str | None
-
-
-class UserLicenceOut(Out):
-    sku_id: str
-    sku_part_number: str
-    friendly_name: str
-    service_plans: list[ServicePlanOut]
+UserPage = result_model(ops.UserPage)
+GroupPage = result_model(ops.GroupPage)
+ItemResult = result_model(ops.ItemResult)
+CreatedGroup = result_model(ops.CreatedGroup, member_results=(list[ItemResult], ...))
+MembershipResult = result_model(ops.MembershipResult)
+LicencePlan = result_model(ops.LicencePlan, available_units=(int, ...))
+LicenceChange = result_model(ops.LicenceChange)
+BulkResult = result_model(ops.BulkResult, items=(list[ItemResult], ...), counts=(dict[str, int], ...))
 
 
 class UserDetail(Out):
-    user: UserOut
-    licences: list[UserLicenceOut]
-    groups: list[GroupOut]
-
-
-class MemberOut(Out):
-    id: str
-    kind: str = Field(description='"user", "group", "device", ...')
-    display_name: str | None
-    user_principal_name: str | None
-
-
-class MemberPage(Out):
-    members: list[MemberOut]
-    next_cursor: str | None
-    request_id: str | None
+    user: ops.User
+    licences: list[ops.UserLicence]
+    groups: list[ops.Group]
 
 
 class GroupDetail(Out):
-    group: GroupOut
-    members: MemberPage
-
-
-# The outcomes the operations' result dataclasses declare, so a new one there is documented here too.
-MembershipOutcome = get_type_hints(groups.MembershipResult)["outcome"]
-LicenceOutcome = get_type_hints(licences.LicenceChange)["outcome"]
-
-
-class ItemResultOut(Out):
-    id: str
-    outcome: Outcome
-    message: str
-    request_id: str | None
-    error_code: str | None
-
-
-class CreatedGroup(Out):
-    group: GroupOut
-    request_id: str | None
-    member_results: list[ItemResultOut] = Field(description="One result per initial member.")
-
-
-class MembershipResult(Out):
-    group_id: str
-    user_id: str
-    outcome: MembershipOutcome  # type: ignore[valid-type]
-    message: str
-    request_id: str | None
-
-
-class LicencePlanOut(Out):
-    sku_id: str
-    sku_part_number: str
-    friendly_name: str
-    consumed_units: int
-    purchased_units: int
-    available_units: int
-    capability_status: str
-    service_plans: list[ServicePlanOut]
+    group: ops.Group
+    members: ops.MemberPage
 
 
 class LicencePlans(Out):
-    plans: list[LicencePlanOut]
+    plans: list[LicencePlan]  # type: ignore[valid-type]
     request_id: str | None
-
-
-class LicenceChange(Out):
-    user_id: str
-    sku_id: str
-    outcome: LicenceOutcome  # type: ignore[valid-type]
-    message: str
-    request_id: str | None
-    usage_location_set: str | None
-
-
-class BulkResult(Out):
-    items: list[ItemResultOut]
-    graph_requests: int = Field(description="HTTP requests sent to Graph for this run.")
-    counts: dict[str, int] = Field(description="Items per outcome.")
 
 
 # -- errors ------------------------------------------------------------------------------------------------

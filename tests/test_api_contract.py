@@ -136,3 +136,23 @@ def test_every_error_code_the_api_can_answer_is_in_the_document(app: Flask, clie
     answer = client.get("/api/v1/datasources", headers=bearer(api_key_for(admin_user)))
     assert answer.status_code == 500 and answer.get_json()["error"]["code"] in codes
     assert "reference" in _error_schema(client.get("/api/v1/openapi.json").get_json())
+
+
+def test_a_request_that_does_not_match_the_document_names_the_field(client: FlaskClient, admin_user: User) -> None:
+    h = bearer(api_key_for(admin_user))
+    base = "/api/v1/datasources/1"
+    cases = [
+        (client.get(f"{base}/users?page_size=abc", headers=h), "page_size", "'page_size' must be a whole number."),
+        (client.get(f"{base}/users?page_size=0", headers=h), "page_size", "between 1 and 999"),
+        (client.get(f"{base}/users/find?q=x&mode=fuzzy", headers=h), "mode", "'prefix' or 'search'"),
+        (client.get(f"{base}/groups?member_count=perhaps", headers=h), "member_count", "true or false"),
+        (client.get(f"{base}/users/find", headers=h), "q", "'q' is required."),
+        (client.post(f"{base}/groups", headers=h, json={"display_name": "X", "members": ["nope"]}), "members",
+         "'nope' is not a valid member: a directory object id"),
+        (client.post(f"{base}/users/adele@contoso.example/licences", headers=h, json={"sku_id": 5}), "sku_id",
+         "'sku_id' must be a string."),
+    ]
+    for answer, field, fragment in cases:
+        error = answer.get_json()["error"]
+        assert (answer.status_code, error["code"], error["field"]) == (422, "invalid_field", field), error
+        assert fragment in error["message"], error
