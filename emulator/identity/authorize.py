@@ -23,7 +23,7 @@ from emulator import clock, seed, tokens
 from emulator.store import Store
 from emulator.tokens import GRAPH_RESOURCE, b64url, client_info, keyring, verify_access_token
 
-bp = Blueprint("identity", __name__, static_folder="templates/static", static_url_path="/emulator-static")
+bp = Blueprint("identity", __name__, static_folder="../templates/static", static_url_path="/emulator-static")
 
 OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
 GRAPH_PREFIXES = (GRAPH_RESOURCE + "/", "00000003-0000-0000-c000-000000000000/")
