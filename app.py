@@ -11,6 +11,7 @@ from dotenv import load_dotenv
 from flask import Flask
 
 from core.config import ConfigError, load_config
+from core.converters import DB_INT_MAX, parse_int, register_converters
 from core.extensions import bootstrap, csrf, db, limiter, login_manager, migrate
 
 
@@ -41,6 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
     )
     app.config.update(overrides)
+    register_converters(app)  # before any route: `<id:...>` (and `<int:...>`) are bounded database ids
     if app.config.get("RATELIMIT_STORAGE_URI", "").startswith("redis"):
         app.config.setdefault("RATELIMIT_KEY_PREFIX", app.config.get("REDIS_PREFIX", "gw"))
     _configure_logging(app)
@@ -82,7 +84,8 @@ def _init_extensions(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
-        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+        number = parse_int(user_id, 1, DB_INT_MAX)
+        user = db.session.get(User, number) if number else None
         return user if user is not None and user.active else None
 
 

@@ -9,10 +9,11 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
-from wtforms import EmailField, IntegerField, StringField, SubmitField
+from wtforms import EmailField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
 
 from admin import bp
+from admin.fields import AsciiIntegerField
 from api.models import ApiKey
 from core import audit
 from core.access import roles_required
@@ -26,7 +27,7 @@ class ApiKeyForm(FlaskForm):
                        description="The key acts as this user: it may use the datasources they may use.")
     name = StringField("Name", validators=[DataRequired(message="Name the key after what uses it."), Length(max=100)],
                        description="What uses the key, e.g. \"HR onboarding script\".")
-    expires_in_days = IntegerField("Expires after (days)", validators=[Optional(), NumberRange(min=1, max=3650)],
+    expires_in_days = AsciiIntegerField("Expires after (days)", validators=[Optional(), NumberRange(min=1, max=3650)],
                                    description="Leave blank for a key that does not expire.")
     submit = SubmitField("Create key")
 
@@ -60,7 +61,7 @@ def api_keys() -> str | Response:
     return render_template("admin/api_keys/list.html", form=form, keys=keys, revoke_form=RevokeForm())
 
 
-@bp.post("/api-keys/<int:key_id>/revoke")
+@bp.post("/api-keys/<id:key_id>/revoke")
 @roles_required(Role.ADMINISTRATOR)
 def api_key_revoke(key_id: int) -> Response:
     if not RevokeForm().validate_on_submit():

@@ -23,6 +23,7 @@ from admin.connectors import CONNECTORS, KIND_LABELS
 from admin.fields import CheckboxChoices, options
 from core import audit
 from core.access import can_administer_datasource, can_use_datasource, roles_required
+from core.converters import DB_INT_MAX, ascii_int, parse_int
 from core.crypto import secret_box
 from core.extensions import db
 from core.models import Datasource, Group, PendingAuthorization, Role, utcnow
@@ -120,8 +121,8 @@ class SecurityForm(FlaskForm):
                                description="Who may run this data source's operations. Blank users and roles: "
                                            "Administrators and Manage datasources.")
     user_roles_allowed = CheckboxChoices("Connection users: roles", choices=options((n, n) for n in Role.ALL))
-    admin_groups = CheckboxChoices("Connection administrators: local groups", coerce=int)
-    user_groups_allowed = CheckboxChoices("Connection users: local groups", coerce=int)
+    admin_groups = CheckboxChoices("Connection administrators: local groups", coerce=ascii_int)
+    user_groups_allowed = CheckboxChoices("Connection users: local groups", coerce=ascii_int)
     submit = SubmitField("Save security")
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -186,7 +187,7 @@ def datasource_new_office365() -> Response | str:
     return render_template("admin/datasources/detail.html", form=form, datasource=None, action_form=ActionForm())
 
 
-@bp.route("/datasources/<int:datasource_id>", methods=["GET", "POST"])
+@bp.route("/datasources/<id:datasource_id>", methods=["GET", "POST"])
 def datasource_detail(datasource_id: int) -> Response | str | tuple[str, int]:
     datasource = db.session.get(Datasource, datasource_id) or abort(404)
     may_administer = can_administer_datasource(current_user, datasource)
@@ -227,7 +228,8 @@ def _detail_context(datasource: Datasource) -> dict:
 
 def _save_details(datasource: Datasource, form: DatasourceForm) -> bool:
     """Compare-and-set on `version`: a second admin's stale form never overwrites the first one's save."""
-    expected = int(form.version.data) if (form.version.data or "").isdigit() else -1
+    version = parse_int(form.version.data or "", 0, DB_INT_MAX)
+    expected = -1 if version is None else version
     before = {"name": datasource.name, "read_write": datasource.read_write, "sso_enabled": datasource.sso_enabled}
     after = {"name": form.name.data, "read_write": bool(form.read_write.data),
              "sso_enabled": bool(form.sso_enabled.data)}
@@ -246,7 +248,7 @@ CHANGE_TENANT = "change_tenant"
 INTENT_KEY = "gateway_intent"  # our note in the stored flow dict; removed before MSAL sees the flow
 
 
-@bp.post("/datasources/<int:datasource_id>/authorize")
+@bp.post("/datasources/<id:datasource_id>/authorize")
 def datasource_authorize(datasource_id: int) -> Response:
     datasource = _datasource_for_admin(datasource_id)
     if not ActionForm().validate_on_submit():
@@ -254,7 +256,7 @@ def datasource_authorize(datasource_id: int) -> Response:
     return _start_authorization(datasource, "authorize")
 
 
-@bp.post("/datasources/<int:datasource_id>/change-tenant")
+@bp.post("/datasources/<id:datasource_id>/change-tenant")
 @roles_required(Role.ADMINISTRATOR)
 def datasource_change_tenant(datasource_id: int) -> Response:
     """Administrator only: authorize with another tenant's administrator, on purpose (Re-Authorize refuses it)."""
@@ -381,7 +383,7 @@ def _sso_providers(datasource: Datasource) -> list[SsoProvider]:
                                    .order_by(SsoProvider.name)))
 
 
-@bp.post("/datasources/<int:datasource_id>/confirm-tenant")
+@bp.post("/datasources/<id:datasource_id>/confirm-tenant")
 @roles_required(Role.ADMINISTRATOR)
 def datasource_confirm_tenant(datasource_id: int) -> Response:
     """After Change tenant: an Administrator lets the new tenant's people sign in (the providers back on)."""
@@ -444,7 +446,7 @@ def _authorize_result(datasource: Datasource | None, ok: bool, message: str) -> 
     return render_template("admin/datasources/authorized.html", ok=ok, message=message, target=target)
 
 
-@bp.post("/datasources/<int:datasource_id>/test")
+@bp.post("/datasources/<id:datasource_id>/test")
 def datasource_test(datasource_id: int) -> Response:
     datasource = _datasource_for_admin(datasource_id)
     if not ActionForm().validate_on_submit():
@@ -456,7 +458,7 @@ def datasource_test(datasource_id: int) -> Response:
     return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
 
 
-@bp.route("/datasources/<int:datasource_id>/security", methods=["GET", "POST"])
+@bp.route("/datasources/<id:datasource_id>/security", methods=["GET", "POST"])
 def datasource_security(datasource_id: int) -> Response | str:
     datasource = _datasource_for_admin(datasource_id)
     form = SecurityForm(data=None if request.method == "POST" else {
@@ -490,7 +492,7 @@ def _security_summary(datasource: Datasource) -> dict[str, list]:
             "user_roles": datasource.user_roles_allowed, "user_groups": datasource.user_groups_allowed}
 
 
-@bp.route("/datasources/<int:datasource_id>/delete", methods=["GET", "POST"])
+@bp.route("/datasources/<id:datasource_id>/delete", methods=["GET", "POST"])
 def datasource_delete(datasource_id: int) -> Response | str:
     datasource = _datasource_for_admin(datasource_id)
     form = ActionForm()

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from wtforms import SelectMultipleField
+from wtforms import IntegerField, SelectMultipleField
 from wtforms.fields.choices import SelectChoice
 from wtforms.widgets import CheckboxInput, ListWidget
+
+from core.converters import parse_int
 
 
 class CheckboxChoices(SelectMultipleField):
@@ -15,6 +17,21 @@ class CheckboxChoices(SelectMultipleField):
 
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
+
+
+class AsciiIntegerField(IntegerField):
+    """A whole number typed with the digits 0-9 only.
+
+    WTForms' IntegerField calls `int()`, which takes "１２" (full-width digits) and numbers no column holds; this
+    field reports both as a field error instead.
+    """
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if not valuelist:
+            return
+        self.data = parse_int(str(valuelist[0]).strip())
+        if self.data is None:
+            raise ValueError(self.gettext("Enter a whole number using the digits 0-9."))
 
 
 def options(pairs: Iterable[tuple[Any, str]]) -> list[SelectChoice]:

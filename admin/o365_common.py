@@ -31,7 +31,7 @@ def route(rule: str, endpoint: str, methods: tuple[str, ...] = ("GET",)) -> Call
 
     def wrap(view: Callable[..., Any]) -> Any:
         connection_user_view(endpoint)
-        return bp.route(f"/datasources/<int:datasource_id>/o365{rule}", endpoint=endpoint, methods=list(methods))(view)
+        return bp.route(f"/datasources/<id:datasource_id>/o365{rule}", endpoint=endpoint, methods=list(methods))(view)
 
     return wrap
 

@@ -7,10 +7,11 @@ import io
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from flask import Response, request
+from flask import Response
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
+from core.converters import int_arg
 from core.extensions import db
 
 PER_PAGE_CHOICES = (25, 50, 100)
@@ -18,8 +19,9 @@ CSV_FETCH_ROWS = 500  # rows fetched from the database per round trip while stre
 
 
 def page_args() -> tuple[int, int]:
-    page = request.args.get("page", 1, type=int) or 1
-    per_page = request.args.get("per_page", 25, type=int) or 25
+    """`page` and `per_page` from the query: ASCII digits only (422 otherwise); a page past the end is empty."""
+    page = int_arg("page", 1, 0, 10**9)
+    per_page = int_arg("per_page", 25, 0, 10**6)
     return max(page, 1), per_page if per_page in PER_PAGE_CHOICES else 25
 
 

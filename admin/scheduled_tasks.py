@@ -14,7 +14,6 @@ from werkzeug.wrappers import Response
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
-    IntegerField,
     RadioField,
     SelectField,
     StringField,
@@ -24,9 +23,10 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
 from admin import bp
-from admin.fields import CheckboxChoices, options
+from admin.fields import AsciiIntegerField, CheckboxChoices, options
 from core import audit
 from core.access import roles_required
+from core.converters import DB_INT_MAX, ascii_int, int_arg
 from core.crypto import secret_box
 from core.extensions import db
 from core.models import Datasource, Group, Role, utcnow
@@ -44,18 +44,20 @@ class TaskForm(FlaskForm):
     name = StringField("Name", filters=[lambda v: v.strip() if isinstance(v, str) else v],
                        validators=[DataRequired(message="Enter a name."), Length(max=100)])
     kind = SelectField("Task", choices=options(ScheduledTask.KINDS.items()))
-    datasource_id = SelectField("Data source", coerce=int, validators=[Optional()],
+    datasource_id = SelectField("Data source", coerce=ascii_int, validators=[Optional()],
                                 description="The Office 365 data source to import users from.")
     dry_run = BooleanField("Dry run only", description="Report what would change; change nothing.")
     schedule = SelectField("Schedule", choices=options(ScheduledTask.SCHEDULES.items()))
-    interval_minutes = IntegerField("Every N minutes", default=60, validators=[Optional(), NumberRange(1, 1440)])
+    interval_minutes = AsciiIntegerField("Every N minutes", default=60,
+                                         validators=[Optional(), NumberRange(1, 1440)])
     at_time = StringField("At (HH:MM)", default="03:00",
                           validators=[Optional(), Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", message="Use HH:MM.")],
                           description="Daily, weekly and monthly: the time; hourly: the minute past the hour.")
     weekdays_only = BooleanField("Weekdays only (daily)")
-    weekday = SelectField("Day of the week (weekly)", coerce=int, choices=options(enumerate(WEEKDAYS)))
-    day_of_month = IntegerField("Day of the month (monthly)", default=1, validators=[Optional(), NumberRange(1, 31)],
-                                description="Months without that day run on their last day.")
+    weekday = SelectField("Day of the week (weekly)", coerce=ascii_int, choices=options(enumerate(WEEKDAYS)))
+    day_of_month = AsciiIntegerField("Day of the month (monthly)", default=1,
+                                     validators=[Optional(), NumberRange(1, 31)],
+                                     description="Months without that day run on their last day.")
     run_at = DateTimeLocalField("Run at (once)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
     time_zone = SelectField("Time zone", default=deployment_zone_name, render_kw={"data-offer-browser-zone": ""},
                             description="The times above are read in this zone, with its daylight-saving changes.")
@@ -92,7 +94,7 @@ class ImportForm(FlaskForm):
         ("display_name", "Display name"), ("email", "E-mail"), ("active", "Account enabled")]))
     on_missing = RadioField("Users no longer in the source", default="nothing", choices=options([
         ("nothing", "Do nothing"), ("disable", "Disable them"), ("remove", "Remove them")]))
-    removal_guard_percent = IntegerField("Removal guard (%)", default=10, validators=[NumberRange(0, 100)],
+    removal_guard_percent = AsciiIntegerField("Removal guard (%)", default=10, validators=[NumberRange(0, 100)],
                                          description="A run that would disable or remove more than this share of "
                                                      "imported users waits for an administrator's confirmation.")
     bindings = TextAreaField("Group member sync", description="One per line: Local group = Office 365 group "
@@ -192,8 +194,8 @@ def scheduled_tasks() -> str:
 @roles_required(ADMIN)
 def scheduled_task_new() -> Response | str:
     form = TaskForm()
-    if request.method == "GET" and request.args.get("datasource", "").isdigit():
-        form.datasource_id.data = int(request.args["datasource"])
+    if request.method == "GET" and request.args.get("datasource"):
+        form.datasource_id.data = int_arg("datasource", 0, 1, DB_INT_MAX)
     if form.validate_on_submit():
         task = ScheduledTask(owner=current_user.email)
         _apply_form(task, form)
@@ -205,7 +207,7 @@ def scheduled_task_new() -> Response | str:
     return render_template("admin/scheduled_tasks/form.html", form=form, task=None)
 
 
-@bp.route("/scheduled-tasks/<int:task_id>", methods=["GET", "POST"])
+@bp.route("/scheduled-tasks/<id:task_id>", methods=["GET", "POST"])
 @roles_required(ADMIN)
 def scheduled_task_detail(task_id: int) -> Response | str:
     task = _task(task_id)
@@ -231,7 +233,7 @@ def _check_action() -> None:
         abort(400)
 
 
-@bp.post("/scheduled-tasks/<int:task_id>/run")
+@bp.post("/scheduled-tasks/<id:task_id>/run")
 @roles_required(ADMIN)
 def scheduled_task_run(task_id: int) -> Response:
     task = _task(task_id)
@@ -244,7 +246,7 @@ def scheduled_task_run(task_id: int) -> Response:
     return redirect(url_for("admin.task_run_detail", run_id=run.id))
 
 
-@bp.post("/scheduled-tasks/<int:task_id>/toggle")
+@bp.post("/scheduled-tasks/<id:task_id>/toggle")
 @roles_required(ADMIN)
 def scheduled_task_toggle(task_id: int) -> Response:
     task = _task(task_id)
@@ -258,7 +260,7 @@ def scheduled_task_toggle(task_id: int) -> Response:
     return redirect(url_for("admin.scheduled_tasks"))
 
 
-@bp.post("/scheduled-tasks/<int:task_id>/webhook")
+@bp.post("/scheduled-tasks/<id:task_id>/webhook")
 @roles_required(ADMIN)
 def scheduled_task_webhook(task_id: int) -> Response:
     task = _task(task_id)
@@ -271,7 +273,7 @@ def scheduled_task_webhook(task_id: int) -> Response:
     return redirect(url_for("admin.scheduled_task_detail", task_id=task.id))
 
 
-@bp.post("/scheduled-tasks/<int:task_id>/delete")
+@bp.post("/scheduled-tasks/<id:task_id>/delete")
 @roles_required(ADMIN)
 def scheduled_task_delete(task_id: int) -> Response:
     task = _task(task_id)
@@ -287,7 +289,7 @@ def _run(run_id: int) -> TaskRun:
     return db.session.get(TaskRun, run_id) or abort(404)
 
 
-@bp.get("/scheduled-tasks/runs/<int:run_id>")
+@bp.get("/scheduled-tasks/runs/<id:run_id>")
 @roles_required(ADMIN)
 def task_run_detail(run_id: int) -> str:
     run = _run(run_id)
@@ -306,7 +308,7 @@ def progress_json(run: TaskRun) -> dict:
     return data
 
 
-@bp.get("/scheduled-tasks/runs/<int:run_id>/progress")
+@bp.get("/scheduled-tasks/runs/<id:run_id>/progress")
 @roles_required(ADMIN)
 def task_run_progress(run_id: int) -> Response:
     run = _run(run_id)
@@ -316,7 +318,7 @@ def task_run_progress(run_id: int) -> Response:
     return jsonify(progress_json(run))
 
 
-@bp.post("/scheduled-tasks/runs/<int:run_id>/confirm")
+@bp.post("/scheduled-tasks/runs/<id:run_id>/confirm")
 @roles_required(ADMIN)
 def task_run_confirm(run_id: int) -> Response:
     held = _run(run_id)
@@ -347,7 +349,7 @@ def _parse_bindings(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-@bp.route("/scheduled-tasks/imports/<int:datasource_id>", methods=["GET", "POST"])
+@bp.route("/scheduled-tasks/imports/<id:datasource_id>", methods=["GET", "POST"])
 @roles_required(ADMIN)
 def import_settings(datasource_id: int) -> Response | str:
     from office365.connection import graph_client

@@ -11,7 +11,9 @@ from werkzeug.wrappers import Response
 from admin import bp
 from core import audit
 from core.access import roles_required
+from core.converters import DB_INT_MAX, parse_int
 from core.extensions import db
+from core.input import holds_forbidden_text
 from core.models import Datasource, Role, User
 from core.timefmt import format_local
 from sso.admin_ops import CLAIMS, ProviderProblem, add_generic_provider, add_office365_provider, remove_provider
@@ -61,17 +63,18 @@ def sso_settings_save() -> Response | tuple[str, int]:
         return _page(400)
     values["bypass_role"] = role
     for name, (low, high) in NUMBERS.items():
-        raw = form.get(name, "")
-        if not raw.isdigit() or not low <= int(raw) <= high:
+        number = parse_int(form.get(name, ""), low, high)
+        if number is None:
             flash(f"{name.replace('_', ' ').capitalize()} must be a whole number from {low} to {high}.", "danger")
             return _page(400)
-        values[name] = int(raw)
+        values[name] = number
     try:
         policies = json.loads(form.get("policies") or "{}")
         valid = isinstance(policies, dict) and all(
             isinstance(rules, dict) and set(rules) <= {"groups", "emails", "domains"}
-            and all(isinstance(v, list) for v in rules.values()) for rules in policies.values())
-    except ValueError:
+            and all(isinstance(v, list) for v in rules.values()) for rules in policies.values()) \
+            and not holds_forbidden_text(policies)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser follows
         valid = False
     if not valid:
         flash('Policies must be JSON like {"staff": {"groups": ["<group id>"], "domains": ["contoso.example"]}}.',
@@ -99,8 +102,8 @@ def sso_provider_add() -> Response | tuple[str, int]:
     form = request.form
     try:
         if form.get("kind") == SsoProvider.OFFICE365:
-            raw_id = form.get("datasource_id", "")
-            datasource = db.session.get(Datasource, int(raw_id)) if raw_id.isdigit() else None
+            datasource_id = parse_int(form.get("datasource_id", ""), 1, DB_INT_MAX)
+            datasource = db.session.get(Datasource, datasource_id) if datasource_id else None
             if datasource is None:
                 raise ProviderProblem("Choose an Office 365 datasource.")
             provider = add_office365_provider(form.get("name", ""), datasource,
@@ -123,7 +126,7 @@ def sso_provider_add() -> Response | tuple[str, int]:
     return redirect(url_for("admin.single_sign_on"))
 
 
-@bp.post("/sso/providers/<int:provider_id>/delete")
+@bp.post("/sso/providers/<id:provider_id>/delete")
 @roles_required(Role.ADMINISTRATOR)
 def sso_provider_delete(provider_id: int) -> Response:
     provider = db.get_or_404(SsoProvider, provider_id)
@@ -173,7 +176,7 @@ def sso_sessions_lookup() -> Response | str:
     return render_template("admin/sso/sessions_lookup.html", query=query)
 
 
-@bp.get("/sso/users/<int:user_id>/sessions")
+@bp.get("/sso/users/<id:user_id>/sessions")
 @roles_required(Role.ADMINISTRATOR)
 def sso_user_sessions(user_id: int) -> str:
     user = db.get_or_404(User, user_id)
@@ -181,7 +184,7 @@ def sso_user_sessions(user_id: int) -> str:
                            current_public_id=None)
 
 
-@bp.post("/sso/users/<int:user_id>/sessions/<public_id>/end")
+@bp.post("/sso/users/<id:user_id>/sessions/<public_id>/end")
 @roles_required(Role.ADMINISTRATOR)
 def sso_user_session_end(user_id: int, public_id: str) -> Response:
     user = db.get_or_404(User, user_id)
@@ -194,7 +197,7 @@ def sso_user_session_end(user_id: int, public_id: str) -> Response:
     return redirect(url_for("admin.sso_user_sessions", user_id=user.id))
 
 
-@bp.post("/sso/users/<int:user_id>/sessions/end-all")
+@bp.post("/sso/users/<id:user_id>/sessions/end-all")
 @roles_required(Role.ADMINISTRATOR)
 def sso_user_sessions_end_all(user_id: int) -> Response:
     user = db.get_or_404(User, user_id)

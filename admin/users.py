@@ -110,7 +110,7 @@ def user_create() -> Response | str:
     return render_template("admin/users/form.html", form=form, user=None)
 
 
-@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@bp.route("/users/<id:user_id>", methods=["GET", "POST"])
 @roles_required(Role.ADMINISTRATOR)
 def user_edit(user_id: int) -> Response | str:
     user = db.session.get(User, user_id) or abort(404)
@@ -138,7 +138,7 @@ def user_edit(user_id: int) -> Response | str:
     return render_template("admin/users/form.html", form=form, user=user)
 
 
-@bp.route("/users/<int:user_id>/delete", methods=["GET", "POST"])
+@bp.route("/users/<id:user_id>/delete", methods=["GET", "POST"])
 @roles_required(Role.ADMINISTRATOR)
 def user_delete(user_id: int) -> Response | str:
     user = db.session.get(User, user_id) or abort(404)

@@ -27,7 +27,7 @@ from office365.errors import Office365Error
 PUBLIC_ENDPOINTS = {"api.openapi_json", "api.openapi_page"}
 DATASOURCES, USERS, GROUPS = Tag(name="Datasources"), Tag(name="Users"), Tag(name="Groups")
 LICENCES, BULK = Tag(name="Licences"), Tag(name="Bulk")
-DS = "/datasources/<int:datasource_id>"
+DS = "/datasources/<id:datasource_id>"
 
 
 def _doc(label: str | None, kind: str) -> dict[str, str]:

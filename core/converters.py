@@ -3,13 +3,15 @@
 `int()` and `str.isdigit()` accept far more than a person types: "１２" (full-width), "²" (superscript, which
 `int()` then refuses), " 12 ", "1_000", and integers no database column holds. Everything that turns outside
 text into an integer goes through `parse_int` (ASCII digits only, bounded), and every integer in a route uses the
-`id` converter (registered as `int` too, so `<int:...>` cannot slip back in unbounded).
+`id` converter (registered as `int` too, so `<id:...>` cannot slip back in unbounded).
 """
 
 from __future__ import annotations
 
 import re
 
+from flask import request
+from werkzeug.exceptions import UnprocessableEntity
 from werkzeug.routing import BaseConverter, ValidationError
 
 # The largest key a BIGINT column holds (PostgreSQL and SQLite both stop at 2**63 - 1); INTEGER ids stop earlier.
@@ -27,6 +29,36 @@ def parse_int(text: str | None, low: int = 0, high: int = DB_BIGINT_MAX) -> int 
         return None
     value = int(text)
     return value if low <= value <= high else None
+
+
+class InvalidNumber(UnprocessableEntity):
+    """422 `invalid_number`: a query argument that should be a whole number is not one we can use."""
+
+    code_name = "invalid_number"
+
+    def __init__(self, name: str, low: int, high: int) -> None:
+        super().__init__(f"'{name}' must be a whole number from {low} to {high}, in the digits 0-9.")
+
+
+def int_arg(name: str, default: int, low: int = 0, high: int = DB_BIGINT_MAX) -> int:
+    """Query argument `name` as a strict integer: `default` when absent or empty, 422 when malformed."""
+    raw = request.args.get(name, "")
+    if raw == "":
+        return default
+    value = parse_int(raw, low, high)
+    if value is None:
+        raise InvalidNumber(name, low, high)
+    return value
+
+
+def ascii_int(value: object) -> int:
+    """A WTForms `coerce` that takes ASCII digits only (ValueError otherwise, which the field reports)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    number = parse_int(str(value).strip())
+    if number is None:
+        raise ValueError("not a whole number")
+    return number
 
 
 class IdConverter(BaseConverter):
@@ -50,6 +82,6 @@ class IdConverter(BaseConverter):
 
 
 def register_converters(app) -> None:  # type: ignore[no-untyped-def]
-    """`<id:...>` for database ids; `<int:...>` is rebound to the same bounded converter."""
+    """`<id:...>` for database ids; `<id:...>` is rebound to the same bounded converter."""
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["int"] = IdConverter

@@ -21,6 +21,7 @@ CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "too_large",
+    422: "unprocessable",
     429: "rate_limited",
     500: "internal_error",
 }
@@ -64,12 +65,13 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):  # type: ignore[no-untyped-def]
         status = error.code or 500
+        code = getattr(error, "code_name", None)  # our own exceptions name a stable code (core.input)
         message = None
         if status == 429:
             message = "Too many attempts. Wait a minute before trying again."
-        elif error.description and status not in MESSAGES:
+        elif error.description and (code or status not in MESSAGES):
             message = error.description
-        response, status = error_response(status, message)
+        response, status = error_response(status, message, code)
         if isinstance(response, Response):
             # 405 names the methods the address accepts (RFC 9110 requires `Allow`), as werkzeug's answer did.
             response.headers.extend((k, v) for k, v in error.get_headers() if k.lower() == "allow")
@@ -78,6 +80,13 @@ def register_error_handlers(app: Flask) -> None:
                 (k, v) for k, v in error.response.headers.items() if k.lower().startswith(("retry-after", "x-rate"))
             )
         return response, status
+
+    @app.errorhandler(RecursionError)
+    def too_deep(error: RecursionError):  # type: ignore[no-untyped-def]
+        """Input nested beyond what a parser or walker can follow (e.g. JSON inside a form field)."""
+        log.warning("input nested too deeply: %s %s", request.method, request.path)
+        db.session.rollback()
+        return error_response(400, "The input is nested too deeply to be read.", code="too_deeply_nested")
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):  # type: ignore[no-untyped-def]

@@ -74,6 +74,9 @@ def is_authenticated_response() -> bool:
 
 
 def init_web(app: Flask) -> None:
+    from core import input as input_checks
+
+    input_checks.install(app)  # 422 for text that is not valid, before any other hook
     hops = app.config["TRUSTED_PROXY_HOPS"]
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
