@@ -227,9 +227,10 @@ def _office365_codes() -> list[str]:
 
 
 # Codes of the API itself, of every Office 365 error, and of the app-wide HTTP errors (404 for an unknown
-# address, 405, 413, 429, 500 ...) that core.errors answers for /api/ paths.
+# address, 405, 413, 429, 500 ...) and malformed-input errors (422 invalid_text ...) that core.errors answers for
+# /api/ paths.
 ERROR_CODES: tuple[str, ...] = tuple(dict.fromkeys(
-    [*API_ERROR_CODES, *_office365_codes(), *core_errors.CODES.values(), "error"]))
+    [*API_ERROR_CODES, *_office365_codes(), *core_errors.CODES.values(), *core_errors.INPUT_CODES, "error"]))
 
 
 class ErrorDetail(ApiModel):

@@ -26,6 +26,10 @@ CODES = {
     500: "internal_error",
 }
 
+# Codes of malformed input, answered on any path before a view runs (core.input, core.converters) or when input is
+# nested beyond what a parser follows.
+INPUT_CODES = ("invalid_text", "json_too_deep", "invalid_number", "too_deeply_nested")
+
 MESSAGES = {
     400: "The request could not be understood. Check the form and try again.",
     401: "Sign in to continue.",
