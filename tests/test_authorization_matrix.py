@@ -130,9 +130,9 @@ RULES: dict[str, Access] = {
         "bulk_add_users_to_group", "bulk_assign_licence")},
 }
 
-# Path arguments that are not ids of the world's rows.
-STRING_ARGUMENTS = {"group_id": "group-1", "user_id": "user-1", "sku_id": "sku-1", "name": "nosuch",
-                    "secret": "wrong-secret", "public_id": "0123456789abcdef"}
+# Path arguments that are not ids of the world's rows (directory object ids are GUIDs).
+GUID = "0b0b0b0b-1c1c-4d4d-8e8e-2f2f2f2f2f2f"
+STRING_ARGUMENTS = {"group_id": GUID, "user_id": GUID, "sku_id": GUID, "name": "nosuch", "secret": "wrong-secret"}
 STATIC_FILES = {"static": "css/app.css", "bootstrap.static": "css/bootstrap.min.css"}
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -202,6 +202,49 @@ def build_url(rule: Rule, world: World) -> str:
     return url
 
 
+def example(schema: dict[str, Any], components: dict[str, Any]) -> Any:
+    """A small value valid for a JSON schema of the API document (required properties only)."""
+    if "$ref" in schema:
+        return example(components[schema["$ref"].rsplit("/", 1)[1]], components)
+    for combinator in ("anyOf", "oneOf", "allOf"):
+        if combinator in schema:
+            return example(next(s for s in schema[combinator] if s.get("type") != "null"), components)
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        return {name: example(schema["properties"][name], components) for name in schema.get("required", [])}
+    if kind == "array":
+        return [example(schema.get("items", {}), components)] * max(1, schema.get("minItems", 1))
+    if kind in ("integer", "number"):
+        return int(schema.get("minimum", 1))
+    if kind == "boolean":
+        return False
+    candidates = [GUID, "user@example.com", "US", "x" * max(1, schema.get("minLength", 1))]
+    return next(c for c in candidates if re.fullmatch(schema.get("pattern", ".*"), c))
+
+
+def api_inputs(app: Flask) -> dict[tuple[str, str], tuple[dict[str, Any], Any]]:
+    """(method, URL rule) -> (query, JSON body) that pass the API's validation, from /api/v1/openapi.json: the
+    matrix tests authorization, so an API endpoint must not stop an unauthorized caller at input validation."""
+    document = app.test_client().get("/api/v1/openapi.json").get_json()
+    base = document.get("servers", [{}])[0].get("url", "")
+    components = document.get("components", {}).get("schemas", {})
+    inputs = {}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            query = {p["name"]: example(p["schema"], components) for p in operation.get("parameters", [])
+                     if p["in"] == "query" and p.get("required")}
+            body_schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+            body = example(body_schema["schema"], components) if "schema" in body_schema else None
+            inputs[(method.upper(), base + path)] = (query, body)
+    return inputs
+
+
+def openapi_path(rule: Rule) -> str:
+    return re.sub(r"<(?:[^:<>]+:)?(\w+)>", r"{\1}", rule.rule)
+
+
 def page_csrf_token(client: FlaskClient, path: str) -> str:
     page = client.get(path).get_data(as_text=True)
     match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
@@ -225,16 +268,16 @@ class CallerClient:
     csrf: str = ""
     headers: dict[str, str] = field(default_factory=dict)
 
-    def request(self, method: str, url: str) -> Any:
+    def request(self, method: str, url: str, api_input: tuple[dict[str, Any], Any] | None = None) -> Any:
         headers = dict(self.headers)
         data = None
         if method in UNSAFE and self.csrf:
             headers["X-CSRFToken"] = self.csrf
             data = {"csrf_token": self.csrf}
-        if url.startswith("/api/"):
+        if api_input is not None:
+            query, body = api_input
             headers.setdefault("Accept", "application/json")
-            if method in UNSAFE:
-                return self.client.open(url, method=method, headers=headers, json={})
+            return self.client.open(url, method=method, headers=headers, query_string=query, json=body)
         return self.client.open(url, method=method, headers=headers, data=data)
 
 
@@ -279,6 +322,7 @@ def test_every_endpoint_declares_an_access_rule(app: Flask) -> None:
 def test_each_endpoint_answers_each_caller_as_its_rule_says(
         app: Flask, callers: tuple[dict[str, CallerClient], User]) -> None:
     clients, connection_user = callers
+    inputs = api_inputs(app)
     wrong: list[str] = []
     world = None
     for rule in endpoint_rules(app):
@@ -289,8 +333,11 @@ def test_each_endpoint_answers_each_caller_as_its_rule_says(
             if world is None or method in UNSAFE:  # an unsafe request may change or delete the rows
                 world = make_world(app, connection_user)
             url = build_url(rule, world)
+            api_input = inputs.get((method, openapi_path(rule)))
+            if rule.endpoint.startswith("api.") and rule.endpoint not in ("api.openapi_json", "api.openapi_page"):
+                assert api_input is not None, f"{method} {rule.rule} is in the API but not in its document"
             for caller in CALLERS:
-                response = clients[caller.name].request(method, url)
+                response = clients[caller.name].request(method, url, api_input)
                 expected = "allowed" if access.allows(caller) else "refused"
                 got = "refused" if refused(response, access) else "allowed"
                 if response.status_code >= 500 or got != expected:
