@@ -147,6 +147,7 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
     config["TIME_ZONE"] = _time_zone(env.get("TIME_ZONE", "UTC"))
     config.update(_jobs_settings(env))
     config.update(_sso_settings(env))
+    config.update(_provider_io_settings(env))
     return config
 
 
@@ -193,6 +194,20 @@ def _redirect_domain(domain: str) -> None:
     if _PUBLIC_SUFFIXES.is_public(name):
         raise ConfigError("ALLOWED_REDIRECT_DOMAINS", f"{domain!r} is a public suffix (anyone can register under "
                                                       "it); name your own domain, e.g. .example.com")
+
+
+def _provider_io_settings(env: dict[str, str]) -> dict[str, Any]:
+    """Where generic identity providers may be: private networks (development only), extra endpoint hosts."""
+    allow_private = env.get("SSO_ALLOW_PRIVATE_PROVIDERS", "0").lower()
+    if allow_private not in {"0", "1", "true", "false", "yes", "no"}:
+        raise ConfigError("SSO_ALLOW_PRIVATE_PROVIDERS", f"must be 1 or 0, got {allow_private!r}")
+    hosts = [part.strip().lower() for part in env.get("SSO_PROVIDER_ENDPOINT_HOSTS", "").split(",") if part.strip()]
+    for host in hosts:
+        if len(host) > 253 or not all(HOST_LABEL.fullmatch(label) for label in host.split(".")):
+            raise ConfigError("SSO_PROVIDER_ENDPOINT_HOSTS", f"{host!r} is not a host name (e.g. "
+                                                             "oauth2.googleapis.com)")
+    return {"SSO_ALLOW_PRIVATE_PROVIDERS": allow_private in {"1", "true", "yes"},
+            "SSO_PROVIDER_ENDPOINT_HOSTS": hosts}
 
 
 def _jobs_settings(env: dict[str, str]) -> dict[str, Any]:

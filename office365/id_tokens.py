@@ -47,6 +47,14 @@ class ProviderUnavailable(requests.RequestException):
     """A recent fetch of this document failed; it is not tried again before the back-off ends."""
 
 
+class FetchRefused(requests.RequestException):
+    """The fetch was refused on our side: an address, a redirect, a body too large (see sso.provider_http)."""
+
+
+class ProviderBusy(ProviderUnavailable):
+    """Another request is fetching this right now; this one does not wait (a hanging provider holds one thread)."""
+
+
 @dataclass
 class _Failure:
     until: float
@@ -74,6 +82,7 @@ class ProviderMetadata:
     _keys_fetched_at: float = 0.0
     _kid_refreshed_at: float = float("-inf")
     _failures: dict[str, _Failure] = field(default_factory=dict)
+    _fetching: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -115,20 +124,31 @@ class ProviderMetadata:
         return document
 
     def _remembering_failure(self, what: str, fetch: Callable[[], Any]) -> Any:
-        """Run `fetch`; after a failure, fail fast (no I/O) for 5 s, then 10, 20, ... up to 5 minutes."""
-        failure = self._failures.get(what)
-        if failure is not None and time.monotonic() < failure.until:
-            raise ProviderUnavailable(f"{failure.reason}; not retried for "
-                                      f"{failure.until - time.monotonic():.0f} s")
+        """Run `fetch`, one caller at a time (others fail at once rather than wait); after a failure, fail fast
+        (no I/O) for 5 s, then 10, 20, ... up to 5 minutes."""
+        with self._lock:
+            failure = self._failures.get(what)
+            if failure is not None and time.monotonic() < failure.until:
+                raise ProviderUnavailable(f"{failure.reason}; not retried for "
+                                          f"{failure.until - time.monotonic():.0f} s")
+            if what in self._fetching:
+                raise ProviderBusy(f"the {what} document is being fetched by another request")
+            self._fetching.add(what)
         try:
             result = fetch()
         except (requests.RequestException, ValueError) as exc:
             count = failure.count + 1 if failure is not None else 1
             delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (count - 1))
-            reason = str(exc)[:300] if isinstance(exc, DiscoveryError) else type(exc).__name__
-            self._failures[what] = _Failure(time.monotonic() + delay, count, reason)
+            ours = isinstance(exc, DiscoveryError | ProviderUnavailable | FetchRefused | requests.Timeout)
+            reason = str(exc)[:300] if ours else type(exc).__name__
+            with self._lock:
+                self._failures[what] = _Failure(time.monotonic() + delay, count, reason)
             raise
-        self._failures.pop(what, None)
+        finally:
+            with self._lock:
+                self._fetching.discard(what)
+        with self._lock:
+            self._failures.pop(what, None)
         return result
 
     def _fetch_keys(self) -> KeySet:
@@ -139,18 +159,29 @@ class ProviderMetadata:
             raise DiscoveryError(f"the key set at jwks_uri is not valid ({type(exc).__name__})") from None
 
     def key_set(self, kid: str | None) -> KeySet:
-        """The JWKS, fetched again when the cache is old, or when `kid` is not in it (at most once a minute)."""
+        """The JWKS, fetched again when the cache is old, or when `kid` is not in it (at most once a minute).
+
+        While another request refreshes them, or when a refresh fails, the keys held so far answer.
+        """
         with self._lock:
             moment = time.monotonic()
+            current = self._keys
             stale = moment - self._keys_fetched_at > self.jwks_max_age
-            known = self._keys is not None and any(key.kid == kid for key in self._keys.keys)
+            known = current is not None and any(key.kid == kid for key in current.keys)
             refresh = bool(kid) and not known and moment - self._kid_refreshed_at >= self.jwks_refresh_interval
-            if self._keys is None or stale or refresh:
-                if self._keys is not None and not stale:
-                    self._kid_refreshed_at = moment
-                self._keys = self._remembering_failure("jwks", self._fetch_keys)
-                self._keys_fetched_at = time.monotonic()
-            return self._keys
+            if current is not None and not stale and not refresh:
+                return current
+            if current is not None and not stale:
+                self._kid_refreshed_at = moment
+        try:
+            keys = self._remembering_failure("jwks", self._fetch_keys)
+        except (requests.RequestException, ValueError):
+            if current is not None:
+                return current
+            raise
+        with self._lock:
+            self._keys, self._keys_fetched_at = keys, time.monotonic()
+        return keys
 
 
 def expected_issuer(metadata_issuer: str, tid: str | None) -> str:

@@ -13,9 +13,9 @@ from core.extensions import db
 from core.models import Datasource
 from sso.models import SsoProvider
 from sso.oidc import forget_provider
+from sso.provider_http import host_allowed
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 CLAIMS = {"preferred_username", "email", "upn", "sub", "name", "unique_name", "oid"}
 
 
@@ -46,13 +46,25 @@ def name_from(display_name: str, fallback: str = "office365") -> str:
 
 
 def check_issuer(issuer: str) -> str:
-    """https only; plain http for loopback hosts (development and tests)."""
+    """https on a public host. With SSO_ALLOW_PRIVATE_PROVIDERS (development, tests): also loopback and private
+    addresses, over plain http too. Names are resolved and checked again at each connection."""
     issuer = issuer.strip().rstrip("/")
     parts = urlsplit(issuer)
-    if not parts.hostname or parts.query or parts.fragment or parts.username:
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise ProviderProblem("The issuer must be a URL such as https://login.example.com/realm.") from None
+    if not parts.hostname or parts.query or parts.fragment or parts.username or parts.password:
         raise ProviderProblem("The issuer must be a URL such as https://login.example.com/realm.")
-    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in LOOPBACK):
-        raise ProviderProblem("The issuer must use https (plain http only for 127.0.0.1 or localhost).")
+    allow_private = bool(current_app.config.get("SSO_ALLOW_PRIVATE_PROVIDERS"))
+    if not host_allowed(parts.hostname, allow_private=allow_private):
+        raise ProviderProblem(f"The issuer's host {parts.hostname} is a loopback, private, link-local or metadata "
+                              "address; such providers are allowed only with SSO_ALLOW_PRIVATE_PROVIDERS=1 "
+                              "(development), and link-local ones never.")
+    if parts.scheme != "https" and not (parts.scheme == "http" and allow_private
+                                        and not host_allowed(parts.hostname, allow_private=False)):
+        raise ProviderProblem("The issuer must use https (plain http only for a loopback or private host with "
+                              "SSO_ALLOW_PRIVATE_PROVIDERS=1).")
     return issuer
 
 

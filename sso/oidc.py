@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
@@ -21,12 +23,14 @@ from core.extensions import db
 from core.models import Datasource
 from office365.id_tokens import (
     DiscoveryError,
+    FetchRefused,
     IdTokenError,
     ProviderMetadata,
     ProviderUnavailable,
     validate_id_token,
 )
 from sso.models import SsoProvider
+from sso.provider_http import ProviderAdapter, mount, provider_session
 
 _metadata_cache: dict[tuple[int, str], ProviderMetadata] = {}
 _metadata_lock = threading.Lock()
@@ -73,7 +77,9 @@ class ProviderClient:
             found = _metadata_cache.get(key)
             if found is None or found.session is not self.session:
                 found = _metadata_cache[key] = ProviderMetadata(
-                    self.discovery_url, self.session, timeout=self.timeout, expected_issuer=self.issuer or None)
+                    self.discovery_url, self.session, timeout=self.timeout, expected_issuer=self.issuer or None,
+                    check_endpoint=None if self.is_office365 or not self.issuer else endpoint_checker(
+                        self.issuer, current_app.config.get("SSO_PROVIDER_ENDPOINT_HOSTS") or []))
         return found
 
     def document(self) -> dict[str, Any]:
@@ -82,7 +88,7 @@ class ProviderClient:
         except DiscoveryError as exc:
             raise ProviderError("discovery", f"The sign-in service {self.name!r} publishes a configuration "
                                              f"this gateway cannot use: {exc}.") from None
-        except ProviderUnavailable as exc:
+        except (ProviderUnavailable, FetchRefused, requests.Timeout) as exc:
             raise ProviderError("discovery", f"The sign-in service {self.name!r} could not be reached ({exc}). "
                                              "Try again in a moment.") from None
         except (requests.RequestException, ValueError) as exc:
@@ -102,6 +108,10 @@ class ProviderClient:
                                code_challenge_method="S256", token_endpoint_auth_method=method)
         client.trust_env = False
         client.verify = self.session.verify
+        client.max_redirects = 0
+        adapter = self.session.get_adapter(self.discovery_url)
+        if isinstance(adapter, ProviderAdapter):
+            mount(client, adapter)  # the token endpoint gets the same bounds as discovery
         return client
 
     def authorization_url(self, redirect_uri: str, *, state: str, nonce: str, code_verifier: str,
@@ -124,6 +134,9 @@ class ProviderClient:
         try:
             token = self.oauth(redirect_uri).fetch_token(self.document()["token_endpoint"], code=code,
                                                          code_verifier=code_verifier, timeout=self.timeout)
+        except (ProviderUnavailable, FetchRefused, requests.Timeout) as exc:
+            raise ProviderError("token", f"The sign-in service {self.name!r} did not answer ({exc}). "
+                                         "Try again in a moment.") from None
         except requests.RequestException as exc:
             raise ProviderError("token", f"The sign-in service {self.name!r} did not answer "
                                          f"({type(exc).__name__}). Try again in a moment.") from None
@@ -161,19 +174,47 @@ class ProviderClient:
             return None
 
 
-def http_session(verify: str | bool) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # REQUESTS_CA_BUNDLE must not override `verify`
-    session.verify = verify
-    return session
+def endpoint_checker(issuer: str, extra_hosts: list[str]) -> Callable[[str, str], None]:
+    """Endpoints named by discovery: https (http only when the issuer is, i.e. in development) on the issuer's
+    origin, or https on a host of SSO_PROVIDER_ENDPOINT_HOSTS. The client secret goes to the token endpoint."""
+    expected = urlsplit(issuer)
+
+    def origin(parts: Any) -> tuple[str, str, int]:
+        return parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
+
+    def check(name: str, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "https" and not (parts.scheme == "http" and expected.scheme == "http"):
+            raise DiscoveryError(f"{name} {url[:200]} does not use https")
+        if parts.username or parts.password:
+            raise DiscoveryError(f"{name} carries credentials in its URL")
+        if origin(parts) != origin(expected) and not (parts.scheme == "https"
+                                                      and (parts.hostname or "").lower() in extra_hosts):
+            raise DiscoveryError(f"{name} {url[:200]} is not on the issuer's host (list the host in "
+                                 "SSO_PROVIDER_ENDPOINT_HOSTS to allow it)")
+
+    return check
+
+
+def _cached_session(key: str, check_addresses: bool, verify: str | bool) -> requests.Session:
+    sessions = current_app.extensions.setdefault("sso_http_sessions", {})
+    allow_private = bool(current_app.config.get("SSO_ALLOW_PRIVATE_PROVIDERS"))
+    cache_key = (key, verify, allow_private)
+    found = sessions.get(cache_key)
+    if found is None:
+        adapter = ProviderAdapter(check_addresses=check_addresses, allow_private=allow_private)
+        found = sessions[cache_key] = provider_session(adapter, verify)
+    return found
 
 
 def _generic_session() -> requests.Session:
-    found = current_app.extensions.get("sso_http_session")
-    if found is None:
-        found = current_app.extensions["sso_http_session"] = http_session(
-            current_app.config.get("O365_CA_BUNDLE") or True)
-    return found
+    """Generic providers: addresses checked at each connection (public only, unless SSO_ALLOW_PRIVATE_PROVIDERS)."""
+    return _cached_session("generic", True, current_app.config.get("O365_CA_BUNDLE") or True)
+
+
+def _office365_session(verify: str | bool) -> requests.Session:
+    """Entra (or the emulator) at O365_AUTHORITY_HOST, an operator's setting: bounded, addresses not checked."""
+    return _cached_session("office365", False, verify)
 
 
 def client_for(provider: SsoProvider) -> ProviderClient:
@@ -188,7 +229,7 @@ def client_for(provider: SsoProvider) -> ProviderClient:
         return ProviderClient(
             provider, f"{settings.authority(datasource.tenant_id)}/v2.0/.well-known/openid-configuration",
             settings.client_id, settings.client_secret, provider.scopes or "openid profile email",
-            settings.shared_session, issuer=f"{settings.authority(datasource.tenant_id)}/v2.0",
+            _office365_session(settings.verify), issuer=f"{settings.authority(datasource.tenant_id)}/v2.0",
             tenant_id=datasource.tenant_id)
     try:
         secret = secret_box().decrypt(provider.client_secret) if provider.client_secret else ""

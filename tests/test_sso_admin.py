@@ -3,6 +3,7 @@ encrypted), the lock-out guard, diagnostics without tokens."""
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -11,6 +12,12 @@ from core.models import AuditEvent, Datasource
 from sso.models import SignInAttempt, SsoProvider, SsoSettings
 from tests.conftest import csrf_token
 from tests.sso_helpers import FakeProvider, add_fake_provider, enable_sso, fake_provider, fake_sign_in  # noqa: F401
+
+
+@pytest.fixture
+def app_env() -> dict[str, str]:
+    """The fake providers listen on 127.0.0.1 over http: a development setting, made explicit."""
+    return {"SSO_ALLOW_PRIVATE_PROVIDERS": "1"}
 
 
 def _settings_form(**changes: str) -> dict[str, str]:

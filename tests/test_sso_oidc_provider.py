@@ -22,6 +22,12 @@ OIDC_OUTPUT: list[list[str]] = []
 
 
 @pytest.fixture
+def app_env() -> dict[str, str]:
+    """oidc-provider listens on 127.0.0.1 over http: a development setting, made explicit."""
+    return {"SSO_ALLOW_PRIVATE_PROVIDERS": "1"}
+
+
+@pytest.fixture
 def oidc(app, live_server: LiveServer) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
     from sso.admin_ops import add_generic_provider
 

@@ -30,6 +30,12 @@ from tests.sso_helpers import (  # noqa: F401
 
 
 @pytest.fixture
+def app_env() -> dict[str, str]:
+    """The fake providers listen on 127.0.0.1 over http: a development setting, made explicit."""
+    return {"SSO_ALLOW_PRIVATE_PROVIDERS": "1"}
+
+
+@pytest.fixture
 def fake(app, fake_provider: FakeProvider) -> FakeProvider:  # type: ignore[no-untyped-def]  # noqa: F811
     enable_sso(create_users=True)
     add_fake_provider(fake_provider)
