@@ -57,7 +57,7 @@ def _configure_logging(app: Flask) -> None:
 
 
 # Every module that defines models, so the metadata (and Alembic autogenerate) sees all tables.
-MODEL_MODULES = ("core.models", "jobs.models", "api.models", "sso.models")
+MODEL_MODULES = ("core.models", "jobs.models", "imports.models", "api.models", "sso.models")
 
 
 def _init_extensions(app: Flask) -> None:
@@ -105,9 +105,13 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     init_cli(app)
+    import imports
     import jobs
+    from jobs import refresh
 
-    jobs.init_app(app)  # scheduled tasks: huey queue, webhook, `flask import` / `flask jobs`
+    jobs.init_app(app)  # scheduled tasks: huey queue, webhook, `flask jobs`
+    imports.init_app(app)  # the user-import job kind and `flask import`
+    refresh.init_app(app)  # the datasource keep-alive job kind
     from sso.cli import sso_cli
 
     app.cli.add_command(sso_cli)

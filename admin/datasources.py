@@ -28,7 +28,8 @@ from core.crypto import secret_box
 from core.extensions import db
 from core.models import Datasource, Group, PendingAuthorization, Role, utcnow
 from core.timefmt import format_local
-from jobs.models import ScheduledTask, UserImport
+from imports.models import UserImport
+from jobs.models import ScheduledTask
 from office365.authorization import (
     FLOW_LIFETIME_SECONDS,
     AuthorizationFailed,

@@ -31,10 +31,12 @@ from core.crypto import secret_box
 from core.extensions import db
 from core.models import Datasource, Group, Role, utcnow
 from core.timefmt import deployment_zone_name, format_local, zone, zone_choices
-from jobs.models import ScheduledTask, TaskRun, UserImport
+from imports.models import UserImport
+from jobs.models import ScheduledTask, TaskRun
 from jobs.queue import enqueue_run
+from jobs.recurrence import WEEKDAYS, describe, next_run, wall_time
 from jobs.runner import create_run, last_failed_runs, sweep_stale
-from jobs.schedule import WEEKDAYS, describe, next_run, wall_time
+from jobs.scheduler import ensure_system_tasks
 from jobs.webhook import secret_hash
 
 ADMIN = Role.ADMINISTRATOR
@@ -178,8 +180,6 @@ def import_attention(datasource_id: int) -> list[TaskRun]:
 @bp.get("/scheduled-tasks")
 @roles_required(ADMIN)
 def scheduled_tasks() -> str:
-    from jobs.scheduler import ensure_system_tasks
-
     ensure_system_tasks()
     sweep_stale()
     tasks = db.session.scalars(select(ScheduledTask).order_by(func.lower(ScheduledTask.name))).all()
@@ -352,9 +352,9 @@ def _parse_bindings(text: str) -> list[tuple[str, str]]:
 @bp.route("/scheduled-tasks/imports/<id:datasource_id>", methods=["GET", "POST"])
 @roles_required(ADMIN)
 def import_settings(datasource_id: int) -> Response | str:
+    from imports.importer import import_for, reset_sync_state, resolve_groups
     from office365.connection import graph_client
     from office365.errors import Office365Error
-    from office365.importer import import_for, reset_sync_state, resolve_groups
 
     datasource = db.session.get(Datasource, datasource_id) or abort(404)
     imp = import_for(datasource)

@@ -42,7 +42,7 @@ def main() -> None:
         from app import create_app
         from core.extensions import db
         from core.models import Datasource, Role, ensure_roles
-        from jobs.models import UserImport
+        from imports.models import UserImport
 
         app = create_app({"TESTING": True})
         with app.app_context():

@@ -71,7 +71,7 @@ def prepare(env: dict[str, str], config: dict):  # type: ignore[no-untyped-def]
     from core.extensions import db
     from core.models import ensure_roles
     from tests.conftest import FreshGlobalsClient, make_user, sign_in
-    from tests.import_helpers import authorized_datasource
+    from tests.imports.helpers import authorized_datasource
 
     app = create_app({"TESTING": True})
     app.app_context().push()
@@ -89,8 +89,8 @@ def prepare(env: dict[str, str], config: dict):  # type: ignore[no-untyped-def]
 
 def baseline(datasource) -> tuple[float, int, int]:  # type: ignore[no-untyped-def]
     """Read every page of a full users delta round (same query and page size as the import) and discard it."""
+    from imports.importer import USER_SELECT
     from office365.connection import graph_client
-    from office365.importer import USER_SELECT
 
     client = graph_client(datasource)
     started = time.perf_counter()

@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from core.extensions import db
 from core.models import Datasource, User
-from jobs.models import SourceUser, UserImport
+from imports.importer import GROUP_SELECT, USER_SELECT, Outcome, _email_of, is_resync
+from imports.models import SourceUser, UserImport
 from office365.errors import GraphError
 from office365.graph import GraphClient
-from office365.importer import GROUP_SELECT, USER_SELECT, Outcome, _email_of, is_resync
 
 USERS = User.__table__
 

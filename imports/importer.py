@@ -32,11 +32,9 @@ from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 
 from core.extensions import db
 from core.models import Datasource, Group, Role, group_members, user_roles, utcnow
-from jobs.models import TaskRun, UserImport
-from office365.errors import GraphError
-from office365.graph import GraphClient
-from office365.importer_reader import PrefetchingReader
-from office365.importer_sql import (
+from imports.models import UserImport
+from imports.reader import PrefetchingReader
+from imports.sql import (
     CREATE_COLUMNS,
     MEMBERS,
     MIRROR,
@@ -50,6 +48,9 @@ from office365.importer_sql import (
     tune_transaction,
     upsert,
 )
+from jobs.models import TaskRun
+from office365.errors import GraphError
+from office365.graph import GraphClient
 from office365.odata import string_literal
 
 log = logging.getLogger(__name__)

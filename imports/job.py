@@ -1,31 +1,34 @@
-"""The user-import job: one datasource's import run (or dry run) recorded on its TaskRun."""
+"""The user-import job: one datasource's import run (or dry run) recorded on its TaskRun, registered with the
+job runner by `imports.init_app`."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import update
 
 from core.extensions import db
 from core.models import Datasource
-from jobs.models import TaskRun, UserImport
+from imports.dryrun import DryRun
+from imports.importer import Importer, RemovalGuardTripped, import_for, record_progress
+from imports.models import UserImport
+from jobs.models import TaskRun
 from jobs.runner import RunRefused, mark_failed, stale_reason
 from office365.connection import graph_client
 from office365.errors import Office365Error, ReauthorizationRequired
-from office365.importer import Importer, RemovalGuardTripped, import_for, record_progress
-from office365.importer_dryrun import DryRun
 
 
-def _lock(imp: UserImport, run: TaskRun) -> None:
+def _lock(user_import: UserImport, run: TaskRun) -> None:
     """One import per datasource at a time; a holder whose worker died is failed and the lock taken over."""
-    taken = db.session.execute(update(UserImport).where(UserImport.id == imp.id,
+    taken = db.session.execute(update(UserImport).where(UserImport.id == user_import.id,
                                                         UserImport.running_run_id.is_(None))
                                .values(running_run_id=run.id)).rowcount
     db.session.commit()
     if taken:
         return
-    holder_id = db.session.scalar(db.select(UserImport.running_run_id).where(UserImport.id == imp.id))
+    holder_id = db.session.scalar(db.select(UserImport.running_run_id).where(UserImport.id == user_import.id))
     holder = db.session.get(TaskRun, holder_id) if holder_id else None
     if holder is not None and holder.status == TaskRun.RUNNING:
         reason = stale_reason(holder)
@@ -33,13 +36,28 @@ def _lock(imp: UserImport, run: TaskRun) -> None:
             raise RunRefused(f"Another import of this datasource is running (run #{holder.id}); this run was "
                              "skipped.")
         mark_failed(holder, reason)
-    taken = db.session.execute(update(UserImport).where(UserImport.id == imp.id,
+    taken = db.session.execute(update(UserImport).where(UserImport.id == user_import.id,
                                                         (UserImport.running_run_id == holder_id)
                                                         | UserImport.running_run_id.is_(None))
                                .values(running_run_id=run.id)).rowcount
     db.session.commit()
     if not taken:
         raise RunRefused("Another import of this datasource started at the same moment; this run was skipped.")
+
+
+class _RequestCount:
+    """Graph requests the run sent so far: its client's, then the importer's (which adds its reader threads')."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source  # anything with a `requests_sent`
+
+    def __call__(self) -> int:
+        return int(self.source.requests_sent)
+
+
+def release_lock(run_id: int) -> None:
+    """The run ended (however): the datasource's import is free again (committed by the runner)."""
+    db.session.execute(update(UserImport).where(UserImport.running_run_id == run_id).values(running_run_id=None))
 
 
 def run_import(run: TaskRun) -> None:
@@ -49,7 +67,7 @@ def run_import(run: TaskRun) -> None:
     if datasource.status == Datasource.INCOMPLETE or not datasource.tenant_id:
         raise RunRefused(f"The datasource \"{datasource.name}\" has not been authorized yet: an administrator must "
                          "click Authorize first.")
-    imp = import_for(datasource)
+    user_import = import_for(datasource)
     db.session.commit()
     deadline = current_app.config.get("IMPORT_GRAPH_DEADLINE")
 
@@ -61,30 +79,30 @@ def run_import(run: TaskRun) -> None:
 
     client = make_client(datasource)
     page_size = int(current_app.config.get("IMPORT_PAGE_SIZE", 999))
-    counter: list = [lambda: client.requests_sent]
-    progress = record_progress(run, lambda: counter[0]())
-    if not imp.users_delta or imp.full_round and imp.phase != "idle":
+    requests_sent = _RequestCount(client)
+    progress = record_progress(run, requests_sent)
+    if not user_import.users_delta or user_import.full_round and user_import.phase != "idle":
         _estimate_total(run, client)
     try:
         if run.dry_run:
-            outcome = DryRun(imp, datasource, client, page_size=page_size, on_page=progress).run()
+            outcome = DryRun(user_import, datasource, client, page_size=page_size, on_page=progress).run()
         else:
-            _lock(imp, run)
-            importer = Importer(imp, datasource, client, confirm_removals=run.confirm_removals, page_size=page_size,
-                                on_page=progress, client_factory=make_client)
-            counter[0] = lambda: importer.requests_sent
+            _lock(user_import, run)
+            importer = Importer(user_import, datasource, client, confirm_removals=run.confirm_removals,
+                                page_size=page_size, on_page=progress, client_factory=make_client)
+            requests_sent.source = importer
             outcome = importer.run()
     except RemovalGuardTripped as exc:
         db.session.rollback()
         run.summary = {"guard": {"pending": exc.pending, "total": exc.total, "percent": exc.percent,
                                  "names": exc.names}}
         run.status, run.error = TaskRun.CONFIRM, str(exc)
-        run.graph_requests = counter[0]()
+        run.graph_requests = requests_sent()
         db.session.commit()
         return
     except Exception:
         db.session.rollback()
-        run.graph_requests = counter[0]()
+        run.graph_requests = requests_sent()
         db.session.commit()
         raise
     progress(outcome, "done")
@@ -105,9 +123,7 @@ def _estimate_total(run: TaskRun, client) -> None:  # type: ignore[no-untyped-de
 
 
 def describe_failure(exc: Exception) -> tuple[str, str]:
-    """(status, error text) for the run history."""
-    if isinstance(exc, RunRefused):
-        return TaskRun.FAILED, str(exc)
+    """(status, error text) for the run history (a RunRefused is told by the runner itself)."""
     if isinstance(exc, ReauthorizationRequired):
         return TaskRun.FAILED, f"{exc} The import resumes where it stopped once the datasource is re-authorized."
     if isinstance(exc, Office365Error):

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.extensions import db
 from core.models import User
-from jobs.models import SourceMembership, SourceUser, StagedPage
+from imports.models import SourceMembership, SourceUser, StagedPage
 
 USERS = User.__table__
 MIRROR = SourceUser.__table__

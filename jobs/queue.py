@@ -17,8 +17,12 @@ import click
 from flask import Flask, current_app
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
+from sqlalchemy.exc import SQLAlchemyError
 
+from core.extensions import db
 from core.files import private_sqlite_file
+from jobs.runner import execute_run
+from jobs.scheduler import tick
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -59,21 +63,14 @@ def _make_huey(app: Flask) -> Any:
 
     @huey.task(name="run_task")
     def run_task(run_id: int) -> None:
-        from jobs.runner import execute_run
-
         with app.app_context():
             execute_run(run_id)
 
     @huey.periodic_task(crontab(minute="*"), name="scheduler_tick")
     def scheduler_tick() -> None:
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from core.extensions import db
-        from jobs.scheduler import tick
-
         with app.app_context():
             try:
-                tick()
+                tick(enqueue=enqueue_run)
             except SQLAlchemyError as exc:  # e.g. started before `flask db upgrade`: say so, retry next minute
                 db.session.rollback()
                 log.warning("scheduler tick skipped: the database is not ready (%s)", type(exc).__name__)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from flask import Flask
+
 from core import audit
 from core.extensions import db
 from core.models import Datasource
-from jobs.models import TaskRun
+from jobs import registry
+from jobs.models import ScheduledTask, TaskRun
+from office365.connection import keep_alive
+
+
+def init_app(app: Flask) -> None:
+    """The runner learns what a keep-alive run does (the runner itself imports no job)."""
+    registry.register(ScheduledTask.KIND_REFRESH, refresh_all)
 
 
 def refresh_all(run: TaskRun) -> None:
-    from office365.connection import keep_alive
-
     failures = []
     for ds in db.session.scalars(db.select(Datasource).where(Datasource.status != Datasource.INCOMPLETE)).all():
         result = keep_alive(ds)

@@ -3,6 +3,7 @@
 A run moves queued -> running -> succeeded | failed | needs confirmation. Claims are atomic UPDATEs, so two
 workers handed the same run never both start it; a run whose worker died is found by its heartbeat (or, on the
 same host, by its dead pid) and marked failed with the reason; the import's sync state lets the next run resume.
+What a run does is looked up by its kind in jobs/registry.py: the runner imports no job.
 """
 
 from __future__ import annotations
@@ -20,13 +21,30 @@ from sqlalchemy import select, update
 from core import audit
 from core.extensions import db
 from core.models import Datasource, utcnow
-from jobs.models import ScheduledTask, TaskRun, UserImport
+from jobs.models import ScheduledTask, TaskRun
+from jobs.registry import JobKind, UnknownJobKind, job_kind
 
 log = logging.getLogger(__name__)
 
 
 class RunRefused(Exception):
     """The run cannot start (datasource not authorized, another import running); the message says why."""
+
+
+def _release(run: TaskRun) -> None:
+    """Let go of what the run held (the import's per-datasource lock), in the caller's transaction."""
+    try:
+        kind = job_kind(run.kind)
+    except UnknownJobKind:
+        return
+    kind.release(run.id)
+
+
+def _resumable(run: TaskRun) -> bool:
+    try:
+        return job_kind(run.kind).resumable
+    except UnknownJobKind:
+        return False
 
 
 def worker_id() -> str:
@@ -70,10 +88,10 @@ def stale_reason(run: TaskRun) -> str | None:
 
 def mark_failed(run: TaskRun, reason: str) -> bool:
     """Fail a running run whose worker is gone (compare-and-set: only if it is still running)."""
-    resumable = " The next run resumes where this one stopped." if run.kind == ScheduledTask.KIND_IMPORT else ""
+    resumable = " The next run resumes where this one stopped." if _resumable(run) else ""
     result = db.session.execute(update(TaskRun).where(TaskRun.id == run.id, TaskRun.status == TaskRun.RUNNING)
                                 .values(status=TaskRun.FAILED, finished_at=utcnow(), error=reason + "." + resumable))
-    db.session.execute(update(UserImport).where(UserImport.running_run_id == run.id).values(running_run_id=None))
+    _release(run)
     db.session.commit()
     if result.rowcount:
         log.warning("run %s marked failed: %s", run.id, reason)
@@ -145,9 +163,6 @@ def claim(run_id: int) -> bool:
 
 def execute_run(run_id: int) -> TaskRun | None:
     """Run a queued run to its end in this process (huey task body, CLI, tests)."""
-    from jobs.imports import describe_failure, run_import  # loaded before the clock starts (MSAL is heavy)
-    from jobs.refresh import refresh_all
-
     if not claim(run_id):
         return db.session.get(TaskRun, run_id)
     run = db.session.get(TaskRun, run_id)
@@ -155,25 +170,36 @@ def execute_run(run_id: int) -> TaskRun | None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     with Heartbeat(app, run_id):
         try:
-            if run.kind == ScheduledTask.KIND_REFRESH:
-                refresh_all(run)
-            else:
-                run_import(run)
-        except Exception as exc:  # noqa: BLE001 - every failure ends up in the run history
-            db.session.rollback()
-            run = db.session.get(TaskRun, run_id)
-            assert run is not None
-            run.status, run.error = describe_failure(exc)
-            if run.status == TaskRun.FAILED and not isinstance(exc, RunRefused):
-                log.warning("run %s failed: %s", run_id, run.error)
+            kind = job_kind(run.kind)
+        except UnknownJobKind as exc:
+            run.status, run.error = TaskRun.FAILED, str(exc)
         else:
-            if run.status == TaskRun.RUNNING:
-                run.status = TaskRun.SUCCEEDED
+            run = _execute(run, kind)
         run.finished_at = utcnow()
-        db.session.execute(update(UserImport).where(UserImport.running_run_id == run.id)
-                           .values(running_run_id=None))
+        _release(run)
         db.session.commit()
     _audit(run)
+    return run
+
+
+def _execute(run: TaskRun, kind: JobKind) -> TaskRun:
+    """Run the kind's handler; its outcome (or failure, described by the kind) is left on the returned run."""
+    run_id = run.id
+    try:
+        kind.handler(run)
+    except Exception as exc:  # noqa: BLE001 - every failure ends up in the run history
+        db.session.rollback()
+        failed = db.session.get(TaskRun, run_id)
+        assert failed is not None
+        if isinstance(exc, RunRefused):
+            failed.status, failed.error = TaskRun.FAILED, str(exc)
+            return failed
+        failed.status, failed.error = kind.describe_failure(exc)
+        if failed.status == TaskRun.FAILED:
+            log.warning("run %s failed: %s", run_id, failed.error)
+        return failed
+    if run.status == TaskRun.RUNNING:
+        run.status = TaskRun.SUCCEEDED
     return run
 
 

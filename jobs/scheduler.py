@@ -8,6 +8,7 @@ enqueues the run.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -17,8 +18,8 @@ from core.extensions import db
 from core.models import utcnow
 from core.timefmt import deployment_zone_name
 from jobs.models import ScheduledTask, TaskRun
+from jobs.recurrence import next_run
 from jobs.runner import sweep_stale
-from jobs.schedule import next_run
 
 log = logging.getLogger(__name__)
 KEEP_ALIVE_NAME = "Datasource token keep-alive"
@@ -55,10 +56,11 @@ def claim_due(task: ScheduledTask, due: datetime) -> TaskRun | None:
     return run
 
 
-def tick(now: datetime | None = None, *, enqueue: bool = True) -> list[int]:
-    """Claim every due run; returns the ids this process claimed (and enqueued)."""
-    from jobs.queue import enqueue_run
+def tick(now: datetime | None = None, *, enqueue: Callable[[int], None] | None = None) -> list[int]:
+    """Claim every due run and hand each to `enqueue` (the queue's; None: claim only); returns the ids claimed.
 
+    The queue passes its own `enqueue_run`, so the scheduler does not import the queue that calls it.
+    """
     now = now or utcnow()
     ensure_system_tasks()
     sweep_stale()
@@ -73,6 +75,6 @@ def tick(now: datetime | None = None, *, enqueue: bool = True) -> list[int]:
         run = claim_due(task, due)
         if run is not None:
             claimed.append(run.id)
-            if enqueue:
-                enqueue_run(run.id)
+            if enqueue is not None:
+                enqueue(run.id)
     return claimed

@@ -14,6 +14,8 @@ from sqlalchemy import select
 
 from core.extensions import csrf, db, limiter
 from jobs.models import ScheduledTask
+from jobs.queue import enqueue_run
+from jobs.runner import create_run
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
 
@@ -50,9 +52,6 @@ def run_task_webhook(secret: str) -> ResponseReturnValue:
 
 
 def _run_task(secret: str) -> ResponseReturnValue:
-    from jobs.queue import enqueue_run
-    from jobs.runner import create_run
-
     digest = secret_hash(secret)
     task = db.session.scalar(select(ScheduledTask).where(ScheduledTask.webhook_hash == digest))
     if task is None or not hmac.compare_digest(task.webhook_hash or "", digest) or task.schedule != "webhook":

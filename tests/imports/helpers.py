@@ -58,7 +58,7 @@ def staged_users(datasource: Datasource) -> int:
     """Users read and committed by the import's walk but not yet merged into local users."""
     import json
 
-    from jobs.models import StagedPage, UserImport
+    from imports.models import StagedPage, UserImport
 
     db.session.expire_all()
     pages = db.session.scalars(db.select(StagedPage.body).join(UserImport, UserImport.id == StagedPage.import_id)

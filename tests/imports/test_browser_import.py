@@ -12,15 +12,9 @@ from playwright.sync_api import Page, expect
 
 from emulator.server import EmulatorHandle
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LiveServer, open_admin_menu
-from tests.import_helpers import authorized_datasource, control, imported_users, use_test_queue
-from tests.o365_helpers import emulator, emulator_env  # noqa: F401
+from tests.imports.helpers import authorized_datasource, control, imported_users, use_test_queue
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
-    return emulator_env(emulator)
 
 
 def _run_now_and_wait(page: Page, artifacts_dir: Path, name: str) -> None:
@@ -36,7 +30,7 @@ def _run_now_and_wait(page: Page, artifacts_dir: Path, name: str) -> None:
 
 def test_schedule_run_progress_and_users(  # type: ignore[no-untyped-def]
         page: Page, live_server: LiveServer, app: Flask, client: FlaskClient, admin_user,
-        emulator: EmulatorHandle, tmp_path: Path, database_url: str, artifacts_dir: Path) -> None:  # noqa: F811
+        emulator: EmulatorHandle, tmp_path: Path, database_url: str, artifacts_dir: Path) -> None:
     from jobs.queue import start_embedded_consumer, stop_embedded_consumer
     from tests.conftest import sign_in
 

@@ -9,10 +9,10 @@ from flask.testing import FlaskClient
 from core.extensions import db
 from core.models import Datasource, Group, User
 from emulator.server import EmulatorHandle
+from imports.importer import import_for
 from jobs.models import TaskRun
-from office365.importer import import_for
 from tests.conftest import csrf_token, make_user
-from tests.import_helpers import (
+from tests.imports.helpers import (
     authorized_datasource,
     control,
     drain,
@@ -23,22 +23,16 @@ from tests.import_helpers import (
     save_import_settings,
     use_test_queue,
 )
-from tests.o365_helpers import emulator, emulator_env  # noqa: F401
 
 
 @pytest.fixture
-def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
-    return emulator_env(emulator)
-
-
-@pytest.fixture
-def datasource(app: Flask, admin_client: FlaskClient, emulator: EmulatorHandle) -> Datasource:  # noqa: F811
+def datasource(app: Flask, admin_client: FlaskClient, emulator: EmulatorHandle) -> Datasource:
     app.config["IMPORT_PAGE_SIZE"] = 10
     return authorized_datasource(admin_client, emulator)
 
 
 def test_first_run_imports_every_user_then_a_second_run_reads_only_changes(
-        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:
     source = graph_users(emulator)
     run = run_import(datasource)
     assert run.status == TaskRun.SUCCEEDED, run.error
@@ -54,7 +48,7 @@ def test_first_run_imports_every_user_then_a_second_run_reads_only_changes(
     new = control(emulator, "POST", "users", {"userPrincipalName": "new.person@contoso.example",
                                               "displayName": "New Person", "mailNickname": "new.person",
                                               "accountEnabled": True})
-    monkeypatch.setattr("office365.importer.REPLAY_BATCH", 1)  # a user applied twice would count as unchanged
+    monkeypatch.setattr("imports.importer.REPLAY_BATCH", 1)  # a user applied twice would count as unchanged
     again = run_import(datasource)
     assert again.status == TaskRun.SUCCEEDED, again.error
     assert (again.created, again.updated, again.unchanged, again.processed) == (1, 1, 0, 2)
@@ -65,7 +59,7 @@ def test_first_run_imports_every_user_then_a_second_run_reads_only_changes(
 
 
 def test_members_of_chosen_groups_default_role_and_a_bound_group_that_overrides_members(
-        datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient) -> None:  # noqa: F811
+        datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient) -> None:
     legal_id, legal = group_members_in_emulator(emulator, "Legal")
     sales_id, sales = group_members_in_emulator(emulator, "U.S. Sales")
     save_import_settings(admin_client, datasource, scope="groups", source_groups="Legal\nU.S. Sales",
@@ -99,7 +93,7 @@ def test_members_of_chosen_groups_default_role_and_a_bound_group_that_overrides_
 
 
 @pytest.mark.parametrize("policy", ["nothing", "disable", "remove"])
-def test_users_gone_from_the_source(datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient,  # noqa: F811
+def test_users_gone_from_the_source(datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient,
                                     policy: str) -> None:
     save_import_settings(admin_client, datasource, on_missing=policy)
     assert run_import(datasource).status == TaskRun.SUCCEEDED
@@ -119,7 +113,7 @@ def test_users_gone_from_the_source(datasource: Datasource, emulator: EmulatorHa
 
 
 def test_removal_guard_waits_for_an_administrator_then_applies(
-        datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient, app: Flask,  # noqa: F811
+        datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient, app: Flask,
         tmp_path, database_url: str) -> None:  # type: ignore[no-untyped-def]
     huey = use_test_queue(app, tmp_path, database_url)
     save_import_settings(admin_client, datasource, on_missing="disable", removal_guard_percent="10")
@@ -147,7 +141,7 @@ def test_removal_guard_waits_for_an_administrator_then_applies(
 
 
 def test_dry_run_shows_the_difference_by_name_and_changes_nothing(
-        datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient) -> None:  # noqa: F811
+        datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient) -> None:
     first = run_import(datasource, dry_run=True)
     assert first.status == TaskRun.SUCCEEDED and first.created == len(graph_users(emulator))
     assert imported_users(datasource) == {} and import_for(datasource).users_delta is None
@@ -174,7 +168,7 @@ def test_dry_run_shows_the_difference_by_name_and_changes_nothing(
 
 
 def test_a_user_deleted_and_recreated_with_the_same_upn_is_a_new_local_user(
-        datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient) -> None:  # noqa: F811
+        datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient) -> None:
     save_import_settings(admin_client, datasource, on_missing="disable")
     run_import(datasource)
     old = next(u for u in imported_users(datasource).values() if u.email == "adele.vance@contoso.example")
@@ -206,7 +200,7 @@ def test_cli_import_run_dry_run_and_status(datasource: Datasource, app: Flask) -
 
 
 def test_existing_local_users_of_the_tenant_are_matched_by_object_id_and_strangers_count_as_gone(
-        datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient) -> None:  # noqa: F811
+        datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient) -> None:
     import uuid
 
     source = graph_users(emulator)

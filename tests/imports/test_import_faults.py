@@ -18,10 +18,10 @@ from flask.testing import FlaskClient
 from core.extensions import db
 from core.models import Datasource, User
 from emulator.server import EmulatorHandle
+from imports.importer import Importer, import_for
 from jobs.models import TaskRun
-from office365.importer import Importer, import_for
 from tests.conftest import TEST_FERNET_KEY
-from tests.import_helpers import (
+from tests.imports.helpers import (
     ADMIN_UPN,
     authorized_datasource,
     control,
@@ -32,18 +32,13 @@ from tests.import_helpers import (
     save_import_settings,
     staged_users,
 )
-from tests.o365_helpers import emulator, emulator_env  # noqa: F401
+from tests.o365_helpers import emulator_env
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
-    return emulator_env(emulator)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def datasource(app: Flask, admin_client: FlaskClient, emulator: EmulatorHandle) -> Datasource:  # noqa: F811
+def datasource(app: Flask, admin_client: FlaskClient, emulator: EmulatorHandle) -> Datasource:
     app.config.update(IMPORT_PAGE_SIZE=5, IMPORT_GRAPH_DEADLINE=3)
     return authorized_datasource(admin_client, emulator)
 
@@ -62,7 +57,7 @@ def after_users_pages(monkeypatch: pytest.MonkeyPatch, pages: int, action: Calla
     monkeypatch.setattr(Importer, "_commit", commit)
 
 
-def assert_mirrors_the_source(datasource: Datasource, emulator: EmulatorHandle) -> None:  # noqa: F811
+def assert_mirrors_the_source(datasource: Datasource, emulator: EmulatorHandle) -> None:
     """Every source user exactly once, and no local user of the tenant twice."""
     local = imported_users(datasource)
     assert set(local) == set(graph_users(emulator))
@@ -71,7 +66,7 @@ def assert_mirrors_the_source(datasource: Datasource, emulator: EmulatorHandle) 
 
 
 def test_throttling_and_503_mid_run_are_retried_and_the_run_succeeds(
-        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch,
         app: Flask) -> None:
     # The four faults can all land on one page's attempts (1 s Retry-After twice, two backoffs): give that page
     # room, as production's deadline does; the 3 s of the other fault tests made this one fail under load.
@@ -90,7 +85,7 @@ def test_throttling_and_503_mid_run_are_retried_and_the_run_succeeds(
 
 
 def test_graph_down_mid_run_fails_with_the_reason_and_the_next_run_resumes(
-        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch,
         admin_client: FlaskClient, app: Flask) -> None:
     total = len(graph_users(emulator))
     after_users_pages(monkeypatch, 3, lambda: control(emulator, "POST", "faults", {
@@ -117,7 +112,7 @@ def test_graph_down_mid_run_fails_with_the_reason_and_the_next_run_resumes(
 
 
 def test_grant_revoked_mid_run_marks_the_datasource_and_resumes_after_reauthorization(
-        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch,
         admin_client: FlaskClient) -> None:
     def revoke() -> None:
         control(emulator, "POST", "revoke", {"user": ADMIN_UPN})
@@ -140,7 +135,7 @@ def test_grant_revoked_mid_run_marks_the_datasource_and_resumes_after_reauthoriz
 
 
 def test_expired_delta_token_falls_back_to_a_full_resync_by_itself(
-        datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient) -> None:  # noqa: F811
+        datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient) -> None:
     save_import_settings(admin_client, datasource, on_missing="disable")
     run_import(datasource)
     adele = next(u for u in imported_users(datasource).values() if u.email == "adele.vance@contoso.example")
@@ -158,7 +153,7 @@ def test_expired_delta_token_falls_back_to_a_full_resync_by_itself(
 
 
 def test_delta_expiring_mid_walk_restarts_the_round_without_the_expired_pages(
-        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:
     total = len(graph_users(emulator))
     after_users_pages(monkeypatch, 3, lambda: control(emulator, "POST", "delta/expire"))
     merged: list[int] = []
@@ -177,7 +172,7 @@ def test_delta_expiring_mid_walk_restarts_the_round_without_the_expired_pages(
 
 
 def test_worker_killed_mid_run_is_failed_with_the_reason_and_the_next_run_resumes(
-        datasource: Datasource, emulator: EmulatorHandle, database_url: str, tmp_path: Path) -> None:  # noqa: F811
+        datasource: Datasource, emulator: EmulatorHandle, database_url: str, tmp_path: Path) -> None:
     total = len(graph_users(emulator))
     control(emulator, "POST", "faults", {"kind": "delay", "delay_ms": 300, "path": "/users/delta"})
     env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key-0123456789-abcdefghijkl",
@@ -231,7 +226,7 @@ def crash_in_merge(monkeypatch: pytest.MonkeyPatch, merges_before: int) -> None:
 
 
 def test_crash_during_a_first_import_merge_redoes_the_merge_without_reading_again(
-        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:
     total = len(graph_users(emulator))
     crash_in_merge(monkeypatch, 0)
     failed = run_import(datasource)
@@ -247,12 +242,12 @@ def test_crash_during_a_first_import_merge_redoes_the_merge_without_reading_agai
 
 
 def test_crash_between_merge_chunks_resumes_with_the_next_chunk(
-        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        datasource: Datasource, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:
     run_import(datasource)
     renamed = sorted(graph_users(emulator))[:12]
     for oid in renamed:
         control(emulator, "PATCH", f"users/{oid}", {"displayName": f"Renamed {oid[:8]}"})
-    monkeypatch.setattr("office365.importer.MERGE_CHUNK", 5)
+    monkeypatch.setattr("imports.importer.MERGE_CHUNK", 5)
     crash_in_merge(monkeypatch, 1)  # page 1 (5 users) is merged; page 2 is read, its merge dies
     failed = run_import(datasource)
     assert failed.status == TaskRun.FAILED and "power cut" in failed.error

@@ -20,12 +20,12 @@ from core.extensions import db
 from core.models import Datasource, utcnow
 from emulator.server import EmulatorHandle
 from jobs.models import ScheduledTask, TaskRun
-from jobs.schedule import next_run
+from jobs.recurrence import next_run
 from tests.conftest import TEST_FERNET_KEY, csrf_token, make_user, sign_in
-from tests.import_helpers import authorized_datasource, drain, use_test_queue
-from tests.o365_helpers import emulator, emulator_env  # noqa: F401
+from tests.imports.helpers import authorized_datasource, drain
+from tests.o365_helpers import emulator_env
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _task(**kw):  # type: ignore[no-untyped-def]
@@ -136,22 +136,6 @@ def test_hourly_follows_the_local_minute_and_every_real_hour() -> None:
     assert _runs(lord_howe, _utc(2026, 4, 4, 14), 2) == [_utc(2026, 4, 4, 15, 30), _utc(2026, 4, 4, 16, 30)]
 
 
-@pytest.fixture
-def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
-    return emulator_env(emulator)
-
-
-@pytest.fixture
-def huey(app: Flask, tmp_path: Path, database_url: str):  # type: ignore[no-untyped-def]
-    from jobs.queue import stop_embedded_consumer
-
-    queue = use_test_queue(app, tmp_path, database_url)
-    app.config["IMPORT_PAGE_SIZE"] = 10
-    yield queue
-    stop_embedded_consumer()
-    queue.flush()
-
-
 def _new_task(client: FlaskClient, **fields: str):  # type: ignore[no-untyped-def]
     data = {"csrf_token": csrf_token(client, "/admin/scheduled-tasks/new"), "name": "Nightly import",
             "kind": "user_import", "schedule": "daily", "at_time": "03:00", "interval_minutes": "60",
@@ -159,7 +143,7 @@ def _new_task(client: FlaskClient, **fields: str):  # type: ignore[no-untyped-de
     return client.post("/admin/scheduled-tasks/new", data=data)
 
 
-def test_schedule_run_now_on_huey_and_history_with_counts(admin_client: FlaskClient, emulator: EmulatorHandle,  # noqa: F811
+def test_schedule_run_now_on_huey_and_history_with_counts(admin_client: FlaskClient, emulator: EmulatorHandle,
                                                           huey) -> None:  # type: ignore[no-untyped-def]
     ds = authorized_datasource(admin_client, emulator)
     response = _new_task(admin_client, datasource_id=str(ds.id), weekdays_only="y")
@@ -191,7 +175,7 @@ def test_schedule_run_now_on_huey_and_history_with_counts(admin_client: FlaskCli
     assert "<progress" in detail and "Adele Vance" in detail and "style=" not in detail
 
 
-def test_enable_disable_webhook_and_regenerate(admin_client: FlaskClient, emulator: EmulatorHandle,  # noqa: F811
+def test_enable_disable_webhook_and_regenerate(admin_client: FlaskClient, emulator: EmulatorHandle,
                                                huey) -> None:  # type: ignore[no-untyped-def]
     ds = authorized_datasource(admin_client, emulator)
     _new_task(admin_client, name="On demand", datasource_id=str(ds.id), schedule="webhook")
@@ -245,7 +229,7 @@ def _due_task(ds: Datasource) -> ScheduledTask:
 
 
 def test_two_processes_racing_for_the_same_scheduled_run_claim_it_once(
-        admin_client: FlaskClient, emulator: EmulatorHandle, huey, database_url: str, app: Flask,  # noqa: F811
+        admin_client: FlaskClient, emulator: EmulatorHandle, huey, database_url: str, app: Flask,
         tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ds = authorized_datasource(admin_client, emulator)
     task = _due_task(ds)
@@ -270,7 +254,7 @@ def test_two_processes_racing_for_the_same_scheduled_run_claim_it_once(
     assert db.session.get(TaskRun, runs[0].id).status == "succeeded"
 
 
-def test_claims_in_threads_and_the_embedded_consumer(admin_client: FlaskClient, emulator: EmulatorHandle,  # noqa: F811
+def test_claims_in_threads_and_the_embedded_consumer(admin_client: FlaskClient, emulator: EmulatorHandle,
                                                      huey, app: Flask) -> None:  # type: ignore[no-untyped-def]
     import threading
 
@@ -283,7 +267,7 @@ def test_claims_in_threads_and_the_embedded_consumer(admin_client: FlaskClient, 
 
     def worker() -> None:
         with app.app_context():
-            results.append(tick(enqueue=False))
+            results.append(tick())
 
     threads = [threading.Thread(target=worker) for _ in range(6)]
     for thread in threads:
@@ -308,7 +292,7 @@ def test_claims_in_threads_and_the_embedded_consumer(admin_client: FlaskClient, 
 
 
 def test_a_run_whose_worker_stopped_is_failed_with_the_reason_and_flagged(
-        admin_client: FlaskClient, emulator: EmulatorHandle, app: Flask) -> None:  # noqa: F811
+        admin_client: FlaskClient, emulator: EmulatorHandle, app: Flask) -> None:
     from jobs.runner import sweep_stale
 
     ds = authorized_datasource(admin_client, emulator)
@@ -329,7 +313,7 @@ def test_a_run_whose_worker_stopped_is_failed_with_the_reason_and_flagged(
     assert 'id="import-failed"' in detail
 
 
-def test_keep_alive_refresh_is_a_scheduled_job(admin_client: FlaskClient, emulator: EmulatorHandle,  # noqa: F811
+def test_keep_alive_refresh_is_a_scheduled_job(admin_client: FlaskClient, emulator: EmulatorHandle,
                                                huey) -> None:  # type: ignore[no-untyped-def]
     from jobs.runner import create_run, execute_run
     from jobs.scheduler import ensure_system_tasks
@@ -347,7 +331,7 @@ def test_keep_alive_refresh_is_a_scheduled_job(admin_client: FlaskClient, emulat
 
 
 def test_a_separate_flask_jobs_worker_process_runs_queued_runs(
-        admin_client: FlaskClient, emulator: EmulatorHandle, huey, database_url: str, app: Flask) -> None:  # noqa: F811  # type: ignore[no-untyped-def]
+        admin_client: FlaskClient, emulator: EmulatorHandle, huey, database_url: str, app: Flask) -> None:  # type: ignore[no-untyped-def]
     import signal
     import time
 
