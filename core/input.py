@@ -23,8 +23,8 @@ _PAIR_SEPARATOR = re.compile(rb"[&;]")
 
 class InvalidText(UnprocessableEntity):
     code_name = "invalid_text"
-    description = ("The request carries text that is not valid text (UTF-8 without NUL characters or lone "
-                   "surrogates). Check what was typed or pasted, and try again.")
+    description = ("Part of the request is not valid text: it must be UTF-8, without NUL characters or lone "
+                   "surrogates. Check what was typed or pasted, and try again.")
 
 
 class JsonTooDeep(BadRequest):
