@@ -169,3 +169,15 @@ def test_csv_exports_stream_every_row_through_a_real_server(admin_user, live_ser
     audit = http.get(f"{live_server.url}/admin/audit.csv?action=probe.", timeout=60)
     events = list(csv.reader(io.StringIO(audit.text)))
     assert audit.status_code == 200 and len(events) == 1 + 1203 and events[1][5] == "t1202"
+
+
+def test_csv_exports_stream_without_the_tests_app_context(admin_user, contextless_client) -> None:  # type: ignore[no-untyped-def]
+    """The same guarantee through the test client, each request in an empty context as in production."""
+    from tests.conftest import ADMIN_PASSWORD, sign_in
+
+    _bulk_users(520)
+    assert sign_in(contextless_client, ADMIN_EMAIL, ADMIN_PASSWORD).status_code == 302
+    rows = list(csv.reader(io.StringIO(contextless_client.get("/admin/users.csv").get_data(as_text=True))))
+    assert len(rows) == 1 + 521 and rows[-1][1] == "bulk0519@example.com"
+    events = list(csv.reader(io.StringIO(contextless_client.get("/admin/audit.csv").get_data(as_text=True))))
+    assert events[0][0] == "When" and "user.export" in {row[2] for row in events[1:]}
