@@ -182,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "serve":
         argv = argv[1:]
     args = serve_parser().parse_args(argv)
+    # Imported here: the ctl commands only need requests, and loading the server (Flask, every blueprint, the
+    # Graph routes) would slow each `python -m emulator ctl ...` call for nothing.
     from emulator.server import serve
 
     serve(args.data, args.host, args.port, users=args.users, seed=args.seed, tenants=args.tenants,

@@ -18,7 +18,12 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from emulator import clock
+from emulator import clock, directory
+from emulator.clients import client_json, upsert_client
+from emulator.config import config_dict
+from emulator.graph.errors import graph_error
+from emulator.identity.common import base_url
+from emulator.identity.errors import AADSTS, token_error
 
 bp = Blueprint("control", __name__, url_prefix="/_emulator")
 
@@ -110,26 +115,7 @@ def state() -> ControlState:
     return current_app.extensions["emulator.control"]
 
 
-def _graph_error(status: int, code: str, message: str, headers: dict | None = None) -> Response:
-    try:
-        from emulator.graph.errors import graph_error
-    except ImportError:
-        graph_error = None
-    if graph_error is not None:
-        return graph_error(status, code, message, headers=headers)
-    request_id = str(uuid.uuid4())
-    client_request_id = request.headers.get("client-request-id", request_id)
-    response = jsonify({"error": {"code": code, "message": message, "innerError": {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(clock.now())), "request-id": request_id,
-        "client-request-id": client_request_id}}})
-    response.status_code = status
-    response.headers.update({"request-id": request_id, "client-request-id": client_request_id, **(headers or {})})
-    return response
-
-
 def _fire(fault: Fault) -> Response | None:
-    from emulator.identity import token_error
-
     headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
     entra = not request.path.startswith("/v1.0")
     if fault.kind == "delay":
@@ -148,7 +134,7 @@ def _fire(fault: Fault) -> Response | None:
         response.headers.update(headers)
         return response
     code, message = GRAPH_DEFAULTS.get(status, ("UnknownError", "An error occurred."))
-    return _graph_error(status, fault.code or code, fault.message or message, headers)
+    return graph_error(status, fault.code or code, fault.message or message, headers=headers)
 
 
 def before_request() -> Response | None:
@@ -246,9 +232,6 @@ def status() -> Response:
 
 @bp.get("/config")
 def config() -> Response:
-    from emulator.identity import base_url
-    from emulator.server import config_dict
-
     return jsonify(config_dict(current_app, base_url()))
 
 
@@ -274,8 +257,6 @@ def add_fault() -> Response:
     if unknown:
         return _error(400, f"unknown fields: {', '.join(sorted(unknown))}")
     if kind == "aadsts":
-        from emulator.identity import AADSTS
-
         if int(data.get("aadsts", 0)) not in AADSTS:
             return _error(400, f"aadsts must be one of {sorted(AADSTS)}")
         data.setdefault("scope", "token")
@@ -416,8 +397,6 @@ def rotate_keys() -> Response:
 
 
 def _directory_call(name: str, *args: Any) -> Response:
-    from emulator import directory
-
     try:
         with _store().transaction() as conn:
             result = getattr(directory, name)(conn, *args)
@@ -498,8 +477,6 @@ def remove_member(group_id: str, member_id: str) -> Response:
 
 @bp.get("/clients")
 def list_clients() -> Response:
-    from emulator.server import client_json
-
     conn = _store().conn()
     ids = [r[0] for r in conn.execute("SELECT client_id FROM clients ORDER BY rowid")]
     return jsonify({"clients": [client_json(conn, i) for i in ids]})
@@ -510,8 +487,6 @@ CLIENT_FIELDS = {"client_id", "client_secret", "secret", "name", "redirect_uris"
 
 
 def _save_client(client_id: str, data: dict) -> Response:
-    from emulator.server import upsert_client
-
     unknown = set(data) - CLIENT_FIELDS
     if unknown:
         return _error(400, f"unknown fields: {', '.join(sorted(unknown))}")

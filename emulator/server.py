@@ -15,11 +15,12 @@ from typing import Any
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from emulator import certs, seed
+from emulator import certs, control, graph, identity, seed
+from emulator.clients import upsert_client
+from emulator.config import CONFIG_FILE, config_dict
 from emulator.store import Store
 from emulator.tokens import KeyRing
 
-CONFIG_FILE = "emulator.json"
 DB_FILE = "tenant.db"
 # The gateway's own callbacks (datasource authorization and end-user sign-in); loopback ports are ignored.
 DEFAULT_REDIRECT_URIS = ["http://localhost:5000/admin/datasources/authorize/callback",
@@ -50,55 +51,6 @@ class Settings:
 def _reset_files(data: Path) -> None:
     for name in (DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm", CONFIG_FILE):
         (data / name).unlink(missing_ok=True)
-
-
-def upsert_client(conn: Any, client_id: str, *, secret: str | None = None, name: str | None = None,
-                  redirect_uris: list[str] | None = None, front_channel_logout_url: str | None = None,
-                  group_membership_claims: bool | None = None, delegated: list[str] | None = None,
-                  application: list[str] | None = None) -> dict:
-    """Create or update a registered client (only the given fields change)."""
-    row = conn.execute("SELECT * FROM clients WHERE client_id = ?", (client_id,)).fetchone()
-    if row is None:
-        conn.execute("INSERT INTO clients (client_id, secret, name, redirect_uris, front_channel_logout_url, "
-                     "group_membership_claims) VALUES (?, ?, ?, ?, ?, ?)",
-                     (client_id, secret or secrets.token_urlsafe(30), name or "Registered app",
-                      json.dumps(redirect_uris or []), front_channel_logout_url,
-                      1 if group_membership_claims in (None, True) else 0))
-        conn.execute("INSERT OR IGNORE INTO client_permissions (client_id, delegated, application) "
-                     "VALUES (?, ?, ?)", (client_id, json.dumps(delegated if delegated is not None else
-                                                                  seed.GATEWAY_DELEGATED),
-                                          json.dumps(application if application is not None else
-                                                     seed.GATEWAY_APPLICATION)))
-    else:
-        updates = {"secret": secret, "name": name, "front_channel_logout_url": front_channel_logout_url,
-                   "redirect_uris": json.dumps(redirect_uris) if redirect_uris is not None else None,
-                   "group_membership_claims": (int(bool(group_membership_claims))
-                                               if group_membership_claims is not None else None)}
-        for column, value in updates.items():
-            if value is not None:
-                conn.execute(f"UPDATE clients SET {column} = ? WHERE client_id = ?",  # noqa: S608 - fixed names
-                             (value, client_id))
-        conn.execute("INSERT OR IGNORE INTO client_permissions (client_id) VALUES (?)", (client_id,))
-        if delegated is not None:
-            conn.execute("UPDATE client_permissions SET delegated = ? WHERE client_id = ?",
-                         (json.dumps(delegated), client_id))
-        if application is not None:
-            conn.execute("UPDATE client_permissions SET application = ? WHERE client_id = ?",
-                         (json.dumps(application), client_id))
-    return client_json(conn, client_id)
-
-
-def client_json(conn: Any, client_id: str) -> dict:
-    row = conn.execute("SELECT c.*, p.delegated, p.application FROM clients c LEFT JOIN client_permissions p "
-                       "USING (client_id) WHERE client_id = ?", (client_id,)).fetchone()
-    if row is None:
-        return {}
-    return {"client_id": row["client_id"], "client_secret": row["secret"], "name": row["name"],
-            "redirect_uris": json.loads(row["redirect_uris"]),
-            "front_channel_logout_url": row["front_channel_logout_url"],
-            "group_membership_claims": bool(row["group_membership_claims"]),
-            "delegated_permissions": json.loads(row["delegated"] or "[]"),
-            "application_permissions": json.loads(row["application"] or "[]")}
 
 
 def _prepare_store(data: Path, *, users: int | None, seed_value: int, tenants: int, reset: bool,
@@ -154,18 +106,9 @@ def create_app(data_dir: str | Path, *, users: int | None = None, seed: int = 1,
     app.extensions["emulator.settings"] = Settings(store)
     app.extensions["emulator.keys"] = KeyRing(store)
 
-    from emulator import control, identity
-
     control.init_app(app)
     app.register_blueprint(identity.bp)
-    try:
-        from emulator import graph
-    except ImportError as exc:  # the Graph side is built separately; tolerate it only while missing
-        if exc.name not in ("emulator.graph",):
-            raise
-        graph = None
-    if graph is not None and hasattr(graph, "bp"):
-        app.register_blueprint(graph.bp)
+    app.register_blueprint(graph.bp)
     _release_connections_per_request(app, store)
     return app
 
@@ -182,20 +125,6 @@ def _release_connections_per_request(app: Flask, store: Store) -> None:
             store.release()
 
     app.wsgi_app = wsgi  # type: ignore[method-assign]
-
-
-def config_dict(app: Flask, base_url: str) -> dict:
-    store: Store = app.extensions["emulator.store"]
-    conn = store.conn()
-    tenants = [{"id": r["id"], "domain": r["domain"], "display_name": r["display_name"]}
-               for r in conn.execute("SELECT id, domain, display_name FROM tenants ORDER BY rowid")]
-    client = client_json(conn, store.get_setting("gateway_client_id") or "")
-    data = Path(app.config["EMULATOR_DATA_DIR"])
-    return {"base_url": base_url, "authority_host": base_url, "graph_url": base_url + "/v1.0",
-            "tenants": tenants, "ca_bundle": str((data / "ca.pem").resolve()),
-            "client_id": client.get("client_id"), "client_secret": client.get("client_secret"),
-            "redirect_uris": client.get("redirect_uris", []),
-            "control_key": store.get_setting("control_key")}
 
 
 def ssl_context(data_dir: str | Path, host: str = "127.0.0.1") -> ssl.SSLContext:

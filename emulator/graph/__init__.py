@@ -26,6 +26,7 @@ from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
 
 from emulator.directory import DirectoryError
+from emulator.graph import common
 from emulator.graph.errors import GraphError, graph_error
 
 bp = Blueprint("graph", __name__, url_prefix="/v1.0")
@@ -33,15 +34,11 @@ bp = Blueprint("graph", __name__, url_prefix="/v1.0")
 
 @bp.before_request
 def _authenticate() -> None:
-    from emulator.graph import common
-
     common.authenticate()
 
 
 @bp.after_request
 def _headers(resp: Response) -> Response:
-    from emulator.graph import common
-
     return common.add_standard_headers(resp)
 
 
@@ -72,8 +69,6 @@ def _not_allowed(exc: HTTPException) -> Response | HTTPException:
 
 
 def _finish(resp: Response) -> Response:
-    from emulator.graph import common
-
     return common.add_standard_headers(resp)
 
 

@@ -11,6 +11,7 @@ from urllib.parse import quote, urlencode
 
 from flask import Response, current_app, g, request
 
+from emulator import clock, tokens
 from emulator.graph.errors import GraphError, bad_request, forbidden, request_ids
 
 ODATA_JSON = ("application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
@@ -49,8 +50,6 @@ def _unauthorized(message: str) -> GraphError:
 
 def authenticate() -> None:
     """Verify the bearer token and put its claims, tenant and caller on `g` (401 otherwise)."""
-    from emulator import clock, tokens
-
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 from flask import Response, g, has_request_context, request
 
+from emulator import clock
+
 
 class GraphError(Exception):
     """Raised inside Graph handlers; the blueprint turns it into `graph_error(...)`."""
@@ -18,17 +20,6 @@ class GraphError(Exception):
         self.code = code
         self.message = message
         self.headers = headers or {}
-
-
-def _now() -> float:
-    # Imported lazily so this module works before the clock exists (and in unit tests without an app).
-    try:
-        from emulator import clock
-    except ImportError:  # pragma: no cover - only while the core is being built
-        import time
-
-        return time.time()
-    return clock.now()
 
 
 def request_ids() -> tuple[str, str]:
@@ -45,7 +36,7 @@ def request_ids() -> tuple[str, str]:
 
 
 def error_date() -> str:
-    return datetime.fromtimestamp(_now(), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return datetime.fromtimestamp(clock.now(), UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def error_body(code: str, message: str) -> dict:
