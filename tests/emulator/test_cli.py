@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from emulator.cli import ctl_parser, ctl_request
-from tests.emulator.conftest import https_session
+from tests.emulator.support import https_session
 
 ROOT = Path(__file__).resolve().parents[2]
 

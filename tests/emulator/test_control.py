@@ -8,7 +8,8 @@ import time
 import pytest
 import requests
 
-from tests.emulator.conftest import ADMIN, GRAPH, PLAIN, Browser, Control, https_session, jwt_header, redirect_params
+from emulator.control import Fault
+from tests.emulator.support import ADMIN, GRAPH, PLAIN, Browser, Control, https_session, jwt_header, redirect_params
 
 
 def graph_get(emu, path: str = "/v1.0/users", token: str | None = None) -> requests.Response:
@@ -87,8 +88,6 @@ def test_connection_drop(control: Control, emu) -> None:
 
 
 def test_connection_drop_in_test_client(app) -> None:
-    from emulator.control import Fault
-
     app.extensions["emulator.control"].add(Fault(kind="drop", count=1))
     with pytest.raises(ConnectionResetError):
         app.test_client().get("/v1.0/users")

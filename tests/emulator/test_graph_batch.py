@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from .test_graph_support import (  # noqa: F401 - fixtures
-    E5,
-    PLAIN,
-    Graph,
-    assert_error,
-    graph_fixture,
-    template_dir_fixture,
-)
+from tests.emulator.graph_support import E5, Graph, assert_error
+from tests.emulator.support import PLAIN
 
 JSON = {"Content-Type": "application/json"}
 

@@ -5,14 +5,8 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from emulator import clock, directory
-
-from .test_graph_support import (  # noqa: F401 - fixtures
-    PLAIN,
-    Graph,
-    assert_error,
-    graph_fixture,
-    template_dir_fixture,
-)
+from tests.emulator.graph_support import Graph, assert_error
+from tests.emulator.support import PLAIN
 
 SELECT = "id,displayName,mail,userPrincipalName,accountEnabled,assignedLicenses"
 

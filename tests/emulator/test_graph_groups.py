@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from .test_graph_support import (  # noqa: F401 - fixtures
-    ADMIN,
-    E5,
-    PLAIN,
-    Graph,
-    assert_error,
-    graph_fixture,
-    template_dir_fixture,
-)
+from emulator.server import create_app
+from tests.emulator.graph_support import E5, Graph, assert_error
+from tests.emulator.support import ADMIN, PLAIN
 
 EXISTS = "One or more added object references already exist for the following modified properties: 'members'."
 BAD_NICK = "Invalid value specified for property 'mailNickname' of resource 'Group'."
@@ -254,8 +248,6 @@ def test_transitive_members(graph: Graph):
 
 
 def test_tenants_are_isolated(tmp_path):
-    from emulator.server import create_app
-
     app = create_app(tmp_path, tenants=2)
     two = Graph(app)
     try:

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from emulator.graph import listing
-
-from .test_graph_support import (  # noqa: F401 - fixtures
-    ADMIN,
-    E3,
-    E5,
-    ODATA_JSON,
-    PLAIN,
-    Graph,
-    assert_error,
-    graph_fixture,
-    template_dir_fixture,
-)
+from emulator import directory
+from emulator.graph import listing, odata
+from emulator.server import create_app
+from tests.emulator.graph_support import E3, E5, ODATA_JSON, Graph, assert_error
+from tests.emulator.support import ADMIN, PLAIN
 
 EMPTY = "Access token is empty."
 PAGE_SIZE_MSG = "Invalid page size specified: '{}'. Must be between 1 and 999 inclusive."
@@ -371,8 +363,6 @@ def test_orderby_display_name_pages_in_order(graph: Graph):
 
 
 def test_large_tenant_paging_covers_every_user_once(tmp_path):
-    from emulator.server import create_app
-
     app = create_app(tmp_path, users=2500)
     big = Graph(app)
     try:
@@ -398,9 +388,6 @@ def test_large_tenant_paging_covers_every_user_once(tmp_path):
 
 
 def test_fast_projection_matches_full_json(graph: Graph):
-    from emulator import directory
-    from emulator.graph import odata
-
     uid = graph.user_id(PLAIN)
     graph.patch(f"/users/{uid}", {"mobilePhone": "+44 1", "businessPhones": ["+44 2"], "employeeId": "E7"})
     rows = graph.conn.execute("SELECT * FROM users ORDER BY seq").fetchall()

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import base64
+import html as html_lib
 import json
 import re
+from urllib.parse import parse_qsl, urlsplit
 
-from tests.emulator.conftest import (
+from emulator.server import create_app
+from tests.emulator.support import (
     ADMIN,
     GRAPH,
     PLAIN,
     REDIRECT,
     REDIRECT_PORTLESS,
     Browser,
+    jwt_claims,
     redirect_params,
 )
 
@@ -176,8 +180,6 @@ def test_unknown_parameters_are_ignored_and_nonce_is_kept_verbatim(browser: Brow
     nonce = "0f" * 32
     params = browser.code(PLAIN, nonce=nonce, **{"X-AnchorMailbox": f"UPN:{PLAIN}", "foo": "bar"})
     body = browser.redeem(params["code"]).json()
-    from tests.emulator.conftest import jwt_claims
-
     assert jwt_claims(body["id_token"])["nonce"] == nonce
 
 
@@ -197,12 +199,6 @@ def test_max_age_forces_a_fresh_sign_in(browser: Browser, control) -> None:
 
 
 def test_second_tenant_signs_in_its_own_users_only(tmp_path) -> None:
-    import html as html_lib
-    from urllib.parse import parse_qsl, urlsplit
-
-    from emulator.server import create_app
-    from tests.emulator.conftest import jwt_claims
-
     app = create_app(tmp_path, tenants=2, redirect_uris=[REDIRECT])
     conn = app.extensions["emulator.store"].conn()
     fabrikam = conn.execute("SELECT id FROM tenants WHERE domain = 'fabrikam.example'").fetchone()[0]

@@ -9,7 +9,16 @@ from authlib.integrations.requests_client import OAuth2Session
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tests.emulator.conftest import ADMIN, GRAPH, PLAIN, REDIRECT, REDIRECT_HTTPS, Browser, https_session
+from tests.emulator.support import (
+    ADMIN,
+    GRAPH,
+    PLAIN,
+    REDIRECT,
+    REDIRECT_HTTPS,
+    Browser,
+    https_session,
+    redirect_params,
+)
 
 
 def msal_app(emu) -> msal.ConfidentialClientApplication:
@@ -57,8 +66,6 @@ def test_msal_sees_revocation_as_invalid_grant(emu, control) -> None:
     page = browser.signin(browser.http.get(flow["auth_uri"], allow_redirects=False), PLAIN)
     if "Permissions requested" in page.text:
         page = browser.consent(page)
-    from tests.emulator.conftest import redirect_params
-
     assert "access_token" in app.acquire_token_by_auth_code_flow(flow, redirect_params(page))
     control("POST", "/revoke", {"user": PLAIN})
     account = app.get_accounts()[0]

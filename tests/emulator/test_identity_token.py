@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from emulator.tokens import GRAPH_RESOURCE, verify_access_token
-from tests.emulator.conftest import (
+from tests.emulator.support import (
     ADMIN,
     GRAPH,
     OVERAGE,
@@ -299,8 +300,6 @@ def test_default_scope_at_the_token_endpoint_means_what_was_granted(browser: Bro
 
 
 def test_concurrent_refreshes_do_not_lock_the_store(browser: Browser, emu) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     tokens = [browser.redeem(consented(browser)["code"]).json()["refresh_token"] for _ in range(6)]
 
     def spin(rt: str) -> list[int]:

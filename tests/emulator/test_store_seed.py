@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import sqlite3
 import threading
@@ -9,10 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from emulator import seed
+from emulator.certs import ensure_certs
 from emulator.server import create_app
 from emulator.store import Store
+from tests.emulator.support import https_session
 
 
 def fresh(tmp_path: Path, **kw) -> sqlite3.Connection:
@@ -115,8 +119,6 @@ def test_create_app_reseeds_when_asked_for_another_tenant(tmp_path: Path) -> Non
 
 
 def test_server_threads_share_a_small_connection_pool(emu_server) -> None:
-    from tests.emulator.conftest import https_session
-
     http = https_session(emu_server.ca_path)
     store = emu_server.app.extensions["emulator.store"]
     for _ in range(40):
@@ -125,13 +127,6 @@ def test_server_threads_share_a_small_connection_pool(emu_server) -> None:
 
 
 def test_local_ca_and_server_certificate(tmp_path: Path, emu_server) -> None:
-    import ipaddress
-
-    from cryptography import x509
-
-    from emulator.certs import ensure_certs
-    from tests.emulator.conftest import https_session
-
     ca_path, cert_path, _key = ensure_certs(tmp_path)
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     ca = x509.load_pem_x509_certificate(ca_path.read_bytes())

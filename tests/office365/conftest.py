@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from emulator.server import start_in_thread
 from office365.graph import GraphClient, StaticTokenSource, Timeouts
 from office365.operations import GraphAccess
 from tests.office365.emulator_support import Control, EmulatorTokens, graph_client
@@ -42,10 +44,6 @@ def make_client(graph: ScriptedGraph, sleeps: Sleeps) -> Callable[..., GraphClie
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A fresh emulator (demo tenant) per test module, so modules do not depend on each other's changes."""
-    import logging
-
-    from emulator.server import start_in_thread
-
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     handle = start_in_thread(tmp_path_factory.mktemp("office365-emulator"))
     yield handle

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import socket
 import time
@@ -370,8 +371,6 @@ def test_batch_item_throttled_for_good_gets_typed_error(graph: ScriptedGraph, ma
 
 
 def test_retry_after_as_http_date_and_garbage() -> None:
-    import email.utils
-
     policy = RetryPolicy(retry_after_cap=60)
     in_ten = email.utils.formatdate(time.time() + 10, usegmt=True)
     assert 8.0 <= policy.retry_after(in_ten) <= 10.0

@@ -1,24 +1,20 @@
-"""Fixtures and helpers shared by the Graph emulator tests (imported by the test_graph_* modules)."""
+"""Helpers shared by the Graph emulator tests: a token-signing Graph test client and Microsoft's error shape
+(their fixtures, `graph` and `graph_template_dir`, live in conftest.py)."""
 
 from __future__ import annotations
 
-import shutil
+import json
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
 from emulator import clock
-from emulator.server import create_app
 from emulator.tokens import GRAPH_RESOURCE
+from tests.emulator.support import ADMIN
 
-ADMIN = "admin@contoso.example"  # Global Administrator
-PLAIN = "adele.vance@contoso.example"  # no directory role
 ALL_SCOPES = ("User.Read.All User.ReadWrite.All Group.ReadWrite.All GroupMember.ReadWrite.All "
               "Organization.Read.All LicenseAssignment.ReadWrite.All Directory.Read.All")
 ODATA_JSON = ("application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
@@ -54,8 +50,6 @@ class Graph:
             row = self.conn.execute("SELECT id, directory_roles FROM users WHERE user_principal_name = ?",
                                     (upn,)).fetchone()
             claims.update(oid=row[0], scp=scopes or "", idtyp="user")
-            import json
-
             wids = json.loads(row[1])
             if wids:
                 claims["wids"] = wids
@@ -111,24 +105,3 @@ def assert_error(resp: TestResponse, status: int, code: str, message: str | None
     assert inner["client-request-id"] == resp.headers["client-request-id"]
     time.strptime(inner["date"], "%Y-%m-%dT%H:%M:%S")
     return err
-
-
-@pytest.fixture(scope="session", name="template_dir")
-def template_dir_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A seeded demo tenant made once; each test gets a copy of its database (keys included)."""
-    path = tmp_path_factory.mktemp("graph-template")
-    app = create_app(path)
-    store = app.extensions["emulator.store"]
-    store.conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    store.close()
-    return path
-
-
-@pytest.fixture(name="graph")
-def graph_fixture(template_dir: Path, tmp_path: Path) -> Iterator[Graph]:
-    for item in template_dir.iterdir():
-        if item.is_file() and item.name != "tenant.db-wal" and item.name != "tenant.db-shm":
-            shutil.copy(item, tmp_path / item.name)
-    app = create_app(tmp_path)
-    yield Graph(app)
-    app.extensions["emulator.store"].close()
