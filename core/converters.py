@@ -12,7 +12,7 @@ import re
 
 from flask import request
 from werkzeug.exceptions import UnprocessableEntity
-from werkzeug.routing import BaseConverter, ValidationError
+from werkzeug.routing import IntegerConverter, Map
 
 # The largest key a BIGINT column holds (PostgreSQL and SQLite both stop at 2**63 - 1); INTEGER ids stop earlier.
 DB_BIGINT_MAX = 2**63 - 1
@@ -61,24 +61,18 @@ def ascii_int(value: object) -> int:
     return number
 
 
-class IdConverter(BaseConverter):
+class IdConverter(IntegerConverter):
     """A database id in a path: ASCII digits, 1 to 2**31 - 1. Anything else is no match, so 404.
 
-    Our primary keys are INTEGER columns (32-bit on PostgreSQL), so a larger number names nothing.
+    Werkzeug's own `int` matches `\\d+`, which takes Unicode digits ("１２" routes to id 12) and any length; our
+    primary keys are INTEGER columns (32-bit on PostgreSQL), so a larger number names nothing.
     """
 
     regex = r"[0-9]{1,19}"
-    weight = 50
     part_isolating = True
 
-    def to_python(self, value: str) -> int:
-        number = parse_int(value, 1, DB_INT_MAX)
-        if number is None:
-            raise ValidationError()
-        return number
-
-    def to_url(self, value: object) -> str:
-        return str(int(value))  # type: ignore[call-overload]
+    def __init__(self, map: Map, *args: object, **kwargs: object) -> None:
+        super().__init__(map, min=1, max=DB_INT_MAX)
 
 
 def register_converters(app) -> None:  # type: ignore[no-untyped-def]
