@@ -89,6 +89,7 @@ class ControlState:
         self.lock = threading.Lock()
         self.counters: Counter[str] = Counter()
         self.faults: list[Fault] = []
+        self.id_token_claims: dict[str, Any] = {}  # claims changed in every ID token issued (None: removed)
 
     def add(self, fault: Fault) -> Fault:
         if fault.seconds:
@@ -384,6 +385,30 @@ def set_clock() -> Response:
         return _error(400, "give shift, offset or reset")
     settings.set("clock_offset", offset)
     return jsonify({"now": clock.now(), "offset": settings.clock_offset})
+
+
+@bp.get("/id-token-claims")
+def get_id_token_claims() -> Response:
+    return jsonify({"claims": state().id_token_claims})
+
+
+@bp.post("/id-token-claims")
+def set_id_token_claims() -> Response:
+    """Tampering for relying-party tests: every ID token issued from now on carries these claims (a value of null
+    removes the claim), e.g. {"aud": [client id, another app]} as a misconfigured or hostile provider could send."""
+    claims = _body().get("claims")
+    if not isinstance(claims, dict):
+        return _error(400, 'give {"claims": {...}}')
+    with state().lock:
+        state().id_token_claims = dict(claims)
+    return jsonify({"claims": state().id_token_claims})
+
+
+@bp.delete("/id-token-claims")
+def clear_id_token_claims() -> Response:
+    with state().lock:
+        state().id_token_claims = {}
+    return jsonify({"claims": {}})
 
 
 @bp.post("/keys/rotate")

@@ -224,9 +224,10 @@ def app_access_token(base: str, tenant_id: str, client: dict, *, now: int, lifet
 
 
 def id_token(base: str, client: dict, user: Any, oidc: list[str], *, nonce: str | None, sid: str | None,
-             auth_time: float, now: int, groups: list[str] | None) -> str:
+             auth_time: float, now: int, groups: list[str] | None, changes: dict[str, Any] | None = None) -> str:
     """A v2.0 ID token (docs/microsoft.md §1.7). `groups` None = the client does not ask for group claims; more than
-    200 groups become the `_claim_names`/`_claim_sources` overage."""
+    200 groups become the `_claim_names`/`_claim_sources` overage. `changes`: the control API's tampering
+    (`/_emulator/id-token-claims`; None removes a claim)."""
     tid, oid = user["tenant_id"], user["id"]
     claims: dict[str, Any] = {
         "aud": client["client_id"], "iss": f"{base}/{tid}/v2.0", "iat": now, "nbf": now,
@@ -253,4 +254,9 @@ def id_token(base: str, client: dict, user: Any, oidc: list[str], *, nonce: str 
     roles = json.loads(user["directory_roles"])
     if roles and groups is not None:  # like `groups`, `wids` needs groupMembershipClaims on the application
         claims["wids"] = roles
+    for name, value in (changes or {}).items():
+        if value is None:
+            claims.pop(name, None)
+        else:
+            claims[name] = value
     return keyring().sign(claims)

@@ -215,3 +215,22 @@ def test_front_channel_logout_needs_sid_and_iss_from_entra(app, client: FlaskCli
     assert client.get(f"/sso/front-channel-logout?sid={sid}&iss={issuer}").status_code == 200
     assert client.get("/").status_code == 302
     assert _control(sso_emulator, "GET", "counters")["counters"] == {}  # no provider asked anything
+
+
+def test_an_id_token_with_an_extra_audience_is_refused(app, client: FlaskClient, contoso,  # type: ignore[no-untyped-def]
+                                                       sso_emulator: EmulatorHandle) -> None:  # noqa: F811
+    from sso.models import SignInAttempt as Attempt
+
+    client_id = str(app.config["O365_CLIENT_ID"])
+    for claims in ({"aud": [client_id, "00000003-0000-0000-c000-000000000000"]},  # another audience, no azp
+                   {"aud": [client_id, "00000003-0000-0000-c000-000000000000"], "azp": client_id},
+                   {"azp": "another-app"}):
+        _control(sso_emulator, "POST", "id-token-claims", {"claims": claims})
+        response = microsoft_sign_in(client, sso_emulator, "contoso", ADELE)
+        assert response.status_code == 400, claims
+        assert client.get("/").status_code == 302
+        attempt = db.session.scalars(db.select(Attempt).order_by(Attempt.id.desc())).first()
+        assert attempt.reason.startswith("audience:"), attempt.reason
+    _control(sso_emulator, "DELETE", "id-token-claims")
+    assert microsoft_sign_in(client, sso_emulator, "contoso", ADELE).status_code == 302
+

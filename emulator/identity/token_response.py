@@ -46,8 +46,10 @@ def issue_tokens(client: dict, user: sqlite3.Row, graph: list[str], oidc: list[s
         body["refresh_token"] = rt
     if "openid" in oidc:
         groups = _user_groups(oid) if client["group_membership_claims"] else None
+        from emulator.control import state as control_state
+
         body["id_token"] = tokens.id_token(base, client, user, oidc, nonce=nonce, sid=sid, auth_time=auth_time,
-                                           now=now, groups=groups)
+                                           now=now, groups=groups, changes=dict(control_state().id_token_claims))
     if request.form.get("client_info") == "1":
         body["client_info"] = client_info(oid, tid)
     return json_response(body, headers=NO_STORE)
