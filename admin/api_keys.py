@@ -24,7 +24,7 @@ from core.models import Role, User, utcnow
 class ApiKeyForm(FlaskForm):
     email = EmailField("User", validators=[DataRequired(message="Enter the email of the user the key acts as."),
                                            Email(), Length(max=320)],
-                       description="The key acts as this user: it may use the datasources they may use.")
+                       description="The key acts as this user: it may use the data sources they may use.")
     name = StringField("Name", validators=[DataRequired(message="Name the key after what uses it."), Length(max=100)],
                        description="What uses the key, e.g. \"HR onboarding script\".")
     expires_in_days = AsciiIntegerField("Expires after (days)", validators=[Optional(), NumberRange(min=1, max=3650)],

@@ -203,9 +203,7 @@ def datasource_detail(datasource_id: int) -> Response | str | tuple[str, int]:
         if form.validate_on_submit():
             saved = _save_details(datasource, form)
             if saved:
-                flash("Details saved successfully", "success")
-                if needs_write_reauthorization(datasource):
-                    flash("Read and write is now on: click Re-Authorize so write operations can be used.", "warning")
+                flash("Details saved successfully", "success")  # the page itself says when to Re-Authorize
                 return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
             db.session.refresh(datasource)
             flash(f"The details changed meanwhile (saved by {datasource.updated_by} at "

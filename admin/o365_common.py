@@ -78,7 +78,7 @@ def flash_error(exc: Office365Error) -> None:
 def message_of(exc: Office365Error) -> str:
     message = str(exc)
     if isinstance(exc, ReauthorizationRequired):
-        message += " (Data sources > this datasource > Re-Authorize.)"
+        message += " (Data sources > this data source > Re-Authorize.)"
     return message
 
 

@@ -42,6 +42,16 @@ from jobs.webhook import secret_hash
 ADMIN = Role.ADMINISTRATOR
 
 
+# The fields each schedule uses; the others are hidden (static/js/task-form.js), not validated and not saved.
+SCHEDULE_FIELDS: dict[str, tuple[str, ...]] = {
+    "minutes": ("interval_minutes",), "hourly": ("minute",), "daily": ("at_time", "weekdays_only"),
+    "weekly": ("weekday", "at_time"), "monthly": ("day_of_month", "at_time"), "once": ("run_at",), "webhook": ()}
+# For the page: field name -> the schedules that use it ("daily weekly monthly").
+SCHEDULES_USING: dict[str, str] = {
+    name: " ".join(schedule for schedule, names in SCHEDULE_FIELDS.items() if name in names)
+    for name in dict.fromkeys(name for names in SCHEDULE_FIELDS.values() for name in names)}
+
+
 class TaskForm(FlaskForm):
     name = StringField("Name", filters=[lambda v: v.strip() if isinstance(v, str) else v],
                        validators=[DataRequired(message="Enter a name."), Length(max=100)])
@@ -52,9 +62,9 @@ class TaskForm(FlaskForm):
     schedule = SelectField("Schedule", choices=options(ScheduledTask.SCHEDULES.items()))
     interval_minutes = AsciiIntegerField("Every N minutes", default=60,
                                          validators=[Optional(), NumberRange(1, 1440)])
+    minute = AsciiIntegerField("Minutes past the hour", default=0, validators=[Optional(), NumberRange(0, 59)])
     at_time = StringField("At (HH:MM)", default="03:00",
-                          validators=[Optional(), Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", message="Use HH:MM.")],
-                          description="Daily, weekly and monthly: the time; hourly: the minute past the hour.")
+                          validators=[Optional(), Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", message="Use HH:MM.")])
     weekdays_only = BooleanField("Weekdays only (daily)")
     weekday = SelectField("Day of the week (weekly)", coerce=ascii_int, choices=options(enumerate(WEEKDAYS)))
     day_of_month = AsciiIntegerField("Day of the month (monthly)", default=1,
@@ -85,6 +95,22 @@ class TaskForm(FlaskForm):
     def validate_run_at(self, field: DateTimeLocalField) -> None:
         if self.schedule.data == "once" and field.data is None:
             raise ValidationError("Give the date and time of the run.")
+
+    def applies(self, name: str) -> bool:
+        """Whether a schedule field is used by the chosen schedule (the page shows only those)."""
+        return name in SCHEDULE_FIELDS.get(self.schedule.data, ())
+
+    def validate(self, extra_validators: dict | None = None) -> bool:
+        """Check only what the chosen schedule uses: a stale value in a field that does not apply is ignored."""
+        for name in SCHEDULES_USING:
+            if not self.applies(name):
+                getattr(self, name).validate = _not_checked
+        return super().validate(extra_validators)
+
+
+def _not_checked(form: FlaskForm, extra_validators: tuple = ()) -> bool:
+    """Validation of a field the chosen schedule does not use."""
+    return True
 
 
 class ImportForm(FlaskForm):
@@ -121,14 +147,20 @@ def _apply_form(task: ScheduledTask, form: TaskForm) -> None:
     task.datasource_id = form.datasource_id.data or None
     task.dry_run = bool(form.dry_run.data)
     task.schedule = form.schedule.data
-    task.interval_minutes = form.interval_minutes.data or 60
-    hour, minute = (int(p) for p in (form.at_time.data or "03:00").split(":"))
-    task.at_minute = minute if task.schedule == "hourly" else hour * 60 + minute
-    task.weekdays_only = bool(form.weekdays_only.data)
-    task.weekday = form.weekday.data or 0
-    task.day_of_month = form.day_of_month.data or 1
+    if form.applies("interval_minutes"):
+        task.interval_minutes = form.interval_minutes.data or 60
+    if form.applies("minute"):
+        task.at_minute = form.minute.data or 0
+    if form.applies("at_time"):
+        hour, minute = (int(p) for p in (form.at_time.data or "03:00").split(":"))
+        task.at_minute = hour * 60 + minute
+    task.weekdays_only = bool(form.weekdays_only.data) if form.applies("weekdays_only") else False
+    if form.applies("weekday"):
+        task.weekday = form.weekday.data or 0
+    if form.applies("day_of_month"):
+        task.day_of_month = form.day_of_month.data or 1
     task.time_zone = form.time_zone.data
-    local = form.run_at.data
+    local = form.run_at.data if form.applies("run_at") else None
     task.run_at = wall_time(local.date(), local.hour, local.minute, zone(task.time_zone)) if local else None
     task.enabled = bool(form.enabled.data)
     task.next_run_at = next_run(task, utcnow()) if task.enabled else None
@@ -204,7 +236,7 @@ def scheduled_task_new() -> Response | str:
         audit.record("task.create", task.name, schedule=describe(task), kind=task.kind)
         flash(f"Scheduled task {task.name} saved.", "success")
         return redirect(url_for("admin.scheduled_task_detail", task_id=task.id))
-    return render_template("admin/scheduled_tasks/form.html", form=form, task=None)
+    return render_template("admin/scheduled_tasks/form.html", form=form, task=None, schedules_using=SCHEDULES_USING)
 
 
 @bp.route("/scheduled-tasks/<id:task_id>", methods=["GET", "POST"])
@@ -214,6 +246,7 @@ def scheduled_task_detail(task_id: int) -> Response | str:
     form = TaskForm(editing=task, data=None if request.method == "POST" else {
         "name": task.name, "kind": task.kind, "datasource_id": task.datasource_id or 0, "dry_run": task.dry_run,
         "schedule": task.schedule, "interval_minutes": task.interval_minutes, "at_time": _hhmm(task),
+        "minute": task.at_minute % 60,
         "weekdays_only": task.weekdays_only, "weekday": task.weekday, "day_of_month": task.day_of_month,
         "run_at": task.run_at.astimezone(zone(task.time_zone)).replace(tzinfo=None) if task.run_at else None,
         "time_zone": task.time_zone, "enabled": task.enabled})
@@ -225,7 +258,8 @@ def scheduled_task_detail(task_id: int) -> Response | str:
     runs = db.session.scalars(select(TaskRun).where(TaskRun.task_id == task.id)
                               .order_by(TaskRun.id.desc()).limit(50)).all()
     return render_template("admin/scheduled_tasks/form.html", form=form, task=task, runs=runs,
-                           describe=describe, webhook=_webhook(task), action_form=ActionForm())
+                           describe=describe, webhook=_webhook(task), action_form=ActionForm(),
+                           schedules_using=SCHEDULES_USING)
 
 
 def _check_action() -> None:

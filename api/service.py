@@ -65,7 +65,7 @@ def datasource_for(user: User, datasource_id: int) -> Datasource:
     if not can_use_datasource(user, datasource):
         raise DatasourceUnavailable(
             403, "forbidden",
-            f'You are not one of the Connection users of the datasource "{datasource.name}". Ask one of its '
+            f'You are not one of the Connection users of the data source "{datasource.name}". Ask one of its '
             "connection administrators to add you in its Security settings.")
     if datasource.status == Datasource.INCOMPLETE:
         raise DatasourceUnavailable(

@@ -42,7 +42,7 @@ def _lock(user_import: UserImport, run: TaskRun) -> None:
                                .values(running_run_id=run.id)).rowcount
     db.session.commit()
     if not taken:
-        raise RunRefused("Another import of this datasource started at the same moment; this run was skipped.")
+        raise RunRefused("Another import of this data source started at the same moment; this run was skipped.")
 
 
 class _RequestCount:
@@ -125,7 +125,7 @@ def _estimate_total(run: TaskRun, client) -> None:  # type: ignore[no-untyped-de
 def describe_failure(exc: Exception) -> tuple[str, str]:
     """(status, error text) for the run history (a RunRefused is told by the runner itself)."""
     if isinstance(exc, ReauthorizationRequired):
-        return TaskRun.FAILED, f"{exc} The import resumes where it stopped once the datasource is re-authorized."
+        return TaskRun.FAILED, f"{exc} The import resumes where it stopped once the data source is re-authorized."
     if isinstance(exc, Office365Error):
         return TaskRun.FAILED, f"{exc} The next run resumes where this one stopped."
     return TaskRun.FAILED, f"Unexpected error ({type(exc).__name__}): {exc}"[:2000]

@@ -92,7 +92,7 @@ class PermissionDenied(GraphError):
     error_code = "permission_denied"
     hint = (
         "The datasource's grant or the authorizing admin's directory role does not allow this. Re-Authorize "
-        "the datasource with an admin holding the needed role (e.g. Groups, User or License Administrator)."
+        "the data source with an admin holding the needed role (e.g. Groups, User or License Administrator)."
     )
 
 
@@ -119,7 +119,7 @@ class ReauthorizationRequired(Office365Error):
         super().__init__(
             message
             or "The datasource's authorization is no longer valid (refresh refused or token rejected). "
-            "An administrator must Re-Authorize the datasource.",
+            "An administrator must Re-Authorize the data source.",
             request_id=request_id,
         )
 

@@ -293,9 +293,9 @@ class GraphClient:
                     continue
                 err = error_from_response(401, body, request_id=request_id)
                 raise ReauthorizationRequired(
-                    "Microsoft Graph rejected the datasource's access token even after a refresh "
+                    "Microsoft Graph rejected the data source's access token even after a refresh "
                     f"({err.code or 401}: {err.graph_message or 'unauthorized'}). "
-                    "An administrator must Re-Authorize the datasource.",
+                    "An administrator must Re-Authorize the data source.",
                     request_id=request_id,
                 )
 

@@ -211,7 +211,7 @@ def assign_licence(
             raise WriteNotAllowed(
                 "Setting a user's usage location needs the Graph permission User.ReadWrite.All, which the "
                 "datasource's grant lacks; nothing was sent. Set the usage location in the Microsoft 365 admin "
-                "center, or add User.ReadWrite.All to the datasource's permissions and Re-Authorize it."
+                "center, or add User.ReadWrite.All to the data source's permissions and Re-Authorize it."
             )
     user = _get_user(access, key, "id,userPrincipalName,usageLocation,assignedLicenses")
     plan = find_plan(access, sku)

@@ -46,7 +46,7 @@ OPERATIONS: dict[str, Operation] = {}
 BULK_OPERATIONS: dict[str, Operation] = {}
 
 ENABLE_WRITES_HINT = (
-    'To enable it, tick "Read and write users & groups" on the datasource and Re-Authorize it, '
+    'To enable it, tick "Read and write users & groups" on the data source and Re-Authorize it, '
     "so that an administrator grants the permission."
 )
 
@@ -59,13 +59,13 @@ def check_write_allowed(access: GraphAccess, op: Operation) -> None:
     """Raise `WriteNotAllowed` unless the datasource may write and its grant holds one of `op.scopes`."""
     if not access.can_write:
         raise WriteNotAllowed(
-            f'"{op.label}" changes the tenant, but this datasource is read-only; nothing was sent. '
+            f'"{op.label}" changes the tenant, but this data source is read-only; nothing was sent. '
             + ENABLE_WRITES_HINT
         )
     granted = {short_scope(s) for s in access.granted_scopes}
     if not any(s.lower() in granted for s in op.scopes):
         raise WriteNotAllowed(
-            f'"{op.label}" needs the Graph permission {" or ".join(op.scopes)}, which the datasource\'s grant '
+            f'"{op.label}" needs the Graph permission {" or ".join(op.scopes)}, which the data source\'s grant '
             "lacks; nothing was sent. " + ENABLE_WRITES_HINT
         )
 

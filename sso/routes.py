@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 from core import audit
 from core.crypto import InvalidToken, secret_box
 from core.extensions import db, limiter
-from core.models import User, utcnow
+from core.models import Datasource, User, utcnow
 from sso import bp
 from sso.forms import LoginForm
 from sso.models import SsoProvider
@@ -134,8 +134,18 @@ def signed_out() -> str:
 @login_required
 def home() -> str:
     identity = session.get("identity") or local_identity(current_user)
+    tenant_id = identity.get("tid") or current_user.tenant_id
     return render_template("sso/home.html", identity=identity, sessions=store().for_user(current_user.id),
-                           current_public_id=_current_public_id())
+                           current_public_id=_current_public_id(), tenant_id=tenant_id,
+                           organisation=_organisation_name(tenant_id))
+
+
+def _organisation_name(tenant_id: str | None) -> str | None:
+    """The name of the Office 365 organisation with this tenant id, as its data source's authorization recorded it."""
+    if not tenant_id:
+        return None
+    return db.session.scalar(db.select(Datasource.tenant_name).where(
+        Datasource.tenant_id == tenant_id, Datasource.tenant_name.is_not(None)).limit(1))
 
 
 def _current_public_id() -> str | None:

@@ -67,6 +67,16 @@ def test_office365_datasource_journey(page: Page, live_server: LiveServer, admin
     page.screenshot(path=str(artifacts_dir / "datasource-ready.png"), full_page=True)
 
     page.get_by_role("link", name="Security").click()
+    form = page.locator("#security-form")
+    expect(form.locator("ul, li")).to_have_count(0)  # checkbox groups, not bulleted lists
+    expect(form.get_by_role("group", name="Connection administrators: roles")).to_be_visible()
+    expect(form.get_by_role("group", name="Connection users: local groups")).to_contain_text("No local groups yet")
+    save, close = form.get_by_role("button", name="Save security"), form.get_by_role("link", name="Close")
+    assert abs(save.bounding_box()["y"] - close.bounding_box()["y"]) < 2  # side by side
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=str(artifacts_dir / f"datasource-security-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 720})
     page.get_by_label("Connection users: users").fill("helpdesk@example.com")
     page.get_by_role("button", name="Save security").click()
     expect(page.get_by_text("Details saved successfully")).to_be_visible()
@@ -74,7 +84,12 @@ def test_office365_datasource_journey(page: Page, live_server: LiveServer, admin
     row = page.get_by_role("row", name="Contoso directory")
     expect(row).to_contain_text("ready")
     expect(row).to_contain_text("Office 365")
+    bin_icon = row.get_by_role("link", name="Delete Contoso directory").locator("svg use")
+    assert bin_icon.evaluate("use => use.getBBox().width") > 0  # the icon is drawn (it ships with the page)
     page.screenshot(path=str(artifacts_dir / "datasources-list.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(artifacts_dir / "datasources-list-390.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 720})
     row.get_by_role("link", name="Delete Contoso directory").click()
     expect(page.locator("#dependents")).to_contain_text("Single sign-on")
     page.get_by_role("button", name="Delete").click()

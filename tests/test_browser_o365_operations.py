@@ -168,7 +168,7 @@ def test_bulk_add_preview_results_and_audit(page: Page, live_server: LiveServer,
     assert tenant.members(legal) == before | {tenant.user(u) for u in fresh}
 
     page.goto(f"{live_server.url}/admin/audit")
-    page.get_by_label("Datasource").select_option(ds.name)
+    page.get_by_label("Data source").select_option(ds.name)
     page.get_by_label("Operation").select_option("Add Users to Group (bulk)")
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("#audit-table tbody tr")).to_have_count(1)

@@ -49,16 +49,20 @@ def test_sign_in_home_verify_and_sign_out_of_both(page: Page, sso_ready: LiveSer
     page.get_by_role("link", name="Sign in with Office 365").click()
     _microsoft_sign_in(page)
     expect(page.get_by_role("heading", name="Welcome, Adele Vance")).to_be_visible()
-    expect(page.locator("#tenant")).to_have_text(sso_emulator.tenant_id)
+    expect(page.locator("#tenant")).to_have_text("Contoso")  # the organisation's name, not its tenant id
     expect(page.locator("#sessions")).to_contain_text("this session")
+    expect(page.get_by_role("button", name="Sign out")).to_have_count(1)  # the navigation bar's, nothing else
     page.screenshot(path=str(artifacts_dir / "sso-home.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(artifacts_dir / "sso-home-390.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 720})
     cookie = next(c for c in page.context.cookies() if c["name"] == "gw_session")
     assert len(cookie["value"]) == 43
     verify = page.request.get(f"{base}/auth/verify")
     assert verify.status == 200 and verify.headers["x-auth-request-email"] == ADELE
     assert verify.headers["x-auth-request-assertion"].count(".") == 2
 
-    page.locator("#home-sign-out").click()
+    page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="You have been signed out")).to_be_visible()
     assert page.request.get(f"{base}/auth/verify").status == 401
     page.goto(f"{base}/sso/login/contoso")  # Microsoft's session ended too: credentials are asked again
@@ -102,4 +106,20 @@ def test_auto_redirect_and_the_bypass_path(page: Page, sso_ready: LiveServer, ar
     expect(page.get_by_role("heading", name="Welcome, Ada Admin")).to_be_visible()
     page.goto(f"{base}/admin/sso")
     expect(page.locator("#providers")).to_contain_text("contoso")
+    # Everyday settings in sight; the expert ones (clock leeway, overage cache, response mode, key rotation) are
+    # grouped under Advanced, closed until asked for.
+    expect(page.get_by_label("Session idle timeout (minutes)")).to_be_visible()
+    expect(page.get_by_label("Session absolute timeout (hours)")).to_be_visible()
+    experts = (page.get_by_label("Clock leeway on ID tokens (seconds)"),
+               page.get_by_label("Group overage cache (minutes)"), page.locator("#o365-mode"),
+               page.locator("#oidc-mode"), page.get_by_role("button", name="Rotate key"))
+    for expert in experts:
+        expect(expert).to_be_hidden()
     page.screenshot(path=str(artifacts_dir / "sso-admin.png"), full_page=True)
+    page.locator("#advanced-settings summary").click()
+    expect(page.get_by_label("Clock leeway on ID tokens (seconds)")).to_be_visible()
+    page.get_by_text("Advanced: Forward-auth signing keys").click()
+    expect(page.get_by_role("button", name="Rotate key")).to_be_visible()
+    page.screenshot(path=str(artifacts_dir / "sso-admin-advanced.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(artifacts_dir / "sso-admin-390.png"), full_page=True)

@@ -93,13 +93,13 @@ def test_read_only_datasource_and_who_may_use_the_pages(admin_client: FlaskClien
     base, legal = f"/admin/datasources/{ds.id}/o365", tenant.group("Legal")
     adele = tenant.user("adele.vance@contoso.example")
     group_page = _text(admin_client.get(f"{base}/groups/{legal}"))
-    assert "Read only" in group_page and "This datasource is read-only" in group_page
+    assert "Read only" in group_page and "This data source is read-only" in group_page
     page = _post(admin_client, f"{base}/groups/{legal}/members", {"user_id": adele}, f"{base}/groups/{legal}")
-    assert '"Add User to Group" changes the tenant, but this datasource is read-only; nothing was sent.' in page
+    assert '"Add User to Group" changes the tenant, but this data source is read-only; nothing was sent.' in page
     assert 'tick "Read and write users & groups"' in page
     page = _post(admin_client, f"{base}/groups/new", {"display_name": "Never", "group_type": "security"},
                  f"{base}/groups/new")
-    assert "this datasource is read-only" in page
+    assert "this data source is read-only" in page
     assert adele not in tenant.members(legal)
     events = db.session.scalars(db.select(AuditEvent).where(AuditEvent.action.like("o365.%"))).all()
     assert {(e.operation, e.outcome) for e in events} == {("Add User to Group", "refused"),

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure what the test suite needs is here: Debian's Chromium, PostgreSQL and Redis on 127.0.0.1.
+# Make sure what the test suite needs is here: Debian's Chromium, PostgreSQL and Redis on 127.0.0.1, and the npm
+# packages the tests drive (oidc-provider, axe-core).
 # Idempotent; called by `make test` and by .ci/run. Installs or starts only what is missing.
 set -euo pipefail
 
@@ -43,4 +44,10 @@ if [ ! -d "$OIDC_DIR/node_modules/oidc-provider" ]; then
   echo "test-prereqs: installing oidc-provider (npm)"
   (cd "$OIDC_DIR" && npm ci --no-audit --no-fund --silent)
 fi
-echo "test-prereqs: chromium, PostgreSQL, Redis and oidc-provider are ready"
+# axe-core (the WCAG 2.1 A/AA checks of tests/test_accessibility.py), from its lock file.
+A11Y_DIR="$(dirname "$0")/../tests/a11y"
+if [ ! -f "$A11Y_DIR/node_modules/axe-core/axe.min.js" ]; then
+  echo "test-prereqs: installing axe-core (npm)"
+  (cd "$A11Y_DIR" && npm ci --no-audit --no-fund --silent)
+fi
+echo "test-prereqs: chromium, PostgreSQL, Redis, oidc-provider and axe-core are ready"

@@ -51,7 +51,7 @@ def test_schedule_run_progress_and_users(  # type: ignore[no-untyped-def]
         page.get_by_label("Name").fill("Contoso hourly import")
         page.get_by_label("Data source").select_option(label=datasource.name)
         page.get_by_label("Schedule").select_option(label="Hourly")
-        page.get_by_label("At (HH:MM)").fill("00:15")
+        page.get_by_label("Minutes past the hour").fill("15")
         page.get_by_role("button", name="Save").click()
         expect(page.get_by_text("Scheduled task Contoso hourly import saved.")).to_be_visible()
         expect(page.locator("#task-summary")).to_contain_text("Hourly at :15")
@@ -89,3 +89,43 @@ def test_schedule_run_progress_and_users(  # type: ignore[no-untyped-def]
     finally:
         stop_embedded_consumer()
         huey.flush()
+
+
+# Each schedule and the fields it uses: what the form shows once it is chosen.
+SCHEDULE_FIELDS = {
+    "Every N minutes": ["Every N minutes"], "Hourly": ["Minutes past the hour"],
+    "Daily": ["At (HH:MM)", "Weekdays only (daily)"], "Weekly": ["Day of the week (weekly)", "At (HH:MM)"],
+    "Monthly": ["Day of the month (monthly)", "At (HH:MM)"], "Once": ["Run at (once)"],
+    "On demand (webhook)": []}
+
+
+def test_task_form_shows_only_the_fields_of_the_chosen_schedule(page: Page, live_server: LiveServer,  # type: ignore[no-untyped-def]
+                                                                 admin_user, artifacts_dir: Path) -> None:
+    page.goto(f"{live_server.url}/login")
+    page.get_by_label("Email").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"{live_server.url}/admin/scheduled-tasks/new")
+    every_field = {label for labels in SCHEDULE_FIELDS.values() for label in labels}
+    for schedule, labels in SCHEDULE_FIELDS.items():
+        page.get_by_label("Schedule").select_option(label=schedule)
+        for label in every_field:
+            field = page.get_by_label(label, exact=True)
+            expect(field).to_be_visible() if label in labels else expect(field).to_be_hidden()
+    page.get_by_label("Schedule").select_option(label="Hourly")
+    page.screenshot(path=str(artifacts_dir / "task-form-hourly.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(artifacts_dir / "task-form-hourly-390.png"), full_page=True)
+
+    # Hourly at :05, with a stale bad value left in a field that does not apply: saved, and only the minute is read.
+    page.get_by_label("Name").fill("Keep tokens fresh")
+    page.get_by_label("Task").select_option(label="Datasource token keep-alive")
+    page.get_by_label("Schedule").select_option(label="Every N minutes")
+    page.get_by_label("Every N minutes").fill("0")
+    page.get_by_label("Schedule").select_option(label="Hourly")
+    page.get_by_label("Minutes past the hour").fill("5")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Scheduled task Keep tokens fresh saved.")).to_be_visible()
+    expect(page.locator("#task-summary")).to_contain_text("Hourly at :05")
+    expect(page.get_by_label("Minutes past the hour")).to_have_value("5")
+    expect(page.get_by_label("At (HH:MM)")).to_be_hidden()

@@ -20,7 +20,7 @@ from core.extensions import db
 from core.models import Datasource, utcnow
 from emulator.server import EmulatorHandle
 from jobs.models import ScheduledTask, TaskRun
-from jobs.recurrence import next_run
+from jobs.recurrence import describe, next_run
 from tests.conftest import TEST_FERNET_KEY, csrf_token, make_user, sign_in
 from tests.imports.helpers import authorized_datasource, drain
 from tests.o365_helpers import emulator_env
@@ -365,3 +365,20 @@ def test_a_separate_flask_jobs_worker_process_runs_queued_runs(
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait(5)
+
+
+def test_task_form_checks_and_saves_only_the_fields_of_its_schedule(admin_client: FlaskClient) -> None:
+    """Hourly reads the minute past the hour; junk left in the fields of other schedules is neither an error nor saved
+    (the page hides those fields, but a browser without script sends them all)."""
+    response = _new_task(admin_client, name="Hourly keep-alive", kind="token_refresh", schedule="hourly", minute="5",
+                         interval_minutes="0", at_time="nonsense", day_of_month="99", run_at="not a date")
+    assert response.status_code == 302, response.get_data(as_text=True)
+    task = db.session.scalars(db.select(ScheduledTask).filter_by(name="Hourly keep-alive")).one()
+    assert (task.schedule, task.at_minute, task.interval_minutes, task.day_of_month, task.run_at) == \
+        ("hourly", 5, 60, 1, None)
+    assert describe(task) == "Hourly at :05"
+
+    page = _new_task(admin_client, name="Bad minute", schedule="hourly", minute="75").get_data(as_text=True)
+    assert "Number must be between 0 and 59." in page and 'aria-invalid="true"' in page
+    page = _new_task(admin_client, name="Bad interval", schedule="minutes", interval_minutes="0").get_data(as_text=True)
+    assert "Number must be between 1 and 1440." in page

@@ -1,0 +1,212 @@
+"""Every page in a real Chromium, at desktop (1280 px) and phone (390 px) width, checked with axe-core against the
+WCAG 2.1 A and AA rules (0 violations), with no sideways scrolling at phone width, a focus ring of at least 3:1 on
+every focus stop, and form errors tied to their fields (aria-invalid, aria-describedby, focus on the first).
+
+axe-core comes from npm (tests/a11y/package.json, installed by tools/test-prereqs.sh) and is added to each page
+with Playwright's add_script_tag; the context bypasses the page's CSP only so that this test script may run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from playwright.sync_api import Browser, Page, expect
+
+from core.extensions import db
+from emulator.server import EmulatorHandle
+from jobs.models import ScheduledTask
+from jobs.runner import create_run
+from sso.models import SignInAttempt
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LiveServer
+from tests.o365_helpers import emulator, emulator_env  # noqa: F401
+from tests.o365_ops_helpers import Tenant, authorized_datasource
+
+pytestmark = [pytest.mark.browser, pytest.mark.one_backend]
+
+A11Y = Path(__file__).resolve().parent / "a11y"
+AXE_JS = A11Y / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+DESKTOP, PHONE = 1280, 390
+
+FOCUS_RING_JS = (A11Y / "focus-ring.js").read_text()
+ERRORS_JS = (A11Y / "form-errors.js").read_text()
+# What sticks out past the right edge of the window (the outermost such elements), to say what to fix.
+WIDEST_JS = """() => [...document.querySelectorAll('body *')]
+  .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1
+                  && el.parentElement.getBoundingClientRect().right <= window.innerWidth + 1)
+  .slice(0, 4).map((el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + '.' + [...el.classList].join('.')
+                   + ' ' + Math.round(el.getBoundingClientRect().right) + 'px')"""
+
+
+@dataclass
+class View:
+    name: str
+    open: Callable[[Page], None]
+    form_errors: bool = False
+
+
+@pytest.fixture
+def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
+    return emulator_env(emulator)
+
+
+def _goto(base: str, path: str) -> Callable[[Page], None]:
+    def open_page(page: Page) -> None:
+        response = page.goto(base + path)
+        assert response is not None and response.ok, f"{path}: {response.status if response else 'no answer'}"
+    return open_page
+
+
+def _submit(base: str, path: str, button: str, fill: dict[str, str] | None = None) -> Callable[[Page], None]:
+    def open_page(page: Page) -> None:
+        _goto(base, path)(page)
+        for label, value in (fill or {}).items():
+            page.get_by_label(label, exact=True).fill(value)
+        page.locator("main").get_by_role("button", name=button, exact=True).click()
+        page.wait_for_load_state("load")
+    return open_page
+
+
+def _seed(app: Flask, client: FlaskClient, emulator: EmulatorHandle) -> dict[str, object]:  # noqa: F811
+    """What the pages show: an authorized data source, a scheduled import with a run, sign-in attempts."""
+    ds = authorized_datasource(client, emulator, app)
+    tenant = Tenant(emulator)
+    task = ScheduledTask(name="Nightly import", kind=ScheduledTask.KIND_IMPORT, datasource_id=ds.id, schedule="daily",
+                         at_minute=180, owner=ADMIN_EMAIL)
+    db.session.add(task)
+    for outcome, reason in (("failure", "audience: the token is for another app"), ("success", "signed in")):
+        db.session.add(SignInAttempt(reference=outcome[:4].upper(), provider="contoso", outcome=outcome, reason=reason,
+                                     username="adele.vance@contoso.example", checks={"aud": "0000-1111", "iss": "x"},
+                                     redirect_uri="http://127.0.0.1/sso/callback"))
+    db.session.commit()
+    run = create_run(kind=task.kind, datasource_id=ds.id, trigger="manual", actor=ADMIN_EMAIL, task=task)
+    licensed = tenant.conn().execute("SELECT user_id, sku_id FROM user_licenses ORDER BY user_id LIMIT 1").fetchone()
+    legal = tenant.group("Legal")
+    return {"ds": ds.id, "task": task.id, "run": run.id, "user": tenant.user("megan.bowen@contoso.example"),
+            "licensed_user": licensed[0], "sku": licensed[1], "group": legal,
+            "member": sorted(tenant.members(legal))[0], "admin_id": db.session.execute(
+                db.text("SELECT id FROM users WHERE email = :e"), {"e": ADMIN_EMAIL}).scalar_one()}
+
+
+def _views(base: str, ids: dict[str, object]) -> list[View]:
+    ds, o365 = ids["ds"], f"/admin/datasources/{ids['ds']}/o365"
+    pages = {
+        "home": "/", "my sessions": "/sessions", "administration": "/admin/",
+        "data sources": "/admin/datasources", "add a data source": "/admin/datasources/new",
+        "new Office 365 data source": "/admin/datasources/new/office365", "data source": f"/admin/datasources/{ds}",
+        "data source security": f"/admin/datasources/{ds}/security",
+        "delete data source": f"/admin/datasources/{ds}/delete",
+        "users": "/admin/users", "new user": "/admin/users/new", "edit user": f"/admin/users/{ids['admin_id']}",
+        "delete user": f"/admin/users/{ids['admin_id']}/delete",
+        "scheduled tasks": "/admin/scheduled-tasks", "new scheduled task": "/admin/scheduled-tasks/new",
+        "scheduled task": f"/admin/scheduled-tasks/{ids['task']}", "run": f"/admin/scheduled-tasks/runs/{ids['run']}",
+        "import settings": f"/admin/scheduled-tasks/imports/{ds}",
+        "single sign-on": "/admin/sso", "sign-in diagnostics": "/admin/sso/diagnostics",
+        "a user's sessions": "/admin/sso/sessions",
+        "sessions of a user": f"/admin/sso/users/{ids['admin_id']}/sessions",
+        "audit log": "/admin/audit", "API keys": "/admin/api-keys", "API reference": "/api/v1/docs",
+        "Office 365": "/admin/o365", "User List": f"{o365}/users", "Find Users": f"{o365}/users?q=meg",
+        "user": f"{o365}/users/{ids['user']}", "Group List": f"{o365}/groups",
+        "group": f"{o365}/groups/{ids['group']}", "Create Group": f"{o365}/groups/new",
+        "Remove User From Group": f"{o365}/groups/{ids['group']}/members/{ids['member']}/remove",
+        "Licence Plan List": f"{o365}/licences", "Assign Licence to User": f"{o365}/licences/assign",
+        "Remove Licence from User": f"{o365}/users/{ids['licensed_user']}/licences/{ids['sku']}/remove",
+        "bulk": f"{o365}/bulk", "bulk add to a group": f"{o365}/bulk/members",
+        "bulk licence": f"{o365}/bulk/licences", "page not found": "/admin/no-such-page",
+    }
+    views = [View(name, _goto(base, path)) for name, path in pages.items() if name != "page not found"]
+    views.append(View("page not found", lambda page: page.goto(base + pages["page not found"])))
+    views += [
+        View("new data source, no name", _submit(base, "/admin/datasources/new/office365", "Save"), True),
+        View("new user, bad email", _submit(base, "/admin/users/new", "Save", {"Email": "not-an-email"}), True),
+        View("new API key, empty", _submit(base, "/admin/api-keys", "Create key"), True),
+        View("new scheduled task, empty", _submit(base, "/admin/scheduled-tasks/new", "Save"), True),
+        View("Create Group, no name", _submit(base, f"{o365}/groups/new", "Create Group"), True),
+        View("Assign Licence to User, nothing chosen", _submit(base, f"{o365}/licences/assign",
+                                                                 "Assign Licence to User"), True),
+        View("bulk add, nothing given", _submit(base, f"{o365}/bulk/members", "Preview"), True),
+        View("bulk licence, nothing given", _submit(base, f"{o365}/bulk/licences", "Preview"), True),
+        View("API key created", _submit(base, "/admin/api-keys", "Create key",
+                                        {"User": ADMIN_EMAIL, "Name": "Report script"})),
+    ]
+    return views
+
+
+def _check(page: Page, view: str, width: int, problems: list[str], artifacts_dir: Path) -> None:
+    page.set_viewport_size({"width": width, "height": 900})
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.add_script_tag(path=str(AXE_JS))
+    result = page.evaluate("(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags}, "
+                           "resultTypes: ['violations']})", WCAG_TAGS)
+    for violation in result["violations"]:
+        targets = [" ".join(node["target"]) for node in violation["nodes"]][:4]
+        problems.append(f"{view} @{width}px: {violation['id']} ({violation['help']}): {targets}")
+    if width == PHONE:
+        scroll, inner = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        if scroll > inner:
+            widest = page.evaluate(WIDEST_JS)
+            problems.append(f"{view} @{width}px: scrolls sideways ({scroll} px wide in {inner} px): {widest}")
+    else:
+        page.keyboard.press("Tab")  # keyboard modality: focus() now shows the ring as Tab would
+        ring = page.evaluate(FOCUS_RING_JS)
+        problems += [f"{view} @{width}px: {item}" for item in ring["bad"]]
+    safe = "".join(c if c.isalnum() else "-" for c in view.lower())
+    page.screenshot(path=str(artifacts_dir / "a11y" / f"{safe}-{width}.png"), full_page=True)
+
+
+def test_every_page_meets_wcag_21_aa_at_desktop_and_phone_width(browser: Browser, live_server: LiveServer,
+                                                                 admin_client: FlaskClient, app: Flask,
+                                                                 emulator: EmulatorHandle,  # noqa: F811
+                                                                 artifacts_dir: Path) -> None:
+    assert AXE_JS.is_file(), "axe-core is missing: run tools/test-prereqs.sh (npm ci in tests/a11y)"
+    (artifacts_dir / "a11y").mkdir(exist_ok=True)
+    ids = _seed(app, admin_client, emulator)
+    base = live_server.url
+    context = browser.new_context(bypass_csp=True, ignore_https_errors=True)
+    page = context.new_page()
+    problems: list[str] = []
+    try:
+        views = [View("sign in", _goto(base, "/login")),
+                 View("sign in, nothing given", _submit(base, "/login", "Sign in"), True)]
+        for view in views:
+            view.open(page)
+            _check_view(page, view, problems, artifacts_dir)
+        page.get_by_label("Email").fill(ADMIN_EMAIL)
+        page.get_by_label("Password").fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Welcome, Ada Admin")).to_be_visible()
+        for view in _views(base, ids):
+            view.open(page)
+            _check_view(page, view, problems, artifacts_dir)
+    finally:
+        context.close()
+        (artifacts_dir / "a11y" / "problems.txt").write_text("\n".join(problems) + "\n")
+    assert problems == [], f"{len(problems)} problems:\n" + "\n".join(problems)
+
+
+def _check_view(page: Page, view: View, problems: list[str], artifacts_dir: Path) -> None:
+    if view.form_errors:  # before anything else moves the focus
+        problems += [f"{view.name}: {problem}" for problem in page.evaluate(ERRORS_JS)]
+    for width in (DESKTOP, PHONE):
+        _check(page, view.name, width, problems, artifacts_dir)
+
+
+def test_templates_draw_icons_from_the_shipped_sprite_not_emoji() -> None:
+    """An emoji (the old Bin, &#128465;) is an empty box without an emoji font; icons come from the sprite served
+    with the page, and every icon the templates name is in it."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    sprite = (root / "static" / "icons" / "bootstrap-icons.svg").read_text()
+    assert (root / "static" / "icons" / "LICENSE").is_file()
+    pictographs = re.compile(r"[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF]|&#(1[2-3]\d{4}|x1F[0-9A-F]{3});", re.I)
+    for template in sorted((root / "templates").rglob("*.html")):
+        text = template.read_text()
+        assert not pictographs.search(text), f"{template.name} draws an emoji"
+        for name in re.findall(r"icon\('([a-z0-9-]+)'", text):
+            assert f'<symbol id="{name}"' in sprite, f"{template.name}: icon {name} is not in the sprite"
