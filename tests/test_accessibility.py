@@ -96,7 +96,7 @@ def _seed(app: Flask, client: FlaskClient, emulator: EmulatorHandle) -> dict[str
 def _views(base: str, ids: dict[str, object]) -> list[View]:
     ds, o365 = ids["ds"], f"/admin/datasources/{ids['ds']}/o365"
     pages = {
-        "home": "/", "my sessions": "/sessions", "administration": "/admin/",
+        "home": "/", "my sessions": "/sessions", "preferences": "/preferences", "administration": "/admin/",
         "data sources": "/admin/datasources", "add a data source": "/admin/datasources/new",
         "new Office 365 data source": "/admin/datasources/new/office365", "data source": f"/admin/datasources/{ds}",
         "data source security": f"/admin/datasources/{ds}/security",
