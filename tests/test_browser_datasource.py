@@ -206,7 +206,7 @@ def test_office365_provider_without_a_name_and_the_sign_in_buttons(  # type: ign
     page.goto(f"{live_server.url}/admin/sso")
     form = page.locator("#add-office365")
     expect(form.get_by_label("Name", exact=True)).to_have_count(0)
-    form.get_by_label("Datasource").select_option(label="Contoso 365")
+    form.get_by_label("Data source").select_option(label="Contoso 365")
     form.get_by_role("button", name="Add Office 365 provider").click()
     expect(page.get_by_text("Provider contoso-365 added.")).to_be_visible()
     for width in (1280, 390):
