@@ -72,6 +72,7 @@ def test_office365_datasource_journey(page: Page, live_server: LiveServer, admin
     expect(form.get_by_role("group", name="Connection administrators: roles")).to_be_visible()
     expect(form.get_by_role("group", name="Connection users: local groups")).to_contain_text("No local groups yet")
     save, close = form.get_by_role("button", name="Save security"), form.get_by_role("link", name="Close")
+    expect(close).to_be_visible()
     assert abs(save.bounding_box()["y"] - close.bounding_box()["y"]) < 2  # side by side
     for width in (1280, 390):
         page.set_viewport_size({"width": width, "height": 900})
@@ -85,7 +86,8 @@ def test_office365_datasource_journey(page: Page, live_server: LiveServer, admin
     expect(row).to_contain_text("ready")
     expect(row).to_contain_text("Office 365")
     bin_icon = row.get_by_role("link", name="Delete Contoso directory").locator("svg use")
-    assert bin_icon.evaluate("use => use.getBBox().width") > 0  # the icon is drawn (it ships with the page)
+    # the icon is drawn once the sprite (shipped with the page) has loaded
+    page.wait_for_function("use => use.getBBox().width > 0", arg=bin_icon.element_handle())
     page.screenshot(path=str(artifacts_dir / "datasources-list.png"), full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
     page.screenshot(path=str(artifacts_dir / "datasources-list-390.png"), full_page=True)
