@@ -307,6 +307,7 @@ def test_ticking_read_write_after_authorization_asks_for_reauthorization(admin_c
         follow_redirects=True)
     page = saved.get_data(as_text=True)
     assert "Details saved successfully" in page and "click Re-Authorize" in page and 'id="write-reauth"' in page
+    assert page.count("Re-Authorize before using write operations") + page.count("click Re-Authorize so") == 1
     page = _authorize(admin_client, emulator, _datasource())
     assert "Connection test succeeded" in page
     assert 'id="write-reauth"' not in admin_client.get(f"/admin/datasources/{datasource.id}").get_data(as_text=True)
