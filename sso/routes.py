@@ -197,6 +197,9 @@ def generic_provider_origins() -> tuple[str, ...]:
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
     issuers = db.session.scalars(db.select(SsoProvider.issuer).where(SsoProvider.issuer.is_not(None))).all()
-    origins = tuple(sorted({f"{urlsplit(i).scheme}://{urlsplit(i).netloc}" for i in issuers if i}))
+    found = {f"{urlsplit(i).scheme}://{urlsplit(i).netloc}" for i in issuers if i}
+    if found:  # discovery may name endpoints (end_session_endpoint) on these hosts too
+        found |= {f"https://{host}" for host in current_app.config.get("SSO_PROVIDER_ENDPOINT_HOSTS") or []}
+    origins = tuple(sorted(found))
     current_app.extensions["sso_provider_origins"] = (time.monotonic() + 5.0, origins)
     return origins

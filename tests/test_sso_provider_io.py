@@ -349,3 +349,17 @@ def test_the_token_endpoint_is_bounded_too(app: Flask, client: FlaskClient, fake
     fake.make_id_token = lambda nonce: "x" * (MAX_BODY_BYTES + 1)  # a token answer over 1 MB
     response = client.get(f"/sso/callback?code={code}&state={state}")
     assert response.status_code == 502 and "more than" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("app_env", [{**DEVELOPMENT, "SSO_PROVIDER_ENDPOINT_HOSTS": "logout.example.net"}],
+                         indirect=True, ids=["allow-listed-host"])
+def test_an_endpoint_on_an_allow_listed_host_is_used_and_allowed_by_the_csp(client: FlaskClient,
+                                                                           fake: FakeProvider) -> None:
+    fake.discovery_changes = {"end_session_endpoint": "https://logout.example.net/end"}
+    assert fake_sign_in(client, fake).status_code == 302
+    page = client.get("/")
+    assert "https://logout.example.net" in page.headers["Content-Security-Policy"]
+    from tests.conftest import csrf_token
+
+    signed_out = client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+    assert signed_out.status_code == 302 and signed_out.headers["Location"].startswith("https://logout.example.net/end?")
