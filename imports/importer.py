@@ -175,6 +175,7 @@ class Importer:
         self.page_size = page_size
         self.on_page = on_page or (lambda outcome, phase: None)
         self.out = Outcome()
+        self._ending: set[int] = set()  # local users disabled or removed in this transaction: see _commit
         self.role_id = db.session.scalar(select(Role.id).where(Role.name == imp.default_role)) or \
             db.session.scalar(select(Role.id).where(Role.name == Role.USER))
 
@@ -190,6 +191,7 @@ class Importer:
                     raise
                 log.info("import %s: delta state expired (%s); starting a full sync", self.ds.name, exc.code)
                 db.session.rollback()  # the failed page's transaction
+                self._ending.clear()
                 self.out.resyncs += 1
                 reset_sync_state(self.imp)  # drops the staged pages of the expired round ...
                 self._staged = self._fresh = None  # ... and what this run holds of them
@@ -296,6 +298,13 @@ class Importer:
     def _commit(self, phase: str) -> None:
         self.on_page(self.out, phase)
         db.session.commit()
+        if self._ending:
+            # Core statements bypass the ORM hook that ends a disabled user's sessions: end them here, once the
+            # change is committed (a sign-in racing with it is ended by the session store's own check).
+            from sso.sessions import end_user_sessions
+
+            end_user_sessions(self._ending)
+            self._ending.clear()
 
     # -- groups ------------------------------------------------------------------------------------------------
 
@@ -518,6 +527,8 @@ class Importer:
                 new["email"] = email
             if "active" in fields:
                 new["active"] = enabled
+                if row.active and not enabled:
+                    self._ending.add(row.id)
             if (new["email"], new["display_name"], new["active"]) != (row.email, row.display_name, row.active):
                 updates.append(new)
                 self.out.note("updated", name)
@@ -609,10 +620,12 @@ class Importer:
                 label = row.display_name or row.email
                 if policy == "remove":
                     db.session.execute(delete(USERS).where(USERS.c.id == row.id))
+                    self._ending.add(row.id)
                     self.out.note("removed", label)
                 elif policy == "disable" and row.active:
                     db.session.execute(update(USERS).where(USERS.c.id == row.id).values(active=False,
                                                                                        updated_at=utcnow()))
+                    self._ending.add(row.id)
                     self.out.note("disabled", label)
             db.session.execute(update(MIRROR).where(MIRROR.c.id.in_([r.mid for r in batch])).values(dirty=False))
             self._commit("apply")

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 from flask import Flask
 
 from sso import forward_auth
-from sso.sessions import TOKEN_PATTERN, TOUCH_INTERVAL, hash_token
+from sso.sessions import TOKEN_PATTERN, hash_token
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 HEADER_NAMES = {"HTTP_X_ORIGINAL_URL": "X-Original-URL", "HTTP_X_FORWARDED_HOST": "X-Forwarded-Host",
@@ -79,7 +79,7 @@ class ForwardAuthFastPath:
         except Exception:  # noqa: BLE001 - the Flask path handles (and reports) store problems
             return None
         now = time.time()
-        if record is None or record.expired(now) or now - record.last_seen_at > TOUCH_INTERVAL:
+        if record is None or record.expired(now) or record.touch_due(now) or record.refused():
             return None
         data = record.data
         identity = data.get("identity")

@@ -2,7 +2,9 @@
 
 The store keeps SHA-256(id), never the id itself, so a database or Redis dump cannot be replayed as cookies.
 Each session has an absolute expiry and an idle timeout (taken from the SSO settings when it is created).
-`last_seen` is written at most once a minute so read-only requests (forward auth) stay cheap.
+`last_seen` is written at most once per touch interval (a sixtieth of the idle timeout, 1 s to 60 s) so read-only
+requests (forward auth) stay cheap; the idle check allows the same slack, so a session never ends before the
+configured idle time (and at most one touch interval after it).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -21,14 +24,15 @@ from typing import Any, Protocol
 from flask import Flask, Request, current_app, has_app_context, has_request_context, request
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSession, SessionInterface
-from sqlalchemy import delete, event, inspect, select, update
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete, event, inspect, or_, select, update
 from sqlalchemy.orm import Session as OrmSession
 from werkzeug.wrappers import Response
 
 from core.extensions import db
 
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
-TOUCH_INTERVAL = 60.0
+MAX_TOUCH_INTERVAL = 60.0
 DEFAULT_IDLE = 3600
 DEFAULT_ABSOLUTE = 12 * 3600
 serializer = TaggedJSONSerializer()
@@ -36,6 +40,11 @@ serializer = TaggedJSONSerializer()
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def touch_interval(idle_seconds: int) -> float:
+    """How stale the stored `last_seen` may get: a small fraction of the idle timeout (1 s to 60 s)."""
+    return min(MAX_TOUCH_INTERVAL, max(1.0, idle_seconds / 60))
 
 
 @dataclass
@@ -54,9 +63,22 @@ class SessionRecord:
     idp_sid: str | None = None
     idp_sub: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Read beside the session (database store: joined from `users`), never stored: False = user disabled or gone.
+    user_active: bool | None = field(default=None, compare=False)
+
+    def idle_deadline(self) -> float:
+        """`last_seen` lags the last request by less than one touch interval: allow that much on top."""
+        return self.last_seen_at + self.idle_seconds + touch_interval(self.idle_seconds)
 
     def expired(self, now: float) -> bool:
-        return self.expires_at <= now or self.last_seen_at + self.idle_seconds <= now
+        return self.expires_at <= now or self.idle_deadline() <= now
+
+    def touch_due(self, now: float) -> bool:
+        return now - self.last_seen_at >= touch_interval(self.idle_seconds)
+
+    def refused(self) -> bool:
+        """A signed-in session whose user is known to be disabled or deleted."""
+        return self.user_id is not None and self.user_active is False
 
 
 class SessionStore(Protocol):
@@ -66,6 +88,7 @@ class SessionStore(Protocol):
     def delete(self, id_hash: str) -> None: ...
     def for_user(self, user_id: int) -> list[SessionRecord]: ...
     def end_for_user(self, user_id: int) -> int: ...
+    def end_for_users(self, user_ids: Iterable[int], *, keep: str | None = None) -> int: ...
     def end_by_idp(self, provider: str | None, *, sid: str | None = None, sub: str | None = None) -> int: ...
 
 
@@ -121,14 +144,30 @@ class DatabaseStore:
             self._opened = alive
 
     def _record(self, row: Any) -> SessionRecord:
+        active = getattr(row, "user_active", None)
         return SessionRecord(
             id_hash=row.id_hash, public_id=row.public_id, data=serializer.loads(row.data), user_id=row.user_id,
             created_at=_epoch(row.created_at), last_seen_at=_epoch(row.last_seen_at),
             expires_at=_epoch(row.expires_at), idle_seconds=row.idle_seconds, ip=row.ip,
-            user_agent=row.user_agent, provider=row.provider, idp_sid=row.idp_sid, idp_sub=row.idp_sub)
+            user_agent=row.user_agent, provider=row.provider, idp_sid=row.idp_sid, idp_sub=row.idp_sub,
+            user_active=None if row.user_id is None else bool(active))
 
     COLUMNS = ("id_hash", "public_id", "user_id", "data", "created_at", "last_seen_at", "expires_at",
                "idle_seconds", "ip", "user_agent", "provider", "idp_sid", "idp_sub")
+    # The session and its user's `active` flag in one primary-key read (a LEFT JOIN on the users' primary key):
+    # forward auth refuses a disabled or deleted user's session without a second query.
+    FAST_SQL = (f"SELECT {', '.join('s.' + c for c in COLUMNS)}, u.active FROM user_sessions s "  # noqa: S608
+                "LEFT JOIN users u ON u.id = s.user_id WHERE s.id_hash = {mark}")  # constants only
+
+    def _with_user(self) -> Any:
+        from core.models import User
+
+        users = User.__table__
+        return select(self.table, users.c.active.label("user_active")).select_from(
+            self.table.outerjoin(users, users.c.id == self.table.c.user_id))
+
+    def _from_fast_row(self, row: tuple) -> SessionRecord:
+        return self._record(_Row({**dict(zip(self.COLUMNS, row[:-1], strict=True)), "user_active": row[-1]}))
 
     def get(self, id_hash: str) -> SessionRecord | None:
         """Read on every request: one primary-key SELECT on a per-thread autocommit DBAPI connection (no ORM
@@ -137,9 +176,9 @@ class DatabaseStore:
             row = self._fast_get(id_hash)
         except Exception:  # noqa: BLE001 - any driver error: drop the connection and use the normal path
             self._local.__dict__.pop("conn", None)
-            found = db.session.execute(select(self.table).where(self.table.c.id_hash == id_hash)).first()
+            found = db.session.execute(self._with_user().where(self.table.c.id_hash == id_hash)).first()
             return self._record(found) if found is not None else None
-        return self._record(_Row(dict(zip(self.COLUMNS, row, strict=True)))) if row is not None else None
+        return self._from_fast_row(row) if row is not None else None
 
     def bind_engine(self) -> None:
         """Remember the engine (inside an app context) so `get_fast` can run outside one."""
@@ -147,7 +186,7 @@ class DatabaseStore:
 
     def get_fast(self, id_hash: str) -> SessionRecord | None:
         row = self._fast_get(id_hash)
-        return self._record(_Row(dict(zip(self.COLUMNS, row, strict=True)))) if row is not None else None
+        return self._from_fast_row(row) if row is not None else None
 
     def _fast_get(self, id_hash: str) -> tuple | None:
         conn = getattr(self._local, "conn", None)
@@ -164,7 +203,7 @@ class DatabaseStore:
                 self._watching = True
                 event.listen(engine, "engine_disposed", self._close_all)
             mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-            self._local.sql = f"SELECT {', '.join(self.COLUMNS)} FROM user_sessions WHERE id_hash = {mark}"  # noqa: S608 - constants only
+            self._local.sql = self.FAST_SQL.format(mark=mark)
         cursor = conn.cursor()
         try:
             cursor.execute(self._local.sql, (id_hash,))
@@ -199,8 +238,19 @@ class DatabaseStore:
         return [record for record in map(self._record, rows) if not record.expired(now)]
 
     def end_for_user(self, user_id: int) -> int:
-        with db.engine.begin() as connection:  # also called right after a commit, outside the ORM transaction
-            return connection.execute(delete(self.table).where(self.table.c.user_id == user_id)).rowcount
+        return self.end_for_users([user_id])
+
+    def end_for_users(self, user_ids: Iterable[int], *, keep: str | None = None) -> int:
+        """Delete every session of these users (but `keep`, an id hash), in chunks, on its own connection: it is
+        also called right after a commit, outside the ORM transaction."""
+        ids, count = sorted(set(user_ids)), 0
+        with db.engine.begin() as connection:
+            for start in range(0, len(ids), 500):
+                query = delete(self.table).where(self.table.c.user_id.in_(ids[start:start + 500]))
+                if keep:
+                    query = query.where(self.table.c.id_hash != keep)
+                count += connection.execute(query).rowcount
+        return count
 
     def end_by_idp(self, provider: str | None, *, sid: str | None = None, sub: str | None = None) -> int:
         if not sid and not sub:
@@ -214,8 +264,11 @@ class DatabaseStore:
         return count
 
     def prune(self) -> int:
+        """Sessions past their absolute expiry, and any without a user (anonymous ones are never stored now;
+        older versions stored one per visit)."""
         now = _dt(time.time())
-        count = db.session.execute(delete(self.table).where(self.table.c.expires_at <= now)).rowcount
+        count = db.session.execute(delete(self.table).where(
+            or_(self.table.c.expires_at <= now, self.table.c.user_id.is_(None)))).rowcount
         db.session.commit()
         return count
 
@@ -237,6 +290,7 @@ class RedisStore:
             return None
         values = json.loads(raw)
         values["data"] = serializer.loads(values["data"])
+        values.pop("user_active", None)
         return SessionRecord(**values)
 
     def get(self, id_hash: str) -> SessionRecord | None:
@@ -245,11 +299,12 @@ class RedisStore:
     get_fast = get
 
     def _ttl(self, record: SessionRecord) -> int:
-        left = min(record.expires_at, record.last_seen_at + record.idle_seconds) - time.time()
+        left = min(record.expires_at, record.idle_deadline()) - time.time()
         return max(1, int(left) + 1)
 
     def save(self, record: SessionRecord) -> None:
         values = asdict(record)
+        values.pop("user_active")
         values["data"] = serializer.dumps(record.data)
         ttl = self._ttl(record)
         pipe = self.redis.pipeline()
@@ -299,7 +354,20 @@ class RedisStore:
         return len(records)
 
     def end_for_user(self, user_id: int) -> int:
-        return self._end([r for r in self._members(self._key("u", str(user_id))) if r.user_id == user_id])
+        return self.end_for_users([user_id])
+
+    def end_for_users(self, user_ids: Iterable[int], *, keep: str | None = None) -> int:
+        """Delete every session of these users (but `keep`, an id hash): two pipelined round trips per 500 users."""
+        ids, count = sorted(set(user_ids)), 0
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            pipe = self.redis.pipeline(transaction=False)
+            for user_id in chunk:
+                pipe.smembers(self._key("u", str(user_id)))
+            hashes = {h for members in pipe.execute() for h in members if h != keep}
+            if hashes:
+                count += int(self.redis.delete(*[self._key("s", h) for h in sorted(hashes)]))
+        return count
 
     def end_by_idp(self, provider: str | None, *, sid: str | None = None, sub: str | None = None) -> int:
         if sid:
@@ -325,7 +393,7 @@ def store() -> DatabaseStore | RedisStore:
 
 
 class ServerSession(SecureCookieSession):
-    """The Flask session, plus the record it was loaded from and a flag to issue a new id at save."""
+    """The Flask session, plus the record it was loaded from and flags to issue a new id at save."""
 
     def __init__(self, initial: Any = None, *, token: str | None = None, record: SessionRecord | None = None,
                  had_cookie: bool = False) -> None:
@@ -333,7 +401,8 @@ class ServerSession(SecureCookieSession):
         self.token = token
         self.record = record
         self.had_cookie = had_cookie
-        self.regenerate = False
+        self.regenerate = False  # a new, empty session (sign-in, sign-out)
+        self.rotate = False  # the same session under a new id (after a password change)
 
 
 def renew_session() -> None:
@@ -352,15 +421,39 @@ def timeouts() -> tuple[int, int]:
     return settings.idle_timeout_minutes * 60, settings.absolute_timeout_hours * 3600
 
 
+def user_is_active(user_id: int) -> bool:
+    from core.models import User
+
+    users = User.__table__
+    with db.engine.connect() as connection:  # a fresh read, outside whatever the ORM session holds
+        return bool(connection.execute(select(users.c.active).where(users.c.id == user_id)).scalar())
+
+
+ANONYMOUS_SALT = "gw-anonymous-session"
+ANONYMOUS_MAX_AGE = 24 * 3600
+
+
+def worth_storing(session: ServerSession) -> bool:
+    """Only a signed-in session is kept server-side; an anonymous visitor's CSRF token or flashed message
+    travels in a signed cookie instead, so a visit without signing in stores nothing."""
+    return bool(session.get("_user_id"))
+
+
 class ServerSideSessionInterface(SessionInterface):
     serializer = serializer
+
+    def _signer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        if not app.secret_key:
+            return None
+        return URLSafeTimedSerializer(app.secret_key, salt=ANONYMOUS_SALT, serializer=self.serializer,
+                                      signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha256})
 
     def open_session(self, app: Flask, request: Request) -> ServerSession:
         token = request.cookies.get(self.get_cookie_name(app))
         if not token:
             return ServerSession()
-        if not TOKEN_PATTERN.fullmatch(token):  # garbage or oversized: a fresh session, nothing looked up
-            return ServerSession(had_cookie=True)
+        if not TOKEN_PATTERN.fullmatch(token):  # an anonymous session's signed cookie, or garbage
+            return self._open_anonymous(app, token)
         id_hash = hash_token(token)
         try:
             record = store().get(id_hash)
@@ -368,10 +461,22 @@ class ServerSideSessionInterface(SessionInterface):
             record = None
         if record is None:
             return ServerSession(had_cookie=True)
-        if record.expired(time.time()):
+        if record.expired(time.time()) or record.refused():
             store().delete(id_hash)
             return ServerSession(had_cookie=True)
         return ServerSession(record.data, token=token, record=record, had_cookie=True)
+
+    def _open_anonymous(self, app: Flask, value: str) -> ServerSession:
+        signer = self._signer(app)
+        if signer is None or len(value) > 4000:
+            return ServerSession(had_cookie=True)
+        try:
+            data = signer.loads(value, max_age=ANONYMOUS_MAX_AGE)
+        except (BadSignature, ValueError, TypeError, KeyError):
+            return ServerSession(had_cookie=True)
+        if not isinstance(data, dict) or data.get("_user_id"):  # a signed cookie never signs anyone in
+            return ServerSession(had_cookie=True)
+        return ServerSession(data, had_cookie=True)
 
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:  # type: ignore[override]
         name, domain, path = self.get_cookie_name(app), self.get_cookie_domain(app), self.get_cookie_path(app)
@@ -379,38 +484,52 @@ class ServerSideSessionInterface(SessionInterface):
         if session.regenerate and session.record is not None:
             backend.delete(session.record.id_hash)
             session.record = None
-        if not session:
-            if session.record is not None:
+        if session.accessed:
+            response.vary.add("Cookie")
+        if not worth_storing(session):
+            if session.record is not None:  # signed out (or its user gone): nothing of it stays server-side
                 backend.delete(session.record.id_hash)
-            if session.had_cookie or session.record is not None:
-                response.delete_cookie(name, domain=domain, path=path, secure=self.get_cookie_secure(app),
-                                       httponly=True, samesite=self.get_cookie_samesite(app))
+            if not session:
+                if session.had_cookie or session.record is not None:
+                    response.delete_cookie(name, domain=domain, path=path, secure=self.get_cookie_secure(app),
+                                           httponly=True, samesite=self.get_cookie_samesite(app))
+                return
+            signer = self._signer(app)
+            if signer is not None and (session.modified or session.record is not None or session.regenerate):
+                response.set_cookie(name, signer.dumps(dict(session)), domain=domain, path=path,
+                                    secure=self.get_cookie_secure(app), httponly=True,
+                                    samesite=self.get_cookie_samesite(app))
             return
         now = time.time()
         record = session.record
-        if record is None:
-            idle, absolute = timeouts()
+        if record is None or session.rotate:
+            if record is None:
+                idle, absolute = timeouts()
+                record = SessionRecord(id_hash="", public_id=secrets.token_hex(8), data={}, created_at=now,
+                                       last_seen_at=now, expires_at=now + absolute, idle_seconds=idle)
+                if has_request_context():
+                    record.ip = request.remote_addr
+                    record.user_agent = (request.user_agent.string or "")[:256]
+            else:  # same data, times and public id under a new id; the old id stops working
+                backend.delete(record.id_hash)
             token = secrets.token_urlsafe(32)
-            record = SessionRecord(id_hash=hash_token(token), public_id=secrets.token_hex(8), data={},
-                                   created_at=now, last_seen_at=now, expires_at=now + absolute, idle_seconds=idle)
-            if has_request_context():
-                record.ip = request.remote_addr
-                record.user_agent = (request.user_agent.string or "")[:256]
+            record.id_hash = hash_token(token)
             session.token, session.record = token, record
             self._write(backend, session, record, now)
-            if secrets.randbelow(200) == 0:  # now and then, drop sessions past their absolute expiry
+            if secrets.randbelow(200) == 0:  # now and then, drop expired sessions (and any without a user)
                 backend.prune()
             response.vary.add("Cookie")
             response.set_cookie(name, token, domain=domain, path=path, secure=self.get_cookie_secure(app),
                                 httponly=True, samesite=self.get_cookie_samesite(app))
         elif session.modified:
             self._write(backend, session, record, now)
-        elif now - record.last_seen_at > TOUCH_INTERVAL:
+        elif record.touch_due(now):
             record.last_seen_at = now
             backend.touch(record)
 
     @staticmethod
     def _write(backend: Any, session: ServerSession, record: SessionRecord, now: float) -> None:
+        signing_in = record.user_id is None
         record.data = dict(session)
         user_id = session.get("_user_id")
         record.user_id = int(user_id) if isinstance(user_id, str) and user_id.isdigit() else None
@@ -418,6 +537,18 @@ class ServerSideSessionInterface(SessionInterface):
         record.provider, record.idp_sid, record.idp_sub = sso.get("provider"), sso.get("sid"), sso.get("sub")
         record.last_seen_at = now
         backend.save(record)
+        if signing_in and record.user_id is not None and not user_is_active(record.user_id):
+            # Disabled (or removed) between the sign-in's check and this save: its sessions were ended before
+            # this one existed, so end this one too.
+            backend.delete(record.id_hash)
+
+
+def end_user_sessions(user_ids: Iterable[int], *, keep: str | None = None) -> int:
+    """End every session of these users (but `keep`, an id hash) in the configured store. Every path that
+    disables or removes a user, or sets their password, calls it after its commit (the ORM hooks below for
+    ORM writes; the import for its Core statements)."""
+    ids = [int(user_id) for user_id in user_ids]
+    return store().end_for_users(ids, keep=keep) if ids else 0
 
 
 def _ended_users(orm_session: OrmSession) -> set[int]:
@@ -427,16 +558,47 @@ def _ended_users(orm_session: OrmSession) -> set[int]:
     for obj in orm_session.dirty:
         if isinstance(obj, User):
             history = inspect(obj).attrs.active.history
-            if history.deleted and True in history.deleted and not obj.active:
+            if history.added and not obj.active:  # set to False (the old value may not have been loaded)
                 ended.add(obj.id)
     return ended
+
+
+def _new_passwords(orm_session: OrmSession) -> list[Any]:
+    """Existing users whose password was set (or cleared) in this flush."""
+    from core.models import User
+
+    return [obj for obj in orm_session.dirty
+            if isinstance(obj, User) and obj.id is not None and inspect(obj).attrs.password_hash.history.added]
+
+
+def _current_session_of(user_id: int) -> ServerSession | None:
+    """The request's own session when it belongs to `user_id` (a user setting their own password keeps it)."""
+    if not has_request_context():
+        return None
+    from flask import session
+
+    record = getattr(session, "record", None)
+    if isinstance(session, ServerSession) and record is not None and record.user_id == user_id:
+        return session
+    return None
+
+
+def _audit_in(orm_session: OrmSession, action: str, target: str, **detail: Any) -> None:
+    """An audit row committed with the change it records (in the ORM session that flushes it)."""
+    from core import audit
+
+    row = audit.record(action, target, commit=False, **detail)
+    if orm_session is not db.session():
+        db.session.expunge(row)
+        orm_session.add(row)
 
 
 _listening = False
 
 
 def install(app: Flask) -> None:
-    """Use server-side sessions, and end every session of a user the moment they are disabled."""
+    """Use server-side sessions; end every session of a user the moment they are disabled or deleted, and their
+    other sessions when their password is set."""
     global _listening
     from sso.fast_verify import install as install_fast_path
 
@@ -447,15 +609,32 @@ def install(app: Flask) -> None:
     _listening = True
 
     @event.listens_for(OrmSession, "after_flush")
-    def remember_disabled(orm_session: OrmSession, _context: Any) -> None:
+    def remember_ended(orm_session: OrmSession, _context: Any) -> None:
         ended = _ended_users(orm_session)
         if ended:
             orm_session.info.setdefault("gw_disabled_users", set()).update(ended)
+        for user in _new_passwords(orm_session):
+            current = _current_session_of(user.id)
+            orm_session.info.setdefault("gw_new_passwords", {})[user.id] = current
+            _audit_in(orm_session, "user.sessions_end", user.email, reason="password changed",
+                      current_session_kept=current is not None)
+
+    @event.listens_for(OrmSession, "after_rollback")
+    def forget_ended(orm_session: OrmSession) -> None:
+        orm_session.info.pop("gw_disabled_users", None)
+        orm_session.info.pop("gw_new_passwords", None)
 
     @event.listens_for(OrmSession, "after_commit")
-    def end_disabled(orm_session: OrmSession) -> None:
+    def end_ended(orm_session: OrmSession) -> None:
         ended = orm_session.info.pop("gw_disabled_users", None)
-        if ended and has_app_context():
-            backend = store()
-            for user_id in ended:
-                backend.end_for_user(user_id)
+        new_passwords = orm_session.info.pop("gw_new_passwords", None)
+        if not has_app_context():
+            return
+        if ended:
+            end_user_sessions(ended)
+        for user_id, current in (new_passwords or {}).items():
+            if user_id in (ended or ()):
+                continue
+            end_user_sessions([user_id], keep=current.record.id_hash if current and current.record else None)
+            if current is not None:
+                current.rotate = True  # the kept session continues under a new id
