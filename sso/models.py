@@ -148,3 +148,15 @@ class SigningKey(db.Model):
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     activates_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SignInThrottle(db.Model):
+    """Failed password sign-ins per account (SHA-256 of the e-mail as typed, existing or not): see sso/throttle.py.
+    Used without REDIS_URL, so every process shares the count."""
+
+    __tablename__ = "sign_in_throttle"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

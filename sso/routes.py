@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from urllib.parse import urlencode, urlsplit
 
-from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func
 from werkzeug.wrappers import Response
@@ -17,6 +18,7 @@ from sso.forms import LoginForm
 from sso.models import SsoProvider
 from sso.sessions import renew_session, store
 from sso.settings import current_settings, enabled_providers, sign_in_labels
+from sso.throttle import account_key, throttle, verify_password
 
 
 def safe_next(target: str | None) -> str | None:
@@ -32,6 +34,13 @@ def safe_next(target: str | None) -> str | None:
 def failed_sign_in(response: Response) -> bool:
     """Only failed attempts count towards the sign-in throttle."""
     return request.method == "POST" and response.status_code != 302
+
+
+def _duration(seconds: float) -> str:
+    whole = math.ceil(seconds)
+    if whole < 90:
+        return f"{whole} second{'s' if whole != 1 else ''}"
+    return f"{math.ceil(whole / 60)} minutes"
 
 
 def local_identity(user: User) -> dict:
@@ -64,8 +73,21 @@ def login() -> Response | str:
     form = LoginForm()
     if form.validate_on_submit():
         email = (form.email.data or "").strip().lower()
+        accounts = throttle()
+        key = account_key(email)
+        wait = accounts.retry_after(key)
+        if wait > 0:  # refused before any password is checked, whether the account exists or not
+            audit.record("sign_in.local", email, outcome="failure", actor=email, reason="throttled")
+            flash(f"Too many failed sign-ins for this account. Try again in {_duration(wait)}.", "danger")
+            page = render_template("sso/login.html", form=form, providers=providers,
+                                   labels=sign_in_labels(providers), next_path=next_path,
+                                   show_password=password_allowed or local)
+            response = make_response(page, 429)
+            response.headers["Retry-After"] = str(math.ceil(wait))
+            return response
         user = db.session.scalar(db.select(User).where(func.lower(User.email) == email))
-        if user is None or not user.check_password(form.password.data or ""):
+        if not verify_password(user.password_hash if user is not None else None, form.password.data or ""):
+            accounts.failed(key)
             audit.record("sign_in.local", email, outcome="failure", actor=email, reason="bad credentials")
             flash("Invalid email or password.", "danger")
         elif not user.active:
@@ -75,6 +97,7 @@ def login() -> Response | str:
             audit.record("sign_in.local", email, outcome="failure", actor=email, reason="not in the bypass role")
             flash("Password sign-in is reserved for administrators here: use single sign-on.", "danger")
         else:
+            accounts.succeeded(key)
             renew_session()  # a fresh session id at every sign-in (no fixation)
             login_user(user)
             session["identity"] = local_identity(user)
