@@ -143,14 +143,16 @@ class DatabaseStore:
                         conn.close()
             self._opened = alive
 
-    def _record(self, row: Any) -> SessionRecord:
-        active = getattr(row, "user_active", None)
+    def _record(self, row: Any, *, joined: bool = False) -> SessionRecord:
+        """`joined`: the row carries `users.active` (NULL when the user is gone), so the record says whether the
+        user may still use it."""
+        active = bool(row.user_active) if joined and row.user_id is not None else None
         return SessionRecord(
             id_hash=row.id_hash, public_id=row.public_id, data=serializer.loads(row.data), user_id=row.user_id,
             created_at=_epoch(row.created_at), last_seen_at=_epoch(row.last_seen_at),
             expires_at=_epoch(row.expires_at), idle_seconds=row.idle_seconds, ip=row.ip,
             user_agent=row.user_agent, provider=row.provider, idp_sid=row.idp_sid, idp_sub=row.idp_sub,
-            user_active=None if row.user_id is None else bool(active))
+            user_active=active)
 
     COLUMNS = ("id_hash", "public_id", "user_id", "data", "created_at", "last_seen_at", "expires_at",
                "idle_seconds", "ip", "user_agent", "provider", "idp_sid", "idp_sub")
@@ -167,7 +169,8 @@ class DatabaseStore:
             self.table.outerjoin(users, users.c.id == self.table.c.user_id))
 
     def _from_fast_row(self, row: tuple) -> SessionRecord:
-        return self._record(_Row({**dict(zip(self.COLUMNS, row[:-1], strict=True)), "user_active": row[-1]}))
+        return self._record(_Row({**dict(zip(self.COLUMNS, row[:-1], strict=True)), "user_active": row[-1]}),
+                            joined=True)
 
     def get(self, id_hash: str) -> SessionRecord | None:
         """Read on every request: one primary-key SELECT on a per-thread autocommit DBAPI connection (no ORM
@@ -177,7 +180,7 @@ class DatabaseStore:
         except Exception:  # noqa: BLE001 - any driver error: drop the connection and use the normal path
             self._local.__dict__.pop("conn", None)
             found = db.session.execute(self._with_user().where(self.table.c.id_hash == id_hash)).first()
-            return self._record(found) if found is not None else None
+            return self._record(found, joined=True) if found is not None else None
         return self._from_fast_row(row) if row is not None else None
 
     def bind_engine(self) -> None:
