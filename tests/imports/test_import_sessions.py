@@ -16,8 +16,8 @@ from emulator.server import EmulatorHandle
 from jobs.models import TaskRun
 from sso.sessions import DatabaseStore, RedisStore, store
 from tests.conftest import REDIS_TEST_URL, sign_in
-from tests.import_helpers import authorized_datasource, control, imported_users, run_import, save_import_settings
-from tests.o365_helpers import emulator, emulator_env  # noqa: F401
+from tests.imports.helpers import authorized_datasource, control, imported_users, run_import, save_import_settings
+from tests.o365_helpers import emulator_env
 
 DISABLED = "adele.vance@contoso.example"
 REMOVED = "megan.bowen@contoso.example"
@@ -31,7 +31,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def app_env(emulator: EmulatorHandle, backend: str) -> dict[str, str]:  # noqa: F811
+def app_env(emulator: EmulatorHandle, backend: str) -> dict[str, str]:
     return {**emulator_env(emulator), **({"REDIS_URL": REDIS_TEST_URL} if backend == "redis" else {})}
 
 
@@ -58,7 +58,7 @@ def admin_client(client: FlaskClient, admin_user, sessions) -> FlaskClient:  # t
 
 
 @pytest.fixture
-def datasource(app: Flask, admin_client: FlaskClient, emulator: EmulatorHandle) -> Datasource:  # noqa: F811
+def datasource(app: Flask, admin_client: FlaskClient, emulator: EmulatorHandle) -> Datasource:
     app.config["IMPORT_PAGE_SIZE"] = 10
     return authorized_datasource(admin_client, emulator)
 
@@ -75,7 +75,7 @@ def _signed_in(app: Flask, user: User) -> FlaskClient:
 
 
 def test_users_disabled_or_removed_by_the_import_lose_their_sessions_at_once(  # type: ignore[no-untyped-def]
-        app: Flask, datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient,  # noqa: F811
+        app: Flask, datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient,
         sessions) -> None:
     save_import_settings(admin_client, datasource, on_missing="remove", removal_guard_percent="50")
     assert run_import(datasource).status == TaskRun.SUCCEEDED
@@ -97,7 +97,7 @@ def test_users_disabled_or_removed_by_the_import_lose_their_sessions_at_once(  #
 
 
 def test_users_gone_from_the_source_with_the_disable_policy_lose_their_sessions(  # type: ignore[no-untyped-def]
-        app: Flask, datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient,  # noqa: F811
+        app: Flask, datasource: Datasource, emulator: EmulatorHandle, admin_client: FlaskClient,
         sessions) -> None:
     save_import_settings(admin_client, datasource, on_missing="disable", removal_guard_percent="50")
     assert run_import(datasource).status == TaskRun.SUCCEEDED
