@@ -80,7 +80,7 @@ def test_rp_initiated_sign_out_with_id_token_hint(browser: Browser, oidc: LiveSe
     _sign_in_at_provider(page, "bob")
     expect(page.get_by_role("heading", name="My sessions")).to_be_visible()
     page.goto(f"{oidc.url}/")
-    page.locator("#home-sign-out").click()
+    page.get_by_role("button", name="Sign out").click()  # the navigation bar's, the only one
     expect(page).to_have_url(re.compile(r"/session/end"))
     page.locator("button[value=yes]").click()
     expect(page.get_by_role("heading", name="You have been signed out")).to_be_visible()
