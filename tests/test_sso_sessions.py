@@ -276,6 +276,8 @@ def test_an_administrator_setting_a_password_ends_that_users_sessions(app: Flask
     event = db.session.scalars(db.select(AuditEvent).filter_by(action="user.sessions_end")).one()
     assert event.target == USER_EMAIL and event.actor == ADMIN_EMAIL
     assert event.detail == {"reason": "password changed", "current_session_kept": False}
+    update = db.session.scalars(db.select(AuditEvent).filter_by(action="user.update")).one()
+    assert update.detail["credentials_changed"] is True  # said plainly (a key naming the password is redacted)
 
 
 def test_changing_your_own_password_keeps_this_session_under_a_new_id_and_ends_the_others(  # type: ignore[no-untyped-def]
