@@ -57,7 +57,7 @@ def _configure_logging(app: Flask) -> None:
 
 
 # Every module that defines models, so the metadata (and Alembic autogenerate) sees all tables.
-MODEL_MODULES = ("core.models", "jobs.models", "imports.models", "api.models", "sso.models")
+MODEL_MODULES = ("core.models", "core.api_keys", "jobs.models", "imports.models", "sso.models")
 
 
 def _init_extensions(app: Flask) -> None:
@@ -107,11 +107,11 @@ def _register_blueprints(app: Flask) -> None:
     init_cli(app)
     import imports
     import jobs
-    from jobs import refresh
+    from datasources import keep_alive
 
     jobs.init_app(app)  # scheduled tasks: huey queue, webhook, `flask jobs`
     imports.init_app(app)  # the user-import job kind and `flask import`
-    refresh.init_app(app)  # the datasource keep-alive job kind
+    keep_alive.init_app(app)  # the datasource keep-alive job kind
     from sso.cli import sso_cli
 
     app.cli.add_command(sso_cli)

@@ -14,9 +14,9 @@ from wtforms.validators import DataRequired, Email, Length, NumberRange, Optiona
 
 from admin import bp
 from admin.fields import AsciiIntegerField
-from api.models import ApiKey
 from core import audit
 from core.access import roles_required
+from core.api_keys import ApiKey
 from core.extensions import db
 from core.models import Role, User, utcnow
 

@@ -28,6 +28,14 @@ from core.crypto import secret_box
 from core.extensions import db
 from core.models import Datasource, Group, PendingAuthorization, Role, utcnow
 from core.timefmt import format_local
+from datasources.grant import (
+    ConnectionTest,
+    microsoft_settings,
+    needs_write_reauthorization,
+    reauthorization_due,
+    reauthorization_warning,
+    run_connection_test,
+)
 from imports.models import UserImport
 from jobs.models import ScheduledTask
 from office365.authorization import (
@@ -36,14 +44,6 @@ from office365.authorization import (
     Grant,
     finish_authorization,
     start_authorization,
-)
-from office365.connection import (
-    ConnectionTest,
-    microsoft_settings,
-    needs_write_reauthorization,
-    reauthorization_due,
-    reauthorization_warning,
-    run_connection_test,
 )
 from office365.operations import OPERATIONS
 from sso.models import SsoProvider

@@ -6,8 +6,8 @@ from admin import bp
 from core.access import can_administer_datasource
 from core.extensions import db
 from core.models import Datasource
+from datasources.grant import reauthorization_warning
 from jobs.runner import last_failed_runs
-from office365.connection import reauthorization_warning
 
 
 @bp.get("/")

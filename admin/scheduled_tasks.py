@@ -386,8 +386,8 @@ def _parse_bindings(text: str) -> list[tuple[str, str]]:
 @bp.route("/scheduled-tasks/imports/<id:datasource_id>", methods=["GET", "POST"])
 @roles_required(ADMIN)
 def import_settings(datasource_id: int) -> Response | str:
+    from datasources.grant import graph_client
     from imports.importer import import_for, reset_sync_state, resolve_groups
-    from office365.connection import graph_client
     from office365.errors import Office365Error
 
     datasource = db.session.get(Datasource, datasource_id) or abort(404)

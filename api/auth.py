@@ -9,10 +9,10 @@ from flask_login import current_user
 from flask_wtf.csrf import ValidationError, validate_csrf
 from sqlalchemy import select, update
 
-from api.models import ApiKey
-from api.service import Caller
+from core.api_keys import ApiKey
 from core.extensions import db
 from core.models import utcnow
+from datasources.service import Caller
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one write per key per minute for "last used"

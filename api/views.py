@@ -17,10 +17,10 @@ from api import bp
 from api import schemas as s
 from api.auth import SAFE_METHODS, AuthError, authenticate
 from api.errors import error_json, office365_error
-from api.service import Caller, DatasourceUnavailable, datasource_for, refuse, run, usable_datasources
 from core import audit
 from core.extensions import db
 from core.models import Datasource
+from datasources.service import Caller, DatasourceUnavailable, datasource_for, refuse, run, usable_datasources
 from office365 import operations as ops
 from office365.errors import Office365Error
 

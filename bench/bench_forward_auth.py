@@ -203,9 +203,9 @@ def bench_sign_in_requests() -> None:
     from core.models import ensure_roles
     from emulator.server import start_in_thread
     from tests.conftest import FreshGlobalsClient, csrf_token, make_user, sign_in
+    from tests.datasources.test_datasources import _authorize, _create, _datasource
     from tests.o365_helpers import emulator_env
     from tests.sso_helpers import SSO_PATHS, add_office365_provider, enable_sso, microsoft_sign_in
-    from tests.test_datasources import _authorize, _create, _datasource
 
     with tempfile.TemporaryDirectory() as tmp:
         emu = start_in_thread(Path(tmp) / "emu", redirect_uris=[f"http://localhost{p}" for p in SSO_PATHS])

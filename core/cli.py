@@ -58,7 +58,7 @@ datasources_cli = AppGroup("datasources", help="Inspect and maintain data source
 @datasources_cli.command("list")
 def list_datasources() -> None:
     """Print each data source with its status and grant."""
-    from office365.connection import reauthorization_due
+    from datasources.grant import reauthorization_due
 
     for ds in db.session.scalars(db.select(Datasource).order_by(Datasource.name)):
         due = reauthorization_due(ds)
@@ -78,7 +78,7 @@ def _datasource_named(name: str) -> Datasource:
 @click.argument("name")
 def test_datasource(name: str) -> None:
     """Run the connection test of one data source (exit code 1 when it fails)."""
-    from office365.connection import run_connection_test
+    from datasources.grant import run_connection_test
 
     datasource = _datasource_named(name)
     result = run_connection_test(datasource)
@@ -92,7 +92,7 @@ def test_datasource(name: str) -> None:
 @datasources_cli.command("refresh")
 def refresh_datasources() -> None:
     """Keep-alive: redeem each authorized data source's refresh token and store the rotated tokens."""
-    from office365.connection import keep_alive
+    from datasources.grant import keep_alive
 
     failures = 0
     for ds in db.session.scalars(db.select(Datasource).where(Datasource.status != Datasource.INCOMPLETE)):

@@ -7,9 +7,9 @@ from flask import Flask
 from core import audit
 from core.extensions import db
 from core.models import Datasource
+from datasources.grant import keep_alive
 from jobs import registry
 from jobs.models import ScheduledTask, TaskRun
-from office365.connection import keep_alive
 
 
 def init_app(app: Flask) -> None:

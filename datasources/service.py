@@ -14,12 +14,12 @@ from typing import Any, TypeVar
 from flask import current_app
 from sqlalchemy import func, select
 
-from api.models import ApiKey
 from core import audit
 from core.access import can_use_datasource
+from core.api_keys import ApiKey
 from core.extensions import db
 from core.models import Datasource, User
-from office365.connection import graph_client
+from datasources.grant import graph_client
 from office365.errors import FieldError, NoSeatsLeft, Office365Error, UsageLocationRequired, WriteNotAllowed
 from office365.graph import RetryPolicy, Timeouts
 from office365.operations import BULK_OPERATIONS, OPERATIONS, GraphAccess, Operation

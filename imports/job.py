@@ -11,12 +11,12 @@ from sqlalchemy import update
 
 from core.extensions import db
 from core.models import Datasource
+from datasources.grant import graph_client
 from imports.dryrun import DryRun
 from imports.importer import Importer, RemovalGuardTripped, import_for, record_progress
 from imports.models import UserImport
 from jobs.models import TaskRun
 from jobs.runner import RunRefused, mark_failed, stale_reason
-from office365.connection import graph_client
 from office365.errors import Office365Error, ReauthorizationRequired
 
 

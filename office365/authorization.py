@@ -14,8 +14,8 @@ from typing import Any
 import msal
 import requests
 
-from office365.id_tokens import IdTokenError, ProviderMetadata, validate_id_token
 from office365.settings import GRAPH_RESOURCE, MicrosoftSettings
+from oidc.id_tokens import IdTokenError, ProviderMetadata, validate_id_token
 
 READ_SCOPES = ("User.Read.All", "Group.Read.All", "Organization.Read.All")
 WRITE_SCOPES = ("User.ReadWrite.All", "Group.ReadWrite.All", "GroupMember.ReadWrite.All",

@@ -119,7 +119,7 @@ def groups_of(provider: SsoProvider, claims: dict[str, Any], *, ttl_minutes: int
         return Groups(list(cached.groups), "overage (cached)")
     datasource = db.session.get(Datasource, provider.datasource_id)
     try:
-        from office365.connection import graph_client
+        from datasources.grant import graph_client
         from office365.errors import Office365Error
 
         client = graph_client(datasource)

@@ -13,7 +13,7 @@ from joserfc.errors import JoseError
 
 from core import audit
 from core.extensions import csrf, db
-from office365.id_tokens import audience_problem
+from oidc.id_tokens import audience_problem
 from sso import bp
 from sso.models import SsoProvider
 from sso.oidc import ProviderError, client_for, configured_issuer

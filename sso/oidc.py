@@ -1,5 +1,5 @@
 """OpenID Connect relying party with Authlib: authorization URL (PKCE S256, state, nonce), code redemption, and
-ID token validation through `office365.id_tokens` (one validator for Entra and generic providers).
+ID token validation through `oidc.id_tokens` (one validator for Entra and generic providers).
 
 Discovery and JWKS are cached per process and provider, so once warm a sign-in makes one outbound request:
 the token endpoint.
@@ -21,7 +21,7 @@ from flask import current_app
 from core.crypto import InvalidToken, secret_box
 from core.extensions import db
 from core.models import Datasource
-from office365.id_tokens import (
+from oidc.id_tokens import (
     DiscoveryError,
     FetchRefused,
     IdTokenError,
@@ -220,7 +220,7 @@ def _office365_session(verify: str | bool) -> requests.Session:
 def client_for(provider: SsoProvider) -> ProviderClient:
     """The runtime client of a provider (raises ProviderError when it is not usable)."""
     if provider.kind == SsoProvider.OFFICE365:
-        from office365.connection import microsoft_settings
+        from datasources.grant import microsoft_settings
 
         datasource = db.session.get(Datasource, provider.datasource_id) if provider.datasource_id else None
         if datasource is None or not datasource.tenant_id:
@@ -244,7 +244,7 @@ def client_for(provider: SsoProvider) -> ProviderClient:
 def configured_issuer(provider: SsoProvider) -> str | None:
     """The issuer a provider's tokens and logout calls carry, known without asking the provider."""
     if provider.kind == SsoProvider.OFFICE365:
-        from office365.connection import microsoft_settings
+        from datasources.grant import microsoft_settings
 
         datasource = db.session.get(Datasource, provider.datasource_id) if provider.datasource_id else None
         if datasource is None or not datasource.tenant_id:

@@ -33,8 +33,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import NewConnectionError
 
-from office365.id_tokens import FetchRefused as ProviderFetchRefused
-from office365.id_tokens import ProviderBusy, ProviderUnavailable
+from oidc.id_tokens import FetchRefused as ProviderFetchRefused
+from oidc.id_tokens import ProviderBusy, ProviderUnavailable
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_IN_FLIGHT = 2

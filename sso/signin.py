@@ -23,7 +23,7 @@ from core import audit
 from core.crypto import secret_box
 from core.extensions import csrf, db
 from core.models import utcnow
-from office365.id_tokens import IdTokenError
+from oidc.id_tokens import IdTokenError
 from sso import bp
 from sso.identity import SignInRefused, groups_of, resolve_user
 from sso.models import SignInAttempt, SsoFlow, SsoProvider

@@ -11,7 +11,7 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api.models import ApiKey
+from core.api_keys import ApiKey
 from core.extensions import db
 from core.models import Datasource, User, utcnow
 from emulator.server import EmulatorHandle

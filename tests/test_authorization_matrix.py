@@ -155,7 +155,7 @@ class World:
 
 
 def make_world(app: Flask, connection_user: User) -> World:
-    from api.models import ApiKey
+    from core.api_keys import ApiKey
     from jobs.models import ScheduledTask, TaskRun
     from sso.models import SsoProvider
     from sso.sessions import SessionRecord, hash_token, store
@@ -283,7 +283,7 @@ class CallerClient:
 
 @pytest.fixture
 def callers(app: Flask, contextless_client: FlaskClient) -> Iterator[tuple[dict[str, CallerClient], User]]:
-    from api.models import ApiKey
+    from core.api_keys import ApiKey
 
     password = "matrix-password-0123"
     user = make_user("user@example.com", password, USER)

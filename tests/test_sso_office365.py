@@ -95,7 +95,7 @@ def test_a_warm_sign_in_makes_one_outbound_request(app, client: FlaskClient, con
 
 
 def test_groups_overage_is_read_from_graph_and_cached(app, client: FlaskClient, sso_emulator: EmulatorHandle) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    from tests.test_datasources import _authorize, _create, _datasource
+    from tests.datasources.test_datasources import _authorize, _create, _datasource
 
     admin = app.test_client()
     make_user(ADMIN_EMAIL, ADMIN_PASSWORD, "Administrator")

@@ -188,7 +188,7 @@ def test_endpoints_on_another_origin_are_refused(client: FlaskClient, fake: Fake
 
 
 def test_endpoints_on_an_allow_listed_host_need_https(app: Flask) -> None:
-    from office365.id_tokens import DiscoveryError
+    from oidc.id_tokens import DiscoveryError
     from sso.oidc import endpoint_checker
 
     check = endpoint_checker("https://id.example.com/realm", ["oauth2.example.net"])

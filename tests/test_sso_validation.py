@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from core.extensions import db
 from core.models import AuditEvent, User
-from office365.id_tokens import IdTokenError, ProviderMetadata, validate_id_token
+from oidc.id_tokens import IdTokenError, ProviderMetadata, validate_id_token
 from sso.models import SignInAttempt, SsoFlow, SsoProvider, UserSession
 from sso.oidc import ProviderClient
 from tests.sso_helpers import (  # noqa: F401

@@ -8,7 +8,7 @@ import re
 from flask import request
 from werkzeug.wrappers import Response
 
-from admin.o365_common import ActionForm, attempt, datasource, message_of, page, route
+from admin.office365.common import ActionForm, attempt, datasource, message_of, page, route
 from office365 import operations as ops
 
 MAX_BULK_USERS = 5000

@@ -1,5 +1,5 @@
 """What the Office 365 operation pages share: the datasource for the signed-in Connection user, running an
-operation (audited through `api.service`), and turning Office 365 errors into messages on the page."""
+operation (audited through `datasources.service`), and turning Office 365 errors into messages on the page."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from flask_wtf import FlaskForm
 from sqlalchemy.exc import SQLAlchemyError
 
 from admin import bp, connection_user_view
-from api.service import Caller, DatasourceUnavailable, datasource_for, run
 from core.errors import error_response
 from core.models import Datasource
+from datasources.service import Caller, DatasourceUnavailable, datasource_for, run, usable_datasources
 from office365.errors import Office365Error, ReauthorizationRequired
 
 T = TypeVar("T")
@@ -39,8 +39,6 @@ def route(rule: str, endpoint: str, methods: tuple[str, ...] = ("GET",)) -> Call
 @bp.app_context_processor
 def office365_navigation() -> dict:
     """Whether to show "Office 365" in the menu: the user may run some datasource's operations."""
-    from api.service import usable_datasources
-
     if not current_user.is_authenticated:
         return {"office365_datasources": False}
     try:

@@ -10,7 +10,7 @@ from wtforms import RadioField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from admin.fields import options
-from admin.o365_common import ActionForm, attempt, datasource, flash_error, message_of, page, route
+from admin.office365.common import ActionForm, attempt, datasource, flash_error, message_of, page, route
 from office365 import operations as ops
 from office365.errors import FieldError
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from flask import flash, redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from admin.o365_common import ActionForm, attempt, datasource, flash_error, message_of, page, route
-from admin.o365_groups import user_key
+from admin.office365.common import ActionForm, attempt, datasource, flash_error, message_of, page, route
+from admin.office365.groups import user_key
 from office365 import operations as ops
 from office365.errors import FieldError, UsageLocationRequired
 

@@ -7,8 +7,8 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from admin import bp, connection_user_view
-from admin.o365_common import ActionForm, attempt, datasource, page, route
-from api.service import usable_datasources
+from admin.office365.common import ActionForm, attempt, datasource, page, route
+from datasources.service import usable_datasources
 from office365 import operations as ops
 
 

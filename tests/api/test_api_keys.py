@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from flask.testing import FlaskClient
 
-from api.models import ApiKey, hash_key
+from core.api_keys import ApiKey, hash_key
 from core.extensions import db
 from core.models import AuditEvent
 from tests.conftest import csrf_token, make_user

@@ -14,28 +14,13 @@ from core.extensions import db
 from core.models import AuditEvent, Datasource
 from emulator.server import EmulatorHandle
 from tests.conftest import csrf_token, make_user
-from tests.o365_helpers import emulator, emulator_env  # noqa: F401
+from tests.o365_helpers import emulator_env
 from tests.o365_ops_helpers import ADMIN_UPN, Tenant, api_key_for, authorized_datasource, bearer
 
 
 @pytest.fixture
-def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
+def app_env(emulator: EmulatorHandle) -> dict[str, str]:
     return emulator_env(emulator)
-
-
-@pytest.fixture
-def tenant(emulator: EmulatorHandle) -> Tenant:  # noqa: F811
-    return Tenant(emulator)
-
-
-@pytest.fixture
-def ds(admin_client: FlaskClient, emulator: EmulatorHandle, app: Flask) -> Datasource:  # noqa: F811
-    return authorized_datasource(admin_client, emulator, app)
-
-
-@pytest.fixture
-def key(admin_user) -> str:  # type: ignore[no-untyped-def]
-    return api_key_for(admin_user)
 
 
 def _events(operation: str) -> list[AuditEvent]:
@@ -192,7 +177,7 @@ def test_bad_input_gives_clear_errors(client: FlaskClient, ds: Datasource, key: 
 
 
 def test_read_only_datasource_refuses_writes_before_sending(client: FlaskClient, admin_client: FlaskClient,
-                                                           emulator: EmulatorHandle, app: Flask,  # noqa: F811
+                                                           emulator: EmulatorHandle, app: Flask,
                                                            key: str, tenant: Tenant) -> None:
     ds = authorized_datasource(admin_client, emulator, app, name="Read only", read_write=False)
     base, h = f"/api/v1/datasources/{ds.id}", bearer(key)

@@ -15,15 +15,10 @@ from core.extensions import db
 from core.models import AuditEvent, Datasource, PendingAuthorization, utcnow
 from emulator.server import EmulatorHandle
 from tests.conftest import csrf_token, make_user, sign_in
-from tests.o365_helpers import callback_path, emulator, emulator_env, sign_in_at_microsoft  # noqa: F401
+from tests.o365_helpers import callback_path, sign_in_at_microsoft
 
 ADMIN_UPN = "admin@contoso.example"
 USER_UPN = "adele.vance@contoso.example"
-
-
-@pytest.fixture
-def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
-    return emulator_env(emulator)
 
 
 def _create(client: FlaskClient, name: str = "Contoso 365", read_write: bool = False, sso: bool = False):  # type: ignore[no-untyped-def]
@@ -47,7 +42,7 @@ def _start(client: FlaskClient, datasource: Datasource) -> str:
     return response.headers["Location"]
 
 
-def _authorize(client: FlaskClient, emulator: EmulatorHandle, datasource: Datasource,  # noqa: F811
+def _authorize(client: FlaskClient, emulator: EmulatorHandle, datasource: Datasource,
                username: str = ADMIN_UPN) -> str:
     auth_uri = _start(client, datasource)
     page = client.get(callback_path(sign_in_at_microsoft(emulator, auth_uri, username)))
@@ -55,7 +50,7 @@ def _authorize(client: FlaskClient, emulator: EmulatorHandle, datasource: Dataso
     return page.get_data(as_text=True)
 
 
-def _control(emulator: EmulatorHandle, method: str, path: str, body: dict | None = None) -> requests.Response:  # noqa: F811
+def _control(emulator: EmulatorHandle, method: str, path: str, body: dict | None = None) -> requests.Response:
     response = requests.request(method, f"{emulator.base_url}/_emulator/{path}", json=body, verify=emulator.ca_path,
                                 headers={"Authorization": f"Bearer {emulator.config['control_key']}"}, timeout=10)
     assert response.status_code < 300, response.text
@@ -114,7 +109,7 @@ def test_second_admin_saving_stale_details_is_told_and_nothing_is_overwritten(ad
 
 
 def test_authorize_with_an_office365_admin_makes_it_ready(admin_client: FlaskClient,
-                                                          emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                          emulator: EmulatorHandle) -> None:
     _create(admin_client, read_write=True)
     datasource = _datasource()
     auth_uri = _start(admin_client, datasource)
@@ -134,7 +129,7 @@ def test_authorize_with_an_office365_admin_makes_it_ready(admin_client: FlaskCli
     assert event.outcome == "success" and event.detail["authorized_by"] == ADMIN_UPN
 
 
-def test_tokens_never_appear_in_the_database_in_clear(admin_client: FlaskClient, emulator: EmulatorHandle,  # noqa: F811
+def test_tokens_never_appear_in_the_database_in_clear(admin_client: FlaskClient, emulator: EmulatorHandle,
                                                       app: Flask) -> None:
     _create(admin_client)
     _authorize(admin_client, emulator, _datasource())
@@ -153,7 +148,7 @@ def test_tokens_never_appear_in_the_database_in_clear(admin_client: FlaskClient,
 
 
 def test_non_admin_office365_account_is_refused_and_nothing_changes(admin_client: FlaskClient,
-                                                                    emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                                    emulator: EmulatorHandle) -> None:
     _create(admin_client)
     _authorize(admin_client, emulator, _datasource())  # an admin consents for the organization first
     _create(admin_client, "Second")
@@ -167,7 +162,7 @@ def test_non_admin_office365_account_is_refused_and_nothing_changes(admin_client
 
 
 def test_without_wids_in_the_id_token_the_roles_come_from_graph_member_of(admin_client: FlaskClient,
-                                                                          emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                                          emulator: EmulatorHandle) -> None:
     # An application registered without groupMembershipClaims gets no `wids` claim in its ID tokens.
     _control(emulator, "PATCH", f"clients/{emulator.config['client_id']}", {"group_membership_claims": False})
     _create(admin_client)
@@ -185,7 +180,7 @@ def test_without_wids_in_the_id_token_the_roles_come_from_graph_member_of(admin_
 
 
 def test_member_of_failing_is_reported_not_taken_for_a_non_admin(admin_client: FlaskClient,
-                                                                 emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                                 emulator: EmulatorHandle) -> None:
     _control(emulator, "PATCH", f"clients/{emulator.config['client_id']}", {"group_membership_claims": False})
     _create(admin_client)
     auth_uri = _start(admin_client, _datasource())
@@ -197,7 +192,7 @@ def test_member_of_failing_is_reported_not_taken_for_a_non_admin(admin_client: F
 
 
 def test_cancelled_sign_in_is_reported_and_status_kept(admin_client: FlaskClient,
-                                                       emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                       emulator: EmulatorHandle) -> None:
     _create(admin_client)
     auth_uri = _start(admin_client, _datasource())
     response = sign_in_at_microsoft(emulator, auth_uri, ADMIN_UPN, accept_consent=False)
@@ -207,7 +202,7 @@ def test_cancelled_sign_in_is_reported_and_status_kept(admin_client: FlaskClient
 
 
 def test_unknown_replayed_and_forged_callbacks_change_nothing(admin_client: FlaskClient,
-                                                              emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                              emulator: EmulatorHandle) -> None:
     _create(admin_client)
     bogus = admin_client.get("/admin/datasources/authorize/callback?state=forged&code=abc")
     assert bogus.status_code == 200 and "expired or was already used" in bogus.get_data(as_text=True)
@@ -225,7 +220,7 @@ def test_unknown_replayed_and_forged_callbacks_change_nothing(admin_client: Flas
     assert _datasource().status == "ready"
 
 
-def test_expired_flow_is_refused(admin_client: FlaskClient, emulator: EmulatorHandle) -> None:  # noqa: F811
+def test_expired_flow_is_refused(admin_client: FlaskClient, emulator: EmulatorHandle) -> None:
     _create(admin_client)
     auth_uri = _start(admin_client, _datasource())
     pending = db.session.scalars(db.select(PendingAuthorization)).one()
@@ -236,7 +231,7 @@ def test_expired_flow_is_refused(admin_client: FlaskClient, emulator: EmulatorHa
     assert _datasource().status == "incomplete"
 
 
-def test_token_endpoint_down_is_reported(admin_client: FlaskClient, emulator: EmulatorHandle) -> None:  # noqa: F811
+def test_token_endpoint_down_is_reported(admin_client: FlaskClient, emulator: EmulatorHandle) -> None:
     _create(admin_client)
     auth_uri = _start(admin_client, _datasource())
     path = callback_path(sign_in_at_microsoft(emulator, auth_uri, ADMIN_UPN))
@@ -247,7 +242,7 @@ def test_token_endpoint_down_is_reported(admin_client: FlaskClient, emulator: Em
     assert _datasource().status == "incomplete"
 
 
-def test_slow_token_endpoint_is_reported(admin_client: FlaskClient, emulator: EmulatorHandle) -> None:  # noqa: F811
+def test_slow_token_endpoint_is_reported(admin_client: FlaskClient, emulator: EmulatorHandle) -> None:
     admin_client.application.config["O365_HTTP_TIMEOUT"] = 1.0
     admin_client.application.extensions.pop("microsoft_settings", None)
     _create(admin_client)
@@ -260,7 +255,7 @@ def test_slow_token_endpoint_is_reported(admin_client: FlaskClient, emulator: Em
 
 
 def test_failed_connection_test_keeps_the_previous_state(admin_client: FlaskClient,
-                                                         emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                         emulator: EmulatorHandle) -> None:
     _create(admin_client)
     auth_uri = _start(admin_client, _datasource())
     path = callback_path(sign_in_at_microsoft(emulator, auth_uri, ADMIN_UPN))
@@ -274,7 +269,7 @@ def test_failed_connection_test_keeps_the_previous_state(admin_client: FlaskClie
 
 
 def test_revoked_grant_flips_status_on_next_use_with_the_reason(admin_client: FlaskClient,
-                                                                emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                                emulator: EmulatorHandle) -> None:
     _create(admin_client)
     _authorize(admin_client, emulator, _datasource())
     datasource = _datasource()
@@ -297,7 +292,7 @@ def test_revoked_grant_flips_status_on_next_use_with_the_reason(admin_client: Fl
 
 
 def test_ticking_read_write_after_authorization_asks_for_reauthorization(admin_client: FlaskClient,
-                                                                         emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                                         emulator: EmulatorHandle) -> None:
     _create(admin_client)
     datasource = _datasource()
     _authorize(admin_client, emulator, datasource)
@@ -315,7 +310,7 @@ def test_ticking_read_write_after_authorization_asks_for_reauthorization(admin_c
 
 
 def test_reauthorization_warning_from_14_days_before_six_months(admin_client: FlaskClient,
-                                                               emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                               emulator: EmulatorHandle) -> None:
     _create(admin_client)
     _authorize(admin_client, emulator, _datasource())
     datasource = _datasource()
@@ -360,7 +355,7 @@ def test_security_limits_who_administers_and_who_uses(admin_client: FlaskClient,
 
 
 def test_delete_says_what_depends_on_it_and_removes_its_tokens(admin_client: FlaskClient,
-                                                               emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                               emulator: EmulatorHandle) -> None:
     _create(admin_client, sso=True)
     datasource = _datasource()
     _authorize(admin_client, emulator, datasource)
@@ -374,7 +369,7 @@ def test_delete_says_what_depends_on_it_and_removes_its_tokens(admin_client: Fla
     assert db.session.scalars(db.select(AuditEvent).filter_by(action="datasource.delete")).one()
 
 
-def test_cli_list_and_test(admin_client: FlaskClient, emulator: EmulatorHandle) -> None:  # noqa: F811
+def test_cli_list_and_test(admin_client: FlaskClient, emulator: EmulatorHandle) -> None:
     _create(admin_client)
     runner = admin_client.application.test_cli_runner()
     assert "not authorized" in runner.invoke(args=["datasources", "list"]).output
@@ -429,7 +424,7 @@ def test_delete_lists_scheduled_tasks_that_go_with_it(admin_client: FlaskClient)
 
 
 def test_test_connection_redeems_the_grant_so_removed_consent_is_caught(admin_client: FlaskClient,
-                                                                        emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                                        emulator: EmulatorHandle) -> None:
     _create(admin_client)
     _authorize(admin_client, emulator, _datasource())
     datasource = _datasource()

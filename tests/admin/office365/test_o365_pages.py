@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import uuid
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -15,18 +14,7 @@ from core.extensions import db
 from core.models import AuditEvent, Datasource
 from emulator.server import EmulatorHandle
 from tests.conftest import csrf_token, make_user, sign_in
-from tests.o365_helpers import emulator, emulator_env  # noqa: F401
 from tests.o365_ops_helpers import ADMIN_UPN, Tenant, authorized_datasource
-
-
-@pytest.fixture
-def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
-    return emulator_env(emulator)
-
-
-@pytest.fixture
-def tenant(emulator: EmulatorHandle) -> Tenant:  # noqa: F811
-    return Tenant(emulator)
 
 
 def _text(response) -> str:  # type: ignore[no-untyped-def]
@@ -40,7 +28,7 @@ def _post(client: FlaskClient, path: str, data: dict, form_page: str) -> str:
     return _text(client.post(path, data={"csrf_token": token, **data}, follow_redirects=True))
 
 
-def test_bad_input_on_the_pages(admin_client: FlaskClient, emulator: EmulatorHandle, app: Flask,  # noqa: F811
+def test_bad_input_on_the_pages(admin_client: FlaskClient, emulator: EmulatorHandle, app: Flask,
                                 tenant: Tenant) -> None:
     ds = authorized_datasource(admin_client, emulator, app)
     base = f"/admin/datasources/{ds.id}/o365"
@@ -87,7 +75,7 @@ def test_bad_input_on_the_pages(admin_client: FlaskClient, emulator: EmulatorHan
 
 
 def test_read_only_datasource_and_who_may_use_the_pages(admin_client: FlaskClient,
-                                                        emulator: EmulatorHandle, app: Flask,  # noqa: F811
+                                                        emulator: EmulatorHandle, app: Flask,
                                                         tenant: Tenant) -> None:
     ds = authorized_datasource(admin_client, emulator, app, read_write=False)
     base, legal = f"/admin/datasources/{ds.id}/o365", tenant.group("Legal")
@@ -125,7 +113,7 @@ def test_read_only_datasource_and_who_may_use_the_pages(admin_client: FlaskClien
     assert answer.status_code == 409 and "has not been authorized yet" in _text(answer)
 
 
-def test_faults_on_the_pages(admin_client: FlaskClient, emulator: EmulatorHandle, app: Flask,  # noqa: F811
+def test_faults_on_the_pages(admin_client: FlaskClient, emulator: EmulatorHandle, app: Flask,
                              tenant: Tenant) -> None:
     ds = authorized_datasource(admin_client, emulator, app)
     base, legal = f"/admin/datasources/{ds.id}/o365", tenant.group("Legal")
@@ -152,7 +140,7 @@ def test_faults_on_the_pages(admin_client: FlaskClient, emulator: EmulatorHandle
 
 
 def test_bulk_licence_page_previews_then_assigns_and_the_audit_log_filters_and_exports(
-        admin_client: FlaskClient, emulator: EmulatorHandle, app: Flask, tenant: Tenant) -> None:  # noqa: F811
+        admin_client: FlaskClient, emulator: EmulatorHandle, app: Flask, tenant: Tenant) -> None:
     ds = authorized_datasource(admin_client, emulator, app)
     base, legal, bi = f"/admin/datasources/{ds.id}/o365", tenant.group("Legal"), tenant.sku("POWER_BI_PRO")
     members = tenant.members(legal)
