@@ -107,11 +107,12 @@ def _register_blueprints(app: Flask) -> None:
     init_cli(app)
     import imports
     import jobs
-    from datasources import keep_alive
 
     jobs.init_app(app)  # scheduled tasks: huey queue, webhook, `flask jobs`
     imports.init_app(app)  # the user-import job kind and `flask import`
-    keep_alive.init_app(app)  # the datasource keep-alive job kind
     from sso.cli import sso_cli
 
     app.cli.add_command(sso_cli)
+    import datasources
+
+    datasources.init_app(app)  # `flask datasources` and the datasource keep-alive job kind

@@ -1,14 +1,12 @@
 """Administration > Data sources: list, "+ Add new", the Office 365 data connector screen, Authorize, Security.
 
-The authorization flow is kept server-side (`PendingAuthorization`, keyed by MSAL's `state`), so any worker can
-finish it and the callback needs no cookie beyond the admin's session.
+The authorization's bookkeeping (pending flow, applying the grant, undo on a failed test, the tenant rule) is
+datasources/authorization.py; these views say what happened, audit it and, on Change tenant, hold single sign-on.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import timedelta
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -24,13 +22,12 @@ from admin.fields import CheckboxChoices, options
 from core import audit
 from core.access import can_administer_datasource, can_use_datasource, roles_required
 from core.converters import DB_INT_MAX, ascii_int, parse_int
-from core.crypto import secret_box
 from core.extensions import db
-from core.models import Datasource, Group, PendingAuthorization, Role, utcnow
+from core.models import Datasource, Group, Role, utcnow
 from core.timefmt import format_local
+from datasources import authorization
+from datasources.authorization import CHANGE_TENANT, PendingFlow
 from datasources.grant import (
-    ConnectionTest,
-    microsoft_settings,
     needs_write_reauthorization,
     reauthorization_due,
     reauthorization_warning,
@@ -38,13 +35,7 @@ from datasources.grant import (
 )
 from imports.models import UserImport
 from jobs.models import ScheduledTask
-from office365.authorization import (
-    FLOW_LIFETIME_SECONDS,
-    AuthorizationFailed,
-    Grant,
-    finish_authorization,
-    start_authorization,
-)
+from office365.authorization import AuthorizationFailed, Grant
 from office365.operations import OPERATIONS
 from sso.models import SsoProvider
 
@@ -243,16 +234,12 @@ def _save_details(datasource: Datasource, form: DatasourceForm) -> bool:
     return True
 
 
-CHANGE_TENANT = "change_tenant"
-INTENT_KEY = "gateway_intent"  # our note in the stored flow dict; removed before MSAL sees the flow
-
-
 @bp.post("/datasources/<id:datasource_id>/authorize")
 def datasource_authorize(datasource_id: int) -> Response:
     datasource = _datasource_for_admin(datasource_id)
     if not ActionForm().validate_on_submit():
         abort(400)
-    return _start_authorization(datasource, "authorize")
+    return _start_authorization(datasource, authorization.AUTHORIZE)
 
 
 @bp.post("/datasources/<id:datasource_id>/change-tenant")
@@ -286,45 +273,37 @@ def _tenant_change_blocker(datasource: Datasource) -> str | None:
 def _start_authorization(datasource: Datasource, intent: str) -> Response:
     action = "datasource.change_tenant" if intent == CHANGE_TENANT else "datasource.authorize"
     try:
-        flow = start_authorization(microsoft_settings(), read_write=datasource.read_write,
-                                   redirect_uri=_callback_url())
+        auth_uri = authorization.begin(datasource, current_user.id, intent, _callback_url())
     except AuthorizationFailed as exc:
         audit.record(action, datasource.name, outcome="failure", reason=str(exc))
         flash(str(exc), "danger")
         return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
-    cutoff = utcnow() - timedelta(seconds=FLOW_LIFETIME_SECONDS)
-    db.session.execute(PendingAuthorization.__table__.delete().where(PendingAuthorization.created_at < cutoff))
-    db.session.add(PendingAuthorization(state=flow["state"], datasource_id=datasource.id, user_id=current_user.id,
-                                        flow=secret_box().encrypt(json.dumps({**flow, INTENT_KEY: intent}))))
-    db.session.commit()
-    return redirect(flow["auth_uri"])
+    return redirect(auth_uri)
 
 
 @bp.get("/datasources/authorize/callback")
 def datasource_authorize_callback() -> str:
-    state = request.args.get("state", "")
-    pending = db.session.get(PendingAuthorization, state) if state else None
-    if pending is None or pending.user_id != current_user.id:
+    pending = authorization.take(request.args.get("state", ""), current_user.id)
+    if pending is None:
         audit.record("datasource.authorize", "unknown", outcome="failure", reason="unknown, replayed or foreign state")
         return _authorize_result(None, False, "This authorization has expired or was already used. Close this "
                                               "window and click Authorize again.")
-    datasource = db.session.get(Datasource, pending.datasource_id)
-    flow = json.loads(secret_box().decrypt(pending.flow))
-    expired = utcnow() - pending.created_at > timedelta(seconds=FLOW_LIFETIME_SECONDS)
-    db.session.delete(pending)  # single use, whatever happens next
-    db.session.commit()
+    datasource = pending.datasource
     if datasource is None or not can_administer_datasource(current_user, datasource):
         return _authorize_result(None, False, "The data source no longer exists or you may not administer it.")
-    intent = flow.pop(INTENT_KEY, "authorize")
-    if expired:
+    if pending.expired:
         return _authorize_failed(datasource, "The authorization took too long and expired. Click Authorize again.")
-    if intent == CHANGE_TENANT and not current_user.has_any_role(Role.ADMINISTRATOR):
+    if pending.intent == CHANGE_TENANT and not current_user.has_any_role(Role.ADMINISTRATOR):
         return _authorize_failed(datasource, "Only an Administrator may change the tenant. Nothing was changed.")
+    return _finish(datasource, pending)
+
+
+def _finish(datasource: Datasource, pending: PendingFlow) -> str:
     try:
-        grant = finish_authorization(microsoft_settings(), flow, request.args.to_dict())
+        grant = authorization.redeem(pending, request.args.to_dict())
     except AuthorizationFailed as exc:
         return _authorize_failed(datasource, str(exc))
-    if intent == CHANGE_TENANT and grant.tenant_id != datasource.tenant_id:
+    if pending.intent == CHANGE_TENANT and grant.tenant_id != datasource.tenant_id:
         return _tenant_changed(datasource, grant)
     return _authorize_succeeded(datasource, grant)
 
@@ -358,7 +337,7 @@ def _tenant_changed(datasource: Datasource, grant: Grant) -> str:
         flash(blocker, "danger")
         return _authorize_result(datasource, False, blocker)
     old_id, old_name = datasource.tenant_id, datasource.tenant_name
-    test = _keep_grant(datasource, grant)
+    test = authorization.keep_grant(datasource, grant)
     if not test.ok:
         return _authorize_failed(datasource, test.message)
     providers = _sso_providers(datasource)
@@ -404,37 +383,17 @@ def datasource_confirm_tenant(datasource_id: int) -> Response:
     return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
 
 
-def _keep_grant(datasource: Datasource, grant: Grant) -> ConnectionTest:
-    """Store the grant if the connection test passes with it; otherwise put back what was there."""
-    previous = {name: getattr(datasource, name) for name in ("token_cache", "tenant_id", "granted_scopes", "status")}
-    datasource.token_cache = secret_box().encrypt(grant.token_cache)
-    datasource.tenant_id = grant.tenant_id
-    datasource.granted_scopes = " ".join(grant.scopes)
-    datasource.status = Datasource.READY
-    test = run_connection_test(datasource, prove_grant=False)  # the code was redeemed a moment ago
-    if not test.ok:
-        for name, value in previous.items():  # the grant is not kept when it cannot be used
-            setattr(datasource, name, value)
-        db.session.commit()
-        return test
-    datasource.tenant_name = test.tenant_name
-    datasource.authorized_by = grant.username
-    datasource.authorized_by_oid = grant.user_oid
-    datasource.authorized_at = datasource.last_refresh_ok_at = utcnow()
-    datasource.last_error = datasource.last_error_at = None
-    return test
-
-
 def _authorize_succeeded(datasource: Datasource, grant: Grant) -> str:
-    if datasource.tenant_id and grant.tenant_id != datasource.tenant_id:
+    if authorization.is_other_tenant(datasource, grant):
         return _authorize_refused_other_tenant(datasource, grant)
     reauthorize = datasource.authorized_at is not None
-    test = _keep_grant(datasource, grant)
+    test = authorization.keep_grant(datasource, grant)
     if not test.ok:
         return _authorize_failed(datasource, test.message)
     audit.record("datasource.reauthorize" if reauthorize else "datasource.authorize", datasource.name,
                  tenant_id=grant.tenant_id, authorized_by=grant.username, scopes=grant.scopes,
-                 admin_roles=grant.admin_roles)
+                 admin_roles=grant.admin_roles, commit=False)
+    db.session.commit()  # the kept grant and its audit record together
     flash(test.message, "success")
     return _authorize_result(datasource, True, test.message)
 

@@ -1,25 +1,27 @@
-"""A datasource's grant at work: MSAL token cache (encrypted in the database) as the Graph client's token source.
+"""A datasource's grant at work: its MSAL token cache (encrypted in the database) as the Graph client's token
+source, the re-authorization dates, the connection test and the keep-alive.
 
 Silent refresh stores the rotated tokens every time; a refused refresh marks the datasource as needing
-re-authorization, records the AADSTS reason, and raises `ReauthorizationRequired`.
+re-authorization, records the AADSTS reason, and raises `ReauthorizationRequired`. The Microsoft side (MSAL) is
+office365/token_cache.py, which gets the settings and the decrypted cache from here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NoReturn
 
-import msal
-import requests
 from flask import current_app
 
 from core.crypto import InvalidToken, secret_box
 from core.extensions import db
 from core.models import Datasource, utcnow
-from office365.authorization import WRITE_SCOPES, explain, make_msal_app
-from office365.errors import GraphUnavailable, Office365Error, ReauthorizationRequired
+from office365.authorization import WRITE_SCOPES
+from office365.errors import Office365Error, ReauthorizationRequired
 from office365.graph import GraphClient
-from office365.settings import GRAPH_RESOURCE, MicrosoftSettings
+from office365.settings import MicrosoftSettings
+from office365.token_cache import GrantRefused, redeem_silently
 
 REAUTHORIZE_AFTER = timedelta(days=182)
 REAUTHORIZE_WARNING = timedelta(days=14)
@@ -71,16 +73,15 @@ class DatasourceGrant:
     def granted_scopes(self) -> frozenset[str]:
         return self.datasource.scopes
 
-    def _load_cache(self) -> msal.SerializableTokenCache:
-        cache = msal.SerializableTokenCache()
-        if self.datasource.token_cache:
-            try:
-                cache.deserialize(secret_box().decrypt(self.datasource.token_cache))
-            except InvalidToken:
-                self._refuse("the stored tokens cannot be decrypted with TOKEN_ENCRYPTION_KEYS (was a key removed?)")
-        return cache
+    def _stored_cache(self) -> str | None:
+        if not self.datasource.token_cache:
+            return None
+        try:
+            return secret_box().decrypt(self.datasource.token_cache)
+        except InvalidToken:
+            self._refuse("the stored tokens cannot be decrypted with TOKEN_ENCRYPTION_KEYS (was a key removed?)")
 
-    def _refuse(self, reason: str) -> None:
+    def _refuse(self, reason: str) -> NoReturn:
         mark_needs_reauthorization(self.datasource, reason)
         raise ReauthorizationRequired(f"The Office 365 datasource \"{self.datasource.name}\" needs to be "
                                       f"re-authorized: {reason}. An administrator must click Re-Authorize.")
@@ -91,26 +92,19 @@ class DatasourceGrant:
                                           "an administrator must click Authorize.")
         if self.datasource.status == Datasource.NEEDS_REAUTHORIZATION:
             force_refresh = True  # a cached access token must not hide a refused grant; recover if it works again
-        cache = self._load_cache()
-        app = make_msal_app(self.settings, tenant=self.datasource.tenant_id, cache=cache)
-        accounts = app.get_accounts()
-        if not accounts:
-            self._refuse("no signed-in account is stored for it")
-        scopes = [f"{GRAPH_RESOURCE}/{name}" for name in sorted(self.granted_scopes)]
         try:
-            result = app.acquire_token_silent_with_error(scopes, accounts[0], force_refresh=force_refresh)
-        except requests.RequestException as exc:
-            raise GraphUnavailable(f"Could not reach the Microsoft token service ({type(exc).__name__}). "
-                                   "Try again in a moment.") from None
-        if not result or "access_token" not in result:
-            self._refuse(explain(result or {"error": "no token could be obtained silently"}))
-        if cache.has_state_changed:
-            self.datasource.token_cache = secret_box().encrypt(cache.serialize())
+            token = redeem_silently(self.settings, tenant=self.datasource.tenant_id,
+                                    serialized_cache=self._stored_cache(), scopes=self.granted_scopes,
+                                    force_refresh=force_refresh)
+        except GrantRefused as exc:
+            self._refuse(str(exc))
+        if token.rotated_cache is not None:
+            self.datasource.token_cache = secret_box().encrypt(token.rotated_cache)
             self.datasource.last_refresh_ok_at = utcnow()
             if self.datasource.status == Datasource.NEEDS_REAUTHORIZATION:
                 self.datasource.status = Datasource.READY
             db.session.commit()
-        return str(result["access_token"])
+        return token.access_token
 
 
 def graph_client(datasource: Datasource) -> GraphClient:
