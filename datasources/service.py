@@ -104,14 +104,16 @@ def run(datasource: Datasource, caller: Caller, name: str, target: str, summary:
     """
     op = operation(name)
     should_audit = op.kind == "write" if audit_it is None else audit_it
+    access: GraphAccess | None = None  # stays None when building the client already failed
     try:
         access = graph_access(datasource)
         result = call(access)
     except Office365Error as exc:
         if should_audit or isinstance(exc, WriteNotAllowed):
             outcome = "refused" if isinstance(exc, REFUSALS) else "failure"
+            last_request_id = access.client.last_request_id if access is not None else None
             _record(datasource, caller, op, target, summary, outcome, error_code=exc.error_code,
-                    message=exc.message, request_id=exc.request_id or _last_request_id(locals()))
+                    message=exc.message, request_id=exc.request_id or last_request_id)
         raise
     if should_audit:
         kept = outcome_of(result) if outcome_of else {}
@@ -126,11 +128,6 @@ def refuse(datasource: Datasource | None, caller: Caller, name: str, target: str
     op = operation(name)
     if op.kind == "write":
         _record(datasource, caller, op, target, summary, "refused", error_code=code, message=message)
-
-
-def _last_request_id(scope: dict[str, Any]) -> str | None:
-    access = scope.get("access")
-    return access.client.last_request_id if isinstance(access, GraphAccess) else None
 
 
 def _record(datasource: Datasource | None, caller: Caller, op: Operation, target: str, summary: dict[str, Any],

@@ -13,15 +13,9 @@ from playwright.sync_api import Page, expect
 
 from emulator.server import EmulatorHandle
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LiveServer
-from tests.o365_helpers import emulator, emulator_env  # noqa: F401
 from tests.o365_ops_helpers import Tenant, authorized_datasource
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
-    return emulator_env(emulator)
 
 
 def _sign_in(page: Page, live_server: LiveServer) -> None:
@@ -38,7 +32,7 @@ def _pick(page: Page, field: str, text: str, option: str) -> None:
 
 
 def test_the_ten_operations_in_the_browser(page: Page, live_server: LiveServer, admin_client: FlaskClient,
-                                           emulator: EmulatorHandle, app: Flask,  # noqa: F811
+                                           emulator: EmulatorHandle, app: Flask,
                                            artifacts_dir: Path) -> None:
     ds = authorized_datasource(admin_client, emulator, app)
     tenant = Tenant(emulator)
@@ -140,7 +134,7 @@ def test_the_ten_operations_in_the_browser(page: Page, live_server: LiveServer, 
 
 
 def test_bulk_add_preview_results_and_audit(page: Page, live_server: LiveServer, admin_client: FlaskClient,
-                                            emulator: EmulatorHandle, app: Flask,  # noqa: F811
+                                            emulator: EmulatorHandle, app: Flask,
                                             artifacts_dir: Path) -> None:
     ds = authorized_datasource(admin_client, emulator, app)
     tenant = Tenant(emulator)
