@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 
 from core.models import Datasource, User
 from emulator.server import EmulatorHandle
-from tests.o365_helpers import emulator, emulator_env  # noqa: F401
+from tests.o365_helpers import emulator_env
 from tests.o365_ops_helpers import api_key_for, authorized_datasource, bearer
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
@@ -38,11 +38,11 @@ OPERATIONS = 15
 
 
 @pytest.fixture
-def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
+def app_env(emulator: EmulatorHandle) -> dict[str, str]:
     return emulator_env(emulator)
 
 
-def test_every_operation_answers_as_documented(app: Flask, admin_client: FlaskClient, emulator: EmulatorHandle,  # noqa: F811
+def test_every_operation_answers_as_documented(app: Flask, admin_client: FlaskClient, emulator: EmulatorHandle,
                                                admin_user: User) -> None:
     ds = authorized_datasource(admin_client, emulator, app)
     config = schemathesis.Config.from_dict({"parameters": {"path.datasource_id": ds.id}})
