@@ -203,8 +203,7 @@ def bench_sign_in_requests() -> None:
     from core.models import ensure_roles
     from emulator.server import start_in_thread
     from tests.conftest import FreshGlobalsClient, csrf_token, make_user, sign_in
-    from tests.datasources.test_datasources import _authorize, _create, _datasource
-    from tests.o365_helpers import emulator_env
+    from tests.o365_helpers import authorize_datasource, create_datasource, datasource_named, emulator_env
     from tests.sso_helpers import SSO_PATHS, add_office365_provider, enable_sso, microsoft_sign_in
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -221,10 +220,10 @@ def bench_sign_in_requests() -> None:
                 admin = app.test_client()
                 make_user("admin@example.com", "bench-admin-password", "Administrator")
                 sign_in(admin, "admin@example.com", "bench-admin-password")
-                _create(admin, sso=True)
-                _authorize(admin, emu, _datasource())
+                create_datasource(admin, sso=True)
+                authorize_datasource(admin, emu, datasource_named())
                 enable_sso(create_users=True)
-                add_office365_provider(_datasource())
+                add_office365_provider(datasource_named())
                 control = {"headers": {"Authorization": f"Bearer {emu.config['control_key']}"},
                            "verify": emu.ca_path, "timeout": 10}
 

@@ -10,10 +10,15 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from flask.testing import FlaskClient
 
+from core.extensions import db
+from core.models import Datasource
 from emulator.server import EmulatorHandle, start_in_thread
+from tests.conftest import csrf_token
 
 CALLBACK_PATH = "/admin/datasources/authorize/callback"
+ADMIN_UPN = "admin@contoso.example"  # the emulator's Contoso Global Administrator
 
 
 def emulator_env(handle: EmulatorHandle) -> dict[str, str]:
@@ -77,3 +82,35 @@ def callback_path(response: requests.Response) -> str:
     location = urlsplit(response.headers["Location"])
     assert location.path == CALLBACK_PATH, response.headers["Location"]
     return f"{location.path}?{location.query}"
+
+
+def create_datasource(client: FlaskClient, name: str = "Contoso 365", read_write: bool = False,  # type: ignore[no-untyped-def]
+                      sso: bool = False):
+    """Save a new Office 365 datasource through its page (not authorized yet)."""
+    data = {"csrf_token": csrf_token(client, "/admin/datasources/new/office365"), "name": name}
+    if read_write:
+        data["read_write"] = "y"
+    if sso:
+        data["sso_enabled"] = "y"
+    return client.post("/admin/datasources/new/office365", data=data)
+
+
+def datasource_named(name: str = "Contoso 365") -> Datasource:
+    db.session.expire_all()
+    return db.session.scalars(db.select(Datasource).filter_by(name=name)).one()
+
+
+def start_authorization(client: FlaskClient, datasource: Datasource) -> str:
+    token = csrf_token(client, f"/admin/datasources/{datasource.id}")
+    response = client.post(f"/admin/datasources/{datasource.id}/authorize", data={"csrf_token": token})
+    assert response.status_code == 302
+    return response.headers["Location"]
+
+
+def authorize_datasource(client: FlaskClient, emulator: EmulatorHandle, datasource: Datasource,
+                         username: str = ADMIN_UPN) -> str:
+    """Authorize `datasource` as `username` at the emulator; the callback page's text."""
+    auth_uri = start_authorization(client, datasource)
+    page = client.get(callback_path(sign_in_at_microsoft(emulator, auth_uri, username)))
+    assert page.status_code == 200
+    return page.get_data(as_text=True)

@@ -16,7 +16,14 @@ from emulator.server import EmulatorHandle
 from sso.models import SignInAttempt
 from sso.sessions import store
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_token, make_user, sign_in
-from tests.o365_helpers import browser_session, emulator_env, sign_in_at_microsoft
+from tests.o365_helpers import (
+    authorize_datasource,
+    browser_session,
+    create_datasource,
+    datasource_named,
+    emulator_env,
+    sign_in_at_microsoft,
+)
 from tests.sso_helpers import (  # noqa: F401
     add_office365_provider,
     enable_sso,
@@ -95,15 +102,13 @@ def test_a_warm_sign_in_makes_one_outbound_request(app, client: FlaskClient, con
 
 
 def test_groups_overage_is_read_from_graph_and_cached(app, client: FlaskClient, sso_emulator: EmulatorHandle) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    from tests.datasources.test_datasources import _authorize, _create, _datasource
-
     admin = app.test_client()
     make_user(ADMIN_EMAIL, ADMIN_PASSWORD, "Administrator")
     sign_in(admin, ADMIN_EMAIL, ADMIN_PASSWORD)
-    _create(admin, sso=True)
-    _authorize(admin, sso_emulator, _datasource())
+    create_datasource(admin, sso=True)
+    authorize_datasource(admin, sso_emulator, datasource_named())
     enable_sso(create_users=True)
-    add_office365_provider(_datasource())
+    add_office365_provider(datasource_named())
     from emulator.graph.relations import role_object_id
 
     user_admin = "fe930be7-5e62-47db-91af-98c3a49a38b1"  # Graph lists directory roles among memberships
