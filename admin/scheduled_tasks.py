@@ -31,6 +31,7 @@ from core.crypto import secret_box
 from core.extensions import db
 from core.models import Datasource, Group, Role, utcnow
 from core.timefmt import deployment_zone_name, format_local, zone, zone_choices
+from datasources.grant import graph_client
 from imports.models import UserImport
 from jobs.models import ScheduledTask, TaskRun
 from jobs.queue import enqueue_run
@@ -386,7 +387,6 @@ def _parse_bindings(text: str) -> list[tuple[str, str]]:
 @bp.route("/scheduled-tasks/imports/<id:datasource_id>", methods=["GET", "POST"])
 @roles_required(ADMIN)
 def import_settings(datasource_id: int) -> Response | str:
-    from datasources.grant import graph_client
     from imports.importer import import_for, reset_sync_state, resolve_groups
     from office365.errors import Office365Error
 

@@ -21,6 +21,7 @@ from flask import current_app
 from core.crypto import InvalidToken, secret_box
 from core.extensions import db
 from core.models import Datasource
+from datasources.grant import microsoft_settings
 from oidc.id_tokens import (
     DiscoveryError,
     FetchRefused,
@@ -220,8 +221,6 @@ def _office365_session(verify: str | bool) -> requests.Session:
 def client_for(provider: SsoProvider) -> ProviderClient:
     """The runtime client of a provider (raises ProviderError when it is not usable)."""
     if provider.kind == SsoProvider.OFFICE365:
-        from datasources.grant import microsoft_settings
-
         datasource = db.session.get(Datasource, provider.datasource_id) if provider.datasource_id else None
         if datasource is None or not datasource.tenant_id:
             raise ProviderError("provider", "The Office 365 datasource of this sign-in is not authorized.")
@@ -244,8 +243,6 @@ def client_for(provider: SsoProvider) -> ProviderClient:
 def configured_issuer(provider: SsoProvider) -> str | None:
     """The issuer a provider's tokens and logout calls carry, known without asking the provider."""
     if provider.kind == SsoProvider.OFFICE365:
-        from datasources.grant import microsoft_settings
-
         datasource = db.session.get(Datasource, provider.datasource_id) if provider.datasource_id else None
         if datasource is None or not datasource.tenant_id:
             return None
