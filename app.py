@@ -78,9 +78,12 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
+    from core.user_lifecycle import on_users_ended
+    from sso.sessions import end_user_sessions
     from sso.sessions import install as install_sessions
 
     install_sessions(app)  # server-side sessions (database, or Redis with REDIS_URL)
+    on_users_ended(end_user_sessions)  # users the import disables or removes are signed out everywhere
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:

@@ -41,6 +41,7 @@ from admin import (  # noqa: E402,F401  (views attach themselves to bp)
     audit_log,
     datasources,
     home,
+    import_settings,
     office365,
     scheduled_tasks,
     sso,

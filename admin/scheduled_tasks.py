@@ -1,5 +1,5 @@
 """Administration > Scheduled tasks (Administrator): schedules, run now, enable/disable, webhook, run history with
-live progress, and each datasource's import settings."""
+live progress (a datasource's import settings: admin/import_settings.py)."""
 
 from __future__ import annotations
 
@@ -14,25 +14,21 @@ from werkzeug.wrappers import Response
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
-    RadioField,
     SelectField,
     StringField,
     SubmitField,
-    TextAreaField,
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
 from admin import bp
-from admin.fields import AsciiIntegerField, CheckboxChoices, options
+from admin.fields import AsciiIntegerField, options
 from core import audit
 from core.access import roles_required
 from core.converters import DB_INT_MAX, ascii_int, int_arg
 from core.crypto import secret_box
 from core.extensions import db
-from core.models import Datasource, Group, Role, utcnow
+from core.models import Datasource, Role, utcnow
 from core.timefmt import deployment_zone_name, format_local, zone, zone_choices
-from datasources.grant import graph_client
-from imports.models import UserImport
 from jobs.models import ScheduledTask, TaskRun
 from jobs.queue import enqueue_run
 from jobs.recurrence import WEEKDAYS, describe, next_run, wall_time
@@ -112,26 +108,6 @@ class TaskForm(FlaskForm):
 def _not_checked(form: FlaskForm, extra_validators: tuple = ()) -> bool:
     """Validation of a field the chosen schedule does not use."""
     return True
-
-
-class ImportForm(FlaskForm):
-    scope = RadioField("What to import", default="all", choices=options([
-        ("all", "All users"), ("groups", "Members of chosen Office 365 groups")]))
-    source_groups = TextAreaField("Office 365 groups", description="Names or ids, one per line (members of any).")
-    default_role = SelectField("Role of new users", choices=options((n, n) for n in Role.ALL), default=Role.USER)
-    profile_fields = CheckboxChoices("Keep in step", choices=options([
-        ("display_name", "Display name"), ("email", "E-mail"), ("active", "Account enabled")]))
-    on_missing = RadioField("Users no longer in the source", default="nothing", choices=options([
-        ("nothing", "Do nothing"), ("disable", "Disable them"), ("remove", "Remove them")]))
-    removal_guard_percent = AsciiIntegerField("Removal guard (%)", default=10, validators=[NumberRange(0, 100)],
-                                         description="A run that would disable or remove more than this share of "
-                                                     "imported users waits for an administrator's confirmation.")
-    bindings = TextAreaField("Group member sync", description="One per line: Local group = Office 365 group "
-                                                              "(name or id). The local group is created if needed.")
-    override_members = BooleanField("Override group members",
-                                    description="Bound local groups mirror their Office 365 group exactly "
-                                                "(members not in it are taken out).")
-    submit = SubmitField("Save import settings")
 
 
 class ActionForm(FlaskForm):
@@ -367,91 +343,3 @@ def task_run_confirm(run_id: int) -> Response:
     audit.record("task.confirm_removals", str(held.datasource_id), run_id=run.id, held_run_id=held.id,
                  pending=(held.summary or {}).get("guard", {}).get("pending"))
     return redirect(url_for("admin.task_run_detail", run_id=run.id))
-
-
-# -- import settings -------------------------------------------------------------------------------------------
-
-
-def _parse_bindings(text: str) -> list[tuple[str, str]]:
-    pairs = []
-    for line in (text or "").splitlines():
-        if not line.strip():
-            continue
-        local, sep, remote = line.partition("=")
-        if not sep or not local.strip() or not remote.strip():
-            raise ValueError(f"“{line.strip()}”: write Local group = Office 365 group")
-        pairs.append((local.strip()[:256], remote.strip()))
-    return pairs
-
-
-@bp.route("/scheduled-tasks/imports/<id:datasource_id>", methods=["GET", "POST"])
-@roles_required(ADMIN)
-def import_settings(datasource_id: int) -> Response | str:
-    from imports.importer import import_for, reset_sync_state, resolve_groups
-    from office365.errors import Office365Error
-
-    datasource = db.session.get(Datasource, datasource_id) or abort(404)
-    imp = import_for(datasource)
-    bound = db.session.scalars(select(Group).where(Group.datasource_id == datasource.id,
-                                                   Group.source_group_id.is_not(None))).all()
-    form = ImportForm(data=None if request.method == "POST" else {
-        "scope": imp.scope, "source_groups": "\n".join(g["name"] for g in imp.source_groups),
-        "default_role": imp.default_role, "profile_fields": imp.profile_fields, "on_missing": imp.on_missing,
-        "removal_guard_percent": imp.removal_guard_percent,
-        "bindings": "\n".join(f"{g.name} = {g.source_group_name or g.source_group_id}" for g in bound),
-        "override_members": any(g.override_members for g in bound)})
-    if form.validate_on_submit():
-        try:
-            bindings = _parse_bindings(form.bindings.data)
-            names = [n for n in (form.source_groups.data or "").splitlines() if n.strip()]
-            wanted = names + [remote for _, remote in bindings]
-            resolved, missing = resolve_groups(graph_client(datasource), wanted) if wanted else ([], [])
-        except ValueError as exc:
-            form.bindings.errors = [str(exc)]
-        except Office365Error as exc:
-            flash(f"Could not look the groups up in Office 365: {exc}", "danger")
-        else:
-            if missing:
-                form.source_groups.errors = [f"Not found in Office 365: {', '.join(missing)}"]
-            elif form.scope.data == "groups" and not names:
-                form.source_groups.errors = ["Name at least one group, or import all users."]
-            else:
-                _save_import(imp, datasource, form, resolved[:len(names)], list(zip(bindings, resolved[len(names):],
-                                                                                     strict=True)), reset_sync_state)
-                flash("Import settings saved.", "success")
-                return redirect(url_for("admin.import_settings", datasource_id=datasource.id))
-    tasks = db.session.scalars(select(ScheduledTask).where(ScheduledTask.datasource_id == datasource.id)).all()
-    return render_template("admin/scheduled_tasks/import.html", form=form, datasource=datasource, imp=imp,
-                           tasks=tasks, describe=describe)
-
-
-def _save_import(imp: UserImport, datasource: Datasource, form: ImportForm, groups: list[dict],
-                 bindings: list, reset) -> None:  # type: ignore[no-untyped-def]
-    before = {"scope": imp.scope, "groups": [g["id"] for g in imp.source_groups], "fields": imp.profile_fields}
-    imp.scope = form.scope.data
-    imp.source_groups = groups
-    imp.default_role = form.default_role.data
-    imp.profile_fields = list(form.profile_fields.data or [])
-    imp.on_missing = form.on_missing.data
-    imp.removal_guard_percent = form.removal_guard_percent.data
-    imp.updated_at, imp.updated_by = utcnow(), current_user.email
-    after = {"scope": imp.scope, "groups": [g["id"] for g in imp.source_groups], "fields": imp.profile_fields}
-    if before != after and imp.phase == "idle" and imp.running_run_id is None:
-        reset(imp)  # what is in scope changed: the next run reads everything again
-    keep = set()
-    for (local_name, _), remote in bindings:
-        group = db.session.scalar(select(Group).where(func.lower(Group.name) == local_name.lower()))
-        if group is None:
-            group = Group(name=local_name)
-            db.session.add(group)
-        group.datasource_id, group.source_group_id, group.source_group_name = datasource.id, remote["id"], \
-            remote["name"]
-        group.override_members = bool(form.override_members.data)
-        db.session.flush()
-        keep.add(group.id)
-    for group in db.session.scalars(select(Group).where(Group.datasource_id == datasource.id)):
-        if group.id not in keep:
-            group.source_group_id = group.source_group_name = None
-    audit.record("import.settings", datasource.name, scope=imp.scope, groups=[g["name"] for g in groups],
-                 on_missing=imp.on_missing, guard=imp.removal_guard_percent,
-                 bindings=[f"{name} = {remote['name']}" for (name, _), remote in bindings])

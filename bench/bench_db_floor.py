@@ -51,12 +51,12 @@ def main() -> None:
             datasource = Datasource(name="Floor", tenant_id=str(uuid.uuid4()))
             db.session.add(datasource)
             db.session.flush()
-            imp = UserImport(datasource_id=datasource.id)
-            db.session.add(imp)
+            user_import = UserImport(datasource_id=datasource.id)
+            db.session.add(user_import)
             db.session.commit()
             role_id = db.session.scalar(db.select(Role.id).where(Role.name == Role.USER))
             print(f"{args.users} users on {db.engine.dialect.name}:")
-            print(f"  {_floor(db, text, args.users, datasource.tenant_id, imp.id, role_id):.2f} s in all")
+            print(f"  {_floor(db, text, args.users, datasource.tenant_id, user_import.id, role_id):.2f} s in all")
 
 
 def _floor(db, text, count: int, tenant: str, import_id: int, role_id: int) -> float:  # type: ignore[no-untyped-def]
@@ -72,11 +72,12 @@ def _floor(db, text, count: int, tenant: str, import_id: int, role_id: int) -> f
                  "SELECT email, display_name, :yes, :tenant, object_id, :now, :now FROM floor_scratch ORDER BY email",
         "user_roles": "INSERT INTO user_roles (user_id, role_id) SELECT id, :role FROM users WHERE tenant_id = :tenant",
         "mirror": "INSERT INTO import_source_users (import_id, object_id, upn, mail, display_name, account_enabled, "
-                  "removed, dirty, seen_round) SELECT :imp, object_id, email, email, display_name, :yes, :no, :no, 1 "
+                  "removed, dirty, seen_round) "
+                  "SELECT :import_id, object_id, email, email, display_name, :yes, :no, :no, 1 "
                   "FROM users WHERE tenant_id = :tenant ORDER BY object_id",
     }
     params = {"yes": True, "no": False, "tenant": tenant, "now": datetime(2026, 1, 1), "role": role_id,
-              "imp": import_id}
+              "import_id": import_id}
     started = time.perf_counter()
     for name, sql in steps.items():
         begun = time.perf_counter()

@@ -90,7 +90,7 @@ def prepare(env: dict[str, str], config: dict):  # type: ignore[no-untyped-def]
 def baseline(datasource) -> tuple[float, int, int]:  # type: ignore[no-untyped-def]
     """Read every page of a full users delta round (same query and page size as the import) and discard it."""
     from datasources.grant import graph_client
-    from imports.importer import USER_SELECT
+    from imports.delta import USER_SELECT
 
     client = graph_client(datasource)
     started = time.perf_counter()

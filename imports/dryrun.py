@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from core.extensions import db
 from core.models import Datasource, User
-from imports.importer import GROUP_SELECT, USER_SELECT, Outcome, _email_of, is_resync
+from imports.delta import GROUP_SELECT, USER_SELECT, email_of, is_resync
 from imports.models import SourceUser, UserImport
+from imports.outcome import Outcome
 from office365.errors import GraphError
 from office365.graph import GraphClient
 
@@ -22,9 +23,9 @@ USERS = User.__table__
 
 
 class DryRun:
-    def __init__(self, imp: UserImport, datasource: Datasource, client: GraphClient, *, page_size: int = 999,
+    def __init__(self, user_import: UserImport, datasource: Datasource, client: GraphClient, *, page_size: int = 999,
                  on_page: Callable[[Outcome, str], None] | None = None) -> None:
-        self.imp, self.ds, self.client, self.page_size = imp, datasource, client, page_size
+        self.user_import, self.ds, self.client, self.page_size = user_import, datasource, client, page_size
         self.tenant = datasource.tenant_id or ""
         self.on_page = on_page or (lambda outcome, phase: None)
         self.out = Outcome()
@@ -39,9 +40,9 @@ class DryRun:
 
     def _scope_members(self) -> set[str] | None:
         """Current members of the chosen groups (None: every user is in scope)."""
-        if self.imp.scope != UserImport.SCOPE_GROUPS:
+        if self.user_import.scope != UserImport.SCOPE_GROUPS:
             return None
-        ids = [g["id"] for g in self.imp.source_groups]
+        ids = [g["id"] for g in self.user_import.source_groups]
         members: set[str] = set()
         for start in range(0, len(ids), 50):
             chunk = ids[start:start + 50]
@@ -56,7 +57,7 @@ class DryRun:
 
     def run(self) -> Outcome:
         scope = self._scope_members()
-        start = self.imp.users_delta if self.imp.users_delta else None
+        start = self.user_import.users_delta if self.user_import.users_delta else None
         try:
             seen = self._users(start, scope)
         except GraphError as exc:
@@ -99,9 +100,9 @@ class DryRun:
         if row is None:
             self.out.note("created", name)
             return
-        fields = set(self.imp.profile_fields)
+        fields = set(self.user_import.profile_fields)
         changed = ("display_name" in fields and (item.get("displayName") or "") != row.display_name) or \
-            ("email" in fields and _email_of(item) != row.email) or \
+            ("email" in fields and email_of(item) != row.email) or \
             ("active" in fields and bool(item.get("accountEnabled", True)) != row.active)
         if changed:
             self.out.note("updated", name)
@@ -132,12 +133,12 @@ class DryRun:
         known = set(db.session.scalars(select(USERS.c.object_id).where(USERS.c.tenant_id == self.tenant,
                                                                        USERS.c.object_id.in_(scope))))
         for oid in sorted(scope - known - seen):
-            mirror = db.session.scalar(select(SourceUser).where(SourceUser.import_id == self.imp.id,
+            mirror = db.session.scalar(select(SourceUser).where(SourceUser.import_id == self.user_import.id,
                                                                 SourceUser.object_id == oid))
             self.out.note("created", mirror.display_name if mirror else oid)
 
     def _report_gone(self) -> None:
-        policy = self.imp.on_missing
+        policy = self.user_import.on_missing
         pending = 0
         for row in self.gone.values():
             label = row.display_name or row.email
@@ -149,7 +150,8 @@ class DryRun:
                 pending += 1
         total = db.session.scalar(select(db.func.count(USERS.c.id)).where(
             USERS.c.tenant_id == self.tenant, USERS.c.object_id.is_not(None))) or 0
-        if pending and pending * 100 > self.imp.removal_guard_percent * total:
+        percent = self.user_import.removal_guard_percent
+        if pending and pending * 100 > percent * total:
             self.out.error_messages.insert(0, f"The removal guard would stop this run: {pending} of {total} imported "
-                                              f"users would be disabled or removed (more than "
-                                              f"{self.imp.removal_guard_percent}%); an administrator must confirm.")
+                                              f"users would be disabled or removed (more than {percent}%); an "
+                                              "administrator must confirm.")

@@ -3,6 +3,7 @@ job runner by `imports.init_app`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -10,11 +11,14 @@ from flask import current_app
 from sqlalchemy import update
 
 from core.extensions import db
-from core.models import Datasource
+from core.models import Datasource, utcnow
 from datasources.grant import graph_client
+from imports.apply import RemovalGuardTripped
 from imports.dryrun import DryRun
-from imports.importer import Importer, RemovalGuardTripped, import_for, record_progress
+from imports.importer import Importer
 from imports.models import UserImport
+from imports.outcome import Outcome
+from imports.state import import_for
 from jobs.models import TaskRun
 from jobs.runner import RunRefused, mark_failed, stale_reason
 from office365.errors import Office365Error, ReauthorizationRequired
@@ -111,6 +115,20 @@ def run_import(run: TaskRun) -> None:
     if outcome.errors:
         run.error = f"{outcome.errors} user(s) could not be imported; see the list below."
     db.session.commit()
+
+
+def record_progress(run: TaskRun, requests_sent: Callable[[], int]) -> Callable[[Outcome, str], None]:
+    """The `on_page` callback that copies an outcome onto a run (committed with the page)."""
+
+    def on_page(outcome: Outcome, phase: str) -> None:
+        for name in TaskRun.COUNTS:
+            setattr(run, name, getattr(outcome, name))
+        run.pages, run.processed, run.resyncs = outcome.pages, outcome.processed, outcome.resyncs
+        run.graph_requests = requests_sent()
+        run.phase = phase
+        run.heartbeat_at = utcnow()
+
+    return on_page
 
 
 def _estimate_total(run: TaskRun, client) -> None:  # type: ignore[no-untyped-def]

@@ -129,3 +129,34 @@ def test_task_form_shows_only_the_fields_of_the_chosen_schedule(page: Page, live
     expect(page.locator("#task-summary")).to_contain_text("Hourly at :05")
     expect(page.get_by_label("Minutes past the hour")).to_have_value("5")
     expect(page.get_by_label("At (HH:MM)")).to_be_hidden()
+
+
+def test_import_settings_page_refuses_then_saves(  # type: ignore[no-untyped-def]
+        page: Page, live_server: LiveServer, client: FlaskClient, admin_user, emulator: EmulatorHandle,
+        artifacts_dir: Path) -> None:
+    """The settings page (admin/import_settings.py over imports.settings): a refusal shows under its field, a save
+    is confirmed and shown again; at 1280 and 390 px."""
+    from tests.conftest import sign_in
+
+    sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    datasource = authorized_datasource(client, emulator)
+    page.goto(f"{live_server.url}/login")
+    page.get_by_label("Email").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"{live_server.url}/admin/scheduled-tasks/imports/{datasource.id}")
+        expect(page.locator("#sync-state")).to_contain_text("The next run reads the whole directory.")
+        page.get_by_label("Members of chosen Office 365 groups").check()
+        page.get_by_role("textbox", name="Office 365 groups", exact=True).fill("Legal")
+        page.get_by_role("textbox", name="Group member sync").fill("Sales team U.S. Sales")
+        page.get_by_role("button", name="Save import settings").click()
+        expect(page.get_by_text("write Local group = Office 365 group")).to_be_visible()
+        page.screenshot(path=str(artifacts_dir / f"import-settings-refused-{width}.png"), full_page=True)
+        page.get_by_role("textbox", name="Group member sync").fill("Sales team = U.S. Sales")
+        page.get_by_role("button", name="Save import settings").click()
+        expect(page.get_by_text("Import settings saved.")).to_be_visible()
+        expect(page.get_by_role("textbox", name="Office 365 groups", exact=True)).to_have_value("Legal")
+        expect(page.get_by_role("textbox", name="Group member sync")).to_have_value("Sales team = U.S. Sales")
+        page.screenshot(path=str(artifacts_dir / f"import-settings-saved-{width}.png"), full_page=True)

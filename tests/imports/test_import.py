@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from core.extensions import db
 from core.models import Datasource, Group, User
 from emulator.server import EmulatorHandle
-from imports.importer import import_for
+from imports.state import import_for
 from jobs.models import TaskRun
 from tests.conftest import csrf_token, make_user
 from tests.imports.helpers import (
@@ -41,14 +41,14 @@ def test_first_run_imports_every_user_then_a_second_run_reads_only_changes(
     assert run.created == run.processed == len(source) and run.pages >= len(source) // 10
     adele = next(u for u in local.values() if u.email == "adele.vance@contoso.example")
     assert adele.display_name == "Adele Vance" and adele.role_names == {"User"} and adele.active
-    imp = import_for(datasource)
-    assert imp.users_delta and imp.phase == "idle" and imp.users_next is None
+    user_import = import_for(datasource)
+    assert user_import.users_delta and user_import.phase == "idle" and user_import.users_next is None
 
     control(emulator, "PATCH", f"users/{adele.object_id}", {"displayName": "Adele V."})
     new = control(emulator, "POST", "users", {"userPrincipalName": "new.person@contoso.example",
                                               "displayName": "New Person", "mailNickname": "new.person",
                                               "accountEnabled": True})
-    monkeypatch.setattr("imports.importer.REPLAY_BATCH", 1)  # a user applied twice would count as unchanged
+    monkeypatch.setattr("imports.merge.REPLAY_BATCH", 1)  # a user applied twice would count as unchanged
     again = run_import(datasource)
     assert again.status == TaskRun.SUCCEEDED, again.error
     assert (again.created, again.updated, again.unchanged, again.processed) == (1, 1, 0, 2)
@@ -65,8 +65,8 @@ def test_members_of_chosen_groups_default_role_and_a_bound_group_that_overrides_
     save_import_settings(admin_client, datasource, scope="groups", source_groups="Legal\nU.S. Sales",
                          default_role="Manage datasources", on_missing="disable", removal_guard_percent="50",
                          bindings="Sales team = U.S. Sales", override_members="y")
-    imp = import_for(datasource)
-    assert {g["name"] for g in imp.source_groups} == {"Legal", "U.S. Sales"}
+    user_import = import_for(datasource)
+    assert {g["name"] for g in user_import.source_groups} == {"Legal", "U.S. Sales"}
     outsider = make_user("outsider@example.com", None, "User")
     team = db.session.scalars(db.select(Group).filter_by(name="Sales team")).one()
     team.members.append(outsider)

@@ -18,7 +18,8 @@ from flask.testing import FlaskClient
 from core.extensions import db
 from core.models import Datasource, User
 from emulator.server import EmulatorHandle
-from imports.importer import Importer, import_for
+from imports.importer import Importer
+from imports.state import import_for
 from jobs.models import TaskRun
 from tests.conftest import TEST_FERNET_KEY
 from tests.imports.helpers import (
