@@ -18,10 +18,12 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	bash tools/test-prereqs.sh
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -n 3 --durations=15
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

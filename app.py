@@ -79,10 +79,12 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
     from core.user_lifecycle import on_users_ended
+    from sso.fast_verify import install as install_fast_verify
     from sso.sessions import end_user_sessions
     from sso.sessions import install as install_sessions
 
     install_sessions(app)  # server-side sessions (database, or Redis with REDIS_URL)
+    install_fast_verify(app)  # WSGI fast path for GET /auth/verify, in front of the session interface
     on_users_ended(end_user_sessions)  # users the import disables or removes are signed out everywhere
 
     @login_manager.user_loader

@@ -19,16 +19,7 @@ from sso.models import SsoProvider
 from sso.sessions import renew_session, store
 from sso.settings import current_settings, enabled_providers, sign_in_labels
 from sso.throttle import account_key, throttle, verify_password
-
-
-def safe_next(target: str | None) -> str | None:
-    """Accept only a same-site relative path ("/x"), never "//host", "/\\host" or a scheme."""
-    if not target or len(target) > 2048 or not target.startswith("/") or target.startswith(("//", "/\\")):
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or any(ch in target for ch in "\\\r\n\t"):
-        return None
-    return target
+from sso.urls import public_url, safe_next
 
 
 def failed_sign_in(response: Response) -> bool:
@@ -112,7 +103,6 @@ def login() -> Response | str:
 def _end_session_redirect(sso: dict) -> Response | None:
     """Where to send the browser so the provider ends its session too (None: no end_session_endpoint)."""
     from sso.oidc import ProviderError, client_for
-    from sso.signin import public_url
 
     provider = db.session.scalar(db.select(SsoProvider).filter_by(name=sso.get("provider")))
     if provider is None:

@@ -603,10 +603,8 @@ def install(app: Flask) -> None:
     """Use server-side sessions; end every session of a user the moment they are disabled or deleted, and their
     other sessions when their password is set."""
     global _listening
-    from sso.fast_verify import install as install_fast_path
 
     app.session_interface = ServerSideSessionInterface()
-    install_fast_path(app)
     if _listening:
         return
     _listening = True

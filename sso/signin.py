@@ -14,7 +14,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from flask import abort, current_app, redirect, render_template, request, session, url_for
+from flask import abort, redirect, render_template, request, session, url_for
 from flask_login import login_user
 from sqlalchemy import delete
 from werkzeug.wrappers import Response
@@ -30,23 +30,12 @@ from sso.models import SignInAttempt, SsoFlow, SsoProvider
 from sso.oidc import ProviderClient, ProviderError, client_for, now
 from sso.sessions import renew_session
 from sso.settings import current_settings, provider_usable
+from sso.urls import public_url, safe_next
 
 FLOW_COOKIE = "gw_sso_flow"
 FLOW_LIFETIME = timedelta(minutes=10)
 FORWARDED_HEADERS = ("Host", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-For",
                      "X-Forwarded-Uri", "X-Original-URL")
-
-
-def safe_next(target: str | None) -> str | None:
-    from sso.routes import safe_next as check
-
-    return check(target)
-
-
-def public_url(path: str) -> str:
-    """An absolute URL of ours: PUBLIC_BASE_URL when set, else the request's (https behind a trusted proxy)."""
-    base = current_app.config.get("PUBLIC_BASE_URL") or request.host_url.rstrip("/")
-    return base + path
 
 
 def callback_uri() -> str:

@@ -8,7 +8,7 @@ import secrets
 import sqlite3
 from typing import Any
 
-from flask import Response, request
+from flask import Response, current_app, request
 
 from emulator import clock, tokens
 from emulator.identity.common import NO_STORE, base_url, db, json_response, store
@@ -46,10 +46,11 @@ def issue_tokens(client: dict, user: sqlite3.Row, graph: list[str], oidc: list[s
         body["refresh_token"] = rt
     if "openid" in oidc:
         groups = _user_groups(oid) if client["group_membership_claims"] else None
-        from emulator.control import state as control_state
-
+        # The control API's ID-token tampering (emulator/control.py) is read from the app's extensions, so the
+        # identity side does not import control (control imports identity's errors).
+        tampering = current_app.extensions["emulator.control"].id_token_claims
         body["id_token"] = tokens.id_token(base, client, user, oidc, nonce=nonce, sid=sid, auth_time=auth_time,
-                                           now=now, groups=groups, changes=dict(control_state().id_token_claims))
+                                           now=now, groups=groups, changes=dict(tampering))
     if request.form.get("client_info") == "1":
         body["client_info"] = client_info(oid, tid)
     return json_response(body, headers=NO_STORE)
