@@ -55,6 +55,7 @@ def api_keys() -> str | Response:
         db.session.flush()
         audit.record("api_key.create", f"{row.label} {row.name}", user=form.user.email,
                      expires_at=expires.isoformat() if expires else None)
+        db.session.commit()
         response = render_template("admin/api_keys/created.html", row=row, new_key=key)
         return Response(response, mimetype="text/html", headers={"Cache-Control": "no-store"})
     keys = db.session.scalars(select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id.desc())).all()
@@ -70,5 +71,6 @@ def api_key_revoke(key_id: int) -> Response:
     if row.revoked_at is None:
         row.revoked_at, row.revoked_by = utcnow(), current_user.email
         audit.record("api_key.revoke", f"{row.label} {row.name}", user=row.user.email)
+        db.session.commit()
         flash(f"API key {row.label} ({row.name}) revoked: it no longer works.", "success")
     return redirect(url_for("admin.api_keys"))

@@ -174,6 +174,7 @@ def datasource_new_office365() -> Response | str:
         db.session.flush()
         audit.record("datasource.create", datasource.name, read_write=datasource.read_write,
                      sso_enabled=datasource.sso_enabled)
+        db.session.commit()
         flash("Details saved successfully", "success")
         return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
     return render_template("admin/datasources/detail.html", form=form, datasource=None, action_form=ActionForm())
@@ -231,6 +232,7 @@ def _save_details(datasource: Datasource, form: DatasourceForm) -> bool:
         return False
     db.session.refresh(datasource)
     audit.record("datasource.update", datasource.name, before=before, after=after)
+    db.session.commit()
     return True
 
 
@@ -252,6 +254,7 @@ def datasource_change_tenant(datasource_id: int) -> Response:
     blocker = _tenant_change_blocker(datasource)
     if blocker:
         audit.record("datasource.change_tenant", datasource.name, outcome="refused", reason=blocker)
+        db.session.commit()
         flash(blocker, "danger")
         return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
     return _start_authorization(datasource, CHANGE_TENANT)
@@ -276,6 +279,7 @@ def _start_authorization(datasource: Datasource, intent: str) -> Response:
         auth_uri = authorization.begin(datasource, current_user.id, intent, _callback_url())
     except AuthorizationFailed as exc:
         audit.record(action, datasource.name, outcome="failure", reason=str(exc))
+        db.session.commit()
         flash(str(exc), "danger")
         return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
     return redirect(auth_uri)
@@ -286,6 +290,7 @@ def datasource_authorize_callback() -> str:
     pending = authorization.take(request.args.get("state", ""), current_user.id)
     if pending is None:
         audit.record("datasource.authorize", "unknown", outcome="failure", reason="unknown, replayed or foreign state")
+        db.session.commit()
         return _authorize_result(None, False, "This authorization has expired or was already used. Close this "
                                               "window and click Authorize again.")
     datasource = pending.datasource
@@ -310,6 +315,7 @@ def _finish(datasource: Datasource, pending: PendingFlow) -> str:
 
 def _authorize_failed(datasource: Datasource, reason: str) -> str:
     audit.record("datasource.authorize", datasource.name, outcome="failure", reason=reason)
+    db.session.commit()
     flash(reason, "danger")
     return _authorize_result(datasource, False, reason)
 
@@ -324,6 +330,7 @@ def _authorize_refused_other_tenant(datasource: Datasource, grant: Grant) -> str
               "Nothing was changed.")
     audit.record("datasource.reauthorize", datasource.name, outcome="refused", reason="another tenant",
                  tenant_id=datasource.tenant_id, refused_tenant_id=grant.tenant_id, authorized_by=grant.username)
+    db.session.commit()
     flash(reason, "danger")
     return _authorize_result(datasource, False, reason)
 
@@ -334,6 +341,7 @@ def _tenant_changed(datasource: Datasource, grant: Grant) -> str:
     blocker = _tenant_change_blocker(datasource)  # an import may have been set up since the button was clicked
     if blocker:
         audit.record("datasource.change_tenant", datasource.name, outcome="refused", reason=blocker)
+        db.session.commit()
         flash(blocker, "danger")
         return _authorize_result(datasource, False, blocker)
     old_id, old_name = datasource.tenant_id, datasource.tenant_name
@@ -343,7 +351,7 @@ def _tenant_changed(datasource: Datasource, grant: Grant) -> str:
     providers = _sso_providers(datasource)
     for provider in providers:
         provider.enabled = False
-    audit.record("datasource.change_tenant", datasource.name, commit=False, from_tenant_id=old_id,
+    audit.record("datasource.change_tenant", datasource.name, from_tenant_id=old_id,
                  from_tenant_name=old_name, tenant_id=grant.tenant_id, tenant_name=datasource.tenant_name,
                  authorized_by=grant.username, scopes=grant.scopes, sso_providers_disabled=[p.name for p in providers])
     db.session.commit()
@@ -375,7 +383,7 @@ def datasource_confirm_tenant(datasource_id: int) -> Response:
         return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
     for provider in disabled:
         provider.enabled = True
-    audit.record("datasource.confirm_tenant", datasource.name, commit=False, tenant_id=datasource.tenant_id,
+    audit.record("datasource.confirm_tenant", datasource.name, tenant_id=datasource.tenant_id,
                  tenant_name=datasource.tenant_name, sso_providers_enabled=[p.name for p in disabled])
     db.session.commit()
     flash(f"Single sign-on through {datasource.name} is on again: people of {datasource.tenant_name or 'the tenant'} "
@@ -392,7 +400,7 @@ def _authorize_succeeded(datasource: Datasource, grant: Grant) -> str:
         return _authorize_failed(datasource, test.message)
     audit.record("datasource.reauthorize" if reauthorize else "datasource.authorize", datasource.name,
                  tenant_id=grant.tenant_id, authorized_by=grant.username, scopes=grant.scopes,
-                 admin_roles=grant.admin_roles, commit=False)
+                 admin_roles=grant.admin_roles)
     db.session.commit()  # the kept grant and its audit record together
     flash(test.message, "success")
     return _authorize_result(datasource, True, test.message)
@@ -412,6 +420,7 @@ def datasource_test(datasource_id: int) -> Response:
     result = run_connection_test(datasource)
     audit.record("datasource.test", datasource.name, outcome="success" if result.ok else "failure",
                  message=result.message)
+    db.session.commit()
     flash(result.message, "success" if result.ok else "danger")
     return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
 
@@ -439,6 +448,7 @@ def datasource_security(datasource_id: int) -> Response | str:
             datasource.updated_at, datasource.updated_by = utcnow(), current_user.email
             datasource.version += 1
             audit.record("datasource.security", datasource.name, before=before, after=_security_summary(datasource))
+            db.session.commit()
             flash("Details saved successfully", "success")
             return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
     return render_template("admin/datasources/security.html", form=form, datasource=datasource)
@@ -458,6 +468,7 @@ def datasource_delete(datasource_id: int) -> Response | str:
         name = datasource.name
         db.session.delete(datasource)  # its encrypted token cache and pending authorizations go with it
         audit.record("datasource.delete", name, tenant_id=datasource.tenant_id)
+        db.session.commit()
         flash(f"Data source {name} deleted, with its stored tokens.", "success")
         return redirect(url_for("admin.datasources"))
     dependents = []

@@ -211,6 +211,7 @@ def scheduled_task_new() -> Response | str:
         db.session.add(task)
         db.session.flush()
         audit.record("task.create", task.name, schedule=describe(task), kind=task.kind)
+        db.session.commit()
         flash(f"Scheduled task {task.name} saved.", "success")
         return redirect(url_for("admin.scheduled_task_detail", task_id=task.id))
     return render_template("admin/scheduled_tasks/form.html", form=form, task=None, schedules_using=SCHEDULES_USING)
@@ -230,6 +231,7 @@ def scheduled_task_detail(task_id: int) -> Response | str:
     if form.validate_on_submit():
         _apply_form(task, form)
         audit.record("task.update", task.name, schedule=describe(task), enabled=task.enabled)
+        db.session.commit()
         flash("Scheduled task saved.", "success")
         return redirect(url_for("admin.scheduled_task_detail", task_id=task.id))
     runs = db.session.scalars(select(TaskRun).where(TaskRun.task_id == task.id)
@@ -254,6 +256,7 @@ def scheduled_task_run(task_id: int) -> Response:
                      task=task, dry_run=dry)
     enqueue_run(run.id)
     audit.record("task.run_now", task.name, run_id=run.id, dry_run=dry)
+    db.session.commit()
     return redirect(url_for("admin.task_run_detail", run_id=run.id))
 
 
@@ -265,6 +268,7 @@ def scheduled_task_toggle(task_id: int) -> Response:
     task.enabled = not task.enabled
     task.next_run_at = next_run(task, utcnow()) if task.enabled else None
     audit.record("task.enable" if task.enabled else "task.disable", task.name)
+    db.session.commit()
     flash(f"{task.name} {'enabled' if task.enabled else 'disabled'}.", "success")
     if request.form.get("back") == "task":
         return redirect(url_for("admin.scheduled_task_detail", task_id=task.id))
@@ -280,6 +284,7 @@ def scheduled_task_webhook(task_id: int) -> Response:
         abort(400)
     _new_secret(task)
     audit.record("task.webhook_regenerate", task.name)
+    db.session.commit()
     flash("A new webhook URL was generated; the old one no longer works.", "success")
     return redirect(url_for("admin.scheduled_task_detail", task_id=task.id))
 
@@ -292,6 +297,7 @@ def scheduled_task_delete(task_id: int) -> Response:
     name = task.name
     db.session.delete(task)
     audit.record("task.delete", name)
+    db.session.commit()
     flash(f"Scheduled task {name} deleted with its run history.", "success")
     return redirect(url_for("admin.scheduled_tasks"))
 
@@ -342,4 +348,5 @@ def task_run_confirm(run_id: int) -> Response:
     enqueue_run(run.id)
     audit.record("task.confirm_removals", str(held.datasource_id), run_id=run.id, held_run_id=held.id,
                  pending=(held.summary or {}).get("guard", {}).get("pending"))
+    db.session.commit()
     return redirect(url_for("admin.task_run_detail", run_id=run.id))

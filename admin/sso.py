@@ -88,7 +88,7 @@ def sso_settings_save() -> Response | tuple[str, int]:
     for name, value in values.items():
         setattr(row, name, value)
     row.updated_by = audit.current_actor()
-    audit.record("sso.settings", "Single Sign-On", commit=False,
+    audit.record("sso.settings", "Single Sign-On",
                  **{k: v for k, v in values.items() if k != "policies"}, policies=sorted(policies))
     db.session.commit()
     forget_settings()
@@ -120,7 +120,7 @@ def sso_provider_add() -> Response | tuple[str, int]:
         flash(str(exc), "danger")
         return _page(400)
     audit.record("sso.provider.add", provider.name, kind=provider.kind,
-                 trust_unverified_email=provider.trust_unverified_email, commit=False)
+                 trust_unverified_email=provider.trust_unverified_email)
     db.session.commit()
     flash(f"Provider {provider.name} added.", "success")
     return redirect(url_for("admin.single_sign_on"))
@@ -132,7 +132,7 @@ def sso_provider_delete(provider_id: int) -> Response:
     provider = db.get_or_404(SsoProvider, provider_id)
     name = provider.name
     remove_provider(provider)
-    audit.record("sso.provider.remove", name, commit=False)
+    audit.record("sso.provider.remove", name)
     db.session.commit()
     flash(f"Provider {name} removed.", "success")
     return redirect(url_for("admin.single_sign_on"))
@@ -142,7 +142,7 @@ def sso_provider_delete(provider_id: int) -> Response:
 @roles_required(Role.ADMINISTRATOR)
 def sso_key_rotate() -> Response:
     row = rotate(DEFAULT_ACTIVATE_IN)
-    audit.record("sso.key.rotate", row.kid, activate_in=DEFAULT_ACTIVATE_IN, commit=False)
+    audit.record("sso.key.rotate", row.kid, activate_in=DEFAULT_ACTIVATE_IN)
     db.session.commit()
     flash(f"New signing key {row.kid} published; it signs from {format_local(row.activates_at)} (apps may cache the "
           "keys for 5 minutes). Remove the old keys a few minutes after that.", "success")
@@ -154,7 +154,7 @@ def sso_key_rotate() -> Response:
 def sso_key_prune() -> Response:
     gone = prune()
     for kid in gone:
-        audit.record("sso.key.prune", kid, commit=False)
+        audit.record("sso.key.prune", kid)
     db.session.commit()
     if gone:
         flash(f"Removed {len(gone)} old signing key(s).", "success")
@@ -193,6 +193,7 @@ def sso_user_session_end(user_id: int, public_id: str) -> Response:
         abort(404)
     store().delete(match[0].id_hash)
     audit.record("session.revoke", user.email, session=public_id)
+    db.session.commit()
     flash("Session revoked: it ends on its next request.", "success")
     return redirect(url_for("admin.sso_user_sessions", user_id=user.id))
 
@@ -203,6 +204,7 @@ def sso_user_sessions_end_all(user_id: int) -> Response:
     user = db.get_or_404(User, user_id)
     ended = store().end_for_user(user.id)
     audit.record("session.revoke_all", user.email, sessions=ended)
+    db.session.commit()
     flash(f"Signed {user.email} out everywhere ({ended} session{'s' if ended != 1 else ''}).", "success")
     return redirect(url_for("admin.sso_user_sessions", user_id=user.id))
 

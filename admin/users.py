@@ -84,6 +84,7 @@ def users() -> str:
 def users_csv() -> Response:
     query = request.args.get("q", "").strip()
     audit.record("user.export", query or "all users")
+    db.session.commit()
     return csv_response("users.csv", ("Name", "Email", "Roles", "Active", "Last sign-in", "Created"),
                         _search(query).options(selectinload(User.roles)), _csv_row)
 
@@ -105,6 +106,7 @@ def user_create() -> Response | str:
         db.session.add(user)
         db.session.flush()
         audit.record("user.create", user.email, roles=sorted(user.role_names), active=user.active)
+        db.session.commit()
         flash(f"User {user.email} created.", "success")
         return redirect(url_for("admin.users"))
     return render_template("admin/users/form.html", form=form, user=None)
@@ -133,6 +135,7 @@ def user_edit(user_id: int) -> Response | str:
         after = {"email": user.email, "roles": sorted(user.role_names), "active": user.active}
         audit.record("user.update", user.email, before=before, after=after,
                      credentials_changed=bool(form.password.data))  # a "password" key would be redacted
+        db.session.commit()
         flash(f"User {user.email} saved.", "success")
         return redirect(url_for("admin.users"))
     return render_template("admin/users/form.html", form=form, user=user)
@@ -151,6 +154,7 @@ def user_delete(user_id: int) -> Response | str:
         email = user.email
         db.session.delete(user)
         audit.record("user.delete", email)
+        db.session.commit()
         flash(f"User {email} deleted.", "success")
         return redirect(url_for("admin.users"))
     return render_template("admin/users/delete.html", form=form, user=user)

@@ -48,6 +48,7 @@ def _auth_error(exc: AuthError) -> tuple[Response, int]:
         # A write attempted with a known key that may no longer be used: a refused write, for the audit trail.
         audit.record("api.refused", f"{request.method} {request.path}"[:512], outcome="refused",
                      actor=Caller(exc.key.user, exc.key).actor, error_code=exc.code, message=exc.message)
+        db.session.commit()
     response, status = error_json(exc.status, exc.code, exc.message)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="api"'

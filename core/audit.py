@@ -1,4 +1,4 @@
-"""One call to record who did what: `record(action, target, outcome=..., **detail)`.
+"""One call to record who did what: `record(action, target, outcome=..., **detail)`, committed by the caller.
 
 Writing the row cannot fail on what it says: text is made storable (lone surrogates and NUL become U+FFFD, each
 field is cut to its column), and `detail` is made plain JSON (dates as ISO text, sets as lists, anything else as
@@ -68,8 +68,8 @@ def plain_json(value: Any, depth: int = 0) -> Any:
 
 
 def record(action: str, target: str = "", *, outcome: str = "success", actor: str | None = None,
-           commit: bool = True, datasource: str | None = None, operation: str | None = None,
-           **detail: Any) -> AuditEvent:
+           datasource: str | None = None, operation: str | None = None, **detail: Any) -> AuditEvent:
+    """Add the audit row to the current transaction; the caller commits it with the change it describes."""
     client_ip = request.remote_addr if has_request_context() else None
     event = AuditEvent(
         actor=storable(actor or current_actor(), 320),
@@ -82,6 +82,4 @@ def record(action: str, target: str = "", *, outcome: str = "success", actor: st
         operation=storable(operation, 64) if operation is not None else None,
     )
     db.session.add(event)
-    if commit:
-        db.session.commit()
     return event

@@ -39,7 +39,7 @@ def create_admin(email: str, name: str, password_stdin: bool) -> None:
     admin = role_by_name(Role.ADMINISTRATOR)
     if admin not in user.roles:
         user.roles.append(admin)
-    audit.record("user.create_admin" if created else "user.promote_admin", user.email, actor="cli", commit=False)
+    audit.record("user.create_admin" if created else "user.promote_admin", user.email, actor="cli")
     db.session.commit()
     click.echo(f"{'Created' if created else 'Updated'} administrator {user.email}")
 

@@ -39,6 +39,7 @@ def test_datasource(name: str) -> None:
     result = run_connection_test(datasource)
     audit.record("datasource.test", datasource.name, actor="cli", outcome="success" if result.ok else "failure",
                  message=result.message)
+    db.session.commit()
     click.echo(result.message)
     if not result.ok:
         raise SystemExit(1)
@@ -53,6 +54,7 @@ def refresh_datasources() -> None:
         failures += not result.ok
         audit.record("datasource.refresh", ds.name, actor="cli", outcome="success" if result.ok else "failure",
                      message=result.message)
+        db.session.commit()
         click.echo(f"{ds.name}: {result.message}")
     if failures:
         raise SystemExit(1)

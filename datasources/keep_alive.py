@@ -23,6 +23,7 @@ def refresh_all(run: TaskRun) -> None:
         result = keep_alive(ds)
         audit.record("datasource.refresh", ds.name, actor="scheduler", outcome="success" if result.ok else "failure",
                      message=result.message)
+        db.session.commit()
         if result.ok:
             run.updated += 1
         else:

@@ -137,3 +137,4 @@ def _record(datasource: Datasource | None, caller: Caller, op: Operation, target
         datasource=datasource.name if datasource else None, operation=op.label,
         input=summary, via="api_key" if caller.api_key else "session", **detail,
     )
+    db.session.commit()

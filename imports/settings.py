@@ -101,7 +101,7 @@ def save_settings(user_import: UserImport, datasource: Datasource, settings: Imp
     groups, remotes = resolved[:len(names)], resolved[len(names):]
     _store(user_import, settings, groups, actor)
     _bind_groups(datasource, list(zip(bindings, remotes, strict=True)), settings.override_members)
-    audit.record("import.settings", datasource.name, actor=actor, commit=False, scope=user_import.scope,
+    audit.record("import.settings", datasource.name, actor=actor, scope=user_import.scope,
                  groups=[g["name"] for g in groups], on_missing=user_import.on_missing,
                  guard=user_import.removal_guard_percent,
                  bindings=[f"{name} = {remote['name']}" for (name, _), remote in zip(bindings, remotes, strict=True)])

@@ -212,6 +212,7 @@ def _audit(run: TaskRun) -> None:
                  outcome="success" if run.status == TaskRun.SUCCEEDED else "failure",
                  run_id=run.id, kind=run.kind, trigger=run.trigger, dry_run=run.dry_run, status=run.status,
                  **{name: getattr(run, name) for name in TaskRun.COUNTS}, graph_requests=run.graph_requests)
+    db.session.commit()
 
 
 def last_failed_runs(datasource_id: int | None = None) -> list[TaskRun]:

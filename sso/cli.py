@@ -52,7 +52,7 @@ def providers_add(name: str, issuer: str | None, client_id: str | None, client_s
     except ProviderProblem as exc:
         raise click.ClickException(str(exc)) from None
     audit.record("sso.provider.add", provider.name, actor="cli", kind=provider.kind,
-                 trust_unverified_email=provider.trust_unverified_email, commit=False)
+                 trust_unverified_email=provider.trust_unverified_email)
     db.session.commit()
     click.echo(f"Added provider {provider.name} ({provider.kind})")
 
@@ -77,7 +77,7 @@ def providers_remove(name: str) -> None:
     if provider is None:
         raise click.ClickException(f"No provider named {name!r}.")
     remove_provider(provider)
-    audit.record("sso.provider.remove", name, actor="cli", commit=False)
+    audit.record("sso.provider.remove", name, actor="cli")
     db.session.commit()
     click.echo(f"Removed provider {name}")
 
@@ -115,7 +115,7 @@ def settings(enabled: bool | None, auto_redirect: bool | None, create_users: boo
         setattr(row, key, value)
     if changed:
         row.updated_by = "cli"
-        audit.record("sso.settings", "Single Sign-On", actor="cli", commit=False,
+        audit.record("sso.settings", "Single Sign-On", actor="cli",
                      **{k: (sorted(v) if k == "policies" else v) for k, v in changed.items()})
     db.session.commit()
     forget_settings()
@@ -144,7 +144,7 @@ def keys_list() -> None:
 def keys_rotate(activate_in: int) -> None:
     """Add a new signing key (the old ones stay published until `prune`)."""
     row = rotate(activate_in)
-    audit.record("sso.key.rotate", row.kid, actor="cli", activate_in=activate_in, commit=False)
+    audit.record("sso.key.rotate", row.kid, actor="cli", activate_in=activate_in)
     db.session.commit()
     click.echo(f"Added key {row.kid}; it signs from {row.activates_at:%Y-%m-%d %H:%M:%S} UTC. Run "
                "`flask sso keys prune` once it has signed for a few minutes.")
@@ -155,6 +155,6 @@ def keys_prune() -> None:
     """Remove the keys older than the signing one, once no assertion they signed can still be valid."""
     gone = prune()
     for kid in gone:
-        audit.record("sso.key.prune", kid, actor="cli", commit=False)
+        audit.record("sso.key.prune", kid, actor="cli")
     db.session.commit()
     click.echo(f"Removed {len(gone)} key(s){': ' + ', '.join(gone) if gone else ''}.")

@@ -45,6 +45,7 @@ def front_channel_logout() -> Response:
             ended += 1
     if ended:
         audit.record("sign_out.front_channel", sid, actor="identity provider", sessions=ended)
+        db.session.commit()
     response = Response("signed out" if ended else "nothing to sign out", status=200, mimetype="text/plain")
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors *"
@@ -101,6 +102,7 @@ def back_channel_logout(name: str) -> tuple[Response, int]:
     ended = store().end_by_idp(provider.name, sid=claims.get("sid"), sub=None if claims.get("sid") else
                                str(claims.get("sub")))
     audit.record("sign_out.back_channel", provider.name, actor="identity provider", sessions=ended)
+    db.session.commit()
     response = Response("", status=200)
     response.headers["Cache-Control"] = "no-store"
     return response, 200

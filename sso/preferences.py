@@ -33,7 +33,7 @@ def preferences() -> Response | tuple[str, int] | str:
         before = current_user.time_zone
         current_user.time_zone = form.time_zone.data or None
         if current_user.time_zone != before:
-            audit.record("user.preferences", current_user.email, commit=False,
+            audit.record("user.preferences", current_user.email,
                          time_zone=current_user.time_zone or "default")
         db.session.commit()
         flash(f"Times are shown in {current_user.time_zone or deployment_zone_name()}.", "success")

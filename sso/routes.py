@@ -69,6 +69,7 @@ def login() -> Response | str:
         wait = accounts.retry_after(key)
         if wait > 0:  # refused before any password is checked, whether the account exists or not
             audit.record("sign_in.local", email, outcome="failure", actor=email, reason="throttled")
+            db.session.commit()
             flash(f"Too many failed sign-ins for this account. Try again in {_duration(wait)}.", "danger")
             page = render_template("sso/login.html", form=form, providers=providers,
                                    labels=sign_in_labels(providers), next_path=next_path,
@@ -80,12 +81,15 @@ def login() -> Response | str:
         if not verify_password(user.password_hash if user is not None else None, form.password.data or ""):
             accounts.failed(key)
             audit.record("sign_in.local", email, outcome="failure", actor=email, reason="bad credentials")
+            db.session.commit()
             flash("Invalid email or password.", "danger")
         elif not user.active:
             audit.record("sign_in.local", email, outcome="failure", actor=email, reason="account disabled")
+            db.session.commit()
             flash("This account is disabled. Ask an Administrator to enable it.", "danger")
         elif not password_allowed and not user.has_any_role(settings.bypass_role):
             audit.record("sign_in.local", email, outcome="failure", actor=email, reason="not in the bypass role")
+            db.session.commit()
             flash("Password sign-in is reserved for administrators here: use single sign-on.", "danger")
         else:
             accounts.succeeded(key)
@@ -94,6 +98,7 @@ def login() -> Response | str:
             session["identity"] = local_identity(user)
             user.last_sign_in_at = utcnow()
             audit.record("sign_in.local", user.email, actor=user.email)
+            db.session.commit()
             return redirect(next_path or url_for("sso.home"))
     return render_template("sso/login.html", form=form, providers=providers, labels=sign_in_labels(providers),
                            next_path=next_path,
@@ -127,6 +132,7 @@ def _end_session_redirect(sso: dict) -> Response | None:
 @login_required
 def logout() -> Response:
     audit.record("sign_out", current_user.email)
+    db.session.commit()
     sso = dict(session.get("sso") or {})
     logout_user()
     renew_session()  # the old id is deleted server-side, whatever happens next
@@ -183,6 +189,7 @@ def end_my_session(public_id: str) -> Response:
         return logout()
     store().delete(match[0].id_hash)
     audit.record("session.end", current_user.email, session=public_id)
+    db.session.commit()
     flash("That session has been signed out.", "success")
     return redirect(url_for("sso.my_sessions"))
 

@@ -590,7 +590,7 @@ def _audit_in(orm_session: OrmSession, action: str, target: str, **detail: Any) 
     """An audit row committed with the change it records (in the ORM session that flushes it)."""
     from core import audit
 
-    row = audit.record(action, target, commit=False, **detail)
+    row = audit.record(action, target, **detail)
     if orm_session is not db.session():
         db.session.expunge(row)
         orm_session.add(row)

@@ -135,7 +135,7 @@ def record_attempt(provider: str, outcome: str, reason: str, *, username: str = 
         checks=checks or {}, groups_source=groups_source, redirect_uri=callback_uri(),
         forwarded={name: request.headers[name][:256] for name in FORWARDED_HEADERS if name in request.headers}))
     audit.record("sign_in.sso", username or provider, outcome=outcome, actor=username or "anonymous",
-                 provider=provider, reason=reason[:200], reference=reference, commit=False)
+                 provider=provider, reason=reason[:200], reference=reference)
     if secrets.randbelow(100) == 0:  # keep 90 days of diagnostics
         db.session.execute(delete(SignInAttempt).where(SignInAttempt.at < utcnow() - timedelta(days=90)))
     db.session.commit()

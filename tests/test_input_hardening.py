@@ -86,6 +86,7 @@ def test_an_audit_row_cannot_fail_on_what_it_stores(app: Flask) -> None:
                          outcome="odd\x00" * 20, datasource="d\ud800" * 80, operation="o\x00" * 70,
                          name="\ud83d", nested={"k\ud800": ["\x00", {"deep": "\udfff"}], 3: {1, 2}},
                          when=datetime(2026, 1, 2, 3, 4, 5), blob=b"\xff\x00")
+    db.session.commit()  # record() adds the row; the caller commits
     db.session.expire_all()
     stored = db.session.get(AuditEvent, event.id)
     assert stored is not None and len(stored.target) <= 512 and len(stored.action) <= 64
@@ -200,3 +201,12 @@ def test_deeply_nested_policies_json_in_a_form_is_a_message(admin_client: FlaskC
         "absolute_timeout_hours": "12", "clock_leeway_seconds": "60", "group_cache_minutes": "10",
         "policies": "[" * 100_000 + "]" * 100_000})
     assert answer.status_code == 400 and "Policies must be JSON" in answer.get_data(as_text=True)
+
+
+def test_audit_record_never_commits_on_its_own(app: Flask) -> None:
+    """Issue 11 point 4: the row joins the caller's transaction, so a rollback takes it away with the change."""
+    from core import audit
+
+    audit.record("test.uncommitted", "nothing")
+    db.session.rollback()
+    assert db.session.query(AuditEvent).filter_by(action="test.uncommitted").count() == 0
