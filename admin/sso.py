@@ -16,8 +16,8 @@ from core.extensions import db
 from core.input import holds_forbidden_text
 from core.models import Datasource, Role, User
 from core.timefmt import format_local
-from sso.admin_ops import CLAIMS, ProviderProblem, add_generic_provider, add_office365_provider, remove_provider
 from sso.models import SignInAttempt, SsoProvider
+from sso.providers import CLAIMS, ProviderProblem, add_generic_provider, add_office365_provider, remove_provider
 from sso.sessions import store
 from sso.settings import forget_settings, settings_row
 from sso.signing_keys import DEFAULT_ACTIVATE_IN, key_states, prune, rotate

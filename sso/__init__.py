@@ -5,4 +5,13 @@ from flask import Blueprint
 
 bp = Blueprint("sso", __name__)
 
-from sso import forward_auth, logout_channels, preferences, routes, signin  # noqa: E402,F401  (routes attach themselves to bp)
+# Each module attaches its routes or hooks to bp when imported.
+from sso import (  # noqa: E402,F401
+    forward_auth,
+    local_signin,
+    logout_channels,
+    preferences,
+    provider_origins,
+    routes,
+    signin,
+)

@@ -11,8 +11,8 @@ from flask.cli import AppGroup
 from core import audit
 from core.extensions import db
 from core.models import Datasource, Role
-from sso.admin_ops import ProviderProblem, add_generic_provider, add_office365_provider, remove_provider
 from sso.models import SsoProvider
+from sso.providers import ProviderProblem, add_generic_provider, add_office365_provider, remove_provider
 from sso.settings import forget_settings, settings_row
 from sso.signing_keys import DEFAULT_ACTIVATE_IN, key_states, prune, rotate
 

@@ -1,42 +1,23 @@
+"""Pages of a signed-in person: home, their own sessions, sign-out (local and through the provider)."""
+
 from __future__ import annotations
 
 import contextlib
-import math
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-from flask import abort, current_app, flash, make_response, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import func
+from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, logout_user
 from werkzeug.wrappers import Response
 
 from core import audit
 from core.crypto import InvalidToken, secret_box
-from core.extensions import db, limiter
-from core.models import Datasource, User, utcnow
+from core.extensions import db
+from core.models import Datasource
 from sso import bp
-from sso.forms import LoginForm
+from sso.local_signin import local_identity
 from sso.models import SsoProvider
 from sso.sessions import renew_session, store
-from sso.settings import current_settings, enabled_providers, sign_in_labels
-from sso.throttle import account_key, throttle, verify_password
-from sso.urls import public_url, safe_next
-
-
-def failed_sign_in(response: Response) -> bool:
-    """Only failed attempts count towards the sign-in throttle."""
-    return request.method == "POST" and response.status_code != 302
-
-
-def _duration(seconds: float) -> str:
-    whole = math.ceil(seconds)
-    if whole < 90:
-        return f"{whole} second{'s' if whole != 1 else ''}"
-    return f"{math.ceil(whole / 60)} minutes"
-
-
-def local_identity(user: User) -> dict:
-    return {"user": user.email, "email": user.email, "name": user.display_name, "tid": user.tenant_id,
-            "groups": [], "groups_source": "local account"}
+from sso.urls import public_url
 
 
 @bp.before_app_request
@@ -46,63 +27,6 @@ def drop_disabled_users() -> None:
         return
     if session.get("_user_id") and not current_user.is_authenticated:
         session.clear()
-
-
-@bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("10 per minute;30 per hour", methods=["POST"], deduct_when=failed_sign_in)
-def login() -> Response | str:
-    next_path = safe_next(request.args.get("next"))
-    if current_user.is_authenticated:
-        return redirect(next_path or url_for("sso.home"))
-    settings = current_settings()
-    providers = enabled_providers()
-    local = request.args.get("local") == "1"
-    password_allowed = not (settings.auto_redirect and providers)
-    if providers and settings.auto_redirect and not local:
-        query = {"next": next_path} if next_path else {}
-        return redirect(url_for("sso.sso_login", name=providers[0].name, **query))
-    form = LoginForm()
-    if form.validate_on_submit():
-        email = (form.email.data or "").strip().lower()
-        accounts = throttle()
-        key = account_key(email)
-        wait = accounts.retry_after(key)
-        if wait > 0:  # refused before any password is checked, whether the account exists or not
-            audit.record("sign_in.local", email, outcome="failure", actor=email, reason="throttled")
-            db.session.commit()
-            flash(f"Too many failed sign-ins for this account. Try again in {_duration(wait)}.", "danger")
-            page = render_template("sso/login.html", form=form, providers=providers,
-                                   labels=sign_in_labels(providers), next_path=next_path,
-                                   show_password=password_allowed or local)
-            response = make_response(page, 429)
-            response.headers["Retry-After"] = str(math.ceil(wait))
-            return response
-        user = db.session.scalar(db.select(User).where(func.lower(User.email) == email))
-        if not verify_password(user.password_hash if user is not None else None, form.password.data or ""):
-            accounts.failed(key)
-            audit.record("sign_in.local", email, outcome="failure", actor=email, reason="bad credentials")
-            db.session.commit()
-            flash("Invalid email or password.", "danger")
-        elif not user.active:
-            audit.record("sign_in.local", email, outcome="failure", actor=email, reason="account disabled")
-            db.session.commit()
-            flash("This account is disabled. Ask an Administrator to enable it.", "danger")
-        elif not password_allowed and not user.has_any_role(settings.bypass_role):
-            audit.record("sign_in.local", email, outcome="failure", actor=email, reason="not in the bypass role")
-            db.session.commit()
-            flash("Password sign-in is reserved for administrators here: use single sign-on.", "danger")
-        else:
-            accounts.succeeded(key)
-            renew_session()  # a fresh session id at every sign-in (no fixation)
-            login_user(user)
-            session["identity"] = local_identity(user)
-            user.last_sign_in_at = utcnow()
-            audit.record("sign_in.local", user.email, actor=user.email)
-            db.session.commit()
-            return redirect(next_path or url_for("sso.home"))
-    return render_template("sso/login.html", form=form, providers=providers, labels=sign_in_labels(providers),
-                           next_path=next_path,
-                           show_password=password_allowed or local)
 
 
 def _end_session_redirect(sso: dict) -> Response | None:
@@ -192,34 +116,3 @@ def end_my_session(public_id: str) -> Response:
     db.session.commit()
     flash("That session has been signed out.", "success")
     return redirect(url_for("sso.my_sessions"))
-
-
-@bp.after_app_request
-def provider_form_targets(response: Response) -> Response:
-    """Let forms redirect to generic providers too (sign-out goes to their end_session_endpoint).
-
-    Runs before core.web's header hook, which keeps a Content-Security-Policy already set.
-    """
-    if "Content-Security-Policy" in response.headers or response.mimetype != "text/html":
-        return response
-    from core.web import content_security_policy
-
-    origins = generic_provider_origins()
-    if origins:
-        response.headers["Content-Security-Policy"] = content_security_policy(current_app, origins)
-    return response
-
-
-def generic_provider_origins() -> tuple[str, ...]:
-    import time
-
-    cached = current_app.extensions.get("sso_provider_origins")
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
-    issuers = db.session.scalars(db.select(SsoProvider.issuer).where(SsoProvider.issuer.is_not(None))).all()
-    found = {f"{urlsplit(i).scheme}://{urlsplit(i).netloc}" for i in issuers if i}
-    if found:  # discovery may name endpoints (end_session_endpoint) on these hosts too
-        found |= {f"https://{host}" for host in current_app.config.get("SSO_PROVIDER_ENDPOINT_HOSTS") or []}
-    origins = tuple(sorted(found))
-    current_app.extensions["sso_provider_origins"] = (time.monotonic() + 5.0, origins)
-    return origins

@@ -137,7 +137,7 @@ def enable_sso(**settings: Any) -> None:
 
 
 def add_fake_provider(fake: FakeProvider, name: str = "fake", **fields: Any) -> SsoProvider:
-    from sso.admin_ops import add_generic_provider
+    from sso.providers import add_generic_provider
 
     provider = add_generic_provider(name, fake.issuer, CLIENT_ID, CLIENT_SECRET, **fields)
     db.session.commit()
@@ -178,7 +178,7 @@ def ready_datasource(emulator: EmulatorHandle, name: str = "Contoso 365") -> Dat
 
 
 def add_office365_provider(datasource: Datasource, name: str = "contoso", **fields: Any) -> SsoProvider:
-    from sso.admin_ops import add_office365_provider as add
+    from sso.providers import add_office365_provider as add
 
     provider = add(name, datasource, **fields)
     db.session.commit()

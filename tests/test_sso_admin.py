@@ -219,7 +219,7 @@ def test_office365_provider_is_named_from_its_datasource_and_the_button_says_off
     fabrikam = Datasource(name="Fabrikam", sso_enabled=True, status=Datasource.READY, tenant_id="t2")
     db.session.add(fabrikam)
     db.session.commit()
-    from sso.admin_ops import add_office365_provider
+    from sso.providers import add_office365_provider
 
     assert add_office365_provider(None, fabrikam).name == "fabrikam"
     db.session.commit()
@@ -229,7 +229,7 @@ def test_office365_provider_is_named_from_its_datasource_and_the_button_says_off
 
 
 def test_derived_provider_names_stay_unique_and_url_safe(app: Flask) -> None:
-    from sso.admin_ops import add_office365_provider
+    from sso.providers import add_office365_provider
 
     first = Datasource(name="Zürich Office 365!", sso_enabled=True, status=Datasource.READY, tenant_id="t1")
     second = Datasource(name="zurich office 365", sso_enabled=True, status=Datasource.READY, tenant_id="t2")

@@ -29,7 +29,7 @@ def app_env() -> dict[str, str]:
 
 @pytest.fixture
 def oidc(app, live_server: LiveServer) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
-    from sso.admin_ops import add_generic_provider
+    from sso.providers import add_generic_provider
 
     provider = OidcProviderProcess(live_server.url, "panva")
     OIDC_OUTPUT.append(provider.output)

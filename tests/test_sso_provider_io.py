@@ -94,7 +94,7 @@ class SilentServer:
 
 
 def _add_provider(name: str, issuer: str) -> SsoProvider:
-    from sso.admin_ops import add_generic_provider
+    from sso.providers import add_generic_provider
 
     provider = add_generic_provider(name, issuer, CLIENT_ID, CLIENT_SECRET)
     db.session.commit()
@@ -129,7 +129,7 @@ def test_loopback_private_and_metadata_issuers_are_refused_without_the_developme
 
 
 def test_link_local_stays_refused_even_in_development(app: Flask) -> None:
-    from sso.admin_ops import ProviderProblem, add_generic_provider
+    from sso.providers import ProviderProblem, add_generic_provider
 
     with pytest.raises(ProviderProblem):
         add_generic_provider("metadata", "http://169.254.169.254/latest", "gw", "s")

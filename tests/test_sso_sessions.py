@@ -234,7 +234,7 @@ def test_a_sign_in_racing_with_a_disable_keeps_no_session(app: Flask, client: Fl
     import flask_login
     from sqlalchemy import update
 
-    from sso import routes
+    from sso import local_signin
     from sso.sessions import end_user_sessions
 
     def login_then_disabled(user, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -244,7 +244,7 @@ def test_a_sign_in_racing_with_a_disable_keeps_no_session(app: Flask, client: Fl
         end_user_sessions([user.id])
         return done
 
-    monkeypatch.setattr(routes, "login_user", login_then_disabled)
+    monkeypatch.setattr(local_signin, "login_user", login_then_disabled)
     sign_in(client, USER_EMAIL, USER_PASSWORD)
     assert sessions.for_user(plain_user.id) == []
     assert client.get("/auth/verify").status_code == 401

@@ -224,7 +224,7 @@ def test_office365_provider_without_a_name_and_the_sign_in_buttons(  # type: ign
         assert _no_sideways_scroll(page)
         page.screenshot(path=str(artifacts_dir / f"sign-in-office365-{width}.png"), full_page=True)
 
-    from sso.admin_ops import add_office365_provider
+    from sso.providers import add_office365_provider
 
     add_office365_provider(None, db.session.scalars(db.select(Datasource).filter_by(name="Fabrikam")).one())
     db.session.commit()
