@@ -9,6 +9,7 @@
       const popup = window.open("", "o365-authorize", "popup,width=520,height=700");
       if (!popup) { form.target = "_self"; }
     });
+    form.dataset.popupReady = "1";  // wired: a click now opens the pop-up (or falls back to this window)
   });
   window.addEventListener("message", function (event) {
     if (event.origin !== window.location.origin) { return; }

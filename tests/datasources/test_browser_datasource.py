@@ -28,12 +28,23 @@ def app_env(emulator: EmulatorHandle) -> dict[str, str]:
     return emulator_env(emulator)
 
 
-def _sign_in_at_microsoft(popup: Page) -> None:
-    popup.get_by_label("Email, phone, or Skype").fill("admin@contoso.example")
+def _sign_in_at_microsoft(popup: Page, email: str = "admin@contoso.example", *, closes: bool = False) -> None:
+    """Sign in and consent; with closes=True, wait for the pop-up to close (the listener is set before the click)."""
+    popup.get_by_label("Email, phone, or Skype").fill(email)
     popup.get_by_label("Password").fill("demo")
     popup.get_by_role("button", name="Sign in").click()
     popup.get_by_label("Consent on behalf of your organization").check()
-    popup.get_by_role("button", name="Accept").click()
+    if not closes:
+        popup.get_by_role("button", name="Accept").click()
+        return
+    with popup.expect_event("close", timeout=60_000):
+        popup.get_by_role("button", name="Accept").click()
+
+
+def _click_popup_button(page: Page, name: str) -> None:
+    """Click Authorize or Change tenant once the page's script has wired its form (a slow load clicks too early)."""
+    page.locator("form[target='o365-authorize'][data-popup-ready]").first.wait_for(state="attached")
+    page.get_by_role("button", name=name, exact=True).click()
 
 
 def test_office365_datasource_journey(page: Page, live_server: LiveServer, admin_user,  # type: ignore[no-untyped-def]
@@ -56,10 +67,9 @@ def test_office365_datasource_journey(page: Page, live_server: LiveServer, admin
     expect(page.locator(".datasource-status")).to_have_text("incomplete")
 
     with page.expect_popup() as popup_info:
-        page.get_by_role("button", name="Authorize", exact=True).click()
+        _click_popup_button(page, "Authorize")
     popup = popup_info.value
-    _sign_in_at_microsoft(popup)
-    popup.wait_for_event("close")
+    _sign_in_at_microsoft(popup, closes=True)
     expect(page.get_by_text("Connection test succeeded")).to_be_visible()
     expect(page.locator(".datasource-status")).to_have_text("ready")
     expect(page.get_by_role("button", name="Re-Authorize")).to_be_visible()
@@ -108,7 +118,7 @@ def test_authorize_without_popups_uses_the_same_window(page: Page, live_server: 
     page.goto(f"{live_server.url}/admin/datasources/new/office365")
     page.get_by_label("Display name").fill("Same window")
     page.get_by_role("button", name="Save").click()
-    page.get_by_role("button", name="Authorize", exact=True).click()
+    _click_popup_button(page, "Authorize")
     _sign_in_at_microsoft(page)
     expect(page.get_by_text("Connection test succeeded")).to_be_visible()
     expect(page.locator(".datasource-status")).to_have_text("ready")
@@ -160,7 +170,7 @@ def test_change_tenant_in_the_popup_then_confirm_single_sign_on(  # type: ignore
     page.get_by_label("Enable Azure OpenID Connect Single-Sign-On").check()
     page.get_by_role("button", name="Save").click()
     with page.expect_popup() as popup_info:
-        page.get_by_role("button", name="Authorize", exact=True).click()
+        _click_popup_button(page, "Authorize")
     _sign_in_at_microsoft(popup_info.value)
     expect(page.get_by_text("Connection test succeeded")).to_be_visible()
     datasource = db.session.scalars(db.select(Datasource)).one()
@@ -174,14 +184,8 @@ def test_change_tenant_in_the_popup_then_confirm_single_sign_on(  # type: ignore
         page.screenshot(path=str(artifacts_dir / f"datasource-change-tenant-{width}.png"), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 900})
     with page.expect_popup() as popup_info:
-        page.get_by_role("button", name="Change tenant").click()
-    popup = popup_info.value
-    popup.get_by_label("Email, phone, or Skype").fill("admin@fabrikam.example")
-    popup.get_by_label("Password").fill("demo")
-    popup.get_by_role("button", name="Sign in").click()
-    popup.get_by_label("Consent on behalf of your organization").check()
-    popup.get_by_role("button", name="Accept").click()
-    popup.wait_for_event("close")
+        _click_popup_button(page, "Change tenant")
+    _sign_in_at_microsoft(popup_info.value, "admin@fabrikam.example", closes=True)
     expect(page.get_by_text("Tenant changed from Contoso to Fabrikam.")).to_be_visible()
     expect(page.locator("#sso-confirm")).to_contain_text("its provider directory is disabled")
     for width in (1280, 390):
@@ -246,7 +250,7 @@ def test_test_connection_after_consent_removed_says_needs_reauthorization(  # ty
     page.get_by_label("Display name").fill("Contoso directory")
     page.get_by_role("button", name="Save").click()
     with page.expect_popup() as popup_info:
-        page.get_by_role("button", name="Authorize", exact=True).click()
+        _click_popup_button(page, "Authorize")
     _sign_in_at_microsoft(popup_info.value)
     expect(page.get_by_text("Connection test succeeded")).to_be_visible()
     removed = requests.post(f"{emulator.base_url}/_emulator/grants/revoke", json={}, verify=emulator.ca_path,
