@@ -7,6 +7,7 @@ import hashlib
 import json
 import secrets
 import sqlite3
+from dataclasses import dataclass
 
 from flask import Response, request
 
@@ -138,20 +139,11 @@ def _grant_code(tenant_id: str | None, client: dict) -> Response:
         updated = conn.execute("UPDATE auth_codes SET used = 1 WHERE code = ? AND used = 0", (code,)).rowcount
     if not updated:
         return token_error(54005)
-    user = user_by_id(row["user_id"])
-    if user is None:
-        return token_error(50034)
-    if not user["account_enabled"]:
-        return token_error(50057)
-    scopes = json.loads(row["scopes"])
-    have = granted_scopes(user["tenant_id"], client["client_id"], user["id"])
-    graph, oidc, problem = _scope_for_token(client, form.get("scope", ""), scopes["graph"], scopes["oidc"], have)
-    if problem is not None:
-        return problem
-    missing = missing_scopes(graph, have)
-    if missing:
-        return token_error(65001, client_id=client["client_id"], client_name=client["name"])
-    return issue_tokens(client, user, graph, oidc, nonce=row["nonce"], sid=row["sid"], auth_time=row["auth_time"])
+    grant = _grant_for(client, row)
+    if isinstance(grant, Response):
+        return grant
+    return issue_tokens(client, grant.user, grant.graph, grant.oidc, nonce=row["nonce"], sid=row["sid"],
+                        auth_time=row["auth_time"])
 
 
 def _grant_refresh(tenant_id: str | None, client: dict) -> Response:
@@ -173,6 +165,33 @@ def _grant_refresh(tenant_id: str | None, client: dict) -> Response:
         return token_error(65001, client_id=client["client_id"], client_name=client["name"])
     if now - row["last_used"] > RT_INACTIVE:
         return token_error(700082, issued=_iso(row["created"]))
+    # A refresh token also stops working when consent for any scope it was issued with is withdrawn.
+    grant = _grant_for(client, row, whole_grant_consented=True)
+    if isinstance(grant, Response):
+        return grant
+    oidc = grant.oidc
+    if "offline_access" in grant.scopes["oidc"] and "offline_access" not in oidc:
+        oidc = oidc + ["offline_access"]
+    with store().transaction() as conn:
+        conn.execute("UPDATE refresh_tokens SET last_used = ? WHERE token = ?", (now, rt))
+    return issue_tokens(client, grant.user, grant.graph, oidc, nonce=None, sid=row["sid"], auth_time=row["auth_time"],
+                        rt_graph=grant.scopes["graph"])
+
+
+@dataclass(frozen=True)
+class _Grant:
+    user: sqlite3.Row
+    scopes: dict
+    graph: list[str]
+    oidc: list[str]
+
+
+def _grant_for(client: dict, row: sqlite3.Row, *, whole_grant_consented: bool = False) -> _Grant | Response:
+    """The user and scopes a code or refresh token may still be redeemed for, or Entra's refusal.
+
+    Both grants refuse the same way: the user is gone (50034) or disabled (50057), a scope is not allowed
+    (700022/500011), or consent for it was withdrawn (65001).
+    """
     user = user_by_id(row["user_id"])
     if user is None:
         return token_error(50034)
@@ -180,17 +199,13 @@ def _grant_refresh(tenant_id: str | None, client: dict) -> Response:
         return token_error(50057)
     scopes = json.loads(row["scopes"])
     have = granted_scopes(user["tenant_id"], client["client_id"], user["id"])
-    graph, oidc, problem = _scope_for_token(client, form.get("scope", ""), scopes["graph"], scopes["oidc"], have)
+    graph, oidc, problem = _scope_for_token(client, request.form.get("scope", ""), scopes["graph"], scopes["oidc"],
+                                            have)
     if problem is not None:
         return problem
-    if missing_scopes(graph, have) or missing_scopes(scopes["graph"], have):
+    if missing_scopes(graph, have) or (whole_grant_consented and missing_scopes(scopes["graph"], have)):
         return token_error(65001, client_id=client["client_id"], client_name=client["name"])
-    if "offline_access" in scopes["oidc"] and "offline_access" not in oidc:
-        oidc = oidc + ["offline_access"]
-    with store().transaction() as conn:
-        conn.execute("UPDATE refresh_tokens SET last_used = ? WHERE token = ?", (now, rt))
-    return issue_tokens(client, user, graph, oidc, nonce=None, sid=row["sid"], auth_time=row["auth_time"],
-                        rt_graph=scopes["graph"])
+    return _Grant(user, scopes, graph, oidc)
 
 
 def _grant_client_credentials(tenant: str, tenant_id: str | None, client: dict) -> Response:
