@@ -37,12 +37,35 @@ def _bypass_members(role_name: str) -> int:
                if user.password_hash and user.has_any_role(role_name))
 
 
-def _page(status: int = 200) -> tuple[str, int]:
+FLAGS = ("enabled", "auto_redirect", "create_users")
+
+
+def _stored_values() -> dict[str, object]:
+    """The settings form's values as stored (what GET shows)."""
+    row = settings_row()
+    values: dict[str, object] = {name: getattr(row, name) for name in (*FLAGS, "bypass_role", *NUMBERS)}
+    values["policies"] = json.dumps(row.policies)
+    return values
+
+
+def _page(status: int = 200, *, values: dict[str, object] | None = None,
+          errors: dict[str, str] | None = None) -> tuple[str, int]:
     providers = db.session.scalars(db.select(SsoProvider).order_by(SsoProvider.name)).all()
     datasources = {d.id: d for d in db.session.scalars(db.select(Datasource))}
-    return render_template("admin/sso/settings.html", settings=settings_row(), providers=providers,
-                           datasources=datasources, sso_datasources=_sso_datasources(), roles=Role.ALL,
-                           claims=sorted(CLAIMS), form=request.form, keys=key_states()), status
+    return render_template("admin/sso/settings.html", values=values or _stored_values(), errors=errors or {},
+                           providers=providers, datasources=datasources, sso_datasources=_sso_datasources(),
+                           roles=Role.ALL, claims=sorted(CLAIMS), form=request.form, keys=key_states()), status
+
+
+def _parse_policies(text: str) -> dict | None:
+    try:
+        policies = json.loads(text or "{}")
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser follows
+        return None
+    valid = isinstance(policies, dict) and all(
+        isinstance(rules, dict) and set(rules) <= {"groups", "emails", "domains"}
+        and all(isinstance(v, list) for v in rules.values()) for rules in policies.values())
+    return policies if valid and not holds_forbidden_text(policies) else None
 
 
 @bp.get("/sso")
@@ -54,42 +77,38 @@ def single_sign_on() -> tuple[str, int]:
 @bp.post("/sso")
 @roles_required(Role.ADMINISTRATOR)
 def sso_settings_save() -> Response | tuple[str, int]:
-    row = settings_row()
+    """Save the settings, or show the form again as typed with each problem next to its field."""
     form = request.form
-    values: dict[str, object] = {name: form.get(name) == "y" for name in ("enabled", "auto_redirect", "create_users")}
+    submitted: dict[str, object] = {name: form.get(name) == "y" for name in FLAGS}
+    submitted.update({name: form.get(name, "") for name in ("bypass_role", "policies", *NUMBERS)})
+    errors: dict[str, str] = {}
+    values: dict[str, object] = {name: submitted[name] for name in FLAGS}
     role = form.get("bypass_role", "")
-    if role not in Role.ALL:
-        flash("Choose the bypass role from the list.", "danger")
-        return _page(400)
-    values["bypass_role"] = role
+    if role in Role.ALL:
+        values["bypass_role"] = role
+    else:
+        errors["bypass_role"] = "Choose the bypass role from the list."
     for name, (low, high) in NUMBERS.items():
         number = parse_int(form.get(name, ""), low, high)
         if number is None:
-            flash(f"{name.replace('_', ' ').capitalize()} must be a whole number from {low} to {high}.", "danger")
-            return _page(400)
+            errors[name] = f"This must be a whole number from {low} to {high}."
         values[name] = number
-    try:
-        policies = json.loads(form.get("policies") or "{}")
-        valid = isinstance(policies, dict) and all(
-            isinstance(rules, dict) and set(rules) <= {"groups", "emails", "domains"}
-            and all(isinstance(v, list) for v in rules.values()) for rules in policies.values()) \
-            and not holds_forbidden_text(policies)
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser follows
-        valid = False
-    if not valid:
-        flash('Policies must be JSON like {"staff": {"groups": ["<group id>"], "domains": ["contoso.example"]}}.',
-              "danger")
-        return _page(400)
-    values["policies"] = policies
-    if values["auto_redirect"] and not _bypass_members(role):
-        flash(f"Nobody in the {role} role can sign in with a password: automatic redirect would lock everyone "
-              "out. Give someone that role (with a password) first.", "danger")
-        return _page(400)
+    policies = _parse_policies(form.get("policies", ""))
+    if policies is None:
+        errors["policies"] = 'Policies must be JSON like {"staff": {"groups": ["<group id>"], ' \
+                             '"domains": ["contoso.example"]}}.'
+    if values["auto_redirect"] and "bypass_role" not in errors and not _bypass_members(role):
+        errors["auto_redirect"] = (f"Nobody in the {role} role can sign in with a password: automatic redirect "
+                                   "would lock everyone out. Give someone that role (with a password) first.")
+    if errors:
+        flash("The settings were not saved: correct the marked fields.", "danger")
+        return _page(400, values=submitted, errors=errors)
+    row = settings_row()
     for name, value in values.items():
         setattr(row, name, value)
+    row.policies = policies
     row.updated_by = audit.current_actor()
-    audit.record("sso.settings", "Single Sign-On",
-                 **{k: v for k, v in values.items() if k != "policies"}, policies=sorted(policies))
+    audit.record("sso.settings", "Single Sign-On", **values, policies=sorted(policies or {}))
     db.session.commit()
     forget_settings()
     flash("Single Sign-On settings saved.", "success")

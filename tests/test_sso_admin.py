@@ -54,6 +54,50 @@ def test_settings_are_saved_validated_and_audited(admin_client: FlaskClient) -> 
         assert admin_client.post("/admin/sso", data={**_settings_form(**bad), "csrf_token": token}).status_code == 400
 
 
+def test_refused_settings_keep_what_was_typed_and_tie_each_problem_to_its_field(admin_client: FlaskClient) -> None:
+    from html.parser import HTMLParser
+
+    token = csrf_token(admin_client, "/admin/sso")
+    typed = _settings_form(idle_timeout_minutes="0", clock_leeway_seconds="ten", absolute_timeout_hours="9",
+                           policies='{"staff": [')
+    answer = admin_client.post("/admin/sso", data={**typed, "csrf_token": token})
+    assert answer.status_code == 400
+
+    class Controls(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attrs: dict[str, dict[str, str | None]] = {}
+            self.texts: dict[str, str] = {}
+            self._in: str | None = None
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            named = dict(attrs)
+            if named.get("id"):
+                self.attrs[str(named["id"])] = named
+                self._in = str(named["id"])
+
+        def handle_data(self, data: str) -> None:
+            if self._in:
+                self.texts[self._in] = self.texts.get(self._in, "") + data
+
+        def handle_endtag(self, tag: str) -> None:
+            self._in = None
+
+    page = Controls()
+    page.feed(answer.get_data(as_text=True))
+    for field in ("idle_timeout_minutes", "clock_leeway_seconds", "policies"):
+        assert page.attrs[field].get("aria-invalid") == "true", field
+        assert f"{field}-error" in str(page.attrs[field].get("aria-describedby")), field
+        assert f"{field}-error" in page.attrs, field
+    assert "from 1 to" in page.texts["idle_timeout_minutes-error"]
+    assert "open" in page.attrs["advanced-settings"]  # the leeway error is inside "Advanced"
+    assert page.attrs["absolute_timeout_hours"].get("aria-invalid") is None
+    assert page.attrs["absolute_timeout_hours"]["value"] == "9"  # typed values are kept, not the stored ones
+    assert page.attrs["clock_leeway_seconds"]["value"] == "ten"
+    assert page.texts["policies"] == '{"staff": ['
+    assert db.session.get(SsoSettings, 1) is None or db.session.get(SsoSettings, 1).absolute_timeout_hours != 9
+
+
 def test_auto_redirect_is_refused_when_nobody_could_get_back_in(admin_client: FlaskClient) -> None:
     token = csrf_token(admin_client, "/admin/sso")
     response = admin_client.post("/admin/sso", data={**_settings_form(auto_redirect="y", bypass_role="Manage "
