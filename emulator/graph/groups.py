@@ -76,6 +76,15 @@ def list_members(group_id: str) -> Response:
     return relations.group_relation(group_id, "member")
 
 
+@bp.get("/groups/<group_id>/members/microsoft.graph.user")
+def list_user_members(group_id: str) -> Response:
+    """The members that are users (an OData cast): `$filter`, `$search`, `$orderby` and `$count` apply to them
+    as on /users (docs/microsoft.md §5.11)."""
+    common.require(common.GROUP_READ)
+    _group_row(group_id)
+    return listing.list_collection(listing.USERS, members_of=group_id)
+
+
 @bp.get("/groups/<group_id>/members/$count")
 def count_members(group_id: str) -> Response:
     common.require(common.GROUP_READ)

@@ -79,22 +79,27 @@ def _check_unsupported_options() -> None:
         raise unsupported_query("$expand is not supported by the emulator on this resource.")
 
 
-_ORDERABLE = {"users": {"displayName": "display_name", "userPrincipalName": "user_principal_name"},
+_ORDERABLE = {"users": {"displayName": "display_name", "userPrincipalName": "user_principal_name",
+                        "createdDateTime": "created"},
               "groups": {"displayName": "display_name"}}
+#: Sortable only as an advanced query (docs/microsoft.md §5.11: the "Supports $orderby" table).
+_ORDER_ADVANCED = {"createdDateTime"}
 
 
 def _order(kind: Kind, filtered: bool) -> tuple[str, bool] | None:
-    """(column, descending) from `$orderby`; only displayName (and userPrincipalName for users), and with
-    `$filter` only as an advanced query (docs/microsoft.md §5.0)."""
+    """(column, descending) from `$orderby`: displayName (and userPrincipalName for users) by default,
+    createdDateTime of users and any sort combined with `$filter` only as an advanced query
+    (docs/microsoft.md §5.0, §5.11)."""
     raw = request.args.get("$orderby")
     if raw is None:
         return None
     parts = raw.split()
-    allowed = {k.lower(): v for k, v in _ORDERABLE[kind.table].items()}
-    if (not parts or len(parts) > 2 or parts[0].lower() not in allowed
-            or (len(parts) == 2 and parts[1].lower() not in ("asc", "desc")) or (filtered and not common.advanced())):
+    allowed = {k.lower(): k for k in _ORDERABLE[kind.table]}
+    name = allowed.get(parts[0].lower()) if parts else None
+    if (name is None or len(parts) > 2 or (len(parts) == 2 and parts[1].lower() not in ("asc", "desc"))
+            or ((filtered or name in _ORDER_ADVANCED) and not common.advanced())):
         raise unsupported_query("Sorting not supported for current query.")
-    return allowed[parts[0].lower()], len(parts) == 2 and parts[1].lower() == "desc"
+    return _ORDERABLE[kind.table][name], len(parts) == 2 and parts[1].lower() == "desc"
 
 
 def _iter_rows(conn: sqlite3.Connection, sql: str, params: list[Any]) -> Iterator[sqlite3.Row]:
@@ -106,8 +111,11 @@ def _iter_rows(conn: sqlite3.Connection, sql: str, params: list[Any]) -> Iterato
         yield from chunk
 
 
-def list_collection(kind: Kind) -> Response:
-    """GET /users or /groups with $select, $top, $filter, $search, $count and $skiptoken."""
+def list_collection(kind: Kind, *, members_of: str | None = None) -> Response:
+    """GET /users or /groups with $select, $top, $filter, $search, $count, $orderby and $skiptoken.
+
+    `members_of`: only the direct members of that group, typed (`/groups/{id}/members/microsoft.graph.user`,
+    the OData cast on which Graph takes the same query options; docs/microsoft.md §5.11)."""
     _check_unsupported_options()
     top = odata.parse_top(request.args.get("$top"))
     select = odata.parse_select(request.args.get("$select"), kind.schema)
@@ -127,6 +135,10 @@ def list_collection(kind: Kind) -> Response:
     t = kind.table
     base_where = f"{t}.tenant_id = ? AND ({where})"
     base_params = [common.tenant(), *params]
+    if members_of is not None:
+        base_where += (f" AND {t}.id IN (SELECT member_id FROM memberships WHERE group_id = ? "  # noqa: S608
+                       "AND relation = 'member')")
+        base_params.append(members_of)
 
     count: int | None = None
     if want_count and after is None:
@@ -162,6 +174,8 @@ def list_collection(kind: Kind) -> Response:
     more = len(rows) > top
     rows = rows[:top]
     items = kind.projected(conn, rows, select)
+    if members_of is not None:
+        items = [{"@odata.type": kind.odata_type, **item} for item in items]
     token = None
     if more and rows:
         last = rows[-1]

@@ -408,7 +408,23 @@ class _Compiler:
             return f"EXISTS ({coll.source}{inner})"
         return self.compare(node, scope)
 
+    def collection_count(self, node: Compare) -> str:
+        """`assignedLicenses/$count eq 0` (eq/ne with 0 or 1, advanced queries only; docs/microsoft.md §5.11)."""
+        name = node.prop[: -len("/$count")]
+        coll = self.schema.collections.get(name)
+        if coll is None:
+            raise self.unsupported(node.prop)
+        self.need_advanced(node.op)
+        lit = node.value
+        if node.op not in ("eq", "ne") or not isinstance(lit, Literal) or lit.kind != "num" or lit.value not in (0, 1):
+            raise self.unsupported(node.prop)
+        self.params.append(lit.value)
+        counted = coll.source.replace("SELECT 1 ", "SELECT count(*) ", 1)
+        return f"(({counted}1) {'=' if node.op == 'eq' else '<>'} ?)"
+
     def compare(self, node: Compare, scope: tuple[str, Collection] | None) -> str:
+        if scope is None and node.prop.endswith("/$count"):
+            return self.collection_count(node)
         target = self.resolve(node.prop, scope)
         collate = " COLLATE NOCASE" if target.kind in ("str", "guid") else ""
         if node.op == "in":

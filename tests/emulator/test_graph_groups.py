@@ -267,3 +267,42 @@ def test_tenants_are_isolated(tmp_path):
         assert skus["SPE_E5"] == expected < 9
     finally:
         app.extensions["emulator.store"].close()
+
+
+EVENTUAL = {"ConsistencyLevel": "eventual"}
+
+
+def test_user_members_cast_takes_filter_search_orderby_and_count(graph: Graph):
+    gid = graph.group_id("Sales and Marketing")
+    path = f"/groups/{gid}/members/microsoft.graph.user"
+    everyone = graph.get(f"{path}?$count=true&$select=id,displayName&$orderby=displayName",
+                         headers=EVENTUAL).get_json()
+    assert everyone["@odata.context"] == "http://localhost/v1.0/$metadata#users(id,displayName)"
+    assert everyone["@odata.count"] == 9
+    names = [m["displayName"] for m in everyone["value"]]
+    assert names == sorted(names, key=str.lower) and len(names) == 9
+    assert everyone["value"][0]["@odata.type"] == "#microsoft.graph.user"
+    first = names[0]
+    found = graph.get(f"{path}?$count=true&$filter=startswith(displayName,'{first[:3]}')&$select=displayName",
+                      headers=EVENTUAL).get_json()
+    assert first in [m["displayName"] for m in found["value"]]
+    assert found["@odata.count"] == len(found["value"])
+    searched = graph.get(f'{path}?$count=true&$search="displayName:{first.split()[0]}"&$select=displayName',
+                         headers=EVENTUAL).get_json()
+    assert first in [m["displayName"] for m in searched["value"]]
+    member = graph.get(f"{path}?$select=id&$top=1").get_json()["value"][0]["id"]
+    one = graph.get(f"{path}?$count=true&$filter=id eq '{member}'&$select=id", headers=EVENTUAL).get_json()
+    assert (one["@odata.count"], one["value"][0]["id"]) == (1, member)
+    stranger = graph.user_id("admin@contoso.example")
+    assert stranger not in {m["id"] for m in everyone["value"]}
+    none = graph.get(f"{path}?$count=true&$filter=id eq '{stranger}'&$select=id", headers=EVENTUAL).get_json()
+    assert (none["@odata.count"], none["value"]) == (0, [])
+
+
+def test_user_members_cast_refuses_what_graph_refuses(graph: Graph):
+    gid = graph.group_id("Sales and Marketing")
+    path = f"/groups/{gid}/members/microsoft.graph.user"
+    resp = graph.get(f'{path}?$search="displayName:a"')
+    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "Request_UnsupportedQuery"
+    resp = graph.get(f"{path}?$filter=startswith(displayName,'a')&$orderby=displayName")
+    assert_error(resp, 400, "Request_UnsupportedQuery", "Sorting not supported for current query.")

@@ -396,3 +396,28 @@ def test_fast_projection_matches_full_json(graph: Graph):
     for row in rows:
         full = directory.user_to_graph(row, licences[row["id"]])
         assert directory.user_projection(row, keys, licences[row["id"]]) == {k: full.get(k) for k in keys}
+
+
+def test_licence_count_filter_and_created_sort_need_advanced_queries(graph: Graph):
+    eventual = {"ConsistencyLevel": "eventual"}
+    licensed = graph.get("/users?$filter=assignedLicenses/$count ne 0&$count=true&$select=id&$top=1",
+                         headers=eventual).get_json()["@odata.count"]
+    unlicensed = graph.get("/users?$filter=assignedLicenses/$count eq 0&$count=true&$select=id&$top=1",
+                           headers=eventual).get_json()["@odata.count"]
+    total = graph.get("/users?$count=true&$select=id&$top=1", headers=eventual).get_json()["@odata.count"]
+    assert licensed > 0 and unlicensed > 0 and licensed + unlicensed == total
+    resp = graph.get("/users?$filter=assignedLicenses/$count ne 0&$select=id")
+    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "Request_UnsupportedQuery"
+    resp = graph.get("/users?$filter=assignedLicenses/$count gt 2&$count=true&$select=id", headers=eventual)
+    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "Request_UnsupportedQuery"
+    resp = graph.get("/users?$orderby=createdDateTime&$select=id")
+    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "Request_UnsupportedQuery"
+    ordered = graph.get("/users?$orderby=createdDateTime desc&$count=true&$select=id,createdDateTime&$top=5",
+                        headers=eventual).get_json()["value"]
+    stamps = [u["createdDateTime"] for u in ordered]
+    assert stamps == sorted(stamps, reverse=True)
+    both = graph.get("/users?$filter=accountEnabled eq true and department eq 'Sales'&$orderby=displayName desc"
+                     "&$count=true&$select=displayName,department,accountEnabled", headers=eventual).get_json()
+    assert both["value"] and all(u["department"] == "Sales" and u["accountEnabled"] for u in both["value"])
+    names = [u["displayName"].lower() for u in both["value"]]
+    assert names == sorted(names, reverse=True)
