@@ -57,7 +57,7 @@ def _configure_logging(app: Flask) -> None:
 
 
 # Every module that defines models, so the metadata (and Alembic autogenerate) sees all tables.
-MODEL_MODULES = ("core.models", "core.api_keys", "jobs.models", "imports.models", "sso.models")
+MODEL_MODULES = ("core.models", "core.api_keys", "jobs.models", "imports.models", "sso.models", "bulk.models")
 
 
 def _init_extensions(app: Flask) -> None:
@@ -115,6 +115,9 @@ def _register_blueprints(app: Flask) -> None:
 
     jobs.init_app(app)  # scheduled tasks: huey queue, webhook, `flask jobs`
     imports.init_app(app)  # the user-import job kind and `flask import`
+    import bulk
+
+    bulk.init_app(app)  # the bulk-job kind (bulk add/remove/licence changes from a previewed selection)
     from sso.cli import sso_cli
 
     app.cli.add_command(sso_cli)

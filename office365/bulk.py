@@ -21,8 +21,13 @@ from office365.scopes import LICENCE_WRITE_SCOPES, MEMBER_WRITE_SCOPES
 
 Outcome = Literal[
     "added", "already_member", "assigned", "already_assigned", "not_found", "invalid", "usage_location_required",
-    "no_seats_left", "skipped", "failed", "not_attempted", "planned",
+    "no_seats_left", "skipped", "failed", "not_attempted", "planned", "removed", "not_member", "unassigned",
+    "not_assigned",
 ]
+OK_OUTCOMES = frozenset({"added", "already_member", "assigned", "already_assigned", "planned", "removed", "not_member",
+                         "unassigned", "not_assigned"})
+#: Failures worth sending again later: Graph was throttling or unavailable, not a refusal of this object.
+TRANSIENT_CODES = frozenset({"throttled", "graph_unavailable"})
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,11 @@ class ItemResult:
 
     @property
     def ok(self) -> bool:
-        return self.outcome in ("added", "already_member", "assigned", "already_assigned", "planned")
+        return self.outcome in OK_OUTCOMES
+
+    @property
+    def transient(self) -> bool:
+        return self.outcome == "failed" and self.error_code in TRANSIENT_CODES
 
 
 @dataclass
@@ -206,3 +215,66 @@ def assign_licence_to_group_members(
         result.items.append(ItemResult(uid, outcome, str(mapped), res.request_id, mapped.error_code))
     result.graph_requests = client.requests_sent - sent_before
     return result
+
+
+# -- chunks of a bulk job (office365.bulk_preview decided what to send) --------------------------------------------
+
+
+def remove_members(access: GraphAccess, group_id: str, user_ids: Sequence[str]) -> list[ItemResult]:
+    """Remove users from a group: `DELETE .../members/{id}/$ref`, 20 per `$batch`; not a member is no failure."""
+    gid = checked_object_id(group_id, "group_id")
+    ids = [checked_object_id(u, "user_id") for u in user_ids]
+    items = [BatchRequest(str(i), "DELETE", f"/groups/{gid}/members/{u}/$ref") for i, u in enumerate(ids)]
+    out: list[ItemResult] = []
+    for res in access.client.iter_batch(items, idempotent=True):
+        uid, err = ids[int(res.id)], res.error
+        if err is None:
+            out.append(ItemResult(uid, "removed", "Removed from the group.", res.request_id))
+        elif isinstance(err, NotFound):
+            out.append(ItemResult(uid, "not_member", "Not a member (any more); nothing to do.", res.request_id))
+        else:
+            out.append(ItemResult(uid, "failed", str(err), res.request_id, err.error_code))
+    return out
+
+
+def change_licences(access: GraphAccess, sku_id: str, user_ids: Sequence[str], *, remove: bool = False,
+                    disabled_plans: Sequence[str] = (), plan_name: str = "") -> list[ItemResult]:
+    """Assign (or remove) one licence for each user, 20 `assignLicense` per `$batch`, one result per user."""
+    sku = checked_object_id(sku_id, "sku_id")
+    name = plan_name or sku
+    ids = [checked_object_id(u, "user_id") for u in user_ids]
+    if remove:
+        body: dict = {"addLicenses": [], "removeLicenses": [sku]}
+    else:
+        body = {"addLicenses": [{"skuId": sku, "disabledPlans": list(disabled_plans)}], "removeLicenses": []}
+    items = [BatchRequest(str(i), "POST", f"/users/{u}/assignLicense", body=body) for i, u in enumerate(ids)]
+    out: list[ItemResult] = []
+    for res in access.client.iter_batch(items, idempotent=True):
+        uid, err = ids[int(res.id)], res.error
+        if err is None:
+            out.append(ItemResult(uid, "unassigned" if remove else "assigned",
+                                  f"{name} {'removed' if remove else 'assigned'}.", res.request_id))
+            continue
+        mapped = licence_error(err, sku) if isinstance(err, InvalidRequest) else err
+        code = getattr(mapped, "error_code", "")
+        if remove and "does not have a corresponding license" in (err.graph_message or ""):
+            out.append(ItemResult(uid, "not_assigned", f"Does not hold {name} (any more); nothing to do.",
+                                  res.request_id))
+            continue
+        outcome: Outcome = {"usage_location_required": "usage_location_required", "no_seats_left": "no_seats_left",
+                            "not_found": "not_found"}.get(code, "failed")  # type: ignore[assignment]
+        out.append(ItemResult(uid, outcome, str(mapped), res.request_id, mapped.error_code))
+    return out
+
+
+def apply_chunk(access: GraphAccess, action: str, target_id: str, user_ids: Sequence[str], *,
+                disabled_plans: Sequence[str] = (), plan_name: str = "") -> list[ItemResult]:
+    """One chunk of a bulk job (at most 20 users, one Graph request when nothing is refused)."""
+    if action == "add":
+        return add_members(access, target_id, user_ids).items
+    if action == "remove":
+        return remove_members(access, target_id, user_ids)
+    if action in ("assign-licence", "remove-licence"):
+        return change_licences(access, target_id, user_ids, remove=action == "remove-licence",
+                               disabled_plans=disabled_plans, plan_name=plan_name)
+    raise ValueError(f"unknown bulk action {action!r}")

@@ -183,6 +183,7 @@ class GraphClient:
         self.last_request_id: str | None = None
         self.last_client_request_id: str | None = None
         self.requests_sent = 0  # HTTP requests sent, retries included
+        self.throttled = 0  # 429 answers seen (whole requests and $batch items): callers slow down on it
         if session is None:
             session = requests.Session()
             session.mount("https://", HTTPAdapter(pool_maxsize=8, max_retries=0))
@@ -300,6 +301,7 @@ class GraphClient:
                 )
 
             if resp.status_code in RETRY_STATUSES:
+                self.throttled += resp.status_code == 429
                 wait = self.retry.retry_after(resp.headers.get("Retry-After"))
                 if wait is None:
                     wait = self.retry.backoff(attempt)
@@ -434,6 +436,7 @@ class GraphClient:
                 if status >= 400:
                     result.error = error_from_response(status, body, request_id=request_id)
                 if status in RETRY_STATUSES:
+                    self.throttled += status == 429
                     wait = self.retry.retry_after(item_headers.get("retry-after"))
                     waits.append(self.retry.backoff(round_no) if wait is None else wait)
                     retry_later[item_id] = result
