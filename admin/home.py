@@ -7,6 +7,7 @@ from core.access import can_administer_datasource
 from core.extensions import db
 from core.models import Datasource
 from datasources.grant import reauthorization_warning
+from jobs.models import ScheduledTask
 from jobs.runner import last_failed_runs
 
 
@@ -21,5 +22,6 @@ def index() -> str:
             attention.append((datasource, f"needs to be re-authorized: {datasource.last_error or 'grant refused'}"))
         elif warning := reauthorization_warning(datasource):
             attention.append((datasource, warning))
-    failed_runs = last_failed_runs() if current_user.has_any_role("Administrator") else []
+    failed_runs = ([run for run in last_failed_runs() if run.kind in ScheduledTask.KINDS]  # bulk jobs: own pages
+                   if current_user.has_any_role("Administrator") else [])
     return render_template("admin/index.html", attention=attention, failed_runs=failed_runs)
