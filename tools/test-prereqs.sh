@@ -44,7 +44,7 @@ if [ ! -d "$OIDC_DIR/node_modules/oidc-provider" ]; then
   echo "test-prereqs: installing oidc-provider (npm)"
   (cd "$OIDC_DIR" && npm ci --no-audit --no-fund --silent)
 fi
-# axe-core (the WCAG 2.1 A/AA checks of tests/test_accessibility.py), from its lock file.
+# axe-core (the WCAG 2.1 A/AA checks of tests/app/test_accessibility.py), from its lock file.
 A11Y_DIR="$(dirname "$0")/../tests/a11y"
 if [ ! -f "$A11Y_DIR/node_modules/axe-core/axe.min.js" ]; then
   echo "test-prereqs: installing axe-core (npm)"

@@ -4,7 +4,7 @@ with the caller's own token the same request is not refused for CSRF (so the ref
 else's). Routes that a cookie session never drives are listed in NOT_COOKIE_DRIVEN with what protects them instead,
 and that protection is checked here too. A new unsafe route is covered automatically.
 
-As in tests/test_authorization_matrix.py, requests go through the contextless client (no test app context).
+As in tests/app/test_authorization_matrix.py, requests go through the contextless client (no test app context).
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, literal, select, union_all
 
 from core.extensions import db
-from tests.conftest import ContextlessClient, make_user
-from tests.test_authorization_matrix import (
+from tests.app.test_authorization_matrix import (
     UNSAFE,
     World,
     build_url,
@@ -27,6 +26,7 @@ from tests.test_authorization_matrix import (
     page_csrf_token,
     sign_in_as,
 )
+from tests.conftest import ContextlessClient, make_user
 
 PASSWORD = "csrf-matrix-password-0123"
 CSRF_PAGE_TEXT = "The form expired or was sent from elsewhere"

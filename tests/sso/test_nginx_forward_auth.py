@@ -23,7 +23,7 @@ from werkzeug.serving import make_server
 from tests.conftest import USER_EMAIL, USER_PASSWORD, LiveServer, sign_in
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parent.parent.parent / "README.md"
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_nginx_lets_a_user_in_200_groups_through(nginx: int, client: FlaskClient
     from joserfc import jwt
     from joserfc.jwk import KeySet
 
-    from tests.test_forward_auth import ENTRA_GROUPS
+    from tests.sso.test_forward_auth import ENTRA_GROUPS
 
     assert sign_in(client, USER_EMAIL, USER_PASSWORD).status_code == 302
     with client.session_transaction() as session:

@@ -55,7 +55,7 @@ def test_disabling_a_user_ends_their_session(client: FlaskClient, plain_user: Us
 
 
 def test_repeated_failures_are_throttled_with_a_clear_page(client: FlaskClient, admin_user: User) -> None:
-    """Per client IP, whatever the accounts tried (the per-account limit: tests/test_sign_in_throttle.py)."""
+    """Per client IP, whatever the accounts tried (the per-account limit: tests/sso/test_sign_in_throttle.py)."""
     statuses = [sign_in(client, f"guess{i}@example.com", f"wrong-{i}").status_code for i in range(11)]
     assert statuses[:10] == [200] * 10 and statuses[10] == 429
     page = client.post("/login", data={"email": ADMIN_EMAIL, "password": "x",

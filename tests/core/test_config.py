@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 
 from core.config import DEFAULT_AUTHORITY_HOST, DEFAULT_GRAPH_API_URL, ConfigError, load_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def test_embedded_default_generates_secrets_once_with_mode_0600(tmp_path: Path) -> None:

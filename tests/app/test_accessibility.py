@@ -28,7 +28,7 @@ from tests.o365_ops_helpers import Tenant, authorized_datasource
 
 pytestmark = [pytest.mark.browser, pytest.mark.one_backend]
 
-A11Y = Path(__file__).resolve().parent / "a11y"
+A11Y = Path(__file__).resolve().parent.parent / "a11y"
 AXE_JS = A11Y / "node_modules" / "axe-core" / "axe.min.js"
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 DESKTOP, PHONE = 1280, 390
@@ -201,7 +201,7 @@ def test_templates_draw_icons_from_the_shipped_sprite_not_emoji() -> None:
     with the page, and every icon the templates name is in it."""
     import re
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parent.parent.parent
     sprite = (root / "static" / "icons" / "bootstrap-icons.svg").read_text()
     assert (root / "static" / "icons" / "LICENSE").is_file()
     pictographs = re.compile(r"[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF]|&#(1[2-3]\d{4}|x1F[0-9A-F]{3});", re.I)

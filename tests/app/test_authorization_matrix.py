@@ -9,7 +9,7 @@ Callers: anonymous; a plain User who is a Connection user of the datasource; a "
 default a connection administrator of every datasource, and here not a Connection user); an Administrator (both);
 an API key of the plain User, sent without any cookie. Requests go through `contextless_client`: no app context of
 the test is pushed around them, as under gunicorn. Session callers send a valid CSRF token, so what is tested is
-authorization, not CSRF (tests/test_csrf_matrix.py tests that).
+authorization, not CSRF (tests/app/test_csrf_matrix.py tests that).
 
 "Allowed" means the answer is not a refusal (401, 403, or a redirect to /login) and never a 5xx; the request may
 still fail on its input (400, 404, 409, 422), which is fine here. "Refused" means 401/403 or the sign-in redirect.
@@ -87,7 +87,7 @@ API_CONNECTION_USER = Access("API key or signed in + Connection user of the data
 
 RULES: dict[str, Access] = {
     # Public: sign-in, sign-out and logout channels, forward auth (401/403 are its answers, checked in
-    # tests/test_forward_auth.py), health, static files, the API's documentation.
+    # tests/sso/test_forward_auth.py), health, static files, the API's documentation.
     "static": PUBLIC, "bootstrap.static": PUBLIC, "health.healthz": PUBLIC, "health.readyz": PUBLIC,
     "sso.login": PUBLIC, "sso.sso_login": PUBLIC, "sso.sso_callback": PUBLIC, "sso.signed_out": PUBLIC,
     "sso.front_channel_logout": PUBLIC, "sso.back_channel_logout": PUBLIC,
