@@ -18,6 +18,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 from werkzeug.serving import make_server
 
+from emulator.server import EmulatorHandle, start_in_thread
+
 BACKENDS = ("sqlite", "postgresql")
 POSTGRES_SERVER = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -26,6 +28,7 @@ ADMIN_PASSWORD = "correct-horse-battery"
 USER_EMAIL = "user@example.com"
 USER_PASSWORD = "plain-user-password"
 TEST_FERNET_KEY = "x1vUJ3GXj4gWn3LkqOFd6V5Oq6l2sHfQ0t0Zf2J8m1c="
+CALLBACK_PATH = "/admin/datasources/authorize/callback"  # where Microsoft sends a datasource's authorization
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -198,6 +201,16 @@ def csrf_token(client: FlaskClient, path: str) -> str:
 def admin_client(client: FlaskClient, admin_user) -> FlaskClient:  # type: ignore[no-untyped-def]
     assert sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD).status_code == 302
     return client
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[EmulatorHandle]:
+    """A fresh tenant emulator (Contoso, over HTTPS) for this test, with the datasource callback registered.
+    The app does not use it unless the folder's or module's `app_env` points it there (`emulator_env`)."""
+    handle = start_in_thread(tmp_path / "emulator", redirect_uris=[
+        f"http://localhost{CALLBACK_PATH}", f"http://127.0.0.1{CALLBACK_PATH}"])
+    yield handle
+    handle.stop()
 
 
 class LiveServer:

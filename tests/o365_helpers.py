@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from html import unescape
-from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
 import requests
 from flask.testing import FlaskClient
 
 from core.extensions import db
 from core.models import Datasource
-from emulator.server import EmulatorHandle, start_in_thread
-from tests.conftest import csrf_token
+from emulator.server import EmulatorHandle
+from tests.conftest import CALLBACK_PATH, csrf_token
 
-CALLBACK_PATH = "/admin/datasources/authorize/callback"
 ADMIN_UPN = "admin@contoso.example"  # the emulator's Contoso Global Administrator
 
 
@@ -26,14 +22,6 @@ def emulator_env(handle: EmulatorHandle) -> dict[str, str]:
     return {"O365_AUTHORITY_HOST": handle.config["authority_host"], "GRAPH_API_URL": handle.config["graph_url"],
             "O365_CA_BUNDLE": handle.config["ca_bundle"], "O365_CLIENT_ID": handle.config["client_id"],
             "O365_CLIENT_SECRET": handle.config["client_secret"]}
-
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[EmulatorHandle]:
-    handle = start_in_thread(tmp_path / "emulator", redirect_uris=[
-        f"http://localhost{CALLBACK_PATH}", f"http://127.0.0.1{CALLBACK_PATH}"])
-    yield handle
-    handle.stop()
 
 
 def browser_session(handle: EmulatorHandle) -> requests.Session:

@@ -1,5 +1,6 @@
-"""Helpers for single sign-on tests: a tiny OpenID provider whose ID tokens the test signs itself, the tenant
-emulator registered for /sso/callback, and the steps of a sign-in through the Flask test client."""
+"""Helpers for single sign-on tests: a tiny OpenID provider whose ID tokens the test signs itself, the redirect
+URIs the tenant emulator registers for sign-in, panva's oidc-provider as a process, and the steps of a sign-in
+through the Flask test client. The fixtures built on them live in tests/sso/conftest.py."""
 
 from __future__ import annotations
 
@@ -7,12 +8,11 @@ import base64
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 from flask import Flask, jsonify, request
 from flask.testing import FlaskClient
 from joserfc import jwt
@@ -21,7 +21,7 @@ from werkzeug.serving import make_server
 
 from core.extensions import db
 from core.models import Datasource
-from emulator.server import EmulatorHandle, start_in_thread
+from emulator.server import EmulatorHandle
 from sso.models import SsoProvider
 from sso.settings import forget_settings, settings_row
 from tests.o365_helpers import form_on_page
@@ -120,13 +120,6 @@ class FakeProvider:
         self.thread.join(5)
 
 
-@pytest.fixture
-def fake_provider() -> Iterator[FakeProvider]:
-    provider = FakeProvider()
-    yield provider
-    provider.stop()
-
-
 def enable_sso(**settings: Any) -> None:
     row = settings_row()
     row.enabled = True
@@ -158,14 +151,6 @@ def fake_sign_in(client: FlaskClient, fake: FakeProvider, name: str = "fake", ne
 # -- the tenant emulator ------------------------------------------------------------------------------------
 
 SSO_PATHS = ("/sso/callback", "/sso/signed-out", "/admin/datasources/authorize/callback")
-
-
-@pytest.fixture
-def sso_emulator(tmp_path: Path) -> Iterator[EmulatorHandle]:
-    handle = start_in_thread(tmp_path / "emulator", redirect_uris=[
-        f"http://{host}{path}" for host in ("localhost", "127.0.0.1") for path in SSO_PATHS])
-    yield handle
-    handle.stop()
 
 
 def ready_datasource(emulator: EmulatorHandle, name: str = "Contoso 365") -> Datasource:

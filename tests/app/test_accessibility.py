@@ -23,7 +23,7 @@ from jobs.models import ScheduledTask
 from jobs.runner import create_run
 from sso.models import SignInAttempt
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LiveServer
-from tests.o365_helpers import emulator, emulator_env  # noqa: F401
+from tests.o365_helpers import emulator_env
 from tests.o365_ops_helpers import Tenant, authorized_datasource
 
 pytestmark = [pytest.mark.browser, pytest.mark.one_backend]
@@ -51,7 +51,7 @@ class View:
 
 
 @pytest.fixture
-def app_env(emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
+def app_env(emulator: EmulatorHandle) -> dict[str, str]:
     return emulator_env(emulator)
 
 
@@ -72,7 +72,7 @@ def _submit(base: str, path: str, button: str, fill: dict[str, str] | None = Non
     return open_page
 
 
-def _seed(app: Flask, client: FlaskClient, emulator: EmulatorHandle) -> dict[str, object]:  # noqa: F811
+def _seed(app: Flask, client: FlaskClient, emulator: EmulatorHandle) -> dict[str, object]:
     """What the pages show: an authorized data source, a scheduled import with a run, sign-in attempts."""
     ds = authorized_datasource(client, emulator, app)
     tenant = Tenant(emulator)
@@ -161,7 +161,7 @@ def _check(page: Page, view: str, width: int, problems: list[str], artifacts_dir
 
 def test_every_page_meets_wcag_21_aa_at_desktop_and_phone_width(browser: Browser, live_server: LiveServer,
                                                                  admin_client: FlaskClient, app: Flask,
-                                                                 emulator: EmulatorHandle,  # noqa: F811
+                                                                 emulator: EmulatorHandle,
                                                                  artifacts_dir: Path) -> None:
     assert AXE_JS.is_file(), "axe-core is missing: run tools/test-prereqs.sh (npm ci in tests/a11y)"
     (artifacts_dir / "a11y").mkdir(exist_ok=True)

@@ -12,19 +12,19 @@ from playwright.sync_api import Browser, Page, expect
 from emulator.server import EmulatorHandle
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LiveServer
 from tests.o365_helpers import emulator_env
-from tests.sso_helpers import add_office365_provider, enable_sso, ready_datasource, sso_emulator  # noqa: F401
+from tests.sso_helpers import add_office365_provider, enable_sso, ready_datasource
 
 pytestmark = pytest.mark.browser
 ADELE = "adele.vance@contoso.example"
 
 
 @pytest.fixture
-def app_env(sso_emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
+def app_env(sso_emulator: EmulatorHandle) -> dict[str, str]:
     return emulator_env(sso_emulator)
 
 
 @pytest.fixture
-def sso_ready(app, live_server: LiveServer, sso_emulator: EmulatorHandle, admin_user):  # type: ignore[no-untyped-def]  # noqa: F811
+def sso_ready(app, live_server: LiveServer, sso_emulator: EmulatorHandle, admin_user):  # type: ignore[no-untyped-def]
     enable_sso(create_users=True)
     add_office365_provider(ready_datasource(sso_emulator))
     response = requests.patch(
@@ -42,7 +42,7 @@ def _microsoft_sign_in(page: Page, username: str = ADELE) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def test_sign_in_home_verify_and_sign_out_of_both(page: Page, sso_ready: LiveServer, sso_emulator: EmulatorHandle,  # noqa: F811
+def test_sign_in_home_verify_and_sign_out_of_both(page: Page, sso_ready: LiveServer, sso_emulator: EmulatorHandle,
                                                   artifacts_dir: Path) -> None:
     base = sso_ready.url
     page.goto(f"{base}/login")

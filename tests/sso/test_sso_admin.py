@@ -11,7 +11,7 @@ from core.extensions import db
 from core.models import AuditEvent, Datasource
 from sso.models import SignInAttempt, SsoProvider, SsoSettings
 from tests.conftest import csrf_token
-from tests.sso_helpers import FakeProvider, add_fake_provider, enable_sso, fake_provider, fake_sign_in  # noqa: F401
+from tests.sso_helpers import FakeProvider, add_fake_provider, enable_sso, fake_sign_in
 
 
 @pytest.fixture
@@ -160,7 +160,7 @@ def test_cli_providers_and_settings(app: Flask) -> None:
     assert runner.invoke(args=["sso", "providers", "remove", "corp"]).exit_code != 0
 
 
-def test_diagnostics_show_checks_and_never_tokens(admin_client: FlaskClient, fake_provider: FakeProvider,  # noqa: F811
+def test_diagnostics_show_checks_and_never_tokens(admin_client: FlaskClient, fake_provider: FakeProvider,
                                                   app: Flask) -> None:
     enable_sso(create_users=True)
     add_fake_provider(fake_provider)

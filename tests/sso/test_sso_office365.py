@@ -24,12 +24,11 @@ from tests.o365_helpers import (
     emulator_env,
     sign_in_at_microsoft,
 )
-from tests.sso_helpers import (  # noqa: F401
+from tests.sso_helpers import (
     add_office365_provider,
     enable_sso,
     microsoft_sign_in,
     ready_datasource,
-    sso_emulator,
     start_sign_in,
 )
 
@@ -38,12 +37,12 @@ ISAIAH = "isaiah.langer@contoso.example"  # member of > 200 groups: overage
 
 
 @pytest.fixture
-def app_env(sso_emulator: EmulatorHandle) -> dict[str, str]:  # noqa: F811
+def app_env(sso_emulator: EmulatorHandle) -> dict[str, str]:
     return emulator_env(sso_emulator)
 
 
 @pytest.fixture
-def contoso(app, sso_emulator: EmulatorHandle):  # type: ignore[no-untyped-def]  # noqa: F811
+def contoso(app, sso_emulator: EmulatorHandle):  # type: ignore[no-untyped-def]
     enable_sso(create_users=True)
     return add_office365_provider(ready_datasource(sso_emulator))
 
@@ -56,7 +55,7 @@ def _control(emulator: EmulatorHandle, method: str, path: str, body: dict | None
 
 
 def test_sign_in_lands_on_home_with_tenant_and_a_small_opaque_cookie(client: FlaskClient, contoso,  # type: ignore[no-untyped-def]
-                                                                     sso_emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                                     sso_emulator: EmulatorHandle) -> None:
     response = microsoft_sign_in(client, sso_emulator, "contoso", ADELE, "?next=/sessions")
     assert response.status_code == 302 and response.headers["Location"] == "/sessions"
     cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("gw_session="))
@@ -69,7 +68,7 @@ def test_sign_in_lands_on_home_with_tenant_and_a_small_opaque_cookie(client: Fla
 
 
 def test_form_post_callback_works_without_the_session_cookie(app, client: FlaskClient,
-                                                             sso_emulator: EmulatorHandle) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+                                                             sso_emulator: EmulatorHandle) -> None:  # type: ignore[no-untyped-def]
     enable_sso(create_users=True)
     add_office365_provider(ready_datasource(sso_emulator), response_mode="form_post")
     auth_url = start_sign_in(client, "contoso")
@@ -89,7 +88,7 @@ def test_hints_and_pkce_are_sent(client: FlaskClient, contoso) -> None:  # type:
 
 
 def test_a_warm_sign_in_makes_one_outbound_request(app, client: FlaskClient, contoso,  # type: ignore[no-untyped-def]
-                                                   sso_emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                   sso_emulator: EmulatorHandle) -> None:
     assert microsoft_sign_in(client, sso_emulator, "contoso", ADELE).status_code == 302
     client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
     _control(sso_emulator, "DELETE", "counters")
@@ -101,7 +100,7 @@ def test_a_warm_sign_in_makes_one_outbound_request(app, client: FlaskClient, con
     assert from_gateway == {"POST /<tenant>/oauth2/v2.0/token": 1}, counters
 
 
-def test_groups_overage_is_read_from_graph_and_cached(app, client: FlaskClient, sso_emulator: EmulatorHandle) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_groups_overage_is_read_from_graph_and_cached(app, client: FlaskClient, sso_emulator: EmulatorHandle) -> None:  # type: ignore[no-untyped-def]
     admin = app.test_client()
     make_user(ADMIN_EMAIL, ADMIN_PASSWORD, "Administrator")
     sign_in(admin, ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -164,7 +163,7 @@ def test_auto_redirect_hides_the_password_form_and_the_bypass_role_still_gets_in
 
 
 def test_sign_out_ends_the_session_here_and_at_microsoft(client: FlaskClient, contoso,  # type: ignore[no-untyped-def]
-                                                          sso_emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                          sso_emulator: EmulatorHandle) -> None:
     browser = browser_session(sso_emulator)
     auth_url = start_sign_in(client, "contoso")
     callback = sign_in_at_microsoft(sso_emulator, auth_url, ADELE, session=browser, org_consent=False)
@@ -183,7 +182,7 @@ def test_sign_out_ends_the_session_here_and_at_microsoft(client: FlaskClient, co
 
 
 def test_front_channel_logout_ends_the_matching_sessions(app, client: FlaskClient, contoso,  # type: ignore[no-untyped-def]
-                                                         sso_emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                         sso_emulator: EmulatorHandle) -> None:
     assert microsoft_sign_in(client, sso_emulator, "contoso", ADELE).status_code == 302
     user = db.session.scalars(db.select(User)).one()
     sid = store().for_user(user.id)[0].idp_sid
@@ -198,7 +197,7 @@ def test_front_channel_logout_ends_the_matching_sessions(app, client: FlaskClien
 
 
 def test_a_user_disabled_at_microsoft_is_refused(client: FlaskClient, contoso,  # type: ignore[no-untyped-def]
-                                                 sso_emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                 sso_emulator: EmulatorHandle) -> None:
     from tests.o365_helpers import sign_in_at_microsoft as at_microsoft
 
     response = at_microsoft(sso_emulator, start_sign_in(client, "contoso"), "enrico.cattaneo@contoso.example")
@@ -208,7 +207,7 @@ def test_a_user_disabled_at_microsoft_is_refused(client: FlaskClient, contoso,  
 
 
 def test_front_channel_logout_needs_sid_and_iss_from_entra(app, client: FlaskClient, contoso,  # type: ignore[no-untyped-def]
-                                                          sso_emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                          sso_emulator: EmulatorHandle) -> None:
     assert microsoft_sign_in(client, sso_emulator, "contoso", ADELE).status_code == 302
     sid = store().for_user(db.session.scalars(db.select(User)).one().id)[0].idp_sid
     assert client.get("/sso/front-channel-logout").status_code == 200  # a link on any site: ignored
@@ -223,7 +222,7 @@ def test_front_channel_logout_needs_sid_and_iss_from_entra(app, client: FlaskCli
 
 
 def test_an_id_token_with_an_extra_audience_is_refused(app, client: FlaskClient, contoso,  # type: ignore[no-untyped-def]
-                                                       sso_emulator: EmulatorHandle) -> None:  # noqa: F811
+                                                       sso_emulator: EmulatorHandle) -> None:
     from sso.models import SignInAttempt as Attempt
 
     client_id = str(app.config["O365_CLIENT_ID"])

@@ -25,13 +25,11 @@ from core.extensions import db
 from sso.models import SignInAttempt, SsoProvider
 from sso.provider_http import MAX_BODY_BYTES, address_allowed
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
-from tests.sso_helpers import (  # noqa: F401
+from tests.sso_helpers import (
     CLIENT_ID,
     CLIENT_SECRET,
     FakeProvider,
-    add_fake_provider,
     enable_sso,
-    fake_provider,
     fake_sign_in,
 )
 
@@ -333,13 +331,6 @@ def test_a_failed_provider_fails_fast_until_its_back_off_ends(client: FlaskClien
         assert len(hang.received) == 1
     finally:
         hang.stop()
-
-
-@pytest.fixture
-def fake(app: Flask, fake_provider: FakeProvider) -> FakeProvider:  # noqa: F811
-    enable_sso(create_users=True)
-    add_fake_provider(fake_provider)
-    return fake_provider
 
 
 def test_the_token_endpoint_is_bounded_too(app: Flask, client: FlaskClient, fake: FakeProvider) -> None:

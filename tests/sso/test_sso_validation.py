@@ -16,14 +16,12 @@ from core.models import AuditEvent, User
 from oidc.id_tokens import IdTokenError, ProviderMetadata, validate_id_token
 from sso.models import SignInAttempt, SsoFlow, SsoProvider, UserSession
 from sso.oidc import ProviderClient
-from tests.sso_helpers import (  # noqa: F401
+from tests.sso_helpers import (
     CLIENT_ID,
     KEY_A,
     KEY_B,
     FakeProvider,
-    add_fake_provider,
     enable_sso,
-    fake_provider,
     fake_sign_in,
     start_sign_in,
 )
@@ -33,13 +31,6 @@ from tests.sso_helpers import (  # noqa: F401
 def app_env() -> dict[str, str]:
     """The fake providers listen on 127.0.0.1 over http: a development setting, made explicit."""
     return {"SSO_ALLOW_PRIVATE_PROVIDERS": "1"}
-
-
-@pytest.fixture
-def fake(app, fake_provider: FakeProvider) -> FakeProvider:  # type: ignore[no-untyped-def]  # noqa: F811
-    enable_sso(create_users=True)
-    add_fake_provider(fake_provider)
-    return fake_provider
 
 
 def _b64(data: dict) -> str:
