@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -45,15 +44,30 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_converters(app)  # before any route: `<id:...>` (and `<int:...>`) are bounded database ids
     if app.config.get("RATELIMIT_STORAGE_URI", "").startswith("redis"):
         app.config.setdefault("RATELIMIT_KEY_PREFIX", app.config.get("REDIS_PREFIX", "gw"))
-    _configure_logging(app)
+    from observability import logs
+
+    logs.install(app)  # the log format, and a request id first of all before_request hooks
     _init_extensions(app)
     _register_blueprints(app)
+    _install_observability(app)
     return app
 
 
-def _configure_logging(app: Flask) -> None:
-    if not app.debug and not app.testing and not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _install_observability(app: Flask) -> None:
+    """Metrics (events from the features, state read at scrape time) and tracing (last: it wraps the WSGI app)."""
+    from datasources.readings import datasource_states
+    from imports.readings import import_lag
+    from jobs.readings import job_states
+    from observability import metrics, tracing
+    from office365 import observe
+    from sso.readings import active_sessions
+
+    metrics.install(app)
+    observe.on_graph_request(metrics.graph_request)
+    observe.on_token_refresh(metrics.token_refresh)
+    for reading in (active_sessions, datasource_states, job_states, import_lag):
+        metrics.add_reading(reading)
+    tracing.install(app)
 
 
 # Every module that defines models, so the metadata (and Alembic autogenerate) sees all tables.

@@ -148,7 +148,41 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
     config.update(_jobs_settings(env))
     config.update(_sso_settings(env))
     config.update(_provider_io_settings(env))
+    config.update(_observability_settings(env))
     return config
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SWITCH_VALUES = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False,
+                 "off": False}
+
+
+def _observability_settings(env: dict[str, str]) -> dict[str, Any]:
+    """Logs (LOG_FORMAT, LOG_LEVEL), metrics (METRICS, METRICS_TOKEN) and tracing (the standard OTEL_* variables:
+    on when an OTLP endpoint or a traces exporter other than none is named, unless OTEL_SDK_DISABLED)."""
+    log_format = env.get("LOG_FORMAT", "text").lower()
+    if log_format not in {"text", "json"}:
+        raise ConfigError("LOG_FORMAT", f"must be text or json, got {log_format!r}")
+    level = env.get("LOG_LEVEL", "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError("LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    metrics = SWITCH_VALUES.get(env.get("METRICS", "1").lower())
+    if metrics is None:
+        raise ConfigError("METRICS", f"must be 1 or 0, got {env['METRICS']!r}")
+    token = env.get("METRICS_TOKEN")
+    if token is not None and (len(token) < 16 or not token.isascii() or not token.isprintable() or " " in token):
+        raise ConfigError("METRICS_TOKEN", "must be at least 16 printable ASCII characters without spaces")
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").lower()
+    if exporter not in {"", "otlp", "none"}:
+        raise ConfigError("OTEL_TRACES_EXPORTER", f"only otlp (http/protobuf) or none are supported, got {exporter!r}")
+    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"))
+    named = exporter == "otlp" or bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or
+                                       env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    tracing = named and exporter != "none" and env.get("OTEL_SDK_DISABLED", "false").lower() != "true"
+    if tracing and protocol != "http/protobuf":
+        raise ConfigError("OTEL_EXPORTER_OTLP_PROTOCOL", f"only http/protobuf is supported, got {protocol!r}")
+    return {"LOG_FORMAT": log_format, "LOG_LEVEL": level, "METRICS_ENABLED": metrics, "METRICS_TOKEN": token,
+            "TRACING_ENABLED": tracing}
 
 
 def _time_zone(value: str) -> str:

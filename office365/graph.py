@@ -23,6 +23,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
+from office365 import observe
 from office365.errors import (
     GraphError,
     GraphUnavailable,
@@ -253,11 +254,14 @@ class GraphClient:
             timeout = (min(self.timeouts.connect, remaining), min(self.timeouts.read, remaining))
             self.last_client_request_id = client_request_id
             self.requests_sent += 1
+            operation = observe.operation_name(method, urlsplit(url).path[len(urlsplit(self.base_url).path):])
+            sent_at = time.perf_counter()
             try:
                 resp = self.session.request(
                     method, url, json=json_body, headers=send_headers, timeout=timeout, allow_redirects=False
                 )
             except requests.RequestException as exc:
+                observe.graph_request(operation, "error", time.perf_counter() - sent_at, attempt > 1)
                 never_sent = _never_sent(exc)
                 log.info(
                     "graph %s %s attempt %d: %s (client-request-id %s)",
@@ -280,6 +284,7 @@ class GraphClient:
                 self._sleep(wait)
                 continue
 
+            observe.graph_request(operation, str(resp.status_code), time.perf_counter() - sent_at, attempt > 1)
             request_id = resp.headers.get("request-id")
             self.last_request_id = request_id or self.last_request_id
             body = _parse_body(resp)

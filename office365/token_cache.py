@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import msal
 import requests
 
+from office365 import observe
 from office365.authorization import explain, make_msal_app
 from office365.errors import GraphUnavailable
 from office365.settings import GRAPH_RESOURCE, MicrosoftSettings
@@ -45,8 +46,12 @@ def redeem_silently(settings: MicrosoftSettings, *, tenant: str, serialized_cach
     try:
         result = app.acquire_token_silent_with_error(resource_scopes, accounts[0], force_refresh=force_refresh)
     except requests.RequestException as exc:
+        observe.token_refresh("failure")
         raise GraphUnavailable(f"Could not reach the Microsoft token service ({type(exc).__name__}). "
                                "Try again in a moment.") from None
     if not result or "access_token" not in result:
+        observe.token_refresh("failure")
         raise GrantRefused(explain(result or {"error": "no token could be obtained silently"}))
+    if force_refresh or cache.has_state_changed:  # the refresh token was redeemed (not a cached access token)
+        observe.token_refresh("success")
     return SilentToken(str(result["access_token"]), cache.serialize() if cache.has_state_changed else None)

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 from flask import Flask
 
+from observability import metrics, tracing
 from sso import forward_auth
 from sso.sessions import TOKEN_PATTERN, hash_token
 
@@ -43,9 +44,13 @@ class ForwardAuthFastPath:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/auth/verify" and environ.get("REQUEST_METHOD") == "GET":
-            headers = self._answer(environ)
-            if headers is not None:
-                start_response("200 OK", [*headers, ("Content-Length", "0")])
+            started, started_ns = time.perf_counter(), tracing.now_ns()
+            answer = self._answer(environ)
+            if answer is not None:
+                headers, policy = answer
+                trace_headers = tracing.fast_path_span(environ, started_ns)
+                start_response("200 OK", [*headers, *trace_headers, ("Content-Length", "0")])
+                metrics.forward_auth_decision("allowed", policy, time.perf_counter() - started)
                 return [b""]
         return self.wsgi_app(environ, start_response)
 
@@ -58,8 +63,8 @@ class ForwardAuthFastPath:
                 getattr(self.store, "bind_engine", lambda: None)()
         return self.store
 
-    def _answer(self, environ: dict[str, Any]) -> list[tuple[str, str]] | None:
-        """The 200 headers, or None to let the Flask view answer."""
+    def _answer(self, environ: dict[str, Any]) -> tuple[list[tuple[str, str]], str] | None:
+        """The 200 headers and the policy label for metrics, or None to let the Flask view answer."""
         token = cookie_value(environ.get("HTTP_COOKIE", ""), self.app.config.get("SESSION_COOKIE_NAME", "gw_session"))
         if not token or not TOKEN_PATTERN.fullmatch(token):
             return None
@@ -91,7 +96,7 @@ class ForwardAuthFastPath:
         if audience is None:  # a malformed audience=: the view answers 400
             return None
         answer = forward_auth.cached_answer(forward_auth.answer_key(id_hash, audience, rules))
-        return None if answer is None else answer.headers
+        return None if answer is None else (answer.headers, metrics.policy_label(args, policies))
 
 
 def install(app: Flask) -> None:

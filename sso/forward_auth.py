@@ -24,6 +24,7 @@ from flask import Response, current_app, jsonify, redirect, request, session, ur
 from joserfc import jwt
 
 from core.extensions import limiter
+from observability import metrics, tracing
 from sso import bp
 from sso.settings import current_settings
 from sso.signing_keys import ASSERTION_LIFETIME, JWKS_MAX_AGE, active_key, published_jwks
@@ -238,6 +239,19 @@ def _refusal(status: int, code: str, message: str) -> Response:
 @bp.get("/auth/verify")
 @limiter.exempt  # the hot path of every protected request; nothing to guess here
 def verify() -> Response:
+    started = time.perf_counter()
+    response = _decide()
+    response.headers.extend(tracing.context_headers())  # the upstream app's spans join the verify's trace
+    policies = current_settings().policies if request.args.get("policy") else {}
+    metrics.forward_auth_decision(OUTCOMES.get(response.status_code, "invalid"),
+                                  metrics.policy_label(request.args, policies), time.perf_counter() - started)
+    return response
+
+
+OUTCOMES = {200: "allowed", 403: "denied", 401: "not_signed_in", 302: "not_signed_in"}
+
+
+def _decide() -> Response:
     identity = session.get("identity") if session.get("_user_id") else None
     if not identity:
         if request.args.get("redirect") == "1":

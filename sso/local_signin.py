@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 from core import audit
 from core.extensions import db, limiter
 from core.models import User, utcnow
+from observability import metrics
 from sso import bp
 from sso.forms import LoginForm
 from sso.sessions import renew_session
@@ -59,6 +60,7 @@ def login() -> Response | str:
         if wait > 0:  # refused before any password is checked, whether the account exists or not
             audit.record("sign_in.local", email, outcome="failure", actor=email, reason="throttled")
             db.session.commit()
+            metrics.sign_in("local", "throttled")
             flash(f"Too many failed sign-ins for this account. Try again in {_duration(wait)}.", "danger")
             page = render_template("sso/login.html", form=form, providers=providers,
                                    labels=sign_in_labels(providers), next_path=next_path,
@@ -71,14 +73,17 @@ def login() -> Response | str:
             accounts.failed(key)
             audit.record("sign_in.local", email, outcome="failure", actor=email, reason="bad credentials")
             db.session.commit()
+            metrics.sign_in("local", "failure")
             flash("Invalid email or password.", "danger")
         elif not user.active:
             audit.record("sign_in.local", email, outcome="failure", actor=email, reason="account disabled")
             db.session.commit()
+            metrics.sign_in("local", "failure")
             flash("This account is disabled. Ask an Administrator to enable it.", "danger")
         elif not password_allowed and not user.has_any_role(settings.bypass_role):
             audit.record("sign_in.local", email, outcome="failure", actor=email, reason="not in the bypass role")
             db.session.commit()
+            metrics.sign_in("local", "failure")
             flash("Password sign-in is reserved for administrators here: use single sign-on.", "danger")
         else:
             accounts.succeeded(key)
@@ -88,6 +93,7 @@ def login() -> Response | str:
             user.last_sign_in_at = utcnow()
             audit.record("sign_in.local", user.email, actor=user.email)
             db.session.commit()
+            metrics.sign_in("local", "success")
             return redirect(next_path or url_for("sso.home"))
     return render_template("sso/login.html", form=form, providers=providers, labels=sign_in_labels(providers),
                            next_path=next_path,

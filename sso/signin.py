@@ -23,6 +23,7 @@ from core import audit
 from core.crypto import secret_box
 from core.extensions import csrf, db
 from core.models import utcnow
+from observability import metrics
 from oidc.id_tokens import IdTokenError
 from sso import bp
 from sso.identity import SignInRefused, groups_of, resolve_user
@@ -139,6 +140,7 @@ def record_attempt(provider: str, outcome: str, reason: str, *, username: str = 
     if secrets.randbelow(100) == 0:  # keep 90 days of diagnostics
         db.session.execute(delete(SignInAttempt).where(SignInAttempt.at < utcnow() - timedelta(days=90)))
     db.session.commit()
+    metrics.sign_in(provider, outcome)
     return reference
 
 

@@ -97,6 +97,7 @@ RULES: dict[str, Access] = {
     "sso.verify": Access("forward auth: 200 signed in, 401 otherwise",
                          lambda c: c.session),
     "hooks.run_task_webhook": SECRET, "hooks.run_task_webhook_header": SECRET,
+    "metrics.metrics": SECRET,  # METRICS_TOKEN as a bearer token (404 while unset): tests/ops/test_metrics.py
     # Signed in.
     "sso.home": SIGNED_IN, "sso.my_sessions": SIGNED_IN, "sso.end_my_session": SIGNED_IN, "sso.preferences": SIGNED_IN,
     "admin.o365_index": SIGNED_IN,
