@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from flask import Response
@@ -36,18 +36,23 @@ def csv_response(filename: str, header: Sequence[str], statement: Select,
     engine = db.engine
 
     def generate() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(header)
-        yield _take(buffer)
         with Session(engine) as session:
-            for item in session.scalars(statement.execution_options(yield_per=CSV_FETCH_ROWS)):
-                writer.writerow([_cell(value) for value in row(item)])
-                yield _take(buffer)
+            yield from csv_lines(header, session.scalars(statement.execution_options(yield_per=CSV_FETCH_ROWS)), row)
 
     response = Response(generate(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+def csv_lines(header: Sequence[str], items: Iterable[Any], row: Callable[[Any], Sequence[object]]) -> Iterator[str]:
+    """CSV text, the header then one line per item as it comes (formulas neutralised): a lazy source stays lazy."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    yield _take(buffer)
+    for item in items:
+        writer.writerow([_cell(value) for value in row(item)])
+        yield _take(buffer)
 
 
 def _take(buffer: io.StringIO) -> str:

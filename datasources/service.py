@@ -90,23 +90,32 @@ def graph_access(datasource: Datasource) -> GraphAccess:
     return GraphAccess(client, can_write=datasource.read_write)
 
 
+def page_deadline() -> float:
+    """Seconds a page (or an API read) may wait on Graph in all, retries and Retry-After waits included
+    (`O365_PAGE_DEADLINE`, 12 by default); past it the page says what happened and offers to try again."""
+    return float(current_app.config.get("O365_PAGE_DEADLINE", 12.0))
+
+
 def operation(name: str) -> Operation:
     return OPERATIONS.get(name) or BULK_OPERATIONS[name]
 
 
 def run(datasource: Datasource, caller: Caller, name: str, target: str, summary: dict[str, Any],
         call: Callable[[GraphAccess], T], *, audit_it: bool | None = None,
-        outcome_of: Callable[[T], dict[str, Any]] | None = None) -> T:
+        outcome_of: Callable[[T], dict[str, Any]] | None = None, deadline: float | None = None) -> T:
     """Run `call` with the datasource's access; writes are audited whatever happens.
 
     `summary` is a short, secret-free description of the input; `outcome_of` extracts what to keep of a result
-    (request-id, counts). `audit_it` defaults to "the operation is a write".
+    (request-id, counts). `audit_it` defaults to "the operation is a write". `deadline` bounds the whole call's
+    waiting on Graph (a page's reads: `page_deadline()`).
     """
     op = operation(name)
     should_audit = op.kind == "write" if audit_it is None else audit_it
     access: GraphAccess | None = None  # stays None when building the client already failed
     try:
         access = graph_access(datasource)
+        if deadline is not None:
+            access.client.limit_to(deadline)
         result = call(access)
     except Office365Error as exc:
         if should_audit or isinstance(exc, WriteNotAllowed):

@@ -185,6 +185,7 @@ class GraphClient:
         self.last_client_request_id: str | None = None
         self.requests_sent = 0  # HTTP requests sent, retries included
         self.throttled = 0  # 429 answers seen (whole requests and $batch items): callers slow down on it
+        self.stop_by: float | None = None  # on this client's clock: no call waits past it (a page's deadline)
         if session is None:
             session = requests.Session()
             session.mount("https://", HTTPAdapter(pool_maxsize=8, max_retries=0))
@@ -196,6 +197,14 @@ class GraphClient:
 
     def sleep(self, seconds: float) -> None:
         self._sleep(seconds)
+
+    def limit_to(self, seconds: float) -> None:
+        """Every later call, retries and waits included, ends within `seconds` from now (a page's deadline)."""
+        self.stop_by = self._clock() + seconds
+
+    def _stop_at(self, seconds: float) -> float:
+        stop_at = self._clock() + seconds
+        return stop_at if self.stop_by is None else min(stop_at, self.stop_by)
 
     def close(self) -> None:
         self.session.close()
@@ -225,7 +234,8 @@ class GraphClient:
             idempotent = method in ("GET", "HEAD")
         if advanced is None:
             advanced = needs_eventual_consistency(url)
-        stop_at = self._clock() + (self.retry.deadline if deadline is None else deadline)
+        started = self._clock()
+        stop_at = self._stop_at(self.retry.deadline if deadline is None else deadline)
         refreshed = force_refresh = False
         attempt = 0
         while True:
@@ -248,7 +258,7 @@ class GraphClient:
             if remaining <= 0:
                 raise GraphUnavailable(
                     f"Microsoft Graph did not answer {method} {_short(url)} within the "
-                    f"{self.retry.deadline:g} s allowed. Try again in a few minutes.",
+                    f"{stop_at - started:.0f} s allowed. Try again in a few minutes.",
                     client_request_id=client_request_id,
                 )
             timeout = (min(self.timeouts.connect, remaining), min(self.timeouts.read, remaining))
@@ -414,7 +424,7 @@ class GraphClient:
             raise ValueError("batch request ids must be unique")
         pending = {item.id: item for item in chunk}
         done: dict[str, BatchResult] = {}
-        stop_at = self._clock() + self.retry.deadline
+        stop_at = self._stop_at(self.retry.deadline)
         round_no = 0
         while pending:
             round_no += 1

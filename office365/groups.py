@@ -23,6 +23,7 @@ from office365.errors import (
     NotFound,
 )
 from office365.graph import BatchRequest
+from office365.listing import ListQuery, graph_params
 from office365.registry import (
     FindMode,
     GraphAccess,
@@ -31,6 +32,7 @@ from office365.registry import (
     checked_page_size,
     checked_query,
     operation,
+    user_path_key,
 )
 from office365.scopes import GROUP_READ_SCOPES, MEMBER_WRITE_SCOPES
 
@@ -134,11 +136,17 @@ def _group_page(access: GraphAccess, page: Any, with_member_count: bool) -> Grou
 
 @operation("list_groups", "Group List", "read", GROUP_READ_SCOPES)
 def list_groups(
-    access: GraphAccess, *, page_size: int = 100, cursor: str | None = None, with_member_count: bool = True
+    access: GraphAccess, *, page_size: int = 100, cursor: str | None = None, with_member_count: bool = True,
+    query: ListQuery | None = None,
 ) -> GroupPage:
-    """One page of groups with their type and (one extra `$batch` per 20 groups) their member count."""
-    params = {"$select": GROUP_FIELDS, "$top": checked_page_size(page_size)}
-    page = access.client.get_page(checked_cursor(access, cursor, "/groups"), params=params)
+    """One page of groups with the total, their type and (one extra `$batch` per 20 groups) their member count.
+
+    `query` narrows (prefix search, group type) and sorts the list (an advanced query, counted by Graph).
+    """
+    query = query or ListQuery(page_size=page_size)
+    params = graph_params("groups", query, GROUP_FIELDS)
+    params["$top"] = checked_page_size(query.page_size)
+    page = access.client.get_page(checked_cursor(access, cursor, "/groups"), params=params, advanced=True)
     return _group_page(access, page, with_member_count)
 
 
@@ -174,6 +182,7 @@ class Member:
     kind: str  # "user", "group", "device", ...
     display_name: str | None
     user_principal_name: str | None
+    mail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,37 +190,72 @@ class MemberPage:
     members: list[Member]
     next_cursor: str | None
     request_id: str | None
+    count: int | None = None
+    users_only: bool = False  # the page lists the members that are users (a search or filter was applied)
 
 
-MEMBER_FIELDS = "id,displayName,userPrincipalName"
+MEMBER_FIELDS = "id,displayName,userPrincipalName,mail"
 
 
 def _member(d: dict[str, Any]) -> Member:
     kind = (d.get("@odata.type") or "#microsoft.graph.user").rsplit(".", 1)[-1]
-    return Member(d["id"], kind, d.get("displayName"), d.get("userPrincipalName"))
+    return Member(d["id"], kind, d.get("displayName"), d.get("userPrincipalName"), d.get("mail"))
+
+
+def _group_missing(gid: str, exc: NotFound) -> NotFound:
+    return NotFound(
+        f"The group {gid} does not exist in the tenant. Check the id; it may have been deleted.",
+        status=404, code=exc.code, graph_message=exc.graph_message, request_id=exc.request_id,
+    )
+
+
+def members_path(group_id: str, *, users_only: bool) -> str:
+    """`/groups/{id}/members`, or its OData cast to users, on which Graph searches, filters and sorts (§5.11)."""
+    return f"/groups/{group_id}/members" + ("/microsoft.graph.user" if users_only else "")
 
 
 def list_group_members(
-    access: GraphAccess, group_id: str, *, page_size: int = 100, cursor: str | None = None
+    access: GraphAccess, group_id: str, *, page_size: int = 100, cursor: str | None = None,
+    query: ListQuery | None = None,
 ) -> MemberPage:
-    """One page of a group's members, for the group page (a read under Group List's permissions)."""
+    """One page of a group's members with the total, for the group page (a read under Group List's permissions).
+
+    Without a search, filter or sort every member is listed (users, groups, devices); with one, the members that
+    are users, searched by Graph itself on the members collection.
+    """
     gid = checked_object_id(group_id, "group_id")
-    path = f"/groups/{gid}/members"
+    query = query or ListQuery(page_size=page_size)
+    users_only = query.narrowed or bool(query.sort)
+    path = members_path(gid, users_only=users_only)
+    params = graph_params("members", query, MEMBER_FIELDS)
+    params["$top"] = checked_page_size(query.page_size)
     try:
-        page = access.client.get_page(
-            checked_cursor(access, cursor, path),
-            params={"$select": MEMBER_FIELDS, "$top": checked_page_size(page_size)},
-        )
+        page = access.client.get_page(checked_cursor(access, cursor, path), params=params, advanced=True)
     except NotFound as exc:
-        raise NotFound(
-            f"The group {gid} does not exist in the tenant. Check the id; it may have been deleted.",
-            status=404, code=exc.code, graph_message=exc.graph_message, request_id=exc.request_id,
-        ) from exc
-    return MemberPage([_member(m) for m in page.items], page.next_link, page.request_id)
+        raise _group_missing(gid, exc) from exc
+    return MemberPage([_member(m) for m in page.items], page.next_link, page.request_id, page.count, users_only)
+
+
+def find_member(access: GraphAccess, group_id: str, user: str) -> Member | None:
+    """Is this user (object id or UPN) a direct member of the group? One Graph request (docs/microsoft.md §5.11)."""
+    gid = checked_object_id(group_id, "group_id")
+    key = (user or "").strip()
+    if odata.is_guid(key):
+        flt = odata.eq("id", key.lower())
+    elif "@" in key and len(key) <= 256:
+        flt = odata.eq("userPrincipalName", key)
+    else:
+        raise FieldError("user", "Type a user's object id or user principal name (name@domain).")
+    params: dict[str, str | int] = {"$filter": flt, "$select": MEMBER_FIELDS, "$count": "true", "$top": 1}
+    try:
+        page = access.client.get_page(members_path(gid, users_only=True), params=params, advanced=True)
+    except NotFound as exc:
+        raise _group_missing(gid, exc) from exc
+    return _member({"@odata.type": "#microsoft.graph.user", **page.items[0]}) if page.items else None
 
 
 def iter_group_members(access: GraphAccess, group_id: str, *, select: str = MEMBER_FIELDS) -> Iterator[Member]:
-    """Every member of a group (users, groups, devices), page by page."""
+    """Every member of a group (users, groups, devices), page by page (999 a page: memory stays flat)."""
     gid = checked_object_id(group_id, "group_id")
     for item in access.client.iter_items(f"/groups/{gid}/members", params={"$select": select, "$top": 999}):
         yield _member(item)
@@ -450,9 +494,8 @@ def get_group(access: GraphAccess, group_id: str, *, with_member_count: bool = T
 
 
 def user_groups(access: GraphAccess, user_id: str, *, limit: int = 200) -> list[Group]:
-    """The groups a user is a direct member of (`GET /users/{id}/memberOf`), at most `limit`, for the user page."""
-    from office365.registry import user_path_key
-
+    """The groups a user is a direct member of (`GET /users/{id}/memberOf`), at most `limit` (see
+    `user_group_page` for the paged list with its total)."""
     key = user_path_key(user_id)
     groups: list[Group] = []
     try:
@@ -462,8 +505,25 @@ def user_groups(access: GraphAccess, user_id: str, *, limit: int = 200) -> list[
             if len(groups) >= limit:
                 break
     except NotFound as exc:
-        raise NotFound(
-            f"The user {user_id} does not exist in the tenant. Check the id; it may have been deleted.",
-            status=404, code=exc.code, graph_message=exc.graph_message, request_id=exc.request_id,
-        ) from exc
+        raise _user_missing(user_id, exc) from exc
     return groups
+
+
+def _user_missing(user_id: str, exc: NotFound) -> NotFound:
+    return NotFound(
+        f"The user {user_id} does not exist in the tenant. Check the id; it may have been deleted.",
+        status=404, code=exc.code, graph_message=exc.graph_message, request_id=exc.request_id,
+    )
+
+
+def user_group_page(access: GraphAccess, user_id: str, *, page_size: int = 50, cursor: str | None = None) -> GroupPage:
+    """One page of the groups a user is a direct member of, with how many there are in all: the OData cast
+    `memberOf/microsoft.graph.group` leaves directory roles out, so the count is the count of groups."""
+    key = user_path_key(user_id)
+    path = f"/users/{key}/memberOf/microsoft.graph.group"
+    params: dict[str, str | int] = {"$select": GROUP_FIELDS, "$top": checked_page_size(page_size), "$count": "true"}
+    try:
+        page = access.client.get_page(checked_cursor(access, cursor, path), params=params, advanced=True)
+    except NotFound as exc:
+        raise _user_missing(user_id, exc) from exc
+    return GroupPage([Group.from_graph(g) for g in page.items], page.next_link, page.request_id, page.count)

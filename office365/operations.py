@@ -21,12 +21,14 @@ from office365.groups import (
     add_user_to_group,
     create_group,
     find_groups,
+    find_member,
     get_group,
     iter_group_members,
     list_group_members,
     list_groups,
     remove_user_from_group,
     suggest_mail_nickname,
+    user_group_page,
     user_groups,
     validate_mail_nickname,
 )
@@ -70,5 +72,6 @@ __all__ = [
     "create_group", "find_groups", "find_users", "friendly_name", "iter_group_members", "iter_users",
     "list_group_members", "list_groups", "list_licence_plans", "list_users", "Member", "MemberPage",
     "UserLicence", "get_user", "user_licences", "remove_licence", "remove_user_from_group",
-    "suggest_mail_nickname", "validate_mail_nickname", "get_group", "user_groups", "ResolvedUser", "resolve_users",
+    "suggest_mail_nickname", "validate_mail_nickname", "get_group", "user_groups", "user_group_page", "find_member",
+    "ResolvedUser", "resolve_users",
 ]

@@ -8,6 +8,7 @@ from typing import Any
 
 from office365 import odata
 from office365.errors import FieldError, NotFound
+from office365.listing import ListQuery, graph_params
 from office365.registry import (
     FindMode,
     GraphAccess,
@@ -61,11 +62,18 @@ class UserPage:
 
 
 @operation("list_users", "User List", "read", ("User.Read.All", "User.ReadWrite.All", "Directory.Read.All"))
-def list_users(access: GraphAccess, *, page_size: int = 100, cursor: str | None = None) -> UserPage:
-    """One page of users (server-side paging); `cursor` is the previous page's `next_cursor`."""
-    params = {"$select": USER_FIELDS, "$top": checked_page_size(page_size)}
-    page = access.client.get_page(checked_cursor(access, cursor, "/users"), params=params)
-    return UserPage([User.from_graph(u) for u in page.items], page.next_link, page.request_id)
+def list_users(
+    access: GraphAccess, *, page_size: int = 100, cursor: str | None = None, query: ListQuery | None = None
+) -> UserPage:
+    """One page of users (server-side paging) with the total; `cursor` is the previous page's `next_cursor`.
+
+    `query` narrows (prefix search, filters) and sorts the list; it is an advanced query so Graph counts it.
+    """
+    query = query or ListQuery(page_size=page_size)
+    params = graph_params("users", query, USER_FIELDS)
+    params["$top"] = checked_page_size(query.page_size)
+    page = access.client.get_page(checked_cursor(access, cursor, "/users"), params=params, advanced=True)
+    return UserPage([User.from_graph(u) for u in page.items], page.next_link, page.request_id, page.count)
 
 
 def iter_users(access: GraphAccess, *, select: str = USER_FIELDS, page_size: int = 999) -> Iterator[User]:

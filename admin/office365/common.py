@@ -14,7 +14,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from admin import bp, connection_user_view
 from core.errors import error_response
 from core.models import Datasource
-from datasources.service import Caller, DatasourceUnavailable, datasource_for, run, usable_datasources
+from datasources.service import (
+    Caller,
+    DatasourceUnavailable,
+    datasource_for,
+    operation,
+    page_deadline,
+    run,
+    usable_datasources,
+)
 from office365.errors import Office365Error, ReauthorizationRequired
 
 T = TypeVar("T")
@@ -62,7 +70,13 @@ def caller() -> Caller:
 
 def attempt(ds: Datasource, name: str, call: Callable[[Any], T], target: str = "",
             summary: dict[str, Any] | None = None, **kw: Any) -> tuple[T | None, Office365Error | None]:
-    """Run an operation; a failure comes back as the error (its message says what happened and what to do)."""
+    """Run an operation; a failure comes back as the error (its message says what happened and what to do).
+
+    A read waits on Graph at most the page deadline (`page_deadline()`); past it the page shows the error and a
+    Retry button rather than keeping the browser (and a proxy's timeout) waiting.
+    """
+    if operation(name).kind == "read":
+        kw.setdefault("deadline", page_deadline())
     try:
         return run(ds, caller(), name, target, summary or {}, call, **kw), None
     except Office365Error as exc:

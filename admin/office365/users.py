@@ -7,9 +7,12 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from admin import bp, connection_user_view
-from admin.office365.common import ActionForm, attempt, datasource, page, route
+from admin.office365.common import ActionForm, attempt, datasource, message_of, page, route
+from admin.office365.lists import bulk_preview_url, read_list
+from datasources import cursors
 from datasources.service import usable_datasources
 from office365 import operations as ops
+from office365.errors import FieldError
 
 
 @bp.get("/o365")
@@ -29,18 +32,13 @@ def o365_home(datasource_id: int) -> Response:
 
 @route("/users", "o365_users")
 def o365_users(datasource_id: int) -> str:
+    """User List: the total, a prefix search, filters (account, licence, department), sort and page size."""
     ds = datasource(datasource_id)
-    query = request.args.get("q", "").strip()
-    mode = "search" if request.args.get("mode") == "search" else "prefix"
-    cursor = request.args.get("cursor") or None
-    if query:
-        result, error = attempt(ds, "find_users",
-                                lambda a: ops.find_users(a, query, mode=mode, page_size=25, cursor=cursor))
-    else:
-        result, error = attempt(ds, "list_users", lambda a: ops.list_users(a, page_size=25, cursor=cursor))
-    plans = _plan_names(ds) if result and any(u.licence_sku_ids for u in result.users) else {}
-    return page("users.html", ds, "o365_users", result=result, error=error, q=query, mode=mode, cursor=cursor,
-                plans=plans)
+    view = read_list(ds, "list_users", "users", lambda a, q, link: ops.list_users(a, query=q, cursor=link))
+    users = view.result.users if view.result else []
+    plans = _plan_names(ds) if any(u.licence_sku_ids for u in users) else {}
+    return page("users.html", ds, "o365_users", view=view, error=message_of(view.error) if view.error else None,
+                plans=plans, bulk_url=bulk_preview_url(ds.id), form=ActionForm())
 
 
 def _plan_names(ds) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -49,13 +47,25 @@ def _plan_names(ds) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {p.sku_id.lower(): p.sku_part_number for p in plans.plans} if plans else {}
 
 
+GROUPS_PAGE_SIZE = 50
+
+
 @route("/users/<user_id>", "o365_user")
 def o365_user(datasource_id: int, user_id: str) -> str:
+    """A user's details, licences and groups: every group, 50 a page, with how many there are in all."""
     ds = datasource(datasource_id)
+    fingerprint = cursors.fingerprint(kind="user_groups", user=user_id.lower(), size=GROUPS_PAGE_SIZE)
+    try:
+        position = cursors.decode(request.args.get("groups_cursor"), fingerprint)
+    except FieldError as exc:
+        return page("user.html", ds, "o365_users", data=None, error=message_of(exc), user_id=user_id,
+                    form=ActionForm())
 
     def read(a: ops.GraphAccess) -> dict:
-        return {"user": ops.get_user(a, user_id), "licences": ops.user_licences(a, user_id),
-                "groups": ops.user_groups(a, user_id)}
+        groups = ops.user_group_page(a, user_id, page_size=GROUPS_PAGE_SIZE, cursor=position.link)
+        return {"user": ops.get_user(a, user_id), "licences": ops.user_licences(a, user_id), "groups": groups,
+                "groups_pager": cursors.pager(position, groups.next_cursor, groups.count, fingerprint)}
 
     result, error = attempt(ds, "list_users", read)
-    return page("user.html", ds, "o365_users", data=result, error=error, user_id=user_id, form=ActionForm())
+    return page("user.html", ds, "o365_users", data=result, error=message_of(error) if error else None,
+                user_id=user_id, form=ActionForm(), groups_page_size=GROUPS_PAGE_SIZE)

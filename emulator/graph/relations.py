@@ -178,6 +178,18 @@ def member_of(object_id: str, transitive: bool) -> Response:
     return page_of_ids(ids, context, select, count, roles)
 
 
+def member_of_groups(object_id: str) -> Response:
+    """`memberOf/microsoft.graph.group`: only the groups (an OData cast), counted with `$count=true` (§5.11)."""
+    conn = common.db()
+    _no_query_filters()
+    select = odata.parse_select(request.args.get("$select"), odata.GROUP_SCHEMA)
+    want_count = common.check_count_param()
+    ids = sorted(set(direct_groups(conn, object_id)))
+    count = len(ids) if want_count and "$skiptoken" not in request.args else None
+    context = common.context_url("groups" + common.select_suffix(select))
+    return page_of_ids(ids, context, select, count)
+
+
 def member_objects(object_id: str, security_only: bool) -> list[str]:
     conn = common.db()
     ids = sorted(transitive_groups(conn, object_id))

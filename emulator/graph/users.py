@@ -122,6 +122,11 @@ def member_of_roles(ref: str) -> Response:
     return relations.member_of_roles(_resolve_for(ref, common.MEMBERSHIP_READ))
 
 
+@bp.get("/users/<ref>/memberOf/microsoft.graph.group")
+def member_of_groups(ref: str) -> Response:
+    return relations.member_of_groups(_resolve_for(ref, common.MEMBERSHIP_READ))
+
+
 @bp.get("/me/memberOf/microsoft.graph.directoryRole")
 def me_member_of_roles() -> Response:
     return relations.member_of_roles(_resolve_for(_me(), common.MEMBERSHIP_READ))
