@@ -10,6 +10,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
@@ -19,6 +20,10 @@ from sqlalchemy.pool import NullPool
 from werkzeug.serving import make_server
 
 from emulator.server import EmulatorHandle, start_in_thread
+
+if TYPE_CHECKING:
+    from sso.sessions import DatabaseStore, RedisStore
+    from tests.o365_ops_helpers import Tenant
 
 BACKENDS = ("sqlite", "postgresql")
 POSTGRES_SERVER = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://127.0.0.1:5432/test")
@@ -119,6 +124,46 @@ def app(database_url: str, tmp_path: Path, app_env: dict[str, str]) -> Iterator[
         db.engine.dispose()
 
 
+@pytest.fixture(params=["database", "redis"])
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """Where the state all processes share (sessions, sign-in throttle) lives: the database, or Redis. A module
+    that asks for it runs each test on both; its `app_env` adds `store_env`."""
+    return str(request.param)
+
+
+@pytest.fixture
+def store_env(store_backend: str) -> dict[str, str]:
+    """The app settings that select `store_backend`."""
+    return {"REDIS_URL": REDIS_TEST_URL} if store_backend == "redis" else {}
+
+
+@pytest.fixture
+def redis_prefix(app: Flask, store_backend: str) -> Iterator[str]:
+    """A Redis key prefix of this test's own (parallel workers share one Redis); its keys are deleted after."""
+    import redis
+
+    name = f"gwtest-{uuid.uuid4().hex[:10]}"
+    app.config["REDIS_PREFIX"] = name
+    yield name
+    if store_backend == "redis":
+        connection = redis.Redis.from_url(REDIS_TEST_URL)
+        keys = list(connection.scan_iter(f"{name}:*"))
+        if keys:
+            connection.delete(*keys)
+        connection.close()
+
+
+@pytest.fixture
+def sessions(app: Flask, store_backend: str, redis_prefix: str) -> DatabaseStore | RedisStore:
+    """The server-side session store in use, checked to be the one `store_backend` selects."""
+    from sso.sessions import DatabaseStore, RedisStore, store
+
+    app.extensions.pop("gw_session_store", None)  # made again with this test's settings and prefix
+    found = store()
+    assert isinstance(found, RedisStore if store_backend == "redis" else DatabaseStore)
+    return found
+
+
 class FreshGlobalsClient(FlaskClient):
     """Each request gets an empty `g`, as in production, although the test keeps an app context pushed."""
 
@@ -206,11 +251,20 @@ def admin_client(client: FlaskClient, admin_user) -> FlaskClient:  # type: ignor
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[EmulatorHandle]:
     """A fresh tenant emulator (Contoso, over HTTPS) for this test, with the datasource callback registered.
-    The app does not use it unless the folder's or module's `app_env` points it there (`emulator_env`)."""
+    The app uses it when the folder's or module's `app_env` says so (`emulator_env`); a folder or module that
+    needs another tenant (two tenants, more users, other redirect URIs) overrides this fixture."""
     handle = start_in_thread(tmp_path / "emulator", redirect_uris=[
         f"http://localhost{CALLBACK_PATH}", f"http://127.0.0.1{CALLBACK_PATH}"])
     yield handle
     handle.stop()
+
+
+@pytest.fixture
+def tenant(emulator: EmulatorHandle) -> Tenant:
+    """The emulated tenant's state, read straight from its store."""
+    from tests.o365_ops_helpers import Tenant  # not at the top: o365_ops_helpers imports this module
+
+    return Tenant(emulator)
 
 
 class LiveServer:

@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 from emulator.server import EmulatorHandle, start_in_thread
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LiveServer
-from tests.o365_helpers import CALLBACK_PATH, emulator_env
+from tests.o365_helpers import CALLBACK_PATH
 
 pytestmark = pytest.mark.browser
 
@@ -21,11 +21,6 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorHandle]:
         f"http://{host}{CALLBACK_PATH}" for host in ("localhost", "127.0.0.1")])
     yield handle
     handle.stop()
-
-
-@pytest.fixture
-def app_env(emulator: EmulatorHandle) -> dict[str, str]:
-    return emulator_env(emulator)
 
 
 def _sign_in_at_microsoft(popup: Page, email: str = "admin@contoso.example", *, closes: bool = False) -> None:

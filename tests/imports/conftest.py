@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from emulator.server import EmulatorHandle, start_in_thread
-from tests.o365_helpers import CALLBACK_PATH, emulator_env
-
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[EmulatorHandle]:
-    handle = start_in_thread(tmp_path / "emulator", redirect_uris=[
-        f"http://localhost{CALLBACK_PATH}", f"http://127.0.0.1{CALLBACK_PATH}"])
-    yield handle
-    handle.stop()
+from emulator.server import EmulatorHandle
+from tests.o365_helpers import emulator_env
 
 
 @pytest.fixture

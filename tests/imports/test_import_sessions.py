@@ -3,9 +3,6 @@ everywhere: their sessions end in the store in use (database table or Redis) and
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -14,8 +11,7 @@ from core.extensions import db
 from core.models import Datasource, User
 from emulator.server import EmulatorHandle
 from jobs.models import TaskRun
-from sso.sessions import DatabaseStore, RedisStore, store
-from tests.conftest import REDIS_TEST_URL, sign_in
+from tests.conftest import sign_in
 from tests.imports.helpers import authorized_datasource, control, imported_users, run_import, save_import_settings
 from tests.o365_helpers import emulator_env
 
@@ -25,28 +21,9 @@ KEPT = "alex.wilber@contoso.example"
 PASSWORD = "a-local-password-too"
 
 
-@pytest.fixture(params=["database", "redis"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
-def app_env(emulator: EmulatorHandle, backend: str) -> dict[str, str]:
-    return {**emulator_env(emulator), **({"REDIS_URL": REDIS_TEST_URL} if backend == "redis" else {})}
-
-
-@pytest.fixture
-def sessions(app: Flask, backend: str) -> Iterator[DatabaseStore | RedisStore]:
-    prefix = f"gwtest-{uuid.uuid4().hex[:10]}"
-    app.config["REDIS_PREFIX"] = prefix
-    app.extensions.pop("gw_session_store", None)
-    found = store()
-    assert isinstance(found, RedisStore if backend == "redis" else DatabaseStore)
-    yield found
-    if isinstance(found, RedisStore):
-        keys = list(found.redis.scan_iter(f"{prefix}:*"))
-        if keys:
-            found.redis.delete(*keys)
+def app_env(emulator: EmulatorHandle, store_env: dict[str, str]) -> dict[str, str]:
+    return {**emulator_env(emulator), **store_env}
 
 
 @pytest.fixture

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
 
-from emulator.server import EmulatorHandle, start_in_thread
+from emulator.server import EmulatorHandle
 from jobs.queue import stop_embedded_consumer
 from tests.imports.helpers import use_test_queue
-from tests.o365_helpers import CALLBACK_PATH, emulator_env
-
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[EmulatorHandle]:
-    handle = start_in_thread(tmp_path / "emulator", redirect_uris=[
-        f"http://localhost{CALLBACK_PATH}", f"http://127.0.0.1{CALLBACK_PATH}"])
-    yield handle
-    handle.stop()
+from tests.o365_helpers import emulator_env
 
 
 @pytest.fixture

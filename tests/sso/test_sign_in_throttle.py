@@ -4,8 +4,6 @@ else the database), and the same work for accounts that do not exist (no timing 
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,34 +12,20 @@ from flask.testing import FlaskClient
 
 from core.models import User
 from sso.throttle import FREE_FAILURES
-from tests.conftest import REDIS_TEST_URL, TEST_FERNET_KEY, USER_EMAIL, USER_PASSWORD, _build_app, csrf_token, make_user
+from tests.conftest import TEST_FERNET_KEY, USER_EMAIL, USER_PASSWORD, _build_app, csrf_token, make_user
 
 _addresses = iter(f"10.9.{n // 250}.{n % 250 + 1}" for n in range(100000))
 
 
-@pytest.fixture(params=["database", "redis"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture
+def app_env(store_env: dict[str, str]) -> dict[str, str]:
+    return store_env
 
 
 @pytest.fixture
-def app_env(backend: str) -> dict[str, str]:
-    return {"REDIS_URL": REDIS_TEST_URL} if backend == "redis" else {}
-
-
-@pytest.fixture
-def prefix(app: Flask, backend: str) -> Iterator[str]:
-    name = f"gwtest-{uuid.uuid4().hex[:10]}"
-    app.config["REDIS_PREFIX"] = name
-    app.extensions.pop("gw_sign_in_throttle", None)
-    yield name
-    if backend == "redis":
-        import redis
-
-        connection = redis.Redis.from_url(REDIS_TEST_URL)
-        keys = list(connection.scan_iter(f"{name}:*"))
-        if keys:
-            connection.delete(*keys)
+def prefix(app: Flask, redis_prefix: str) -> str:
+    app.extensions.pop("gw_sign_in_throttle", None)  # made again with this test's settings and prefix
+    return redis_prefix
 
 
 @pytest.fixture

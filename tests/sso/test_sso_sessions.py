@@ -1,12 +1,10 @@
-"""Server-side sessions (issue 5, point 6), on the database store and on Redis (`store` parametrizes both):
-opaque small cookie, garbage cookies, renewal, idle and absolute timeouts, My sessions, admin revoke and
+"""Server-side sessions (issue 5, point 6), on the database store and on Redis (`store_backend` runs each test on
+both): opaque small cookie, garbage cookies, renewal, idle and absolute timeouts, My sessions, admin revoke and
 "sign out everywhere", disabling a user ends their sessions on the next request."""
 
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 
 import pytest
 from flask import Flask
@@ -14,32 +12,13 @@ from flask.testing import FlaskClient
 
 from core.extensions import db
 from core.models import User
-from sso.sessions import DatabaseStore, RedisStore, hash_token, store, touch_interval
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, REDIS_TEST_URL, USER_EMAIL, USER_PASSWORD, csrf_token, sign_in
-
-
-@pytest.fixture(params=["database", "redis"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+from sso.sessions import RedisStore, hash_token, touch_interval
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, USER_EMAIL, USER_PASSWORD, csrf_token, sign_in
 
 
 @pytest.fixture
-def app_env(backend: str) -> dict[str, str]:
-    return {"REDIS_URL": REDIS_TEST_URL} if backend == "redis" else {}
-
-
-@pytest.fixture
-def sessions(app: Flask, backend: str) -> Iterator[DatabaseStore | RedisStore]:
-    prefix = f"gwtest-{uuid.uuid4().hex[:10]}"
-    app.config["REDIS_PREFIX"] = prefix
-    app.extensions.pop("gw_session_store", None)
-    found = store()
-    assert isinstance(found, RedisStore if backend == "redis" else DatabaseStore)
-    yield found
-    if isinstance(found, RedisStore):
-        keys = list(found.redis.scan_iter(f"{prefix}:*"))
-        if keys:
-            found.redis.delete(*keys)
+def app_env(store_env: dict[str, str]) -> dict[str, str]:
+    return store_env
 
 
 def _cookie(client: FlaskClient) -> str | None:
@@ -211,7 +190,7 @@ def test_a_short_idle_timeout_is_touched_often_enough(client: FlaskClient, plain
 
 # -- issue 10, point 1: a disabled or removed user's sessions end whatever wrote the change ----------------------
 
-@pytest.mark.parametrize("backend", ["database"])
+@pytest.mark.parametrize("store_backend", ["database"])
 def test_forward_auth_refuses_a_user_disabled_behind_the_orms_back(client: FlaskClient, plain_user: User,  # type: ignore[no-untyped-def]
                                                                    sessions) -> None:
     """The database store reads the user's `active` flag with the session (one query): a disable by any Core
@@ -346,7 +325,7 @@ def test_signing_out_keeps_nothing_server_side_and_still_shows_the_message(clien
     assert _stored_sessions(sessions) == 0
 
 
-@pytest.mark.parametrize("backend", ["database"])
+@pytest.mark.parametrize("store_backend", ["database"])
 def test_rows_without_a_user_are_pruned(client: FlaskClient, plain_user: User, sessions) -> None:  # type: ignore[no-untyped-def]
     from sso.sessions import SessionRecord
 
