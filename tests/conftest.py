@@ -260,6 +260,17 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorHandle]:
 
 
 @pytest.fixture
+def sso_emulator(tmp_path: Path) -> Iterator[EmulatorHandle]:
+    """A fresh tenant emulator with the sign-in, sign-out and datasource callbacks registered."""
+    from tests.sso_helpers import SSO_PATHS  # not at the top: sso_helpers imports this module
+
+    handle = start_in_thread(tmp_path / "emulator", redirect_uris=[
+        f"http://{host}{path}" for host in ("localhost", "127.0.0.1") for path in SSO_PATHS])
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
 def tenant(emulator: EmulatorHandle) -> Tenant:
     """The emulated tenant's state, read straight from its store."""
     from tests.o365_ops_helpers import Tenant  # not at the top: o365_ops_helpers imports this module

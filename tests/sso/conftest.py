@@ -1,17 +1,15 @@
-"""Fixtures of the single sign-on tests: a fake OpenID provider (one per test), the same provider configured and
-SSO enabled, and a tenant emulator registered for the sign-in redirect URIs. The helpers they use live in
-tests/sso_helpers.py."""
+"""Fixtures of the single sign-on tests: a fake OpenID provider (one per test), and the same provider configured
+with SSO enabled. The helpers they use live in tests/sso_helpers.py; the tenant emulator registered for sign-in
+(`sso_emulator`) is in tests/conftest.py, as tests/ops uses it too."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from flask import Flask
 
-from emulator.server import EmulatorHandle, start_in_thread
-from tests.sso_helpers import SSO_PATHS, FakeProvider, add_fake_provider, enable_sso
+from tests.sso_helpers import FakeProvider, add_fake_provider, enable_sso
 
 
 @pytest.fixture
@@ -27,12 +25,3 @@ def fake(app: Flask, fake_provider: FakeProvider) -> FakeProvider:
     enable_sso(create_users=True)
     add_fake_provider(fake_provider)
     return fake_provider
-
-
-@pytest.fixture
-def sso_emulator(tmp_path: Path) -> Iterator[EmulatorHandle]:
-    """A fresh tenant emulator with the sign-in, sign-out and datasource callbacks registered."""
-    handle = start_in_thread(tmp_path / "emulator", redirect_uris=[
-        f"http://{host}{path}" for host in ("localhost", "127.0.0.1") for path in SSO_PATHS])
-    yield handle
-    handle.stop()
