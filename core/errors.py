@@ -24,7 +24,9 @@ CODES = {
     422: "unprocessable",
     429: "rate_limited",
     500: "internal_error",
+    503: "unavailable",
 }
+UNAVAILABLE_RETRY_AFTER = "5"  # seconds: Redis restarting or failing over is back within a few
 
 # Codes of malformed input, answered on any path before a view runs (core.input, core.converters) or when input is
 # nested beyond what a parser follows.
@@ -38,7 +40,27 @@ MESSAGES = {
     405: "This address does not accept that kind of request.",
     429: "Too many attempts. Wait a minute before trying again.",
     500: "Something went wrong on our side. The error was logged; try again in a moment.",
+    503: "A service the gateway needs is not answering. Try again in a moment.",
 }
+
+
+def _store_unavailable(error: BaseException) -> bool:
+    """Redis (sessions, rate limits, job queue) cannot be reached: a 503 the caller may retry, not a 500."""
+    import redis
+
+    cause = getattr(error, "original_exception", None) or error
+    return isinstance(cause, (redis.ConnectionError, redis.TimeoutError))
+
+
+def unavailable_response() -> Response:
+    log.warning("Redis unavailable: %s %s answered 503", request.method, request.path)
+    db.session.rollback()
+    response, status = error_response(503)
+    answer = response if isinstance(response, Response) else Response(response)
+    answer.status_code = status
+    answer.headers["Retry-After"] = UNAVAILABLE_RETRY_AFTER
+    answer.headers["Cache-Control"] = "no-store"
+    return answer
 
 
 def wants_json() -> bool:
@@ -68,6 +90,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+        if _store_unavailable(error):  # raised while opening or saving the session (outside the view)
+            return unavailable_response()
         status = error.code or 500
         code = getattr(error, "code_name", None)  # our own exceptions name a stable code (core.input)
         message = None
@@ -96,6 +120,8 @@ def register_error_handlers(app: Flask) -> None:
     def unexpected_error(error: Exception):  # type: ignore[no-untyped-def]
         if isinstance(error, HTTPException):
             return http_error(error)
+        if _store_unavailable(error):
+            return unavailable_response()
         reference = uuid.uuid4().hex[:12]
         log.exception("unhandled error, reference %s", reference)
         db.session.rollback()

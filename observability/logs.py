@@ -54,7 +54,7 @@ def _session_user() -> str | None:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time (UTC, ISO 8601), level, logger, message, and the request's fields."""
+    """One JSON object per line: time (UTC, ISO 8601), level, logger, message, pid, and the request's fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -63,6 +63,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which gunicorn worker or job worker
         }
         for name in EXTRA_FIELDS:
             value = getattr(record, name, None)

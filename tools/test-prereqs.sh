@@ -31,6 +31,27 @@ if ! command -v prometheus >/dev/null 2>&1; then
   fi
 fi
 
+# The container image test (tests/ops/test_container.py): podman with runc, and a local Debian base image made
+# with debootstrap (no container registry is reachable here; see shared/reference/testing-recipes.md).
+if ! command -v podman >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then
+  echo "test-prereqs: installing podman, runc and debootstrap"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc debootstrap >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc debootstrap >/dev/null
+  fi
+fi
+PODMAN_CONF="$(mktemp)"
+printf '[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = "cgroupfs"\n' > "$PODMAN_CONF"
+if ! CONTAINERS_CONF="$PODMAN_CONF" podman --runtime runc image exists localhost/debian-base:bookworm; then
+  echo "test-prereqs: making the local Debian base image (debootstrap, about a minute)"
+  ROOTFS="$(mktemp -d)"
+  debootstrap --variant=minbase bookworm "$ROOTFS" >/dev/null
+  tar -C "$ROOTFS" -c . | CONTAINERS_CONF="$PODMAN_CONF" podman --runtime runc import - localhost/debian-base:bookworm >/dev/null
+  rm -rf "$ROOTFS"
+fi
+rm -f "$PODMAN_CONF"
+
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   echo "test-prereqs: starting PostgreSQL"
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
