@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -13,7 +15,7 @@ from wtforms.validators import DataRequired, Email, Length, Optional, Validation
 
 from admin import bp
 from admin.fields import CheckboxChoices, options
-from admin.paging import csv_response, page_args
+from admin.paging import PER_PAGE_CHOICES, csv_response, page_args
 from core import audit
 from core.access import roles_required
 from core.extensions import db
@@ -45,11 +47,56 @@ class DeleteForm(FlaskForm):
     submit = SubmitField("Delete")
 
 
-def _search(query: str):  # type: ignore[no-untyped-def]
-    statement = select(User).order_by(User.email)
-    if query:
-        like = f"%{query.lower()}%"
+SORTS = {"email": "Email A–Z", "-email": "Email Z–A", "name": "Name A–Z", "-name": "Name Z–A",
+         "-created": "Newest first", "created": "Oldest first", "-last_sign_in": "Signed in lately"}
+ACTIVE_CHOICES = {"": "Active or not", "yes": "Active", "no": "Disabled"}
+
+
+@dataclass(frozen=True)
+class UserListQuery:
+    """The Users list's question: search text, active flag, role, sort."""
+
+    q: str = ""
+    active: str = ""
+    role: str = ""
+    sort: str = "email"
+
+    def args(self) -> dict[str, str]:
+        """The query string that reproduces the list (empty parts left out)."""
+        return {k: v for k, v in (("q", self.q), ("active", self.active), ("role", self.role),
+                                  ("sort", "" if self.sort == "email" else self.sort)) if v}
+
+
+def _list_query() -> tuple[UserListQuery, str | None]:
+    """The list's query from the URL; an unknown value is dropped and named in the message."""
+    problems = []
+    active, role, sort = (request.args.get(k, "").strip() for k in ("active", "role", "sort"))
+    if active not in ACTIVE_CHOICES:
+        problems.append(f'"{active[:20]}" is not a choice for Active')
+        active = ""
+    if role and role not in Role.ALL:
+        problems.append(f'there is no role "{role[:40]}"')
+        role = ""
+    if sort and sort not in SORTS:
+        problems.append(f'"{sort[:20]}" is not a sort order')
+        sort = ""
+    message = ("Showing every user instead: " + "; ".join(problems) + ".") if problems else None
+    return UserListQuery(request.args.get("q", "").strip()[:256], active, role, sort or "email"), message
+
+
+def _search(query: UserListQuery):  # type: ignore[no-untyped-def]
+    columns = {"email": func.lower(User.email), "name": func.lower(User.display_name),
+               "created": User.created_at, "last_sign_in": User.last_sign_in_at}
+    column = columns[query.sort.lstrip("-")]
+    order = column.desc().nulls_last() if query.sort.startswith("-") else column.asc().nulls_last()
+    statement = select(User).order_by(order, User.id)
+    if query.q:
+        like = f"%{query.q.lower()}%"
         statement = statement.where(or_(func.lower(User.email).like(like), func.lower(User.display_name).like(like)))
+    if query.active:
+        statement = statement.where(User.active.is_(query.active == "yes"))
+    if query.role:
+        statement = statement.where(User.roles.any(Role.name == query.role))
     return statement
 
 
@@ -73,17 +120,20 @@ def _lockout_problem(user: User, roles: set[str], active: bool) -> str | None:
 @bp.get("/users")
 @roles_required(Role.ADMINISTRATOR)
 def users() -> str:
-    query = request.args.get("q", "").strip()
+    """Users: search, filter by active flag and role, sort, page size, the total and page numbers to jump to."""
+    query, problem = _list_query()
     page, per_page = page_args()
     pagination = db.paginate(_search(query), page=page, per_page=per_page, error_out=False)
-    return render_template("admin/users/list.html", pagination=pagination, q=query, per_page=per_page)
+    return render_template("admin/users/list.html", pagination=pagination, query=query, q=query.q,
+                           per_page=per_page, problem=problem, sorts=SORTS, active_choices=ACTIVE_CHOICES,
+                           roles=Role.ALL, per_page_choices=PER_PAGE_CHOICES)
 
 
 @bp.get("/users.csv")
 @roles_required(Role.ADMINISTRATOR)
 def users_csv() -> Response:
-    query = request.args.get("q", "").strip()
-    audit.record("user.export", query or "all users")
+    query, _ = _list_query()
+    audit.record("user.export", query.q or "all users", **{k: v for k, v in query.args().items() if k != "q"})
     db.session.commit()
     return csv_response("users.csv", ("Name", "Email", "Roles", "Active", "Last sign-in", "Created"),
                         _search(query).options(selectinload(User.roles)), _csv_row)

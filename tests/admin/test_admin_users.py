@@ -1,6 +1,7 @@
 """Administration > Users: search, paging, create, edit, delete with confirmation, CSV, lock-out guards, audit."""
 
 import csv
+import html
 import io
 
 from flask import Flask
@@ -26,6 +27,23 @@ def test_list_search_and_server_side_paging(admin_client: FlaskClient, app: Flas
     found = admin_client.get("/admin/users?q=PERSON 1").get_data(as_text=True)
     assert "person10@example.com" in found and "person20@example.com" not in found and "10 in all" in found
     assert "No users match." in admin_client.get("/admin/users?q=nobody-like-this").get_data(as_text=True)
+
+
+def test_list_filters_sort_page_size_and_total(admin_client: FlaskClient, app: Flask) -> None:
+    for i in range(12):
+        roles = ("User", "Manage datasources") if i % 3 == 0 else ("User",)
+        make_user(f"worker{i:02d}@example.com", None, *roles, active=i % 4 != 0, name=f"Worker {i:02d}")
+    page = admin_client.get("/admin/users?q=worker&active=no&sort=-name").get_data(as_text=True)
+    assert "<strong>3</strong> users match" in page
+    assert page.index("worker08@") < page.index("worker04@") < page.index("worker00@")
+    page = admin_client.get("/admin/users?role=Manage+datasources&per_page=50").get_data(as_text=True)
+    assert "<strong>4</strong> users match" in page and "worker09@" in page and "worker01@" not in page
+    page = admin_client.get("/admin/users?q=worker&sort=name&per_page=25").get_data(as_text=True)
+    assert page.index("worker00@") < page.index("worker11@") and "page 1 of 1" in page
+    page = html.unescape(admin_client.get("/admin/users?role=Nobody&sort=sideways").get_data(as_text=True))
+    assert 'there is no role "Nobody"' in page and '"sideways" is not a sort order' in page
+    export = admin_client.get("/admin/users.csv?q=worker&active=no").get_data(as_text=True)
+    assert len(list(csv.reader(io.StringIO(export)))) == 1 + 3
 
 
 def test_create_user_with_roles_is_audited(admin_client: FlaskClient) -> None:
