@@ -90,7 +90,24 @@ class Paging(ApiModel):
                                description="`next_cursor` of the previous page (Graph's @odata.nextLink).")
 
 
-class GroupPaging(Paging):
+class ListParams(Paging):
+    """Search, filters and sort of a list, as the list pages take them (office365/listing.py)."""
+
+    cursor: Annotated[str, Field(max_length=8192)] | SkipJsonSchema[None] = Field(
+        None, description="`next_cursor` or `previous_cursor` of a page of the same list: opaque and signed.")
+    q: Annotated[str, Field(max_length=256)] | SkipJsonSchema[None] = Field(
+        None, description="Prefix of a name, mail or UPN (groups: name, mail or mail nickname).")
+    filter: list[Annotated[str, Field(max_length=80)]] = Field(
+        default_factory=list, max_length=8,
+        description="Repeatable. Users and members: `enabled`, `disabled`, `licensed`, `unlicensed`, "
+                    "`department:<name>`. Groups: `type:microsoft365`, `type:security`, `type:mail_enabled_security`, "
+                    "`type:distribution`.")
+    sort: Annotated[str, Field(max_length=40)] | SkipJsonSchema[None] = Field(
+        None, description="Users: `displayName`, `userPrincipalName`, `createdDateTime`; groups and members: "
+                          "`displayName`. A leading `-` sorts descending. Left out: Graph's own order.")
+
+
+class GroupPaging(ListParams):
     member_count: bool = Field(True, description="`false` skips counting members (one $batch per 20 groups).")
 
 
@@ -183,8 +200,16 @@ def result_model(source: type, **more: Any) -> type[Out]:
     return create_model(source.__name__, __base__=Out, __doc__=doc, **fields)
 
 
-UserPage = result_model(ops.UserPage)
-GroupPage = result_model(ops.GroupPage)
+LIST_PAGE_FIELDS: dict[str, Any] = {
+    "next_cursor": (str | None, Field(None, description="Pass as `cursor` for the next page (opaque, signed).")),
+    "previous_cursor": (str | None, Field(None, description='The previous page\'s `cursor` ("" = the first page; '
+                                                             "null when there is none to go back to).")),
+    "page": (int, Field(1, description="This page's number, 1 for the first.")),
+    "total": (int | None, Field(None, description="How many items the whole list holds (Graph's count).")),
+}
+UserPage = result_model(ops.UserPage, **LIST_PAGE_FIELDS)
+GroupPage = result_model(ops.GroupPage, **LIST_PAGE_FIELDS)
+MemberPage = result_model(ops.MemberPage, **LIST_PAGE_FIELDS)
 ItemResult = result_model(ops.ItemResult)
 CreatedGroup = result_model(ops.CreatedGroup, member_results=(list[ItemResult], ...))
 MembershipResult = result_model(ops.MembershipResult)
@@ -196,12 +221,26 @@ BulkResult = result_model(ops.BulkResult, items=(list[ItemResult], ...), counts=
 class UserDetail(Out):
     user: ops.User
     licences: list[ops.UserLicence]
-    groups: list[ops.Group]
+    groups: list[ops.Group] = Field(description="The first page of the user's groups (see `groups_total`).")
+    groups_total: int | None = Field(None, description="How many groups the user is a direct member of.")
+    groups_next_cursor: str | None = Field(
+        None, description="When there are more: pass as `cursor` to GET /users/{user_id}/groups for the rest.")
 
 
 class GroupDetail(Out):
     group: ops.Group
-    members: ops.MemberPage
+    members: MemberPage  # type: ignore[valid-type]
+
+
+class MemberCheck(Out):
+    """Whether a user is a direct member of the group (one Graph request)."""
+
+    member: bool
+    user: ops.Member | None = None
+
+
+class MemberCheckPath(GroupPath):
+    user_id: UserKey
 
 
 class LicencePlans(Out):

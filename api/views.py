@@ -7,6 +7,7 @@ through their response model (`_answer`), which is the schema the document shows
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from flask import Response, g, jsonify, request
@@ -20,9 +21,19 @@ from api.errors import error_json, office365_error
 from core import audit
 from core.extensions import db
 from core.models import Datasource
-from datasources.service import Caller, DatasourceUnavailable, datasource_for, refuse, run, usable_datasources
+from datasources import cursors
+from datasources.service import (
+    Caller,
+    DatasourceUnavailable,
+    datasource_for,
+    page_deadline,
+    refuse,
+    run,
+    usable_datasources,
+)
 from office365 import operations as ops
 from office365.errors import Office365Error
+from office365.listing import checked_list_query
 
 PUBLIC_ENDPOINTS = {"api.openapi_json", "api.openapi_page"}
 DATASOURCES, USERS, GROUPS = Tag(name="Datasources"), Tag(name="Users"), Tag(name="Groups")
@@ -83,6 +94,20 @@ def _answer(model: type[BaseModel], value: Any, status: int = 200) -> tuple[Resp
     return jsonify(model.model_validate(value).model_dump(mode="json")), status
 
 
+def _list(ds: Datasource, operation: str, kind: str, query: s.ListParams, fetch: Any, **scope: Any) -> dict[str, Any]:
+    """One page of a list: the query checked as the list pages check it, the cursor verified (signed, made for
+    this very list), Graph read within the page deadline, and the answer with signed next/previous cursors."""
+    wanted = checked_list_query(kind, q=query.q or "", filters=query.filter, sort=query.sort or "",
+                                page_size=query.page_size if query.page_size is not None else 100)
+    fingerprint = cursors.fingerprint(kind=kind, q=wanted.q, filters=wanted.filters, sort=wanted.sort,
+                                      size=wanted.page_size, **scope)
+    position = cursors.decode(query.cursor, fingerprint)
+    result = run(ds, g.caller, operation, "", {}, lambda a: fetch(a, wanted, position.link),
+                 deadline=page_deadline())
+    pager = cursors.pager(position, result.next_cursor, result.count, fingerprint)
+    return {**{f.name: getattr(result, f.name) for f in dataclasses.fields(result)}, **pager.as_dict()}
+
+
 def _paging(query: s.Paging) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"cursor": query.cursor or None}
     if query.page_size is not None:
@@ -101,12 +126,12 @@ def datasources() -> tuple[Response, int]:
 # -- users -----------------------------------------------------------------------------------------------------
 
 
-@bp.get(f"{DS}/users", summary="One page of users", tags=[USERS], responses={200: s.UserPage},
-        openapi_extensions=_doc("User List", "read"))
-def list_users(path: s.DatasourcePath, query: s.Paging) -> tuple[Response, int]:
+@bp.get(f"{DS}/users", summary="One page of users, searched, filtered and sorted, with the total",
+        tags=[USERS], responses={200: s.UserPage}, openapi_extensions=_doc("User List", "read"))
+def list_users(path: s.DatasourcePath, query: s.ListParams) -> tuple[Response, int]:
     ds = _datasource(path.datasource_id, "list_users")
-    kwargs = _paging(query)
-    return _answer(s.UserPage, run(ds, g.caller, "list_users", "", {}, lambda a: ops.list_users(a, **kwargs)))
+    return _answer(s.UserPage, _list(ds, "list_users", "users", query,
+                                     lambda a, q, link: ops.list_users(a, query=q, cursor=link)))
 
 
 @bp.get(f"{DS}/users/find", summary="Find users by name, mail or UPN", tags=[USERS], responses={200: s.UserPage},
@@ -123,24 +148,41 @@ def find_users(path: s.DatasourcePath, query: s.FindQuery) -> tuple[Response, in
 def get_user(path: s.UserPath) -> tuple[Response, int]:
     ds = _datasource(path.datasource_id, "list_users")
     user_id = path.user_id
+    fingerprint = cursors.fingerprint(kind="user_groups", user=user_id.lower(), size=100)
 
     def call(a: ops.GraphAccess) -> dict[str, Any]:
+        groups = ops.user_group_page(a, user_id, page_size=100)
+        more = cursors.pager(cursors.Position(), groups.next_cursor, groups.count, fingerprint).next_cursor
         return {"user": ops.get_user(a, user_id), "licences": ops.user_licences(a, user_id),
-                "groups": ops.user_groups(a, user_id)}
+                "groups": groups.groups, "groups_total": groups.count, "groups_next_cursor": more}
 
-    return _answer(s.UserDetail, run(ds, g.caller, "list_users", "", {}, call))
+    return _answer(s.UserDetail, run(ds, g.caller, "list_users", "", {}, call, deadline=page_deadline()))
+
+
+@bp.get(f"{DS}/users/<user_id>/groups", summary="The groups a user is a direct member of, paged, with the total",
+        tags=[USERS], responses={200: s.GroupPage}, openapi_extensions=_doc(None, "read"))
+def user_groups(path: s.UserPath, query: s.Paging) -> tuple[Response, int]:
+    ds = _datasource(path.datasource_id, "list_users")
+    user_id, size = path.user_id, query.page_size if query.page_size is not None else 100
+    fingerprint = cursors.fingerprint(kind="user_groups", user=user_id.lower(), size=size)
+    position = cursors.decode(query.cursor, fingerprint)
+    result = run(ds, g.caller, "list_users", "", {},
+                 lambda a: ops.user_group_page(a, user_id, page_size=size, cursor=position.link),
+                 deadline=page_deadline())
+    pager = cursors.pager(position, result.next_cursor, result.count, fingerprint)
+    return _answer(s.GroupPage, {"groups": result.groups, "request_id": result.request_id, "count": result.count,
+                                 **pager.as_dict()})
 
 
 # -- groups ----------------------------------------------------------------------------------------------------
 
 
-@bp.get(f"{DS}/groups", summary="One page of groups with type and member count", tags=[GROUPS],
+@bp.get(f"{DS}/groups", summary="One page of groups with type, member count and the total", tags=[GROUPS],
         responses={200: s.GroupPage}, openapi_extensions=_doc("Group List", "read"))
 def list_groups(path: s.DatasourcePath, query: s.GroupPaging) -> tuple[Response, int]:
     ds = _datasource(path.datasource_id, "list_groups")
-    kwargs = _paging(query)
-    return _answer(s.GroupPage, run(ds, g.caller, "list_groups", "", {},
-                                    lambda a: ops.list_groups(a, with_member_count=query.member_count, **kwargs)))
+    return _answer(s.GroupPage, _list(ds, "list_groups", "groups", query, lambda a, q, link: ops.list_groups(
+        a, query=q, cursor=link, with_member_count=query.member_count)))
 
 
 @bp.get(f"{DS}/groups/find", summary="Find groups by name, mail or nickname", tags=[GROUPS],
@@ -152,16 +194,26 @@ def find_groups(path: s.DatasourcePath, query: s.FindGroupsQuery) -> tuple[Respo
         a, query.q, mode=query.mode, with_member_count=query.member_count, **kwargs)))
 
 
-@bp.get(f"{DS}/groups/<group_id>", summary="A group and one page of its members", tags=[GROUPS],
-        responses={200: s.GroupDetail}, openapi_extensions=_doc(None, "read"))
-def get_group(path: s.GroupPath, query: s.Paging) -> tuple[Response, int]:
+@bp.get(f"{DS}/groups/<group_id>", summary="A group and one page of its members, searched and filtered",
+        tags=[GROUPS], responses={200: s.GroupDetail}, openapi_extensions=_doc(None, "read"),
+        description="With `q`, `filter` or `sort` the members that are users are listed (Graph searches them).")
+def get_group(path: s.GroupPath, query: s.ListParams) -> tuple[Response, int]:
     ds = _datasource(path.datasource_id, "list_groups")
-    kwargs, group_id = _paging(query), path.group_id
+    group_id = path.group_id.lower()
+    group = run(ds, g.caller, "list_groups", "", {}, lambda a: ops.get_group(a, group_id), deadline=page_deadline())
+    members = _list(ds, "list_groups", "members", query,
+                    lambda a, q, link: ops.list_group_members(a, group_id, query=q, cursor=link), group=group_id)
+    return _answer(s.GroupDetail, {"group": group, "members": members})
 
-    def call(a: ops.GraphAccess) -> dict[str, Any]:
-        return {"group": ops.get_group(a, group_id), "members": ops.list_group_members(a, group_id, **kwargs)}
 
-    return _answer(s.GroupDetail, run(ds, g.caller, "list_groups", "", {}, call))
+@bp.get(f"{DS}/groups/<group_id>/members/<user_id>", summary="Is this user a direct member of the group?",
+        tags=[GROUPS], responses={200: s.MemberCheck}, openapi_extensions=_doc(None, "read"),
+        description="One Graph request; `member` false (200) when the user is not a member or not in the tenant.")
+def check_member(path: s.MemberCheckPath) -> tuple[Response, int]:
+    ds = _datasource(path.datasource_id, "list_groups")
+    found = run(ds, g.caller, "list_groups", "", {}, lambda a: ops.find_member(a, path.group_id, path.user_id),
+                deadline=page_deadline())
+    return _answer(s.MemberCheck, {"member": found is not None, "user": found})
 
 
 @bp.post(f"{DS}/groups", summary="Create a security or Microsoft 365 group", tags=[GROUPS],

@@ -277,3 +277,47 @@ def test_session_caller_with_csrf_header(admin_client: FlaskClient, ds: Datasour
     assert response.status_code in (200, 201) and adele in tenant.members(gid)
     event = _events("Add User to Group")[-1]
     assert event.actor == "admin@example.com" and event.detail["via"] == "session"
+
+
+def test_lists_take_the_pages_search_filter_sort_and_signed_cursors(client: FlaskClient, ds: Datasource, key: str,
+                                                                      tenant: Tenant) -> None:
+    base, h = f"/api/v1/datasources/{ds.id}", bearer(key)
+    users = tenant.one("SELECT count(*) FROM users")
+    page = client.get(f"{base}/users?page_size=20&sort=-displayName", headers=h).get_json()
+    assert page["total"] == users and page["page"] == 1 and page["previous_cursor"] is None
+    assert "https://" not in page["next_cursor"] and "skiptoken" not in page["next_cursor"]
+    names = [u["display_name"] for u in page["users"]]
+    assert names == sorted(names, key=str.lower, reverse=True)
+    second = client.get(f"{base}/users", query_string={"page_size": 20, "sort": "-displayName",
+                                                       "cursor": page["next_cursor"]}, headers=h).get_json()
+    assert second["page"] == 2 and second["total"] == users and second["previous_cursor"] == ""
+    disabled = client.get(f"{base}/users?filter=disabled&filter=department:Sales", headers=h).get_json()
+    assert disabled["total"] == tenant.one("SELECT count(*) FROM users WHERE account_enabled = 0 AND "
+                                           "department = 'Sales'") == len(disabled["users"])
+    unified = client.get(f"{base}/groups?filter=type:microsoft365&member_count=false", headers=h).get_json()
+    assert unified["total"] == tenant.one("SELECT count(*) FROM groups WHERE group_types LIKE '%Unified%'")
+
+    everyone = tenant.group("All Company")
+    found = client.get(f"{base}/groups/{everyone}?q=megan", headers=h).get_json()["members"]
+    assert found["total"] == 1 and found["users_only"] and found["members"][0]["display_name"] == "Megan Bowen"
+    megan = tenant.user("megan.bowen@contoso.example")
+    assert client.get(f"{base}/groups/{everyone}/members/{megan}", headers=h).get_json()["member"] is True
+    legal = tenant.group("Legal")
+    check = client.get(f"{base}/groups/{legal}/members/megan.bowen@contoso.example", headers=h).get_json()
+    assert check == {"member": False, "user": None}
+
+    detail = client.get(f"{base}/users/{megan}", headers=h).get_json()
+    assert detail["groups_total"] == len(detail["groups"]) and detail["groups_next_cursor"] is None
+    groups = client.get(f"{base}/users/{megan}/groups?page_size=2", headers=h).get_json()
+    assert groups["total"] == detail["groups_total"] and len(groups["groups"]) == 2 and groups["next_cursor"]
+
+    for url, field, text in (
+        (f"{base}/users?filter=nope", "filter", "Unknown filter"),
+        (f"{base}/users?sort=jobTitle", "sort", "Sort by one of"),
+        (f"{base}/groups?filter=enabled", "filter", "Unknown filter"),
+        (f"{base}/users?page_size=10&cursor={page['next_cursor']}", "cursor", "not valid here"),
+    ):
+        response = client.get(url, headers=h)
+        body = response.get_json()["error"]
+        assert (response.status_code, body["code"], body["field"]) == (422, "invalid_field", field), body
+        assert text in body["message"]

@@ -112,6 +112,12 @@ def _views(base: str, ids: dict[str, object]) -> list[View]:
         "audit log": "/admin/audit", "API keys": "/admin/api-keys", "API reference": "/api/v1/docs",
         "Office 365": "/admin/o365", "User List": f"{o365}/users", "Find Users": f"{o365}/users?q=meg",
         "user": f"{o365}/users/{ids['user']}", "Group List": f"{o365}/groups",
+        "User List, filtered and sorted": f"{o365}/users?filter=enabled&filter=licensed&sort=-displayName&size=25",
+        "User List, a link that is not valid": f"{o365}/users?cursor=edited",
+        "Group List, by type": f"{o365}/groups?filter=type:security&sort=displayName&size=25",
+        "group members searched, is-member checked": f"{o365}/groups/{ids['group']}?q=a&sort=displayName"
+                                                     "&member=megan.bowen@contoso.example",
+        "users, filtered and sorted": "/admin/users?active=yes&role=Administrator&sort=-created&per_page=50",
         "group": f"{o365}/groups/{ids['group']}", "Create Group": f"{o365}/groups/new",
         "Remove User From Group": f"{o365}/groups/{ids['group']}/members/{ids['member']}/remove",
         "Licence Plan List": f"{o365}/licences", "Assign Licence to User": f"{o365}/licences/assign",

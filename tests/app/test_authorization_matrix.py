@@ -127,7 +127,8 @@ RULES: dict[str, Access] = {
     # JSON API: an API key or the session; each datasource's operations for its Connection users.
     "api.datasources": API_CALLER,
     **{f"api.{name}": API_CONNECTION_USER for name in (
-        "list_users", "find_users", "get_user", "list_groups", "find_groups", "get_group", "create_group",
+        "list_users", "find_users", "get_user", "user_groups", "list_groups", "find_groups", "get_group",
+        "check_member", "create_group",
         "add_user_to_group", "remove_user_from_group", "list_licence_plans", "assign_licence", "remove_licence",
         "bulk_add_users_to_group", "bulk_assign_licence")},
 }
