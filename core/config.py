@@ -253,6 +253,10 @@ def _jobs_settings(env: dict[str, str]) -> dict[str, Any]:
     page_count = parse_int(page_size, 1, 999)
     if page_count is None:
         raise ConfigError("IMPORT_PAGE_SIZE", f"must be a whole number from 1 to 999, got {page_size!r}")
+    deadline = env.get("O365_PAGE_DEADLINE", "12")
+    deadline_s = parse_int(deadline, 1, 600)
+    if deadline_s is None:
+        raise ConfigError("O365_PAGE_DEADLINE", f"must be a whole number of seconds from 1 to 600, got {deadline!r}")
     return {"JOBS_QUEUE_NAME": env.get("JOBS_QUEUE_NAME"), "JOBS_SQLITE_PATH": env.get("JOBS_SQLITE_PATH"),
             "JOBS_CONSUMER": None if switch is None else switch.lower() in {"1", "true", "yes"},
-            "IMPORT_PAGE_SIZE": page_count}
+            "IMPORT_PAGE_SIZE": page_count, "O365_PAGE_DEADLINE": float(deadline_s)}

@@ -7,11 +7,12 @@ a summary of the input, the outcome and Graph's request-id.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import current_app
+from flask import current_app, g
 from sqlalchemy import func, select
 
 from core import audit
@@ -91,9 +92,12 @@ def graph_access(datasource: Datasource) -> GraphAccess:
 
 
 def page_deadline() -> float:
-    """Seconds a page (or an API read) may wait on Graph in all, retries and Retry-After waits included
-    (`O365_PAGE_DEADLINE`, 12 by default); past it the page says what happened and offers to try again."""
-    return float(current_app.config.get("O365_PAGE_DEADLINE", 12.0))
+    """What is left of this request's time to wait on Graph: `O365_PAGE_DEADLINE` seconds (12 by default) from
+    its first read, shared by every read the page (or API call) makes, retries and Retry-After waits included;
+    past it the page says what happened and offers to try again."""
+    budget = float(current_app.config.get("O365_PAGE_DEADLINE", 12.0))
+    started = g.setdefault("o365_reads_started", time.monotonic())
+    return max(0.5, budget - (time.monotonic() - started))
 
 
 def operation(name: str) -> Operation:
