@@ -44,6 +44,9 @@ def test_the_ten_operations_in_the_browser(page: Page, live_server: LiveServer, 
     # User List, with server-side paging through Graph's cursor.
     expect(page.get_by_role("heading", name="User List")).to_be_visible()
     expect(page.locator("#o365-users-table tbody tr")).to_have_count(50)
+    page.get_by_label("Page size").select_option("25")
+    page.get_by_role("button", name="Find Users").click()
+    expect(page.locator("#o365-users-table tbody tr")).to_have_count(25)
     first_page = page.locator("#o365-users-table tbody tr").first.inner_text()
     shot("user-list")
     page.locator("#next-page").click()
