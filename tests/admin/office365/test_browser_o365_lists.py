@@ -40,7 +40,7 @@ def _shots(page: Page, artifacts_dir: Path, name: str) -> None:
 
 
 def _first_cells(page: Page, table: str) -> list[str]:
-    return [t.strip() for t in page.locator(f"#{table} tbody tr td:first-child").all_inner_texts()]
+    return [t.strip() for t in page.locator(f"#{table} tbody tr td.col-name").all_inner_texts()]
 
 
 def test_user_and_group_lists_in_the_browser(page: Page, live_server: LiveServer, admin_client: FlaskClient,

@@ -29,8 +29,8 @@ def _rows(page: str, table: str) -> list[str]:
 
 
 def _names(page: str, table: str) -> list[str]:
-    return [re.sub(r"<[^>]+>", "", re.search(r"<td>(.*?)</td>", row, re.S).group(1)).strip()  # type: ignore[union-attr]
-            for row in _rows(page, table)]
+    cells = (re.search(r'<td class="col-name">(.*?)</td>', row, re.S) for row in _rows(page, table))
+    return [re.sub(r"<[^>]+>", "", cell.group(1)).split("\n")[0].strip() for cell in cells if cell]
 
 
 def _link(page: str, link_id: str) -> str | None:
@@ -204,3 +204,4 @@ def test_a_page_stops_waiting_at_the_page_deadline_and_offers_retry(admin_client
     # Graph asked for 60 s; the page had 2: it says so at once (one attempt), with a Retry of the same list.
     assert "throttling" in page and "after 1 attempts" in page
     assert re.search(r'id="retry" href="/admin/datasources/\d+/o365/users\?q=ann"', page)
+
