@@ -53,11 +53,17 @@ def _store_unavailable(error: BaseException) -> bool:
 
 
 def unavailable_response() -> Response:
+    """503 with Retry-After. A plain page, not the layout: the layout reads the session, which is what failed."""
     log.warning("Redis unavailable: %s %s answered 503", request.method, request.path)
     db.session.rollback()
-    response, status = error_response(503)
-    answer = response if isinstance(response, Response) else Response(response)
-    answer.status_code = status
+    message = MESSAGES[503]
+    if wants_json():
+        answer = jsonify(error={"code": CODES[503], "message": message})
+    else:
+        answer = Response(f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Service unavailable'
+                          f'</title></head><body><main><h1>Service unavailable</h1><p>{message}</p></main></body>'
+                          "</html>", mimetype="text/html")
+    answer.status_code = 503
     answer.headers["Retry-After"] = UNAVAILABLE_RETRY_AFTER
     answer.headers["Cache-Control"] = "no-store"
     return answer
