@@ -129,10 +129,18 @@ def queue(job: BulkJob, caller: Caller, *, trigger: str = "manual") -> BulkJob:
         raise NotQueueable(f"This job is already {job.status}.")
     if job.total == 0:
         raise NotQueueable("Nothing would change: there is nothing to queue.")
+    _check_writable(job)
     _new_run(job, trigger)
     db.session.commit()
     enqueue_run(job.run_id)  # type: ignore[arg-type]
     return job
+
+
+def _check_writable(job: BulkJob) -> None:
+    ds = db.session.get(Datasource, job.datasource_id)
+    if ds is None or not ds.read_write:
+        raise NotQueueable('This data source is read-only: tick "Read and write users & groups" on it and '
+                           "Re-Authorize before queueing changes.")
 
 
 def _new_run(job: BulkJob, trigger: str) -> TaskRun:
@@ -168,6 +176,7 @@ def retry_failed(job: BulkJob, caller: Caller) -> BulkJob:
         BulkItem.job_id == job.id, BulkItem.outcome.in_(outcomes)).order_by(BulkItem.position)).all()
     if not failed:
         raise NotQueueable("No object failed: there is nothing to retry.")
+    _check_writable(job)
     retry = BulkJob(datasource_id=job.datasource_id, action=job.action, target_id=job.target_id,
                     target_name=job.target_name, selection={"retry_of": job.id, "ids": len(failed)},
                     disabled_plans=list(job.disabled_plans or []), actor=caller.actor, parent_id=job.id,

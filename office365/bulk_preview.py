@@ -10,6 +10,7 @@ throttling Graph for long: the caller says what happened and offers to try again
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections import Counter
@@ -17,9 +18,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+from urllib.parse import quote
 
 from office365 import odata
-from office365.errors import GraphUnavailable, NotFound
+from office365.errors import GraphUnavailable, NotFound, Throttled
 from office365.graph import BATCH_LIMIT, BatchRequest, BatchResult, GraphClient
 from office365.groups import get_group
 from office365.licences import find_plan
@@ -31,6 +33,8 @@ GROUP_ACTIONS = ("add", "remove")
 ID_IN_LIMIT = 15  # values in one `id in (...)` filter
 PREVIEW_SELECT = "id,displayName,userPrincipalName,usageLocation,assignedLicenses"
 CONCURRENT_BATCHES = 4
+SAFE = "',()@ "  # left as they are in a $batch item's URL (Graph decodes the rest)
+_UPN = re.compile(r"^[^\s/\\?#%@']+@[^\s/\\?#%@']+$")
 
 #: Why an object needs no change (or cannot be changed), in words, by reason.
 REASONS = {
@@ -142,22 +146,25 @@ def run_batches(client: GraphClient, items: Sequence[BatchRequest], budget: Budg
         return [r for part in pool.map(one, chunks) for r in part]
 
 
-def _quoted(ids: Iterable[str]) -> str:
-    return ",".join(f"'{i}'" for i in ids)
+def _quoted(values: Iterable[str]) -> str:
+    return ",".join(odata.string_literal(v) for v in values)
 
 
-def lookup_users(client: GraphClient, ids: Sequence[str], budget: Budget | None = None,
-                 select: str = PREVIEW_SELECT) -> dict[str, dict[str, Any]]:
-    """The users among `ids` (lower-case object ids) that exist, by id: 300 per Graph request."""
-    groups = [ids[i:i + ID_IN_LIMIT] for i in range(0, len(ids), ID_IN_LIMIT)]
-    items = [BatchRequest(str(n), "GET", f"/users?$filter=id in ({_quoted(g)})&$select={select}&$top={ID_IN_LIMIT}")
+def lookup_users(client: GraphClient, keys: Sequence[str], budget: Budget | None = None,
+                 select: str = PREVIEW_SELECT, prop: str = "id") -> dict[str, dict[str, Any]]:
+    """The users among `keys` (lower-case object ids, or UPNs with `prop="userPrincipalName"`) that exist, by
+    lower-case key: 15 per `in` filter, 300 per Graph request."""
+    groups = [keys[i:i + ID_IN_LIMIT] for i in range(0, len(keys), ID_IN_LIMIT)]
+    items = [BatchRequest(str(n), "GET",
+                          f"/users?$filter={prop} in ({quote(_quoted(g), safe=SAFE)})&$select={select}"
+                          f"&$top={ID_IN_LIMIT}")
              for n, g in enumerate(groups)]
     found: dict[str, dict[str, Any]] = {}
     for result in run_batches(client, items, budget):
         if result.error is not None:
             raise result.error
         for user in (result.body or {}).get("value") or []:
-            found[str(user.get("id", "")).lower()] = user
+            found[str(user.get(prop, "")).lower()] = user
     return found
 
 
@@ -207,7 +214,23 @@ def _membership(client: GraphClient, group_id: str, member_count: int | None, us
 def preview(access: GraphAccess, action: Action, target: str, *, ids: Sequence[str] | None = None,
             users: Iterable[dict[str, Any]] | None = None, deadline: float | None = None) -> Preview:
     """What `action` on `target` (group id or skuId) would change for the selection: explicit object `ids`, or
-    `users` already read (an "all matching" selection, with `PREVIEW_SELECT` fields). Reads only."""
+    `users` already read (an "all matching" selection, with `PREVIEW_SELECT` fields). Reads only.
+
+    With a `deadline`, Graph's throttling or slowness past it is `DeadlineExceeded`, saying what Graph answered."""
+    try:
+        return _preview(access, action, target, ids=ids, users=users, deadline=deadline)
+    except (Throttled, GraphUnavailable) as exc:
+        if deadline is None or isinstance(exc, DeadlineExceeded):
+            raise
+        what = "429 Too Many Requests: it is throttling this tenant" if isinstance(exc, Throttled) else (
+            "no proper answer in time")
+        raise DeadlineExceeded(
+            f"Microsoft Graph did not answer the preview within {deadline:g} s ({what}). Nothing was changed. "
+            "Try again in a minute.", request_id=exc.request_id) from exc
+
+
+def _preview(access: GraphAccess, action: Action, target: str, *, ids: Sequence[str] | None,
+             users: Iterable[dict[str, Any]] | None, deadline: float | None) -> Preview:
     client = access.client
     sent_before = client.requests_sent
     pin_tokens(client)
@@ -217,11 +240,18 @@ def preview(access: GraphAccess, action: Action, target: str, *, ids: Sequence[s
     candidates: dict[str, dict[str, Any]] = {}
     wanted: list[str] = []
     if ids is not None:
+        upns: list[str] = []
         for raw in dict.fromkeys(i.strip() for i in ids if i.strip()):
             if odata.is_guid(raw):
                 wanted.append(raw.lower())
+            elif _UPN.match(raw):
+                upns.append(raw.lower())
             else:
                 unchanged["invalid"] += 1
+        if upns:  # user principal names: their object ids first (300 per request)
+            by_upn = lookup_users(client, upns, budget, "id,userPrincipalName", prop="userPrincipalName")
+            unchanged["not_found"] += sum(1 for u in upns if u not in by_upn)
+            wanted.extend(str(u["id"]).lower() for u in by_upn.values())
         wanted = list(dict.fromkeys(wanted))
     if action in GROUP_ACTIONS:
         group = get_group(access, target_id)

@@ -87,10 +87,45 @@ def _seed(app: Flask, client: FlaskClient, emulator: EmulatorHandle) -> dict[str
     run = create_run(kind=task.kind, datasource_id=ds.id, trigger="manual", actor=ADMIN_EMAIL, task=task)
     licensed = tenant.conn().execute("SELECT user_id, sku_id FROM user_licenses ORDER BY user_id LIMIT 1").fetchone()
     legal = tenant.group("Legal")
-    return {"ds": ds.id, "task": task.id, "run": run.id, "user": tenant.user("megan.bowen@contoso.example"),
+    bulk_preview, bulk_done = _bulk_jobs(ds.id, legal, sorted(tenant.members(legal)))
+    return {"ds": ds.id, "task": task.id, "run": run.id, "bulk_preview": bulk_preview, "bulk_done": bulk_done,
+            "user": tenant.user("megan.bowen@contoso.example"),
             "licensed_user": licensed[0], "sku": licensed[1], "group": legal,
             "member": sorted(tenant.members(legal))[0], "admin_id": db.session.execute(
                 db.text("SELECT id FROM users WHERE email = :e"), {"e": ADMIN_EMAIL}).scalar_one()}
+
+
+def _bulk_jobs(ds_id: int, group_id: str, members: list[str]) -> tuple[int, int]:
+    """A previewed bulk job and a finished, partly failed one (as a worker leaves it)."""
+    from bulk.models import BulkItem, BulkJob
+
+    jobs = []
+    for status, result in (("previewed", ""), ("partial", "partial: 2 added, 1 failed")):
+        job = BulkJob(datasource_id=ds_id, action="add", target_id=group_id, target_name="Legal",
+                      selection={"ids": 4}, unchanged={"already_member": 1}, actor=ADMIN_EMAIL, status=status,
+                      total=3, result=result)
+        db.session.add(job)
+        db.session.flush()
+        outcomes = [None, None, None] if status == "previewed" else ["added", "added", "failed"]
+        for n, (uid, outcome) in enumerate(zip(members[:3], outcomes, strict=False)):
+            db.session.add(BulkItem(job_id=job.id, position=n, object_id=uid, label=f"User {n}", outcome=outcome,
+                                    message="Graph did not answer." if outcome == "failed" else None))
+        jobs.append(job.id)
+    db.session.commit()
+    return jobs[0], jobs[1]
+
+
+def _bulk_target(base: str, o365: str, member: object) -> Callable[[Page], None]:
+    """The page a list's selection lands on when no group was chosen yet (a POST from a list page)."""
+    def open_page(page: Page) -> None:
+        _goto(base, f"{o365}/bulk/members")(page)
+        with page.expect_navigation():
+            page.evaluate("""([url, id]) => { const f = document.getElementById('bulk-members-form');
+                f.action = url;
+                f.insertAdjacentHTML('beforeend', '<input type="hidden" name="ids" value="' + id + '">');
+                window.setTimeout(() => f.submit(), 0); }""", [f"{o365}/bulk/preview", str(member)])
+        page.wait_for_load_state("load")
+    return open_page
 
 
 def _views(base: str, ids: dict[str, object]) -> list[View]:
@@ -123,7 +158,9 @@ def _views(base: str, ids: dict[str, object]) -> list[View]:
         "Licence Plan List": f"{o365}/licences", "Assign Licence to User": f"{o365}/licences/assign",
         "Remove Licence from User": f"{o365}/users/{ids['licensed_user']}/licences/{ids['sku']}/remove",
         "bulk": f"{o365}/bulk", "bulk add to a group": f"{o365}/bulk/members",
-        "bulk licence": f"{o365}/bulk/licences", "page not found": "/admin/no-such-page",
+        "bulk licence": f"{o365}/bulk/licences", "bulk job preview": f"{o365}/bulk/jobs/{ids['bulk_preview']}",
+        "bulk job results": f"{o365}/bulk/jobs/{ids['bulk_done']}",
+        "bulk job failed": f"{o365}/bulk/jobs/{ids['bulk_done']}?show=failed", "page not found": "/admin/no-such-page",
     }
     views = [View(name, _goto(base, path)) for name, path in pages.items() if name != "page not found"]
     views.append(View("page not found", lambda page: page.goto(base + pages["page not found"])))
@@ -137,6 +174,7 @@ def _views(base: str, ids: dict[str, object]) -> list[View]:
                                                                  "Assign Licence to User"), True),
         View("bulk add, nothing given", _submit(base, f"{o365}/bulk/members", "Preview"), True),
         View("bulk licence, nothing given", _submit(base, f"{o365}/bulk/licences", "Preview"), True),
+        View("bulk selection, choose the group", _bulk_target(base, o365, ids["member"])),
         View("API key created", _submit(base, "/admin/api-keys", "Create key",
                                         {"User": ADMIN_EMAIL, "Name": "Report script"})),
     ]

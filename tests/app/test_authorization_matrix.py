@@ -123,7 +123,9 @@ RULES: dict[str, Access] = {
         "o365_home", "o365_users", "o365_user", "o365_groups", "o365_group", "o365_group_new",
         "o365_group_add_member", "o365_group_remove_member", "o365_group_members_csv", "o365_licences",
         "o365_licence_assign",
-        "o365_licence_remove", "o365_bulk", "o365_bulk_members", "o365_bulk_licences")},
+        "o365_licence_remove", "o365_bulk", "o365_bulk_members", "o365_bulk_licences", "o365_bulk_preview",
+        "o365_bulk_job", "o365_bulk_job_status", "o365_bulk_job_queue", "o365_bulk_job_cancel",
+        "o365_bulk_job_retry")},
     # JSON API: an API key or the session; each datasource's operations for its Connection users.
     "api.datasources": API_CALLER,
     **{f"api.{name}": API_CONNECTION_USER for name in (
@@ -158,6 +160,7 @@ class World:
 
 
 def make_world(app: Flask, connection_user: User) -> World:
+    from bulk.models import BulkJob
     from core.api_keys import ApiKey
     from jobs.models import ScheduledTask, TaskRun
     from sso.models import SsoProvider
@@ -175,7 +178,8 @@ def make_world(app: Flask, connection_user: User) -> World:
     db.session.add_all([key, task, provider])
     db.session.flush()
     run = TaskRun(task_id=task.id, datasource_id=datasource.id, kind=task.kind, status=TaskRun.SUCCEEDED)
-    db.session.add(run)
+    bulk_job = BulkJob(datasource_id=datasource.id, action="add", target_id=GUID, total=0)
+    db.session.add_all([run, bulk_job])
     db.session.commit()
     now = time.time()
     public_id = secrets.token_hex(8)
@@ -185,7 +189,7 @@ def make_world(app: Flask, connection_user: User) -> World:
             last_seen_at=now, expires_at=now + 3600, idle_seconds=3600,
             data={"_user_id": str(target.id), "identity": {"user": target.email, "email": target.email}}))
     return World({"datasource_id": datasource.id, "user_id": target.id, "key_id": key.id, "task_id": task.id,
-                  "run_id": run.id, "provider_id": provider.id}, public_id)
+                  "run_id": run.id, "provider_id": provider.id, "job_id": bulk_job.id}, public_id)
 
 
 def build_url(rule: Rule, world: World) -> str:

@@ -1,5 +1,5 @@
 """The ten Office 365 operations in a real Chromium against the emulated tenant, the emulator's state checked
-after each write; then a bulk add with its preview, and the audit log filtered by datasource."""
+after each write; the datasource's operations and an API key (bulk work: tests/bulk/test_browser_bulk.py)."""
 
 from __future__ import annotations
 
@@ -136,42 +136,11 @@ def test_the_ten_operations_in_the_browser(page: Page, live_server: LiveServer, 
     assert bi not in tenant.licences(uid)
 
 
-def test_bulk_add_preview_results_and_audit(page: Page, live_server: LiveServer, admin_client: FlaskClient,
-                                            emulator: EmulatorHandle, app: Flask,
-                                            artifacts_dir: Path) -> None:
+def test_datasource_operations_and_an_api_key(page: Page, live_server: LiveServer, admin_client: FlaskClient,
+                                             emulator: EmulatorHandle, app: Flask, artifacts_dir: Path) -> None:
+    """(Bulk work has its own browser test: tests/bulk/test_browser_bulk.py.)"""
     ds = authorized_datasource(admin_client, emulator, app)
-    tenant = Tenant(emulator)
-    legal = tenant.group("Legal")
-    before = tenant.members(legal)
-    fresh = [r[0] for r in tenant.conn().execute(
-        "SELECT user_principal_name FROM users WHERE account_enabled = 1 AND id NOT IN "
-        "(SELECT member_id FROM memberships WHERE group_id = ?) ORDER BY seq LIMIT 3", (legal,))]
-    member = tenant.one("SELECT user_principal_name FROM users WHERE id = ?", sorted(before)[0])
     _sign_in(page, live_server)
-    page.goto(f"{live_server.url}/admin/datasources/{ds.id}/o365/bulk")
-    page.get_by_role("link", name="Add many users to a group").click()
-    expect(page.get_by_role("button", name="Preview")).to_be_visible()
-    _pick(page, "group_id", "Leg", "Legal")
-    page.get_by_label("Users").fill("\n".join([*fresh, member, "nobody@contoso.example"]))
-    page.get_by_role("button", name="Preview").click()
-    expect(page.locator("#bulk-preview tbody tr")).to_have_count(5)
-    expect(page.get_by_text("3 will be added; 1 already members; 1 not found")).to_be_visible()
-    assert tenant.members(legal) == before  # the preview writes nothing
-    page.screenshot(path=str(artifacts_dir / "o365-bulk-preview.png"), full_page=True)
-    page.get_by_role("button", name="Add 3 users to Legal").click()
-    expect(page.locator("#bulk-results tbody tr")).to_have_count(3)
-    expect(page.locator("#bulk-summary")).to_contain_text("added 3")
-    page.screenshot(path=str(artifacts_dir / "o365-bulk-results.png"), full_page=True)
-    assert tenant.members(legal) == before | {tenant.user(u) for u in fresh}
-
-    page.goto(f"{live_server.url}/admin/audit")
-    page.get_by_label("Data source").select_option(ds.name)
-    page.get_by_label("Operation").select_option("Add Users to Group (bulk)")
-    page.get_by_role("button", name="Filter").click()
-    expect(page.locator("#audit-table tbody tr")).to_have_count(1)
-    expect(page.locator("#audit-table")).to_contain_text("o365.add_users_to_group")
-    page.screenshot(path=str(artifacts_dir / "o365-audit.png"), full_page=True)
-
     page.goto(f"{live_server.url}/admin/datasources/{ds.id}")
     expect(page.locator("#operations")).to_contain_text("Licences")
     page.screenshot(path=str(artifacts_dir / "o365-datasource-operations.png"), full_page=True)

@@ -139,28 +139,3 @@ def test_faults_on_the_pages(admin_client: FlaskClient, emulator: EmulatorHandle
     assert db.session.get(Datasource, ds.id).status == Datasource.NEEDS_REAUTHORIZATION
 
 
-def test_bulk_licence_page_previews_then_assigns_and_the_audit_log_filters_and_exports(
-        admin_client: FlaskClient, emulator: EmulatorHandle, app: Flask, tenant: Tenant) -> None:
-    ds = authorized_datasource(admin_client, emulator, app)
-    base, legal, bi = f"/admin/datasources/{ds.id}/o365", tenant.group("Legal"), tenant.sku("POWER_BI_PRO")
-    members = tenant.members(legal)
-    page = _post(admin_client, f"{base}/bulk/licences", {"group_id": legal, "sku_id": bi, "step": "preview"},
-                 f"{base}/bulk/licences")
-    assert "Nothing has been changed yet." in page and "Will be assigned Power BI Pro." in page
-    planned = [m for m in members if bi not in tenant.licences(m)]
-    assert planned  # the preview wrote nothing
-    page = _post(admin_client, f"{base}/bulk/licences", {"group_id": legal, "sku_id": bi, "step": "run"},
-                 f"{base}/bulk/licences")
-    assert "Results: Power BI Pro for Legal" in page and "Power BI Pro assigned." in page
-    assert all(bi in tenant.licences(m) for m in planned if tenant.one(
-        "SELECT usage_location FROM users WHERE id = ?", m))
-
-    bulk_op = "Assign Licence to Group Members (bulk)"
-    listing = _text(admin_client.get("/admin/audit", query_string={"datasource": ds.name, "operation": bulk_op}))
-    assert "o365.assign_licence_to_group_members" in listing and "1 in all" in listing
-    assert "0 in all" in _text(admin_client.get("/admin/audit", query_string={"datasource": "Other"}))
-    csv = admin_client.get("/admin/audit.csv", query_string={"operation": bulk_op, "outcome": "success"})
-    csv = csv.get_data(as_text=True)
-    header, row = csv.splitlines()[:2]
-    assert header.startswith("When,Actor,Action,Datasource,Operation,Target,Outcome")
-    assert f"admin@example.com,o365.assign_licence_to_group_members,{ds.name}," in row and "request_id" in row
