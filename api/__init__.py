@@ -27,4 +27,4 @@ def _answer_validation_errors(state: BlueprintSetupState) -> None:
     state.app.validation_error_callback = validation_error  # type: ignore[attr-defined]
 
 
-from api import openapi, views  # noqa: E402,F401  (routes attach themselves to bp)
+from api import bulk_jobs, openapi, views  # noqa: E402,F401  (routes attach themselves to bp)

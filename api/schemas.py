@@ -253,6 +253,7 @@ class LicencePlans(Out):
 API_ERROR_CODES = (
     "unauthenticated", "invalid_api_key", "api_key_revoked", "api_key_expired", "user_inactive", "csrf_failed",
     "forbidden", "datasource_not_found", "datasource_not_ready", "invalid_field",
+    "job_not_found", "job_not_queueable", "preview_deadline",  # bulk jobs (api/bulk_jobs.py)
 )
 
 

@@ -34,7 +34,7 @@ MODES = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGAT
 # about 45 s in all on a quiet machine. No request may take 10 s (Graph retries end within 3 s in tests).
 RANDOM_EXAMPLES = 3
 REQUEST_DEADLINE = timedelta(seconds=10)
-OPERATIONS = 17
+OPERATIONS = 23
 
 
 @pytest.fixture

@@ -221,3 +221,17 @@ def test_remove_and_licence_jobs(ds: Datasource, tenant: Tenant, queued: list[in
     assert job.total == len(holders & set(chosen))
     assert job.unchanged.get("not_assigned") == len(set(chosen) - holders)
 
+
+
+def test_all_matching_a_search_is_what_the_list_showed(ds: Datasource, tenant: Tenant) -> None:
+    group = new_group(tenant, ds, "Matching target")
+    selection = service.checked_selection([], "users", "ada", ["enabled"], count=999)
+    job = service.preview(ds, caller(), "add", group, selection)
+    expected = {r[0] for r in tenant.conn().execute(
+        "SELECT id FROM users WHERE account_enabled = 1 AND (lower(display_name) LIKE 'ada%' OR "
+        "lower(mail) LIKE 'ada%' OR lower(user_principal_name) LIKE 'ada%')")}
+    items, total = service.items_page(job, per_page=500)
+    assert expected and total == len(expected) and {i.object_id for i in items} == expected
+    assert job.selection["described"] == 'all users matching "ada" filtered by enabled'
+    with pytest.raises(service.FieldError):
+        service.checked_selection([], "users", "", ["shoe-size:42"])

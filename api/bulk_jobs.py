@@ -1,0 +1,187 @@
+"""/api/v1/datasources/{id}/bulk-jobs: the bulk jobs of the pages as a JSON resource (bulk.service does the work).
+
+POST creates a job from a selection (object ids, or "all matching" a list's search: docs/selection.md) and
+previews it (reads only, within the preview deadline); `"queue": true` queues it at once when something would
+change. GET answers its state and counts, `/results` its objects page by page (`outcome=failed` for the failures);
+`/queue`, `/cancel` and `/retry-failed` act on it as the page's buttons do.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from flask import Response, g
+from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
+
+from api import bp
+from api import schemas as s
+from api.errors import error_json
+from api.views import BULK, _answer, _datasource, _doc
+from bulk import service
+from bulk.models import BulkJob
+from office365.bulk_preview import ACTIONS
+
+JOBS = "/datasources/<id:datasource_id>/bulk-jobs"
+Outcome = Literal["pending", "failed", "added", "already_member", "removed", "not_member", "assigned",
+                  "already_assigned", "unassigned", "not_assigned", "not_found", "usage_location_required",
+                  "no_seats_left", "not_attempted"]
+
+
+class BulkSelectionBody(s.Body):
+    """Exactly one of `ids` or `source`."""
+
+    ids: list[Annotated[str, Field(max_length=1024)]] | SkipJsonSchema[None] = Field(
+        None, min_length=1, max_length=service.MAX_IDS, description="User object ids (or UPNs) to act on.")
+    source: Annotated[str, Field(pattern=f"^(users|group:{s._GUID})$")] | SkipJsonSchema[None] = Field(
+        None, description='"All matching": `users` (the User List) or `group:<group id>` (its members).')
+    q: str = Field("", max_length=256, description="With `source`: the list's search text (prefix).")
+    filter: list[Annotated[str, Field(max_length=80)]] = Field(
+        default_factory=list, max_length=10,
+        description="With `source`: filter tokens (enabled, disabled, licensed, unlicensed, department:<name>).")
+
+
+class BulkJobBody(s.Body):
+    action: Literal[ACTIONS]  # type: ignore[valid-type]
+    target: s.ObjectId = Field(description="The group id (add, remove) or the licence's skuId.")
+    selection: BulkSelectionBody
+    disabled_plans: list[s.ObjectId] = Field(default_factory=list, max_length=100,
+                                             description="assign-licence: service plan ids to switch off.")
+    queue: bool = Field(False, description="Queue the job at once (when something would change).")
+
+
+class BulkJobPath(s.DatasourcePath):
+    job_id: int = Field(ge=1, le=s.MAX_ID, description="The bulk job's id.")
+
+
+class BulkResultsQuery(s.ApiModel):
+    outcome: Outcome | SkipJsonSchema[None] = Field(
+        None, description="Only objects with this outcome (`failed`: every failure; `pending`: not sent yet).")
+    page: int = Field(1, ge=1, le=10**6)
+    page_size: int = Field(100, ge=1, le=1000)
+
+
+class BulkJobOut(s.Out):
+    """A bulk job: its state, how far it got, and its outcome counts."""
+
+    id: int
+    status: Literal["previewed", "queued", "running", "done", "partial", "failed", "cancelled"]
+    action: str
+    target_id: str
+    target_name: str
+    total: int = Field(description="Objects the job changes (the rest are counted in `unchanged`).")
+    processed: int
+    pending: int
+    failed: int
+    counts: dict[str, int] = Field(description="Objects by outcome.")
+    unchanged: dict[str, int] = Field(description="Objects the preview found nothing to do for, by reason.")
+    result: str = Field(description='The outcome in words, e.g. "partial: 340 added, 20 failed, 640 not attempted".')
+    error: str | None
+    cancel_requested: bool
+    graph_requests: int
+    preview_requests: int
+    retry_of: int | None
+    finished: bool
+
+
+class BulkItemOut(s.Out):
+    object_id: str
+    label: str
+    outcome: str | None = Field(description="None while not sent yet.")
+    message: str | None
+    request_id: str | None
+
+
+class BulkItemPage(s.Out):
+    items: list[BulkItemOut]
+    total: int
+    page: int
+    page_size: int
+
+
+def _job(path: BulkJobPath, name: str) -> BulkJob | tuple[Response, int]:
+    ds = _datasource(path.datasource_id, name)
+    job = service.job_for(ds, path.job_id)
+    if job is None:
+        return error_json(404, "job_not_found", f"There is no bulk job {path.job_id} on this datasource.")
+    service.check_alive(job)
+    return job
+
+
+def _status(job: BulkJob, code: int = 200) -> tuple[Response, int]:
+    return _answer(BulkJobOut, service.status(job), code)
+
+
+def _refused(exc: service.NotQueueable) -> tuple[Response, int]:
+    return error_json(409, "job_not_queueable", str(exc))
+
+
+@bp.post(JOBS, summary="Preview a bulk change as a job (and queue it)", tags=[BULK], responses={201: BulkJobOut},
+         openapi_extensions=_doc(None, "write"),
+         description="Reads only unless `queue` is true. 503 `preview_deadline` when Graph did not answer the "
+                     "preview in time (throttling): nothing was changed, try again.")
+def create_bulk_job(path: s.DatasourcePath, body: BulkJobBody) -> tuple[Response, int]:
+    ds = _datasource(path.datasource_id, "list_users")
+    sel = body.selection
+    selection = service.checked_selection(sel.ids or [], sel.source, sel.q, sel.filter)
+    job = service.preview(ds, g.caller, body.action, body.target, selection, disabled_plans=body.disabled_plans)
+    if body.queue and job.total:
+        try:
+            service.queue(job, g.caller)
+        except service.NotQueueable as exc:
+            return _refused(exc)
+    return _status(job, 201)
+
+
+@bp.get(f"{JOBS}/<id:job_id>", summary="A bulk job's state and counts", tags=[BULK],
+        responses={200: BulkJobOut}, openapi_extensions=_doc(None, "read"))
+def get_bulk_job(path: BulkJobPath) -> tuple[Response, int]:
+    job = _job(path, "list_users")
+    return job if isinstance(job, tuple) else _status(job)
+
+
+@bp.get(f"{JOBS}/<id:job_id>/results", summary="A bulk job's objects and their outcomes, a page at a time",
+        tags=[BULK], responses={200: BulkItemPage}, openapi_extensions=_doc(None, "read"))
+def bulk_job_results(path: BulkJobPath, query: BulkResultsQuery) -> tuple[Response, int]:
+    job = _job(path, "list_users")
+    if isinstance(job, tuple):
+        return job
+    items, total = service.items_page(job, outcome=query.outcome, page=query.page, per_page=query.page_size)
+    return _answer(BulkItemPage, {"items": items, "total": total, "page": query.page, "page_size": query.page_size})
+
+
+def _act(path: BulkJobPath, act: str) -> tuple[Response, int]:
+    job = _job(path, "list_users")
+    if isinstance(job, tuple):
+        return job
+    try:
+        if act == "queue":
+            service.queue(job, g.caller)
+        elif act == "cancel":
+            service.cancel(job)
+        else:
+            return _status(service.retry_failed(job, g.caller), 201)
+    except service.NotQueueable as exc:
+        return _refused(exc)
+    return _status(job)
+
+
+@bp.post(f"{JOBS}/<id:job_id>/queue", summary="Queue a previewed bulk job", tags=[BULK],
+         responses={200: BulkJobOut}, openapi_extensions=_doc(None, "write"),
+         description="409 `job_not_queueable` when it is not a preview any more, changes nothing, or the "
+                     "datasource is read-only.")
+def queue_bulk_job(path: BulkJobPath) -> tuple[Response, int]:
+    return _act(path, "queue")
+
+
+@bp.post(f"{JOBS}/<id:job_id>/cancel", summary="Cancel a queued or running bulk job", tags=[BULK],
+         responses={200: BulkJobOut}, openapi_extensions=_doc(None, "write"),
+         description="Stops after the chunk in flight; the objects not sent are `not_attempted`.")
+def cancel_bulk_job(path: BulkJobPath) -> tuple[Response, int]:
+    return _act(path, "cancel")
+
+
+@bp.post(f"{JOBS}/<id:job_id>/retry-failed", summary="Queue a new job for a finished job's failed objects",
+         tags=[BULK], responses={201: BulkJobOut}, openapi_extensions=_doc(None, "write"))
+def retry_failed_bulk_job(path: BulkJobPath) -> tuple[Response, int]:
+    return _act(path, "retry")
