@@ -22,6 +22,8 @@ from bulk import service
 from bulk.models import BulkJob
 from office365.bulk_preview import ACTIONS
 
+# A user's object id or UPN (Entra allows 113 characters): 5,000 of them stay under the 2 MB request limit.
+UserKey = Annotated[str, Field(pattern=s.USER_KEY_PATTERN, max_length=113)]
 JOBS = "/datasources/<id:datasource_id>/bulk-jobs"
 Outcome = Literal["pending", "failed", "added", "already_member", "removed", "not_member", "assigned",
                   "already_assigned", "unassigned", "not_assigned", "not_found", "usage_location_required",
@@ -31,8 +33,8 @@ Outcome = Literal["pending", "failed", "added", "already_member", "removed", "no
 class BulkSelectionBody(s.Body):
     """Exactly one of `ids` or `source`."""
 
-    ids: list[Annotated[str, Field(max_length=1024)]] | SkipJsonSchema[None] = Field(
-        None, min_length=1, max_length=service.MAX_IDS, description="User object ids (or UPNs) to act on.")
+    ids: Annotated[list[UserKey], Field(min_length=1, max_length=service.MAX_IDS)] | SkipJsonSchema[None] = Field(
+        None, description="User object ids (or user principal names) to act on.")
     source: Annotated[str, Field(pattern=f"^(users|group:{s._GUID})$")] | SkipJsonSchema[None] = Field(
         None, description='"All matching": `users` (the User List) or `group:<group id>` (its members).')
     q: str = Field("", max_length=256, description="With `source`: the list's search text (prefix).")

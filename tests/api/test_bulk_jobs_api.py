@@ -91,3 +91,4 @@ def test_bad_requests_and_unknown_jobs(client: FlaskClient, ds: Datasource, tena
     answer = client.post(f"{jobs}/{job['id']}/cancel", headers=h).get_json()
     assert answer["status"] == "cancelled" and answer["counts"] == {"not_attempted": job["total"]}
     assert answer["result"] == f"cancelled: {job['total']} not attempted"
+

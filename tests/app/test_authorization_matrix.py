@@ -132,7 +132,8 @@ RULES: dict[str, Access] = {
         "list_users", "find_users", "get_user", "user_groups", "list_groups", "find_groups", "get_group",
         "check_member", "create_group",
         "add_user_to_group", "remove_user_from_group", "list_licence_plans", "assign_licence", "remove_licence",
-        "bulk_add_users_to_group", "bulk_assign_licence")},
+        "bulk_add_users_to_group", "bulk_assign_licence", "create_bulk_job", "get_bulk_job", "bulk_job_results",
+        "queue_bulk_job", "cancel_bulk_job", "retry_failed_bulk_job")},
 }
 
 # Path arguments that are not ids of the world's rows (directory object ids are GUIDs).
