@@ -205,3 +205,33 @@ def test_a_page_stops_waiting_at_the_page_deadline_and_offers_retry(admin_client
     assert "throttling" in page and "after 1 attempts" in page
     assert re.search(r'id="retry" href="/admin/datasources/\d+/o365/users\?q=ann"', page)
 
+
+def test_list_pages_offer_their_rows_and_all_matching_to_the_bulk_preview(
+        admin_client: FlaskClient, emulator: EmulatorHandle, app: Flask, tenant: Tenant) -> None:
+    """docs/selection.md: ticked rows post `ids`; "all N matching" posts the list's own `source`, `q`, `filter`
+    tokens and `count` to the bulk preview."""
+    ds = authorized_datasource(admin_client, emulator, app)
+    preview = f"/admin/datasources/{ds.id}/o365/bulk/preview"
+    page = _page(admin_client, f"/admin/datasources/{ds.id}/o365/users?q=a&filter=enabled&department=Sales")
+    rows_form = page.split('id="selection-form"')[0].rsplit("<form", 1)[1] + page.split('id="selection-form"')[1]
+    assert f'action="{preview}"' in rows_form.split(">", 1)[0]
+    boxes = re.findall(r'name="ids" value="([0-9a-f-]{36})" form="selection-form"', page)
+    assert len(boxes) == len(_rows(page, "o365-users-table")) > 0
+    everything = page.split('id="select-all-form"', 1)[1].split("</form>", 1)[0]
+    count = _total(page)
+    for field in ('name="source" value="users"', 'name="q" value="a"', 'name="filter" value="enabled"',
+                  'name="filter" value="department:Sales"', f'name="count" value="{count}"'):
+        assert field in everything, field
+    for action in ("add", "remove", "assign-licence", "remove-licence"):
+        assert f'name="action" value="{action}"' in everything
+
+    gid = tenant.group("All Company")
+    group = _page(admin_client, f"/admin/datasources/{ds.id}/o365/groups/{gid}?q=m")
+    everything = group.split('id="select-all-form"', 1)[1].split("</form>", 1)[0]
+    assert f'name="source" value="group:{gid}"' in everything and 'name="q" value="m"' in everything
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', everything)
+    assert token
+    answer = admin_client.post(preview, data={"csrf_token": token.group(1), "action": "remove", "target": gid,
+                                              "source": f"group:{gid}", "q": "m",
+                                              "count": str(_total(group, "member-total"))})
+    assert answer.status_code == 303 and "/bulk/jobs/" in answer.headers["Location"], answer.status_code
