@@ -34,9 +34,9 @@ def test_make_run_serves_the_gateway_and_the_demo_admin_signs_in(tmp_path: Path)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
-                if session.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                if session.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a loaded machine
                 time.sleep(0.5)
         output = "".join(lines)
         match = re.search(r"Sign in as:\s+(\S+) / (\S+)", output)

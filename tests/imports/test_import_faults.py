@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -21,6 +22,7 @@ from emulator.server import EmulatorHandle
 from imports.importer import Importer
 from imports.state import import_for
 from jobs.models import TaskRun
+from office365.graph import GraphClient
 from tests.conftest import TEST_FERNET_KEY
 from tests.imports.helpers import (
     ADMIN_UPN,
@@ -45,17 +47,22 @@ def datasource(app: Flask, admin_client: FlaskClient, emulator: EmulatorHandle) 
 
 
 def after_users_pages(monkeypatch: pytest.MonkeyPatch, pages: int, action: Callable[[], None]) -> None:
-    """Run `action` once, right after the import committed its `pages`-th page of users."""
-    original = Importer._commit
-    done = []
+    """Run `action` once, right after Graph answered the `pages`-th page of users, so the next page's request
+    meets it. Hooked where pages are read, not where they are committed: the reader reads ahead, so a fault set
+    after the n-th commit could arrive after every page had already been read (a race that made these tests flaky).
+    """
+    original = GraphClient.request
+    seen = []
 
-    def commit(self: Importer, phase: str) -> None:
-        original(self, phase)
-        if phase == "users" and self.out.pages == pages and not done:
-            done.append(True)
-            action()
+    def request(self: GraphClient, method: str, path: str, **kwargs: Any) -> Any:
+        response = original(self, method, path, **kwargs)
+        if method == "GET" and "/users/delta" in path:
+            seen.append(path)
+            if len(seen) == pages:
+                action()
+        return response
 
-    monkeypatch.setattr(Importer, "_commit", commit)
+    monkeypatch.setattr(GraphClient, "request", request)
 
 
 def assert_mirrors_the_source(datasource: Datasource, emulator: EmulatorHandle) -> None:
@@ -93,8 +100,8 @@ def test_graph_down_mid_run_fails_with_the_reason_and_the_next_run_resumes(
         "kind": "error", "status": 503, "path": "/users/delta"}))
     failed = run_import(datasource)
     assert failed.status == TaskRun.FAILED and "503" in failed.error and "resumes" in failed.error
-    partial = staged_users(datasource)  # 3 pages committed, and the one the reader had fetched ahead
-    assert 15 <= partial < total and partial % 5 == 0 and import_for(datasource).users_next
+    partial = staged_users(datasource)  # the 3 pages read before Graph went down
+    assert partial == 15 < total and import_for(datasource).users_next
     assert imported_users(datasource) == {}  # local users change only once every page is read
     page = admin_client.get(f"/admin/scheduled-tasks/imports/{datasource.id}").get_data(as_text=True)
     assert f"(users, {partial // 5} page(s) of users read and not yet applied)" in page
@@ -125,7 +132,7 @@ def test_grant_revoked_mid_run_marks_the_datasource_and_resumes_after_reauthoriz
     assert failed.status == TaskRun.FAILED and "re-authorized" in failed.error
     assert db.session.get(Datasource, datasource.id).status == Datasource.NEEDS_REAUTHORIZATION
     partial = staged_users(datasource)
-    assert 10 <= partial < len(graph_users(emulator)) and imported_users(datasource) == {}
+    assert partial == 10 < len(graph_users(emulator)) and imported_users(datasource) == {}
     monkeypatch.undo()
     reauthorize(admin_client, emulator, datasource)
     resumed = run_import(datasource)
