@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import hmac
 import os
+import threading
+import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -88,10 +91,66 @@ def policy_label(args: Any, policies: dict[str, Any]) -> str:
     return "none"
 
 
+class _ForwardAuthTally:
+    """Forward-auth decisions tallied in plain numbers and added to the Prometheus values once a second (by a
+    thread of each process) and before a scrape answered by this process. /auth/verify is the hot path: three
+    multiprocess-mode writes (a counter, a bucket, the sum) cost about 12 us a request, the tally under 1 us."""
+
+    FLUSH_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.bounds = list(FORWARD_AUTH_SECONDS._upper_bounds)  # noqa: SLF001 - the histogram's own buckets, +Inf last
+        self._reset()
+        self.flusher: threading.Thread | None = None
+        self.pid = 0
+
+    def _reset(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+        self.buckets = [0] * len(self.bounds)
+        self.total = 0.0
+
+    def record(self, outcome: str, policy: str, seconds: float) -> None:
+        with self.lock:
+            key = (outcome, policy)
+            self.counts[key] = self.counts.get(key, 0) + 1
+            self.buckets[bisect_left(self.bounds, seconds)] += 1
+            self.total += seconds
+        if self.pid != os.getpid():  # first use in this process (gunicorn forks workers): start its flusher
+            self._start()
+
+    def _start(self) -> None:
+        with self.lock:
+            if self.pid == os.getpid():
+                return
+            self.pid = os.getpid()
+            self.flusher = threading.Thread(target=self._flush_forever, name="metrics-flush", daemon=True)
+            self.flusher.start()
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(self.FLUSH_SECONDS)
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            counts, buckets, total = self.counts, self.buckets, self.total
+            self._reset()
+        for (outcome, policy), count in counts.items():
+            FORWARD_AUTH_DECISIONS.labels(outcome, policy).inc(count)
+        for index, count in enumerate(buckets):
+            if count:
+                FORWARD_AUTH_SECONDS._buckets[index].inc(count)  # noqa: SLF001 - n observations at once
+        if total:
+            FORWARD_AUTH_SECONDS._sum.inc(total)  # noqa: SLF001
+
+
+_tally = _ForwardAuthTally()
+
+
 def forward_auth_decision(outcome: str, policy: str, seconds: float) -> None:
     if _enabled:
-        FORWARD_AUTH_DECISIONS.labels(outcome, policy).inc()
-        FORWARD_AUTH_SECONDS.observe(seconds)
+        _tally.record(outcome, policy, seconds)
 
 
 def sign_in(provider: str, outcome: str) -> None:
@@ -122,6 +181,7 @@ def multiprocess_dir() -> str | None:
 
 def scrape_registry() -> CollectorRegistry:
     """Every worker's counters (multiprocess mode) or this process's, plus the readings."""
+    _tally.flush()
     if multiprocess_dir():
         from prometheus_client import multiprocess
 

@@ -25,6 +25,14 @@ def _verify(base: str, cookie: str | None, query: str) -> int:
     return requests.get(f"{base}/auth/verify{query}", headers=headers, timeout=10).status_code
 
 
+def _counting_workers(folder: Path) -> int:
+    """How many processes' counter files hold forward-auth decisions (each worker tallies, then flushes each second)."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    return sum(1 for path in folder.glob("counter_*.db") if any(
+        "gateway_forward_auth_decisions" in key for key, *_ in MmapedDict.read_all_values_from_file(str(path))))
+
+
 def _promql(base: str, query: str) -> dict[str, float]:
     answer = requests.get(f"{base}/api/v1/query", params={"query": query}, timeout=5).json()
     assert answer["status"] == "success", answer
@@ -51,9 +59,12 @@ def test_prometheus_scrapes_the_counts_of_two_workers(database_url: str, tmp_pat
                                                for c in calls)
                 for call in calls:
                     sent[call[2]] += 1
-                if len(list(multiproc.glob("counter_*.db"))) >= 2:
+                try:
+                    wait_for(lambda: _counting_workers(multiproc) == 2, "both workers counted", 3)
                     break
-        assert len(list(multiproc.glob("counter_*.db"))) == 2, "both workers served forward-auth requests"
+                except AssertionError:
+                    continue
+        assert _counting_workers(multiproc) == 2, "both workers served forward-auth requests"
 
         port = free_port()
         (tmp_path / "prometheus.yml").write_text(
