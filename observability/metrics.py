@@ -194,8 +194,22 @@ def scrape_registry() -> CollectorRegistry:
     return registry
 
 
+def process_registry() -> CollectorRegistry:
+    """This process's counters only (no database readings): what a job worker's own listener serves."""
+    registry = CollectorRegistry()
+    registry.register(_ProcessCounters())
+    return registry
+
+
+def serve_process_counters(address: str, port: int) -> None:
+    """A listener of its own for a process that is not a web worker (`flask jobs worker --metrics-port`)."""
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=address, registry=process_registry())
+
+
 class _ProcessCounters(Collector):
-    """The default registry's gateway_ metrics (single-process mode)."""
+    """The default registry's gateway_ metrics: this process's own values."""
 
     def collect(self) -> Iterable[Metric]:
         for family in REGISTRY.collect():

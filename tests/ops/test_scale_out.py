@@ -184,8 +184,10 @@ def test_the_scale_out_shape_as_one_system(postgres_url: str, tmp_path: Path,  #
             env = gateway_env(postgres_url, tmp_path / "instance", **settings, JOBS_EMBEDDED_WORKER="0")
             gateway = Gunicorn(env, tmp_path / "gunicorn.log", workers=2, threads=2)
             processes.append(gateway)
-            workers = [Process([sys.executable, "-m", "flask", "--app", "app", "jobs", "worker", "--workers", "1"],
-                               env, tmp_path / f"worker{i}.log") for i in (1, 2)]
+            metrics_ports = [free_port(), free_port()]  # each job worker's own listener (loopback)
+            workers = [Process([sys.executable, "-m", "flask", "--app", "app", "jobs", "worker", "--workers", "1",
+                                "--metrics-port", str(metrics_port)], env, tmp_path / f"worker{i}.log")
+                       for i, metrics_port in enumerate(metrics_ports)]
             processes += workers
             nginx, port = _nginx(tmp_path, gateway.port, upstream_port)
             processes.append(nginx)
@@ -243,8 +245,10 @@ def test_the_scale_out_shape_as_one_system(postgres_url: str, tmp_path: Path,  #
             outputs = [tick.communicate(timeout=60)[0] for tick in ticks]
             assert [tick.returncode for tick in ticks] == [0, 0], outputs
             assert [run.task_id for run in _runs(app)].count(task.id) == 1  # claimed once, by whichever tick
-            processes.append(Process([sys.executable, "-m", "flask", "--app", "app", "jobs", "worker", "--workers",
-                                      "1"], env, tmp_path / "worker3.log"))
+            replacement_port = free_port()
+            replacement = Process([sys.executable, "-m", "flask", "--app", "app", "jobs", "worker", "--workers", "1",
+                                   "--metrics-port", str(replacement_port)], env, tmp_path / "worker3.log")
+            processes.append(replacement)
             assert _flask(env, "jobs", "tick").wait(60) == 0  # sweeps the run of the dead worker
             failed = next(r for r in _runs(app) if r.id == scheduled.id)
             assert failed.status == TaskRun.FAILED and "died" in failed.error and failed.pages >= 2
@@ -255,6 +259,12 @@ def test_the_scale_out_shape_as_one_system(postgres_url: str, tmp_path: Path,  #
             finished = next(r for r in _runs(app) if r.id == resumed.id)
             assert finished.status == TaskRun.SUCCEEDED, finished.error
             assert not finished.worker.endswith(f":{victim.pid}")
+            ports = {worker.pid: port for worker, port in zip(workers, metrics_ports, strict=True)}
+            ports[replacement.pid] = replacement_port
+            runner = int(finished.worker.rpartition(":")[2])  # its Graph requests are on its own listener
+            scraped = requests.get(f"http://127.0.0.1:{ports[runner]}/metrics", timeout=5).text
+            assert re.search(r'gateway_graph_requests_total\{operation="GET /users/delta",status="200"\} [1-9]',
+                             scraped), scraped[-2000:]
             users = sso_emulator.app.extensions["emulator.store"].conn().execute(
                 "SELECT count(*) FROM users WHERE tenant_id = ?", (sso_emulator.tenant_id,)).fetchone()[0]
             assert finished.pages < -(-users // 5), (finished.pages, users)  # not again from the first page
