@@ -69,7 +69,10 @@ def empty_schema() -> Iterator[str]:
 def test_the_image_serves_against_postgresql_and_redis(image: str, conf: Path, empty_schema: str) -> None:
     port = free_port()
     name = f"gateway-test-{uuid.uuid4().hex[:8]}"
-    env = {"DATABASE_URL": empty_schema, "REDIS_URL": REDIS_TEST_URL, "SECRET_KEY": SECRET_KEY, "PORT": str(port),
+    # A Redis database of its own: the image has no key prefix setting, and other tests' rate-limit counters for
+    # 127.0.0.1 must not refuse its sign-in.
+    redis_url = REDIS_TEST_URL.rsplit("/", 1)[0] + "/13"
+    env = {"DATABASE_URL": empty_schema, "REDIS_URL": redis_url, "SECRET_KEY": SECRET_KEY, "PORT": str(port),
            "TOKEN_ENCRYPTION_KEYS": "x1vUJ3GXj4gWn3LkqOFd6V5Oq6l2sHfQ0t0Zf2J8m1c=", "MIGRATE_ON_START": "1",
            "JOBS_QUEUE_NAME": f"test-{name}", "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "2"}
     flags = [part for key, value in env.items() for part in ("-e", f"{key}={value}")]
