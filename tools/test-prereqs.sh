@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Make sure what the test suite needs is here: Debian's Chromium, PostgreSQL and Redis on 127.0.0.1, and the npm
-# packages the tests drive (oidc-provider, axe-core).
+# Make sure what the test suite needs is here: Debian's Chromium, nginx, Prometheus and podman (with a local Debian
+# base image), PostgreSQL and Redis on 127.0.0.1, and the npm packages the tests drive (oidc-provider, axe-core).
 # Idempotent; called by `make test` and by .ci/run. Installs or starts only what is missing.
 set -euo pipefail
 
@@ -80,4 +80,4 @@ if [ ! -f "$A11Y_DIR/node_modules/axe-core/axe.min.js" ]; then
   echo "test-prereqs: installing axe-core (npm)"
   (cd "$A11Y_DIR" && npm ci --no-audit --no-fund --silent)
 fi
-echo "test-prereqs: chromium, PostgreSQL, Redis, oidc-provider and axe-core are ready"
+echo "test-prereqs: chromium, nginx, prometheus, podman, PostgreSQL, Redis, oidc-provider and axe-core are ready"
