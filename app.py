@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,32 @@ from typing import Any
 from dotenv import load_dotenv
 from flask import Flask
 
+import admin
+import api
+import bulk
+import datasources
+import imports
+import jobs
+import sso
+from core import timefmt
+from core.cli import init_cli
 from core.config import ConfigError, load_config
 from core.converters import DB_INT_MAX, parse_int, register_converters
+from core.errors import register_error_handlers
 from core.extensions import bootstrap, csrf, db, limiter, login_manager, migrate
+from core.models import User, render_migration_item
+from core.user_lifecycle import on_users_ended
+from core.web import init_web
+from datasources.readings import datasource_states
+from imports.readings import import_lag
+from jobs.readings import job_states
+from observability import logs, metrics, tracing
+from office365 import observe
+from sso.cli import sso_cli
+from sso.fast_verify import install as install_fast_verify
+from sso.readings import active_sessions
+from sso.sessions import end_user_sessions
+from sso.sessions import install as install_sessions
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -44,8 +68,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_converters(app)  # before any route: `<id:...>` (and `<int:...>`) are bounded database ids
     if app.config.get("RATELIMIT_STORAGE_URI", "").startswith("redis"):
         app.config.setdefault("RATELIMIT_KEY_PREFIX", app.config.get("REDIS_PREFIX", "gw"))
-    from observability import logs
-
     logs.install(app)  # the log format, and a request id first of all before_request hooks
     _init_extensions(app)
     _register_blueprints(app)
@@ -55,13 +77,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def _install_observability(app: Flask) -> None:
     """Metrics (events from the features, state read at scrape time) and tracing (last: it wraps the WSGI app)."""
-    from datasources.readings import datasource_states
-    from imports.readings import import_lag
-    from jobs.readings import job_states
-    from observability import metrics, tracing
-    from office365 import observe
-    from sso.readings import active_sessions
-
     metrics.install(app)
     observe.on_graph_request(metrics.graph_request)
     observe.on_token_refresh(metrics.token_refresh)
@@ -75,12 +90,8 @@ MODEL_MODULES = ("core.models", "core.api_keys", "jobs.models", "imports.models"
 
 
 def _init_extensions(app: Flask) -> None:
-    import importlib
-
     for module in MODEL_MODULES:
         importlib.import_module(module)
-    from core.models import User, render_migration_item
-
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"),
                      compare_type=True, render_item=render_migration_item)
@@ -92,11 +103,6 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
-    from core.user_lifecycle import on_users_ended
-    from sso.fast_verify import install as install_fast_verify
-    from sso.sessions import end_user_sessions
-    from sso.sessions import install as install_sessions
-
     install_sessions(app)  # server-side sessions (database, or Redis with REDIS_URL)
     install_fast_verify(app)  # WSGI fast path for GET /auth/verify, in front of the session interface
     on_users_ended(end_user_sessions)  # users the import disables or removes are signed out everywhere
@@ -109,14 +115,6 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    import admin
-    import api
-    import sso
-    from core import timefmt
-    from core.cli import init_cli
-    from core.errors import register_error_handlers
-    from core.web import init_web
-
     init_web(app)
     timefmt.init_app(app)  # the `localtime` filter: times in the viewer's zone
     register_error_handlers(app)
@@ -124,17 +122,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     init_cli(app)
-    import imports
-    import jobs
-
     jobs.init_app(app)  # scheduled tasks: huey queue, webhook, `flask jobs`
     imports.init_app(app)  # the user-import job kind and `flask import`
-    import bulk
-
     bulk.init_app(app)  # the bulk-job kind (bulk add/remove/licence changes from a previewed selection)
-    from sso.cli import sso_cli
-
     app.cli.add_command(sso_cli)
-    import datasources
-
     datasources.init_app(app)  # `flask datasources` and the datasource keep-alive job kind

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Response, jsonify
 from pydantic import ValidationError
 
+from api.schemas import ApiModel
 from office365 import errors as e
 
 # Most specific first: isinstance order matters (MailNicknameTaken is a FieldError, NotAMember a GraphError...).
@@ -53,7 +54,6 @@ def office365_error(exc: e.Office365Error) -> tuple[Response, int]:
 
 def validation_error(exc: ValidationError) -> Response:
     """A request that fails its model (api/schemas.py): 422 `invalid_field`, naming the field at fault."""
-    from api.schemas import ApiModel
 
     first = exc.errors(include_url=False)[0]
     loc = first["loc"]  # (field, ...): list indexes are ints; union branches ("constrained-int") are text

@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 from flask import abort
 from flask_login import current_user
 
-from core.extensions import login_manager
+from core.extensions import db, login_manager
+from core.models import group_members
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,8 +40,6 @@ def roles_required(*names: str) -> Callable[[F], F]:
 def _in_local_groups(user: Any, group_ids: list[int]) -> bool:
     if not group_ids or not getattr(user, "id", None):
         return False
-    from core.extensions import db
-    from core.models import group_members
 
     found = db.session.execute(db.select(group_members.c.group_id).where(
         group_members.c.user_id == user.id, group_members.c.group_id.in_(group_ids)).limit(1)).first()

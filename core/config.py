@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError
 
 from core.converters import parse_int
 from core.files import private_dir, private_sqlite_file
+from core.timefmt import is_zone
 
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_API_URL = "https://graph.microsoft.com/v1.0"
@@ -187,7 +188,6 @@ def _observability_settings(env: dict[str, str]) -> dict[str, Any]:
 
 def _time_zone(value: str) -> str:
     """An IANA zone name (Europe/London): the default for pages and new scheduled tasks."""
-    from core.timefmt import is_zone
 
     if not is_zone(value):
         raise ConfigError("TIME_ZONE", f"must be an IANA time zone such as Europe/London or America/New_York, "

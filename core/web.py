@@ -9,6 +9,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, 
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from core import input as input_checks
 from core.extensions import db
 
 health = Blueprint("health", __name__)
@@ -74,7 +75,6 @@ def is_authenticated_response() -> bool:
 
 
 def init_web(app: Flask) -> None:
-    from core import input as input_checks
 
     input_checks.install(app)  # 422 for text that is not valid, before any other hook
     hops = app.config["TRUSTED_PROXY_HOPS"]

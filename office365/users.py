@@ -8,6 +8,7 @@ from typing import Any
 
 from office365 import odata
 from office365.errors import FieldError, NotFound
+from office365.graph import BatchRequest
 from office365.listing import ListQuery, graph_params
 from office365.registry import (
     FindMode,
@@ -128,7 +129,6 @@ class ResolvedUser:
 
 def resolve_users(access: GraphAccess, keys: list[str]) -> list[ResolvedUser]:
     """Look up many users by id or UPN, 20 per `$batch` (for bulk previews); unknown ones come back with a message."""
-    from office365.graph import BatchRequest
 
     out: list[ResolvedUser] = []
     valid: list[tuple[str, str]] = []

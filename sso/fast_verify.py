@@ -17,7 +17,7 @@ from flask import Flask
 
 from observability import metrics, tracing
 from sso import forward_auth
-from sso.sessions import TOKEN_PATTERN, hash_token
+from sso.sessions import TOKEN_PATTERN, hash_token, store
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 HEADER_NAMES = {"HTTP_X_ORIGINAL_URL": "X-Original-URL", "HTTP_X_FORWARDED_HOST": "X-Forwarded-Host",
@@ -56,7 +56,6 @@ class ForwardAuthFastPath:
 
     def _backend(self) -> Any:
         if self.store is None:
-            from sso.sessions import store
 
             with self.app.app_context():
                 self.store = store()

@@ -14,6 +14,7 @@ from sqlalchemy import func
 from core.extensions import db
 from core.models import Datasource, Role, User, role_by_name, utcnow
 from datasources.grant import graph_client
+from office365.errors import Office365Error
 from sso.models import GroupCache, SsoIdentity, SsoProvider
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,6 @@ def groups_of(provider: SsoProvider, claims: dict[str, Any], *, ttl_minutes: int
         return Groups(list(cached.groups), "overage (cached)")
     datasource = db.session.get(Datasource, provider.datasource_id)
     try:
-        from office365.errors import Office365Error
 
         client = graph_client(datasource)
         try:

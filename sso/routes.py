@@ -16,6 +16,7 @@ from core.models import Datasource
 from sso import bp
 from sso.local_signin import local_identity
 from sso.models import SsoProvider
+from sso.oidc import ProviderError, client_for
 from sso.sessions import renew_session, store
 from sso.urls import public_url
 
@@ -31,7 +32,6 @@ def drop_disabled_users() -> None:
 
 def _end_session_redirect(sso: dict) -> Response | None:
     """Where to send the browser so the provider ends its session too (None: no end_session_endpoint)."""
-    from sso.oidc import ProviderError, client_for
 
     provider = db.session.scalar(db.select(SsoProvider).filter_by(name=sso.get("provider")))
     if provider is None:

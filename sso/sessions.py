@@ -29,7 +29,11 @@ from sqlalchemy import delete, event, inspect, or_, select, update
 from sqlalchemy.orm import Session as OrmSession
 from werkzeug.wrappers import Response
 
+from core import audit
 from core.extensions import db
+from core.models import User
+from sso.models import UserSession
+from sso.settings import current_settings
 
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 MAX_TOUCH_INTERVAL = 60.0
@@ -114,7 +118,6 @@ class DatabaseStore:
     """The embedded default: the `user_sessions` table through Core statements (cheap per request)."""
 
     def __init__(self) -> None:
-        from sso.models import UserSession
 
         self.table = UserSession.__table__
         self._local = threading.local()
@@ -162,7 +165,6 @@ class DatabaseStore:
                 "LEFT JOIN users u ON u.id = s.user_id WHERE s.id_hash = {mark}")  # constants only
 
     def _with_user(self) -> Any:
-        from core.models import User
 
         users = User.__table__
         return select(self.table, users.c.active.label("user_active")).select_from(
@@ -418,14 +420,12 @@ def renew_session() -> None:
 
 def timeouts() -> tuple[int, int]:
     """(idle, absolute) seconds from the SSO settings, cached a few seconds per process."""
-    from sso.settings import current_settings
 
     settings = current_settings()
     return settings.idle_timeout_minutes * 60, settings.absolute_timeout_hours * 3600
 
 
 def user_is_active(user_id: int) -> bool:
-    from core.models import User
 
     users = User.__table__
     with db.engine.connect() as connection:  # a fresh read, outside whatever the ORM session holds
@@ -555,7 +555,6 @@ def end_user_sessions(user_ids: Iterable[int], *, keep: str | None = None) -> in
 
 
 def _ended_users(orm_session: OrmSession) -> set[int]:
-    from core.models import User
 
     ended = {obj.id for obj in orm_session.deleted if isinstance(obj, User) and obj.id is not None}
     for obj in orm_session.dirty:
@@ -568,7 +567,6 @@ def _ended_users(orm_session: OrmSession) -> set[int]:
 
 def _new_passwords(orm_session: OrmSession) -> list[Any]:
     """Existing users whose password was set (or cleared) in this flush."""
-    from core.models import User
 
     return [obj for obj in orm_session.dirty
             if isinstance(obj, User) and obj.id is not None and inspect(obj).attrs.password_hash.history.added]
@@ -588,7 +586,6 @@ def _current_session_of(user_id: int) -> ServerSession | None:
 
 def _audit_in(orm_session: OrmSession, action: str, target: str, **detail: Any) -> None:
     """An audit row committed with the change it records (in the ORM session that flushes it)."""
-    from core import audit
 
     row = audit.record(action, target, **detail)
     if orm_session is not db.session():

@@ -9,6 +9,7 @@ from typing import Any
 from flask import current_app
 
 from core.extensions import db
+from core.models import Datasource
 from sso.models import SsoProvider, SsoSettings
 
 CACHE_SECONDS = 5.0
@@ -65,7 +66,6 @@ def enabled_providers() -> list[SsoProvider]:
 def provider_usable(provider: SsoProvider) -> bool:
     """An Office 365 provider needs its datasource ready with SSO ticked; a generic one its issuer and client."""
     if provider.kind == SsoProvider.OFFICE365:
-        from core.models import Datasource
 
         datasource = db.session.get(Datasource, provider.datasource_id) if provider.datasource_id else None
         return bool(datasource and datasource.sso_enabled and datasource.status == Datasource.READY
@@ -76,7 +76,6 @@ def provider_usable(provider: SsoProvider) -> bool:
 def sign_in_labels(providers: list[SsoProvider]) -> dict[str, str]:
     """What each sign-in button says after "Sign in with": "Office 365" for the Office 365 provider, with its
     datasource's display name when there are several; a generic provider's name."""
-    from core.models import Datasource
 
     office365 = [p for p in providers if p.kind == SsoProvider.OFFICE365]
     labels = {p.name: p.name for p in providers if p.kind != SsoProvider.OFFICE365}

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from core.extensions import db
+from sso.models import SignInThrottle
 
 FREE_FAILURES = 5
 MAX_DELAY = 15 * 60
@@ -60,7 +61,6 @@ class DatabaseThrottle:
     connection, committed at once, so a caller's transaction neither delays nor rolls it back)."""
 
     def __init__(self) -> None:
-        from sso.models import SignInThrottle
 
         self.table = SignInThrottle.__table__
 
