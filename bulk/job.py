@@ -87,13 +87,14 @@ def run_bulk(run: TaskRun) -> None:
             tokens.renew()
             rows = _round(access, job, pending, pace.level)
             record_outcomes(rows)
-            troubled = client.throttled > throttled_before or any(r["outcome"] is None for r in rows)
+            left_over = any(r["outcome"] is None for r in rows)  # Graph could not take them even after retries
+            troubled = client.throttled > throttled_before or left_over
             pace.after_round(troubled)
             run.graph_requests = job.graph_requests = sent_before + client.requests_sent
             run.processed = job.total - pending_count(job)
             run.heartbeat_at = utcnow()
             db.session.commit()
-            if troubled:
+            if left_over:  # the client already waited each Retry-After; give Graph a moment before resending
                 time.sleep(float(current_app.config.get("BULK_THROTTLE_PAUSE", 1.0)))
     except Exception as exc:
         db.session.rollback()

@@ -38,7 +38,7 @@ def ctl_parser() -> argparse.ArgumentParser:
     sub.add_parser("status")
     sub.add_parser("config")
     f = sub.add_parser("fault", help="inject a fault")
-    f.add_argument("kind", choices=["throttle", "error", "delay", "drop", "aadsts"])
+    f.add_argument("kind", choices=["throttle", "error", "delay", "drop", "aadsts", "rate"])
     f.add_argument("--scope", default="graph", choices=["graph", "token", "entra", "all"])
     f.add_argument("--status", type=int, default=0)
     f.add_argument("--code", default="")
@@ -51,6 +51,8 @@ def ctl_parser() -> argparse.ArgumentParser:
     f.add_argument("--method", default="")
     f.add_argument("--delay-ms", type=int, default=0)
     f.add_argument("--aadsts", type=int, default=0, help="AADSTS code for kind aadsts")
+    f.add_argument("--limit", type=int, default=0, help="rate: resource units allowed per window")
+    f.add_argument("--window", type=float, default=None, help="rate: the window in seconds (default 10)")
     sub.add_parser("faults")
     sub.add_parser("clear-faults")
     c = sub.add_parser("counters")
@@ -109,7 +111,8 @@ def ctl_request(args: argparse.Namespace) -> tuple[str, str, Any]:
     if v == "fault":
         body = {"kind": args.kind, "scope": args.scope, "every": args.every, "path": args.path,
                 "method": args.method}
-        for name in ("status", "code", "message", "retry_after", "seconds", "count", "delay_ms", "aadsts"):
+        for name in ("status", "code", "message", "retry_after", "seconds", "count", "delay_ms", "aadsts", "limit",
+                     "window"):
             value = getattr(args, name)
             if value not in (None, "", 0):
                 body[name] = value

@@ -12,13 +12,13 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from emulator import clock, directory
+from emulator import clock, directory, throttling
 from emulator.clients import client_json, upsert_client
 from emulator.config import config_dict
 from emulator.graph.errors import graph_error
@@ -28,7 +28,7 @@ from emulator.identity.errors import AADSTS, token_error
 bp = Blueprint("control", __name__, url_prefix="/_emulator")
 
 SCOPES = ("graph", "token", "entra", "all")
-KINDS = ("throttle", "error", "delay", "drop", "aadsts")
+KINDS = ("throttle", "error", "delay", "drop", "aadsts", "rate")
 GRAPH_DEFAULTS = {
     429: ("TooManyRequests", "Too many requests. Please retry after the time given in the Retry-After header."),
     503: ("serviceNotAvailable", "The service is temporarily unavailable. Please try again later."),
@@ -42,7 +42,11 @@ GRAPH_DEFAULTS = {
 @dataclass
 class Fault:
     """One injected fault. `every`: hit every Nth matching request; `seconds`: only for that long;
-    `count`: stop after that many hits; `path`: substring the path must contain."""
+    `count`: stop after that many hits; `path`: substring the path must contain. `rate`: Microsoft's identity
+    throttling (docs/microsoft.md §7): a token bucket of `limit` resource units per `window` seconds, each request
+    costing what Microsoft's table says (`throttling.resource_units`); a request over the limit is answered 429
+    with the seconds until the bucket has room in `Retry-After`, `x-ms-throttle-scope` and
+    `x-ms-throttle-information`. A $batch is not charged; each of its requests is, on its own."""
 
     kind: str
     scope: str = "graph"
@@ -57,10 +61,13 @@ class Fault:
     method: str = ""
     delay_ms: int = 0
     aadsts: int = 0
+    limit: int = 0
+    window: float = 10.0
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     until: float | None = None
     seen: int = 0
     hits: int = 0
+    spent: deque = field(default_factory=deque)  # rate: (monotonic time, resource units) within the window
 
     def matches(self, path: str, method: str) -> bool:
         if self.scope == "graph" and not path.startswith("/v1.0"):
@@ -80,6 +87,7 @@ class Fault:
     def public(self) -> dict:
         data = asdict(self)
         data.pop("until")
+        data.pop("spent")
         data["active"] = not self.expired()
         return data
 
@@ -105,6 +113,13 @@ class ControlState:
             for fault in self.faults:
                 if not fault.matches(path, method):
                     continue
+                if fault.kind == "rate":
+                    wait = throttling.charge(fault, path, method, request.args)
+                    if wait is None:
+                        continue
+                    fault.hits += 1
+                    request.environ["emulator.retry_after"] = wait
+                    return fault
                 fault.seen += 1
                 if fault.seen % max(1, fault.every) == 0:
                     fault.hits += 1
@@ -127,6 +142,8 @@ def _fire(fault: Fault) -> Response | None:
         return Response(b"", 500)
     if fault.kind == "aadsts":
         return token_error(fault.aadsts)
+    if fault.kind == "rate":
+        return throttling.throttled(request.environ["emulator.retry_after"])
     status = fault.status or (429 if fault.kind == "throttle" else 503)
     if fault.kind == "throttle" and "Retry-After" not in headers:
         headers["Retry-After"] = "1"
@@ -157,6 +174,7 @@ def before_request() -> Response | None:
 def init_app(app: Flask) -> None:
     app.extensions["emulator.control"] = ControlState()
     app.before_request(before_request)
+    app.after_request(throttling.resource_unit_header)
     app.register_blueprint(bp)
     inner = app.wsgi_app
 
@@ -253,7 +271,7 @@ def add_fault() -> Response:
         return _error(400, f"kind must be one of {', '.join(KINDS)}")
     if data.get("scope", "graph") not in SCOPES:
         return _error(400, f"scope must be one of {', '.join(SCOPES)}")
-    allowed = set(Fault.__dataclass_fields__) - {"id", "until", "seen", "hits"}
+    allowed = set(Fault.__dataclass_fields__) - {"id", "until", "seen", "hits", "spent"}
     unknown = set(data) - allowed
     if unknown:
         return _error(400, f"unknown fields: {', '.join(sorted(unknown))}")
@@ -261,6 +279,9 @@ def add_fault() -> Response:
         if int(data.get("aadsts", 0)) not in AADSTS:
             return _error(400, f"aadsts must be one of {sorted(AADSTS)}")
         data.setdefault("scope", "token")
+    if kind == "rate" and (not isinstance(data.get("limit"), int) or data["limit"] < 1
+                           or not isinstance(data.get("window", 10.0), int | float) or data.get("window", 10.0) <= 0):
+        return _error(400, "a rate fault needs limit (resource units, >= 1) and window (seconds, > 0)")
     try:
         fault = state().add(Fault(**data))
     except (TypeError, ValueError) as exc:

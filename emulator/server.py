@@ -79,6 +79,10 @@ def _prepare_store(data: Path, *, users: int | None, seed_value: int, tenants: i
             upsert_client(conn, client_id or default_id, secret=client_secret, name="O365 SSO Gateway",
                           redirect_uris=redirect_uris or DEFAULT_REDIRECT_URIS,
                           front_channel_logout_url=front_channel_logout_url)
+        with store.transaction() as conn:
+            # Table statistics for SQLite's planner: without them a filter on ids (`id in (...)`) over a large
+            # tenant walks the (tenant, seq) index instead of the primary key (100,000 users: 140 ms, not 0.5 ms).
+            conn.execute("ANALYZE")
     elif client_id or client_secret or redirect_uris or front_channel_logout_url:
         with store.transaction() as conn:
             cid = client_id or store.get_setting("gateway_client_id") or ""

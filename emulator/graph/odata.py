@@ -381,6 +381,8 @@ class _Compiler:
                               f"'{_OP_KIND.get(op, op)}'.", code="BadRequest")
         if lit.kind == "bool":
             return 1 if lit.value else 0
+        if target.kind == "guid" and isinstance(lit.value, str):
+            return lit.value.lower()  # GUIDs are stored lower-case: compared without NOCASE, the index serves
         return lit.value
 
     def compile(self, node: Node, scope: tuple[str, Collection] | None = None) -> str:
@@ -426,7 +428,7 @@ class _Compiler:
         if scope is None and node.prop.endswith("/$count"):
             return self.collection_count(node)
         target = self.resolve(node.prop, scope)
-        collate = " COLLATE NOCASE" if target.kind in ("str", "guid") else ""
+        collate = " COLLATE NOCASE" if target.kind == "str" else ""
         if node.op == "in":
             assert isinstance(node.value, tuple)
             values = [self.value(target, lit, "in") for lit in node.value]

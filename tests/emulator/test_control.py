@@ -268,3 +268,25 @@ def test_keys_rotated_out_no_longer_verify(control: Control, emu) -> None:
     assert jwt_header(old_token)["kid"] not in {k["kid"] for k in keys} and len(keys) == 3
     resp = graph_get(emu, "/v1.0/users?$top=1", token=old_token)
     assert resp.status_code == 401 and resp.json()["error"]["code"] == "InvalidAuthenticationToken"
+
+
+def test_rate_fault_throttles_by_resource_units_and_batch_items_one_by_one(control: Control, emu) -> None:
+    """Microsoft's identity throttling: a bucket of resource units; GET /users?$select costs 2 - 1 = 1 unit, GET
+    /users 2; a $batch is not charged, its requests are, each on its own, with their own Retry-After."""
+    token = app_token(emu)
+    control("POST", "/faults", {"kind": "rate", "limit": 6, "window": 30}, expect=201)
+    first = graph_get(emu, "/v1.0/users?$select=id", token=token)
+    assert first.status_code == 200 and first.headers["x-ms-resource-unit"] == "1"
+    assert graph_get(emu, "/v1.0/users", token=token).headers["x-ms-resource-unit"] == "2"
+    http = https_session(emu.ca_path)
+    batch = http.post(f"{emu.base_url}/v1.0/$batch", headers={"Authorization": f"Bearer {token}"}, timeout=10, json={
+        "requests": [{"id": str(n), "method": "GET", "url": "/users?$select=id"} for n in range(5)]})
+    assert batch.status_code == 200 and "x-ms-resource-unit" not in batch.headers  # the envelope costs nothing
+    answers = sorted(batch.json()["responses"], key=lambda a: int(a["id"]))
+    assert [a["status"] for a in answers] == [200, 200, 200, 429, 429]  # 3 units left of 6
+    throttled = answers[3]["headers"]
+    assert 1 <= int(throttled["Retry-After"]) <= 30 and throttled["x-ms-throttle-information"] == \
+        "ResourceUnitLimitExceeded"
+    assert throttled["x-ms-throttle-scope"].startswith("Tenant_Application/ReadWrite/")
+    assert graph_get(emu, "/v1.0/users?$select=id", token=token).status_code == 429
+    assert control("POST", "/faults", {"kind": "rate"}, expect=400)["error"].startswith("a rate fault needs")
