@@ -22,7 +22,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from office365 import odata
-from office365.errors import GraphUnavailable, Throttled
+from office365.errors import GraphError, GraphUnavailable, Throttled
 from office365.graph import BATCH_LIMIT, BatchRequest, BatchResult, GraphClient
 from office365.groups import get_group
 from office365.licences import find_plan
@@ -197,13 +197,19 @@ def members_among(client: GraphClient, group_id: str, user_ids: Sequence[str],
 
 
 def _group_and_size(access: GraphAccess, group_id: str) -> tuple[Any, int | None]:
-    """The group (it must exist) and its member count (`/members/$count`, an advanced query)."""
-    group = get_group(access, group_id, with_member_count=False)
-    try:
-        body = access.client.request("GET", f"/groups/{group_id}/members/$count", advanced=True).body
-        return group, int(str(body).strip())
-    except (GraphUnavailable, Throttled, ValueError):
-        return group, None  # unknown size: the members are then read filtered on the users' ids
+    """The group (it must exist) and its member count (`/members/$count`, an advanced query), asked at once."""
+
+    def size() -> int | None:
+        try:
+            body = access.client.request("GET", f"/groups/{group_id}/members/$count", advanced=True).body
+            return int(str(body).strip())
+        except (GraphError, ValueError):
+            return None  # unknown (or no such group: get_group says so): the members are read filtered on ids
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        counted = pool.submit(size)
+        group = get_group(access, group_id, with_member_count=False)
+        return group, counted.result()
 
 
 def _membership(client: GraphClient, group_id: str, member_count: int | None, user_ids: list[str],
