@@ -134,3 +134,21 @@ def test_a_read_only_datasource_previews_but_does_not_queue(admin_client: FlaskC
     job_id = _job_id(admin_client, base)
     page = _post(admin_client, f"{base}/bulk/jobs/{job_id}/queue", {}, f"{base}/bulk/jobs/{job_id}")
     assert "read-only" in page and queued == []
+
+
+def test_all_members_matching_from_the_group_page_to_a_job(admin_client: FlaskClient, ds: Datasource,
+                                                           tenant: Tenant, queued: list[int]) -> None:
+    """The group page's "All N in the list" form (the lists' selection) lands on the preview and becomes a job."""
+    base, legal = f"/admin/datasources/{ds.id}/o365", tenant.group("Legal")
+    page = admin_client.get(f"{base}/groups/{legal}").get_data(as_text=True)
+    form = page[page.index('id="select-all-form"'):]
+    form = form[:form.index("</form>")]
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
+    assert fields["source"] == f"group:{legal}" and int(fields["count"]) == len(tenant.members(legal))
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    answer = admin_client.post(f"{base}/bulk/preview", data={**fields, "csrf_token": token, "action": "remove",
+                                                             "target": legal})
+    assert answer.status_code == 303
+    job = _text(admin_client.get(answer.headers["Location"]))
+    users = {m for m in tenant.members(legal) if tenant.one("SELECT 1 FROM users WHERE id = ?", m)}
+    assert f"{len(users)}</strong> will be removed" in job
