@@ -27,6 +27,7 @@ from core.models import User, render_migration_item
 from core.user_lifecycle import on_users_ended
 from core.web import init_web
 from datasources.readings import datasource_states
+from datasources.tenant_change import on_tenant_changed
 from imports.readings import import_lag
 from jobs.readings import job_states
 from observability import logs, metrics, tracing
@@ -36,6 +37,7 @@ from sso.fast_verify import install as install_fast_verify
 from sso.readings import active_sessions
 from sso.sessions import end_user_sessions
 from sso.sessions import install as install_sessions
+from sso.tenant_change import hold_sign_in
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -106,6 +108,7 @@ def _init_extensions(app: Flask) -> None:
     install_sessions(app)  # server-side sessions (database, or Redis with REDIS_URL)
     install_fast_verify(app)  # WSGI fast path for GET /auth/verify, in front of the session interface
     on_users_ended(end_user_sessions)  # users the import disables or removes are signed out everywhere
+    on_tenant_changed(hold_sign_in)  # a datasource's new tenant: its sign-in waits, its old tenant's sessions end
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:

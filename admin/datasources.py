@@ -1,7 +1,8 @@
 """Administration > Data sources: list, "+ Add new", the Office 365 data connector screen, Authorize, Security.
 
 The authorization's bookkeeping (pending flow, applying the grant, undo on a failed test, the tenant rule) is
-datasources/authorization.py; these views say what happened, audit it and, on Change tenant, hold single sign-on.
+datasources/authorization.py, Change tenant (when it may, what changes with it) datasources/tenant_change.py; these
+views say what happened, audit it and commit.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from core.converters import DB_INT_MAX, ascii_int, parse_int
 from core.extensions import db
 from core.models import Datasource, Group, Role, utcnow
 from core.timefmt import format_local
-from datasources import authorization
+from datasources import authorization, tenant_change
 from datasources.authorization import CHANGE_TENANT, PendingFlow
 from datasources.grant import (
     needs_write_reauthorization,
@@ -33,7 +34,6 @@ from datasources.grant import (
     reauthorization_warning,
     run_connection_test,
 )
-from imports.models import UserImport
 from jobs.models import ScheduledTask
 from office365.authorization import AuthorizationFailed, Grant
 from office365.operations import OPERATIONS
@@ -251,26 +251,12 @@ def datasource_change_tenant(datasource_id: int) -> Response:
     datasource = _datasource_for_admin(datasource_id)
     if not ActionForm().validate_on_submit():
         abort(400)
-    blocker = _tenant_change_blocker(datasource)
-    if blocker:
-        audit.record("datasource.change_tenant", datasource.name, outcome="refused", reason=blocker)
-        db.session.commit()
-        flash(blocker, "danger")
+    refused = tenant_change.refusal(datasource)
+    if refused:
+        db.session.commit()  # the refusal's audit record
+        flash(refused, "danger")
         return redirect(url_for("admin.datasource_detail", datasource_id=datasource.id))
     return _start_authorization(datasource, CHANGE_TENANT)
-
-
-def _tenant_change_blocker(datasource: Datasource) -> str | None:
-    """Imported users, bound groups and the import's sync state belong to the current tenant: no change then."""
-    if not datasource.tenant_id:
-        return "This data source has no tenant yet: click Authorize."
-    imports = db.session.scalar(select(func.count(UserImport.id)).where(UserImport.datasource_id == datasource.id))
-    tasks = db.session.scalar(select(func.count(ScheduledTask.id)).where(ScheduledTask.datasource_id == datasource.id))
-    if imports or tasks:
-        return (f"The tenant of {datasource.name} cannot change: it imports users from "
-                f"{datasource.tenant_name or datasource.tenant_id}, and its imported users, groups and sync state "
-                "belong to that tenant. Create a new data source for the other tenant instead. Nothing was changed.")
-    return None
 
 
 def _start_authorization(datasource: Datasource, intent: str) -> Response:
@@ -296,8 +282,6 @@ def datasource_authorize_callback() -> str:
     datasource = pending.datasource
     if datasource is None or not can_administer_datasource(current_user, datasource):
         return _authorize_result(None, False, "The data source no longer exists or you may not administer it.")
-    if pending.expired:
-        return _authorize_failed(datasource, "The authorization took too long and expired. Click Authorize again.")
     if pending.intent == CHANGE_TENANT and not current_user.has_any_role(Role.ADMINISTRATOR):
         return _authorize_failed(datasource, "Only an Administrator may change the tenant. Nothing was changed.")
     return _finish(datasource, pending)
@@ -336,32 +320,12 @@ def _authorize_refused_other_tenant(datasource: Datasource, grant: Grant) -> str
 
 
 def _tenant_changed(datasource: Datasource, grant: Grant) -> str:
-    """The Administrator's explicit Change tenant: keep the new grant, and turn off single sign-on through this
-    data source until an Administrator confirms that the new tenant's people may sign in."""
-    blocker = _tenant_change_blocker(datasource)  # an import may have been set up since the button was clicked
-    if blocker:
-        audit.record("datasource.change_tenant", datasource.name, outcome="refused", reason=blocker)
-        db.session.commit()
-        flash(blocker, "danger")
-        return _authorize_result(datasource, False, blocker)
-    old_id, old_name = datasource.tenant_id, datasource.tenant_name
-    test = authorization.keep_grant(datasource, grant)
-    if not test.ok:
-        return _authorize_failed(datasource, test.message)
-    providers = _sso_providers(datasource)
-    for provider in providers:
-        provider.enabled = False
-    audit.record("datasource.change_tenant", datasource.name, from_tenant_id=old_id,
-                 from_tenant_name=old_name, tenant_id=grant.tenant_id, tenant_name=datasource.tenant_name,
-                 authorized_by=grant.username, scopes=grant.scopes, sso_providers_disabled=[p.name for p in providers])
-    db.session.commit()
-    message = (f"{test.message}. Tenant changed from {old_name or old_id} to "
-               f"{datasource.tenant_name or grant.tenant_id}.")
-    if providers:
-        message += (" Single sign-on through this data source is off until an Administrator confirms the new "
-                    "tenant: Confirm tenant for single sign-on.")
-    flash(message, "warning")
-    return _authorize_result(datasource, True, message)
+    """The Administrator's explicit Change tenant: the new grant kept, single sign-on through this data source held
+    until an Administrator confirms the new tenant, and the old tenant's sessions ended (datasources.tenant_change)."""
+    change = tenant_change.change_tenant(datasource, grant)
+    db.session.commit()  # the change, what changed with it and their audit records together (or the refusal's)
+    flash(change.message, "warning" if change.ok else "danger")
+    return _authorize_result(datasource, change.ok, change.message)
 
 
 def _sso_providers(datasource: Datasource) -> list[SsoProvider]:
@@ -466,7 +430,7 @@ def datasource_delete(datasource_id: int) -> Response | str:
     form = ActionForm()
     if form.validate_on_submit():
         name = datasource.name
-        db.session.delete(datasource)  # its encrypted token cache and pending authorizations go with it
+        db.session.delete(datasource)  # its encrypted token cache goes with it (a pending authorization finds it gone)
         audit.record("datasource.delete", name, tenant_id=datasource.tenant_id)
         db.session.commit()
         flash(f"Data source {name} deleted, with its stored tokens.", "success")

@@ -195,20 +195,17 @@ class Datasource(db.Model):
         return f"<Datasource {self.name}>"
 
 
-class PendingAuthorization(db.Model):
-    """An MSAL auth-code flow between the redirect to Microsoft and the callback, keyed by its `state`.
+class PendingFlowEntry(db.Model):
+    """A flow between a redirect to an identity provider and its callback (an SSO sign-in, a datasource's
+    authorization), single use: see core/pending_flows.py. The key is kept as a SHA-256, the payload encrypted."""
 
-    Kept server-side (encrypted: it holds the PKCE verifier and nonce) so any worker can finish it and no cookie
-    has to survive the trip.
-    """
+    __tablename__ = "pending_flows"
 
-    __tablename__ = "pending_authorizations"
-
-    state: Mapped[str] = mapped_column(String(128), primary_key=True)
-    datasource_id: Mapped[int] = mapped_column(ForeignKey("datasources.id", ondelete="CASCADE"), index=True)
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    flow: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 group_members = Table(

@@ -1,5 +1,6 @@
 """A datasource at work: the operation service that pages and API share (service.py), the grant and its
-keep-alive (grant.py, keep_alive.py), the authorization bookkeeping (authorization.py) and `flask datasources`.
+keep-alive (grant.py, keep_alive.py), the authorization bookkeeping (authorization.py), Change tenant
+(tenant_change.py) and `flask datasources`.
 
 Below the web layers and the feature packages, above jobs/ and the Microsoft client (office365/), which gets
 plain values from here and never reads the app's config or database itself.

@@ -1,27 +1,28 @@
 """Authorizing a datasource: the pending flow between the redirect to Microsoft and the callback, applying the
 grant it yields (kept only when the connection test passes with it, otherwise undone), and the tenant rule.
 
-The flow is kept server-side (`PendingAuthorization`, keyed by MSAL's `state`, encrypted: it holds the PKCE
-verifier and nonce), so any worker can finish it and the callback needs no cookie beyond the admin's session.
+The flow is kept in the single-use pending-flow store (core.pending_flows: encrypted, expiring, taken once), keyed by
+the admin's user id and MSAL's `state`, so any worker can finish it, the callback needs no cookie beyond the admin's
+session, and another user's callback with the same state finds nothing (and uses nothing up).
 The pages (admin/datasources.py) say what happened and audit it; nothing here flashes or renders.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from core.crypto import secret_box
 from core.extensions import db
-from core.models import Datasource, PendingAuthorization, utcnow
+from core.models import Datasource, utcnow
+from core.pending_flows import PendingFlows
 from datasources.grant import ConnectionTest, microsoft_settings, run_connection_test
 from office365.authorization import FLOW_LIFETIME_SECONDS, Grant, finish_authorization, start_authorization
 
 AUTHORIZE = "authorize"
 CHANGE_TENANT = "change_tenant"
-INTENT_KEY = "gateway_intent"  # our note in the stored flow dict; removed before MSAL sees the flow
+PENDING = PendingFlows("datasource_authorization", timedelta(seconds=FLOW_LIFETIME_SECONDS))
 
 
 @dataclass(frozen=True)
@@ -31,37 +32,31 @@ class PendingFlow:
     datasource: Datasource | None
     intent: str
     flow: dict[str, Any]
-    expired: bool
+
+
+def pending_key(user_id: int, state: str) -> str:
+    """A flow is found only by the admin who started it."""
+    return f"{user_id}:{state}"
 
 
 def begin(datasource: Datasource, user_id: int, intent: str, redirect_uri: str) -> str:
     """Start MSAL's auth-code flow, keep it server-side, and return the URL to send the browser to.
 
-    Raises `office365.authorization.AuthorizationFailed` when Microsoft cannot be asked. Commits the new flow
-    (and the removal of expired ones).
+    Raises `office365.authorization.AuthorizationFailed` when Microsoft cannot be asked. Commits the new flow.
     """
     flow = start_authorization(microsoft_settings(), read_write=datasource.read_write, redirect_uri=redirect_uri)
-    cutoff = utcnow() - timedelta(seconds=FLOW_LIFETIME_SECONDS)
-    db.session.execute(PendingAuthorization.__table__.delete().where(PendingAuthorization.created_at < cutoff))
-    db.session.add(PendingAuthorization(state=flow["state"], datasource_id=datasource.id, user_id=user_id,
-                                        flow=secret_box().encrypt(json.dumps({**flow, INTENT_KEY: intent}))))
+    PENDING.put(pending_key(user_id, flow["state"]), {"datasource_id": datasource.id, "intent": intent, "flow": flow})
     db.session.commit()
     return str(flow["auth_uri"])
 
 
 def take(state: str, user_id: int) -> PendingFlow | None:
     """The pending flow of `state` if it is this user's, removed from the store (single use, whatever happens next;
-    committed). None for an unknown, replayed or foreign state."""
-    pending = db.session.get(PendingAuthorization, state) if state else None
-    if pending is None or pending.user_id != user_id:
+    committed). None for an unknown, replayed, expired or foreign state."""
+    payload = PENDING.take(pending_key(user_id, state)) if state else None
+    if payload is None:
         return None
-    datasource = db.session.get(Datasource, pending.datasource_id)
-    flow = json.loads(secret_box().decrypt(pending.flow))
-    expired = utcnow() - pending.created_at > timedelta(seconds=FLOW_LIFETIME_SECONDS)
-    db.session.delete(pending)
-    db.session.commit()
-    intent = flow.pop(INTENT_KEY, AUTHORIZE)
-    return PendingFlow(datasource, intent, flow, expired)
+    return PendingFlow(db.session.get(Datasource, payload["datasource_id"]), payload["intent"], payload["flow"])
 
 
 def redeem(pending: PendingFlow, callback_args: dict[str, str]) -> Grant:

@@ -10,6 +10,11 @@ from imports.models import UserImport
 from imports.sql import STAGED
 
 
+def has_import(datasource: Datasource) -> bool:
+    """Imported users, bound groups and sync state are keyed by the datasource's tenant: it may not change then."""
+    return db.session.scalar(select(UserImport.id).where(UserImport.datasource_id == datasource.id)) is not None
+
+
 def import_for(datasource: Datasource) -> UserImport:
     """The datasource's import settings (created with the defaults the first time)."""
     user_import = db.session.scalar(select(UserImport).where(UserImport.datasource_id == datasource.id))

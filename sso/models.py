@@ -1,4 +1,5 @@
-"""Single sign-on tables: settings, providers, in-flight sign-ins, server-side sessions, diagnostics, keys."""
+"""Single sign-on tables: settings, providers, server-side sessions, diagnostics, keys (in-flight sign-ins live in
+core.pending_flows)."""
 
 from __future__ import annotations
 
@@ -69,22 +70,6 @@ class SsoIdentity(db.Model):
     subject: Mapped[str] = mapped_column(String(255))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-
-class SsoFlow(db.Model):
-    """A sign-in between the redirect to the provider and the callback, keyed by `state` (single use).
-
-    Server-side so any worker can finish it and no cookie has to survive a cross-site form_post.
-    """
-
-    __tablename__ = "sso_flows"
-
-    state: Mapped[str] = mapped_column(String(128), primary_key=True)
-    provider_id: Mapped[int] = mapped_column(ForeignKey("sso_providers.id", ondelete="CASCADE"))
-    secrets: Mapped[str] = mapped_column(Text)  # encrypted JSON: nonce, code_verifier, binding
-    next_path: Mapped[str | None] = mapped_column(String(2048))
-    redirect_uri: Mapped[str] = mapped_column(String(2048))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
 class UserSession(db.Model):

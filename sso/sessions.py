@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import re
 import secrets
@@ -94,6 +95,7 @@ class SessionStore(Protocol):
     def end_for_user(self, user_id: int) -> int: ...
     def end_for_users(self, user_ids: Iterable[int], *, keep: str | None = None) -> int: ...
     def end_by_idp(self, provider: str | None, *, sid: str | None = None, sub: str | None = None) -> int: ...
+    def end_for_providers(self, providers: Iterable[str]) -> int: ...
 
 
 def _dt(value: float) -> datetime:
@@ -268,6 +270,14 @@ class DatabaseStore:
         db.session.commit()
         return count
 
+    def end_for_providers(self, providers: Iterable[str]) -> int:
+        """Delete every session signed in through these providers, on its own connection (called after a commit)."""
+        names = sorted(set(providers))
+        if not names:
+            return 0
+        with db.engine.begin() as connection:
+            return connection.execute(delete(self.table).where(self.table.c.provider.in_(names))).rowcount
+
     def prune(self) -> int:
         """Sessions past their absolute expiry, and any without a user (anonymous ones are never stored now;
         older versions stored one per visit)."""
@@ -382,6 +392,18 @@ class RedisStore:
         else:
             return 0
         return self._end(records)
+
+    def end_for_providers(self, providers: Iterable[str]) -> int:
+        """Delete every session signed in through these providers. There is no index per provider (an
+        Administrator's rare action): one pass over the session keys, 500 at a time."""
+        names, count = set(providers), 0
+        if not names:
+            return 0
+        keys = self.redis.scan_iter(match=self._key("s", "*"), count=500)
+        while chunk := list(itertools.islice(keys, 500)):
+            records = [record for raw in self.redis.mget(chunk) if (record := self._load(raw)) is not None]
+            count += self._end([record for record in records if record.provider in names])
+        return count
 
     def prune(self) -> int:
         return 0  # keys expire by themselves
@@ -554,6 +576,12 @@ def end_user_sessions(user_ids: Iterable[int], *, keep: str | None = None) -> in
     return store().end_for_users(ids, keep=keep) if ids else 0
 
 
+def end_provider_sessions_on_commit(providers: Iterable[str]) -> None:
+    """End every session signed in through these providers once the current transaction commits (not at all if
+    it rolls back): after the commit that turned the providers off, no new session can join them."""
+    db.session.info.setdefault("gw_ended_providers", set()).update(providers)
+
+
 def _ended_users(orm_session: OrmSession) -> set[int]:
 
     ended = {obj.id for obj in orm_session.deleted if isinstance(obj, User) and obj.id is not None}
@@ -597,8 +625,8 @@ _listening = False
 
 
 def install(app: Flask) -> None:
-    """Use server-side sessions; end every session of a user the moment they are disabled or deleted, and their
-    other sessions when their password is set."""
+    """Use server-side sessions; end every session of a user the moment they are disabled or deleted, their other
+    sessions when their password is set, and the sessions of providers a committed change asked to end."""
     global _listening
 
     app.session_interface = ServerSideSessionInterface()
@@ -621,13 +649,17 @@ def install(app: Flask) -> None:
     def forget_ended(orm_session: OrmSession) -> None:
         orm_session.info.pop("gw_disabled_users", None)
         orm_session.info.pop("gw_new_passwords", None)
+        orm_session.info.pop("gw_ended_providers", None)
 
     @event.listens_for(OrmSession, "after_commit")
     def end_ended(orm_session: OrmSession) -> None:
         ended = orm_session.info.pop("gw_disabled_users", None)
         new_passwords = orm_session.info.pop("gw_new_passwords", None)
+        providers = orm_session.info.pop("gw_ended_providers", None)
         if not has_app_context():
             return
+        if providers:
+            store().end_for_providers(providers)
         if ended:
             end_user_sessions(ended)
         for user_id, current in (new_passwords or {}).items():

@@ -1,7 +1,8 @@
 """`GET /sso/login/<provider>` and the callback: the authorization-code flow with PKCE, state and nonce.
 
-The flow (nonce, PKCE verifier, `next`) is kept server-side keyed by `state` and deleted when the callback uses
-it, so any worker can finish it, a form_post callback needs no cookie, and a replayed callback finds nothing.
+The flow (nonce, PKCE verifier, `next`, redirect URI) is kept in the single-use pending-flow store
+(core.pending_flows: encrypted, expiring, taken once across workers) keyed by `state`, so any worker can finish it,
+a form_post callback needs no cookie, and a replayed callback finds nothing.
 A small binding cookie ties the flow to the browser that started it (login CSRF).
 """
 
@@ -23,11 +24,12 @@ from core import audit
 from core.crypto import secret_box
 from core.extensions import csrf, db
 from core.models import utcnow
+from core.pending_flows import PendingFlows
 from observability import metrics
 from oidc.id_tokens import IdTokenError
 from sso import bp
 from sso.identity import SignInRefused, groups_of, resolve_user
-from sso.models import SignInAttempt, SsoFlow, SsoProvider
+from sso.models import SignInAttempt, SsoProvider
 from sso.oidc import ProviderClient, ProviderError, client_for, now
 from sso.sessions import renew_session
 from sso.settings import current_settings, provider_usable
@@ -35,6 +37,7 @@ from sso.urls import public_url, safe_next
 
 FLOW_COOKIE = "gw_sso_flow"
 FLOW_LIFETIME = timedelta(minutes=10)
+PENDING = PendingFlows("sso_sign_in", FLOW_LIFETIME)
 FORWARDED_HEADERS = ("Host", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-For",
                      "X-Forwarded-Uri", "X-Original-URL")
 
@@ -70,10 +73,8 @@ def sso_login(name: str) -> Response | tuple[str, int]:
                                        domain_hint=domain_hint)
     except ProviderError as exc:
         return failure(provider.name, exc.check, str(exc), status=502)
-    db.session.execute(delete(SsoFlow).where(SsoFlow.created_at < utcnow() - FLOW_LIFETIME))
-    db.session.add(SsoFlow(state=state, provider_id=provider.id, next_path=next_path, redirect_uri=redirect_uri,
-                           secrets=secret_box().encrypt(json.dumps(
-                               {"nonce": nonce, "verifier": verifier, "binding": _binding_hash(binding)}))))
+    PENDING.put(state, {"provider_id": provider.id, "nonce": nonce, "verifier": verifier,
+                        "binding": _binding_hash(binding), "next_path": next_path, "redirect_uri": redirect_uri})
     db.session.commit()
     response = redirect(url)
     cross_site_post = provider.response_mode == "form_post" and request.is_secure
@@ -81,18 +82,6 @@ def sso_login(name: str) -> Response | tuple[str, int]:
                         httponly=True, secure=request.is_secure or cross_site_post,
                         samesite="None" if cross_site_post else "Lax")
     return response
-
-
-def _take_flow(state: str) -> SsoFlow | None:
-    """Delete the flow and return it only if this request deleted it (single use, safe across workers)."""
-    flow = db.session.get(SsoFlow, state)
-    if flow is None:
-        return None
-    taken = db.session.execute(delete(SsoFlow).where(SsoFlow.state == state)).rowcount
-    db.session.commit()
-    if taken != 1 or flow.created_at < utcnow() - FLOW_LIFETIME:
-        return None
-    return flow
 
 
 def unverified_claims(raw: str | None) -> dict[str, Any]:
@@ -160,17 +149,16 @@ def failure(provider: str, check: str, message: str, *, status: int = 400, claim
 def sso_callback() -> Response | tuple[str, int]:
     params = request.form if request.method == "POST" else request.args
     state = params.get("state", "")
-    flow = _take_flow(state) if 0 < len(state) <= 128 else None
+    flow = PENDING.take(state) if len(state) <= 128 else None
     if flow is None:
         return failure("unknown", "state", "This sign-in link is unknown, expired or was already used "
                                            "(state mismatch). Start again from the sign-in page.")
-    provider = db.session.get(SsoProvider, flow.provider_id)
+    provider = db.session.get(SsoProvider, flow["provider_id"])
     if provider is None:
         return failure("unknown", "state", "The sign-in service of this sign-in was removed.")
-    flow_secrets = json.loads(secret_box().decrypt(flow.secrets))
     binding = request.cookies.get(FLOW_COOKIE)
     cookie_required = not (request.method == "POST" and not request.is_secure)
-    if (binding or cookie_required) and _binding_hash(binding or "") != flow_secrets["binding"]:
+    if (binding or cookie_required) and _binding_hash(binding or "") != flow["binding"]:
         return failure(provider.name, "state", "This sign-in was started in another browser (state mismatch). "
                                                "Start again from the sign-in page.")
     if params.get("error"):
@@ -182,13 +170,13 @@ def sso_callback() -> Response | tuple[str, int]:
         return failure(provider.name, "code", "The sign-in service sent no authorization code.")
     try:
         client = client_for(provider)
-        tokens = client.redeem(flow.redirect_uri, code, flow_secrets["verifier"])
+        tokens = client.redeem(flow["redirect_uri"], code, flow["verifier"])
     except ProviderError as exc:
         return failure(provider.name, exc.check, str(exc), status=502)
     raw = str(tokens["id_token"])
     settings = current_settings()
     try:
-        claims = client.validate(raw, nonce=flow_secrets["nonce"], leeway=settings.clock_leeway_seconds)
+        claims = client.validate(raw, nonce=flow["nonce"], leeway=settings.clock_leeway_seconds)
     except IdTokenError as exc:
         return failure(provider.name, exc.check, str(exc), claims=unverified_claims(raw), client=client)
     issuer = client.metadata.issuer
@@ -206,6 +194,6 @@ def sso_callback() -> Response | tuple[str, int]:
                            "tid": claims.get("tid"), "groups": groups.ids, "groups_source": groups.source}
     record_attempt(provider.name, "success", "signed in", username=user.email,
                    checks=_checks(claims, client, None), groups_source=groups.source)
-    response = redirect(flow.next_path or url_for("sso.home"))
+    response = redirect(flow["next_path"] or url_for("sso.home"))
     response.delete_cookie(FLOW_COOKIE, path="/sso/callback")
     return response

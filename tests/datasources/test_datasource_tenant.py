@@ -7,6 +7,7 @@ Fabrikam, the gateway's app consented in each by its own administrator (a multi-
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from core.extensions import db
 from core.models import AuditEvent, Datasource
 from emulator.server import EmulatorHandle, start_in_thread
 from sso.models import SsoProvider
-from tests.conftest import csrf_token, make_user, sign_in
+from sso.sessions import DatabaseStore, RedisStore, store
+from tests.conftest import REDIS_TEST_URL, csrf_token, make_user, sign_in
 from tests.o365_helpers import callback_path, emulator_env, sign_in_at_microsoft
 from tests.sso_helpers import SSO_PATHS, add_office365_provider, enable_sso, microsoft_sign_in, start_sign_in
 
@@ -37,8 +39,29 @@ def two_tenants(tmp_path: Path) -> Iterator[EmulatorHandle]:
 
 
 @pytest.fixture
-def app_env(two_tenants: EmulatorHandle) -> dict[str, str]:
-    return emulator_env(two_tenants)
+def session_backend() -> str:
+    """The session store: the database table unless a test is parametrized over both."""
+    return "database"
+
+
+@pytest.fixture
+def app_env(two_tenants: EmulatorHandle, session_backend: str) -> dict[str, str]:
+    return {**emulator_env(two_tenants), **({"REDIS_URL": REDIS_TEST_URL} if session_backend == "redis" else {})}
+
+
+@pytest.fixture
+def sessions(app: Flask, session_backend: str) -> Iterator[DatabaseStore | RedisStore]:
+    """The session store under test, on a Redis prefix of its own (ask for it before any client signs in)."""
+    prefix = f"gwtest-{uuid.uuid4().hex[:10]}"
+    app.config["REDIS_PREFIX"] = prefix
+    app.extensions.pop("gw_session_store", None)
+    found = store()
+    assert isinstance(found, RedisStore if session_backend == "redis" else DatabaseStore)
+    yield found
+    if isinstance(found, RedisStore):
+        keys = list(found.redis.scan_iter(f"{prefix}:*"))
+        if keys:
+            found.redis.delete(*keys)
 
 
 def _fabrikam_id(emulator: EmulatorHandle) -> str:
@@ -145,6 +168,48 @@ def test_only_an_administrator_changes_the_tenant_and_sso_waits_for_confirmation
     assert event.detail["tenant_id"] == fabrikam and event.detail["sso_providers_enabled"] == [provider.name]
     signed_in = microsoft_sign_in(app.test_client(), two_tenants, provider.name, FABRIKAM_USER)
     assert signed_in.status_code == 302 and signed_in.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("session_backend", ["database", "redis"])
+def test_changing_the_tenant_ends_the_sessions_signed_in_from_the_old_tenant(
+        app: Flask, sessions: DatabaseStore | RedisStore, admin_client: FlaskClient, contoso_sso: Datasource,
+        two_tenants: EmulatorHandle) -> None:
+    contoso = app.test_client()
+    assert microsoft_sign_in(contoso, two_tenants, "contoso", CONTOSO_USER).status_code == 302
+    other = app.test_client()
+    assert microsoft_sign_in(other, two_tenants, "contoso", "megan.bowen@contoso.example").status_code == 302
+    for client in (contoso, other, admin_client):
+        assert client.get("/auth/verify").status_code == 200
+
+    page = _authorize(admin_client, two_tenants, FABRIKAM_ADMIN, action="change-tenant")
+    assert "People signed in through it from the previous tenant were signed out." in page
+    assert contoso.get("/auth/verify").status_code == 401
+    assert other.get("/auth/verify").status_code == 401
+    assert admin_client.get("/auth/verify").status_code == 200  # a session not signed in through it stays
+    ended = db.session.scalars(db.select(AuditEvent).filter_by(action="sso.sessions_end")).one()
+    assert (ended.target, ended.actor, ended.detail["reason"]) == ("contoso", "admin@example.com", "tenant changed")
+    assert ended.detail["from_tenant_id"] == two_tenants.tenant_id
+    assert ended.detail["tenant_id"] == _fabrikam_id(two_tenants)
+    change = db.session.scalars(db.select(AuditEvent).filter_by(action="datasource.change_tenant")).one()
+    assert change.detail["sso_sessions_ended"] == ["contoso"]
+
+
+def test_a_refused_change_ends_no_session(app: Flask, admin_client: FlaskClient, contoso_sso: Datasource,
+                                          two_tenants: EmulatorHandle) -> None:
+    from jobs.models import ScheduledTask
+
+    contoso = app.test_client()
+    assert microsoft_sign_in(contoso, two_tenants, "contoso", CONTOSO_USER).status_code == 302
+    token = csrf_token(admin_client, f"/admin/datasources/{contoso_sso.id}")
+    started = admin_client.post(f"/admin/datasources/{contoso_sso.id}/change-tenant", data={"csrf_token": token})
+    db.session.add(ScheduledTask(name="Nightly import", datasource_id=contoso_sso.id, owner="admin@example.com"))
+    db.session.commit()  # an import set up while the Administrator signs in at Microsoft
+    page = admin_client.get(callback_path(sign_in_at_microsoft(two_tenants, started.headers["Location"],
+                                                               FABRIKAM_ADMIN))).get_data(as_text=True)
+    assert "The tenant of Contoso 365 cannot change" in page
+    assert contoso.get("/auth/verify").status_code == 200
+    assert db.session.scalars(db.select(SsoProvider)).one().enabled is True
+    assert not db.session.scalars(db.select(AuditEvent).filter_by(action="sso.sessions_end")).all()
 
 
 def test_change_tenant_is_refused_once_the_datasource_imports_users(admin_client: FlaskClient,

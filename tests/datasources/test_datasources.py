@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -12,7 +13,7 @@ from flask.testing import FlaskClient
 
 from core.crypto import secret_box
 from core.extensions import db
-from core.models import AuditEvent, Datasource, PendingAuthorization, utcnow
+from core.models import AuditEvent, Datasource, PendingFlowEntry, utcnow
 from emulator.server import EmulatorHandle
 from tests.conftest import csrf_token, make_user, sign_in
 from tests.o365_helpers import (
@@ -185,7 +186,7 @@ def test_unknown_replayed_and_forged_callbacks_change_nothing(admin_client: Flas
     bogus = admin_client.get("/admin/datasources/authorize/callback?state=forged&code=abc")
     assert bogus.status_code == 200 and "expired or was already used" in bogus.get_data(as_text=True)
     auth_uri = start_authorization(admin_client, datasource_named())
-    state = db.session.scalars(db.select(PendingAuthorization.state)).one()
+    state = parse_qs(urlsplit(auth_uri).query)["state"][0]
     forged = admin_client.get(f"/admin/datasources/authorize/callback?state={state}&code=not-a-real-code")
     assert "Microsoft refused the authorization" in forged.get_data(as_text=True)
     assert datasource_named().status == "incomplete"
@@ -201,11 +202,11 @@ def test_unknown_replayed_and_forged_callbacks_change_nothing(admin_client: Flas
 def test_expired_flow_is_refused(admin_client: FlaskClient, emulator: EmulatorHandle) -> None:
     create_datasource(admin_client)
     auth_uri = start_authorization(admin_client, datasource_named())
-    pending = db.session.scalars(db.select(PendingAuthorization)).one()
-    pending.created_at = utcnow() - timedelta(minutes=11)
+    pending = db.session.scalars(db.select(PendingFlowEntry)).one()
+    pending.expires_at = utcnow() - timedelta(minutes=1)
     db.session.commit()
     page = admin_client.get(callback_path(sign_in_at_microsoft(emulator, auth_uri, ADMIN_UPN)))
-    assert "took too long and expired" in page.get_data(as_text=True)
+    assert "This authorization has expired or was already used" in page.get_data(as_text=True)
     assert datasource_named().status == "incomplete"
 
 

@@ -12,9 +12,9 @@ import requests
 from flask.testing import FlaskClient
 
 from core.extensions import db
-from core.models import AuditEvent, User
+from core.models import AuditEvent, PendingFlowEntry, User
 from oidc.id_tokens import IdTokenError, ProviderMetadata, validate_id_token
-from sso.models import SignInAttempt, SsoFlow, SsoProvider, UserSession
+from sso.models import SignInAttempt, SsoProvider, UserSession
 from sso.oidc import ProviderClient
 from tests.sso_helpers import (
     CLIENT_ID,
@@ -183,7 +183,7 @@ def test_a_replayed_callback_is_refused(client: FlaskClient, fake: FakeProvider)
     replay = client.get(f"/sso/callback?code={code}&state={state}")
     assert replay.status_code == 400 and client.get("/").status_code == 302
     assert fake.hits["token"] == 1
-    assert db.session.scalar(db.select(db.func.count()).select_from(SsoFlow)) == 0
+    assert db.session.scalar(db.select(db.func.count()).select_from(PendingFlowEntry)) == 0
 
 
 def test_a_replayed_code_with_a_fresh_state_is_refused_by_the_provider(client: FlaskClient,
