@@ -102,7 +102,10 @@ def o365_bulk_licences(datasource_id: int) -> str | Response:
 def _posted_selection() -> dict[str, Any]:
     """The selection fields as posted (docs/selection.md), kept to post them again (target chosen, Try again)."""
     count = request.form.get("count", "")
-    return {"action": request.form.get("action", ""), "target": (request.form.get("target") or "").strip(),
+    action, target = request.form.get("action", ""), (request.form.get("target") or "").strip()
+    if action == "remove" and not target:  # "Remove from group" on a group's page: that group
+        target = (request.form.get("this_group") or "").strip()
+    return {"action": action, "target": target,
             "ids": request.form.getlist("ids"), "source": request.form.get("source", ""),
             "q": request.form.get("q", ""), "filter": request.form.getlist("filter"),
             "count": int(count) if count.isdigit() else None, "return_to": _safe_return(request.form.get("return_to"))}

@@ -146,9 +146,29 @@ def test_all_members_matching_from_the_group_page_to_a_job(admin_client: FlaskCl
     fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
     assert fields["source"] == f"group:{legal}" and int(fields["count"]) == len(tenant.members(legal))
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
-    answer = admin_client.post(f"{base}/bulk/preview", data={**fields, "csrf_token": token, "action": "remove",
-                                                             "target": legal})
+    assert fields["this_group"] == legal  # "Remove from group" needs no target: it is this group
+    answer = admin_client.post(f"{base}/bulk/preview", data={**fields, "csrf_token": token, "action": "remove"})
     assert answer.status_code == 303
     job = _text(admin_client.get(answer.headers["Location"]))
     users = {m for m in tenant.members(legal) if tenant.one("SELECT 1 FROM users WHERE id = ?", m)}
     assert f"{len(users)}</strong> will be removed" in job
+
+
+def test_ticked_members_removed_from_the_group_page_need_no_target(admin_client: FlaskClient, ds: Datasource,
+                                                                   tenant: Tenant, queued: list[int]) -> None:
+    """Ticked rows on a group's page: "Remove from group" previews at once; "Add to another group" asks which."""
+    base, legal = f"/admin/datasources/{ds.id}/o365", tenant.group("Legal")
+    page = admin_client.get(f"{base}/groups/{legal}").get_data(as_text=True)
+    form = page[page.index('id="selection-form"'):]
+    form = form[:form.index("</form>")]
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
+    assert fields["this_group"] == legal and "target" not in fields
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    member = next(m for m in tenant.members(legal) if tenant.one("SELECT 1 FROM users WHERE id = ?", m))
+    answer = admin_client.post(f"{base}/bulk/preview", data={**fields, "csrf_token": token, "action": "remove",
+                                                             "ids": [member]})
+    assert answer.status_code == 303
+    assert "<strong>1</strong> will be removed" in _text(admin_client.get(answer.headers["Location"]))
+    asks = _text(admin_client.post(f"{base}/bulk/preview", data={**fields, "csrf_token": token, "action": "add",
+                                                                 "ids": [member]}))
+    assert 'name="target"' in asks  # adding still asks which group
