@@ -61,7 +61,9 @@ def on_tenant_changed(listener: TenantChanged) -> None:
 def _blocker(datasource: Datasource) -> str | None:
     if not datasource.tenant_id:
         return "This data source has no tenant yet: click Authorize."
-    tasks = db.session.scalar(select(func.count(ScheduledTask.id)).where(ScheduledTask.datasource_id == datasource.id))
+    # An import task binds the datasource to its tenant; a keep-alive task works as well with the next tenant's grant.
+    tasks = db.session.scalar(select(func.count(ScheduledTask.id)).where(
+        ScheduledTask.datasource_id == datasource.id, ScheduledTask.kind == ScheduledTask.KIND_IMPORT))
     if tasks or any(check(datasource) for check in _bound_checks):
         return (f"The tenant of {datasource.name} cannot change: it imports users from "
                 f"{datasource.tenant_name or datasource.tenant_id}, and its imported users, groups and sync state "

@@ -225,3 +225,16 @@ def test_change_tenant_is_refused_once_the_datasource_imports_users(admin_client
     assert _datasource().tenant_id == contoso_sso.tenant_id
     event = db.session.scalars(db.select(AuditEvent).filter_by(action="datasource.change_tenant")).one()
     assert event.outcome == "refused"
+
+
+def test_a_keep_alive_task_does_not_bind_the_datasource_to_its_tenant(admin_client: FlaskClient,
+                                                                      contoso_sso: Datasource,
+                                                                      two_tenants: EmulatorHandle) -> None:
+    from jobs.models import ScheduledTask
+
+    db.session.add(ScheduledTask(name="Keep Contoso alive", kind=ScheduledTask.KIND_REFRESH,
+                                 datasource_id=contoso_sso.id, owner="admin@example.com"))
+    db.session.commit()
+    page = _authorize(admin_client, two_tenants, FABRIKAM_ADMIN, action="change-tenant")
+    assert "Tenant changed from Contoso to Fabrikam." in page and "imports users" not in page
+    assert _datasource().tenant_id == _fabrikam_id(two_tenants)
