@@ -288,6 +288,13 @@ class DatabaseStore:
         return count
 
 
+PRUNE_ONE_IN = 200  # new sessions: one in this many also drops expired sessions (and any without a user)
+
+
+def prune_now() -> bool:
+    return secrets.randbelow(PRUNE_ONE_IN) == 0
+
+
 class RedisStore:
     """With REDIS_URL: one key per session (TTL = what is left of it) and index sets per user and IdP session."""
 
@@ -541,7 +548,7 @@ class ServerSideSessionInterface(SessionInterface):
             record.id_hash = hash_token(token)
             session.token, session.record = token, record
             self._write(backend, session, record, now)
-            if secrets.randbelow(200) == 0:  # now and then, drop expired sessions (and any without a user)
+            if prune_now():
                 backend.prune()
             response.vary.add("Cookie")
             response.set_cookie(name, token, domain=domain, path=path, secure=self.get_cookie_secure(app),
