@@ -37,7 +37,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_import import gateway_env, start_emulator  # noqa: E402
+from bench.bench_import import gateway_env, signed_in_app, start_emulator  # noqa: E402
 from bench.bench_walk_memory import peak_mb, reset_peak, rss_mb  # noqa: E402
 
 PREVIEW_REQUESTS, PREVIEW_SECONDS, PAGE_SECONDS, EXPORT_MB = 60, 10.0, 15.0, 50.0
@@ -46,27 +46,9 @@ PREVIEW_REQUESTS, PREVIEW_SECONDS, PAGE_SECONDS, EXPORT_MB = 60, 10.0, 15.0, 50.
 def prepare(env: dict[str, str], config: dict) -> tuple[Any, Any, Any]:
     """Migrate a fresh database, sign an admin in, create a read-write datasource and authorize it at the emulator
     (through the pages, as an admin would). The Graph client keeps its production retry policy."""
-    from types import SimpleNamespace
-
-    os.environ.update(env)
-    from flask_migrate import upgrade
-
-    from app import create_app
-    from core.extensions import db
-    from core.models import ensure_roles
-    from tests.conftest import FreshGlobalsClient, make_user, sign_in
     from tests.o365_ops_helpers import authorized_datasource
 
-    app = create_app({"TESTING": True})
-    app.app_context().push()
-    upgrade()
-    ensure_roles()
-    db.session.commit()
-    make_user("bench@example.com", "bench-password-123", "Administrator")
-    app.test_client_class = FreshGlobalsClient
-    client = app.test_client()
-    sign_in(client, "bench@example.com", "bench-password-123")
-    handle = SimpleNamespace(base_url=config["base_url"], ca_path=config["ca_bundle"], config=config)
+    app, client, handle = signed_in_app(env, config)
     datasource = authorized_datasource(client, handle, app, name="Bench tenant")  # type: ignore[arg-type]
     app.config.pop("GRAPH_RETRY")  # the helper shortens retries for tests: the bench measures the real policy
     app.config.pop("GRAPH_TIMEOUTS")

@@ -62,8 +62,9 @@ def gateway_env(config: dict, database_url: str, work: Path) -> dict[str, str]:
             "IMPORT_PAGE_SIZE": "999", "JOBS_SQLITE_PATH": str(work / "jobs.db"), "JOBS_EMBEDDED_WORKER": "0"}
 
 
-def prepare(env: dict[str, str], config: dict):  # type: ignore[no-untyped-def]
-    """Migrate the database, create an admin, authorize the datasource (as an admin would, through the pages)."""
+def signed_in_app(env: dict[str, str], config: dict):  # type: ignore[no-untyped-def]
+    """A gateway on a freshly migrated database with an Administrator signed in: (app, client, emulator handle).
+    The other benches that drive the pages start from here too."""
     os.environ.update(env)
     from flask_migrate import upgrade
 
@@ -71,7 +72,6 @@ def prepare(env: dict[str, str], config: dict):  # type: ignore[no-untyped-def]
     from core.extensions import db
     from core.models import ensure_roles
     from tests.conftest import FreshGlobalsClient, make_user, sign_in
-    from tests.imports.helpers import authorized_datasource
 
     app = create_app({"TESTING": True})
     app.app_context().push()
@@ -83,6 +83,14 @@ def prepare(env: dict[str, str], config: dict):  # type: ignore[no-untyped-def]
     client = app.test_client()
     sign_in(client, "bench@example.com", "bench-password-123")
     handle = SimpleNamespace(base_url=config["base_url"], ca_path=config["ca_bundle"], config=config)
+    return app, client, handle
+
+
+def prepare(env: dict[str, str], config: dict):  # type: ignore[no-untyped-def]
+    """Migrate the database, create an admin, authorize the datasource (as an admin would, through the pages)."""
+    from tests.imports.helpers import authorized_datasource
+
+    app, client, handle = signed_in_app(env, config)
     datasource = authorized_datasource(client, handle, NAME)  # type: ignore[arg-type]
     return app, datasource
 
