@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import timedelta
@@ -97,3 +98,16 @@ def api_key_for(user: User, *, expires_in: timedelta | None = None, revoked: boo
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def page_text(response) -> str:  # type: ignore[no-untyped-def]
+    """A page's text with whitespace collapsed and the common entities decoded; never a 5xx."""
+    assert response.status_code < 500, response.get_data(as_text=True)[:2000]
+    text = re.sub(r"\s+", " ", response.get_data(as_text=True))
+    return text.replace("&#39;", "'").replace("&#34;", '"').replace("&amp;", "&")
+
+
+def post_form(client: FlaskClient, path: str, data: dict, form_page: str) -> str:
+    """Post `data` with the CSRF token of `form_page`, follow redirects, and return the page's text."""
+    token = csrf_token(client, form_page)
+    return page_text(client.post(path, data={"csrf_token": token, **data}, follow_redirects=True))

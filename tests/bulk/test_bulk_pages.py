@@ -14,22 +14,11 @@ from core.models import Datasource
 from jobs.runner import execute_run
 from tests.bulk.test_bulk_service import users
 from tests.conftest import csrf_token
-from tests.o365_ops_helpers import Tenant
-
-
-def _text(response) -> str:  # type: ignore[no-untyped-def]
-    assert response.status_code < 500, response.get_data(as_text=True)[:2000]
-    text = re.sub(r"\s+", " ", response.get_data(as_text=True))
-    return text.replace("&#39;", "'").replace("&#34;", '"').replace("&amp;", "&")
-
-
-def _post(client: FlaskClient, path: str, data: dict, form_page: str) -> str:
-    token = csrf_token(client, form_page)
-    return _text(client.post(path, data={"csrf_token": token, **data}, follow_redirects=True))
+from tests.o365_ops_helpers import Tenant, page_text, post_form
 
 
 def _job_id(client: FlaskClient, base: str) -> int:
-    page = _text(client.get(f"{base}/bulk"))
+    page = page_text(client.get(f"{base}/bulk"))
     return int(re.findall(r"/bulk/jobs/(\d+)", page)[0])
 
 
@@ -41,11 +30,11 @@ def test_selection_preview_queue_and_results(admin_client: FlaskClient, ds: Data
     chosen = [*fresh, *[m for m in sorted(tenant.members(legal)) if m not in fresh][:3]]
     ghost = str(uuid.uuid4())
 
-    page = _post(admin_client, f"{base}/bulk/preview", {"action": "add", "ids": [*chosen, ghost],
+    page = post_form(admin_client, f"{base}/bulk/preview", {"action": "add", "ids": [*chosen, ghost],
                                                         "return_to": f"{base}/users"}, f"{base}/bulk")
     assert f"Selected: {len(chosen) + 1} users." in page and "Back to the list" in page  # pick the group first
     assert page.count('name="ids"') == len(chosen) + 1
-    page = _post(admin_client, f"{base}/bulk/preview", {"action": "add", "ids": [*chosen, ghost], "target": legal},
+    page = post_form(admin_client, f"{base}/bulk/preview", {"action": "add", "ids": [*chosen, ghost], "target": legal},
                  f"{base}/bulk")
     already = set(chosen) & tenant.members(legal)
     new = len(chosen) - len(already)
@@ -53,32 +42,32 @@ def test_selection_preview_queue_and_results(admin_client: FlaskClient, ds: Data
     assert "Nothing has been changed yet" in page and f"{new} users · page 1 of 2" in page
     assert not any(m in page for m in already)  # only the users that would change are listed
     job_id = _job_id(admin_client, base)
-    assert f"{new} users · page 2 of 2" in _text(admin_client.get(f"{base}/bulk/jobs/{job_id}?page=2"))
+    assert f"{new} users · page 2 of 2" in page_text(admin_client.get(f"{base}/bulk/jobs/{job_id}?page=2"))
     assert tenant.members(legal) & set(chosen) == already  # the preview wrote nothing
 
-    page = _post(admin_client, f"{base}/bulk/jobs/{job_id}/queue", {}, f"{base}/bulk/jobs/{job_id}")
+    page = post_form(admin_client, f"{base}/bulk/jobs/{job_id}/queue", {}, f"{base}/bulk/jobs/{job_id}")
     assert re.search(rf"Progress: <span[^>]*>0</span> of <span[^>]*>{new}</span> done", page) and "Cancel" in page
     assert len(queued) == 1
     status = admin_client.get(f"{base}/bulk/jobs/{job_id}/status").get_json()
     assert status["status"] == "queued" and status["pending"] == new
     execute_run(queued[0])
-    page = _text(admin_client.get(f"{base}/bulk/jobs/{job_id}"))
+    page = page_text(admin_client.get(f"{base}/bulk/jobs/{job_id}"))
     assert f"success: {new} added" in page and "Retry the failed" not in page
     assert set(chosen) <= tenant.members(legal)
-    audit = _text(admin_client.get("/admin/audit", query_string={"operation": "Bulk: Add to group",
+    audit = page_text(admin_client.get("/admin/audit", query_string={"operation": "Bulk: Add to group",
                                                                  "outcome": "success"}))
     assert "o365.bulk_job" in audit and "1 in all" in audit and f"success: {new} added" in audit
 
 
 def test_bad_selections_say_what_is_wrong(admin_client: FlaskClient, ds: Datasource, tenant: Tenant) -> None:
     base = f"/admin/datasources/{ds.id}/o365"
-    page = _post(admin_client, f"{base}/bulk/preview", {"action": "explode", "ids": ["x"]}, f"{base}/bulk")
+    page = post_form(admin_client, f"{base}/bulk/preview", {"action": "explode", "ids": ["x"]}, f"{base}/bulk")
     assert "The action must be add, remove, assign-licence or remove-licence." in page
-    page = _post(admin_client, f"{base}/bulk/preview", {"action": "add"}, f"{base}/bulk")
+    page = post_form(admin_client, f"{base}/bulk/preview", {"action": "add"}, f"{base}/bulk")
     assert "Select at least one user" in page
-    page = _post(admin_client, f"{base}/bulk/preview", {"action": "add", "source": "group:nope"}, f"{base}/bulk")
+    page = post_form(admin_client, f"{base}/bulk/preview", {"action": "add", "source": "group:nope"}, f"{base}/bulk")
     assert "not a valid" in page
-    page = _post(admin_client, f"{base}/bulk/preview", {"action": "add", "ids": users(tenant, 2),
+    page = post_form(admin_client, f"{base}/bulk/preview", {"action": "add", "ids": users(tenant, 2),
                                                         "target": str(uuid.uuid4())}, f"{base}/bulk")
     assert "does not exist in the tenant" in page and "Try again" in page
     assert admin_client.get(f"{base}/bulk/jobs/999999").status_code == 404
@@ -90,13 +79,13 @@ def test_all_members_of_a_group_get_a_licence(admin_client: FlaskClient, ds: Dat
     members = tenant.members(legal)
     planned = {m for m in members if bi not in tenant.licences(m)
                and tenant.one("SELECT usage_location FROM users WHERE id = ?", m)}
-    page = _post(admin_client, f"{base}/bulk/licences", {"group_id": legal, "sku_id": bi}, f"{base}/bulk/licences")
+    page = post_form(admin_client, f"{base}/bulk/licences", {"group_id": legal, "sku_id": bi}, f"{base}/bulk/licences")
     assert f"{len(planned)}</strong> will be assigned the licence" in page and "Nothing has been changed yet" in page
     assert all(bi not in tenant.licences(m) for m in planned)
     job_id = _job_id(admin_client, base)
-    _post(admin_client, f"{base}/bulk/jobs/{job_id}/queue", {}, f"{base}/bulk/jobs/{job_id}")
+    post_form(admin_client, f"{base}/bulk/jobs/{job_id}/queue", {}, f"{base}/bulk/jobs/{job_id}")
     execute_run(queued[-1])
-    page = _text(admin_client.get(f"{base}/bulk/jobs/{job_id}"))
+    page = page_text(admin_client.get(f"{base}/bulk/jobs/{job_id}"))
     assert f"success: {len(planned)} assigned" in page
     assert all(bi in tenant.licences(m) for m in planned)
     csv = admin_client.get("/admin/audit.csv", query_string={"operation": "Bulk: Assign licence"})
@@ -110,7 +99,7 @@ def test_a_throttling_graph_stops_the_preview_at_its_deadline(admin_client: Flas
     base = f"/admin/datasources/{ds.id}/o365"
     app.config["BULK_PREVIEW_DEADLINE"] = 1.5
     tenant.fault(kind="throttle", retry_after=1, path="/$batch")
-    page = _post(admin_client, f"{base}/bulk/preview", {"action": "add", "ids": users(tenant, 30),
+    page = post_form(admin_client, f"{base}/bulk/preview", {"action": "add", "ids": users(tenant, 30),
                                                         "target": tenant.group("Legal")}, f"{base}/bulk")
     assert "did not answer the preview within 1.5 s (429 Too Many Requests" in page
     assert "Nothing was changed" in page and "Try again" in page
@@ -128,11 +117,11 @@ def test_a_read_only_datasource_previews_but_does_not_queue(admin_client: FlaskC
     ds.read_write = False
     db.session.commit()
     base = f"/admin/datasources/{ds.id}/o365"
-    page = _post(admin_client, f"{base}/bulk/preview", {"action": "add", "ids": users(tenant, 3),
+    page = post_form(admin_client, f"{base}/bulk/preview", {"action": "add", "ids": users(tenant, 3),
                                                         "target": tenant.group("Legal")}, f"{base}/bulk")
     assert "3</strong> will be added" in page and "This data source is read-only" in page
     job_id = _job_id(admin_client, base)
-    page = _post(admin_client, f"{base}/bulk/jobs/{job_id}/queue", {}, f"{base}/bulk/jobs/{job_id}")
+    page = post_form(admin_client, f"{base}/bulk/jobs/{job_id}/queue", {}, f"{base}/bulk/jobs/{job_id}")
     assert "read-only" in page and queued == []
 
 
@@ -149,7 +138,7 @@ def test_all_members_matching_from_the_group_page_to_a_job(admin_client: FlaskCl
     assert fields["this_group"] == legal  # "Remove from group" needs no target: it is this group
     answer = admin_client.post(f"{base}/bulk/preview", data={**fields, "csrf_token": token, "action": "remove"})
     assert answer.status_code == 303
-    job = _text(admin_client.get(answer.headers["Location"]))
+    job = page_text(admin_client.get(answer.headers["Location"]))
     users = {m for m in tenant.members(legal) if tenant.one("SELECT 1 FROM users WHERE id = ?", m)}
     assert f"{len(users)}</strong> will be removed" in job
 
@@ -168,7 +157,7 @@ def test_ticked_members_removed_from_the_group_page_need_no_target(admin_client:
     answer = admin_client.post(f"{base}/bulk/preview", data={**fields, "csrf_token": token, "action": "remove",
                                                              "ids": [member]})
     assert answer.status_code == 303
-    assert "<strong>1</strong> will be removed" in _text(admin_client.get(answer.headers["Location"]))
-    asks = _text(admin_client.post(f"{base}/bulk/preview", data={**fields, "csrf_token": token, "action": "add",
+    assert "<strong>1</strong> will be removed" in page_text(admin_client.get(answer.headers["Location"]))
+    asks = page_text(admin_client.post(f"{base}/bulk/preview", data={**fields, "csrf_token": token, "action": "add",
                                                                  "ids": [member]}))
     assert 'name="target"' in asks  # adding still asks which group
