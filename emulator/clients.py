@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
+import uuid
 from typing import Any
 
 from emulator import seed
@@ -74,3 +75,64 @@ def upsert_client(conn: Any, client_id: str, *, secret: str | None = None, name:
             conn.execute("UPDATE client_permissions SET application = ? WHERE client_id = ?",
                          (json.dumps(application), client_id))
     return client_json(conn, client_id)
+
+
+# -- app roles (an app registration's appRoles and their assignments; docs/microsoft.md §1.10)
+
+
+def app_role_json(row: sqlite3.Row) -> dict:
+    """An appRole as Graph shows it on the application object."""
+    return {"id": row["id"], "value": row["value"], "displayName": row["display_name"],
+            "description": row["description"], "allowedMemberTypes": json.loads(row["allowed_member_types"]),
+            "isEnabled": bool(row["is_enabled"]), "origin": "Application"}
+
+
+def app_roles(conn: sqlite3.Connection, client_id: str) -> list[dict]:
+    return [app_role_json(r) for r in conn.execute(
+        "SELECT * FROM app_roles WHERE client_id = ? ORDER BY value", (client_id,))]
+
+
+def add_app_role(conn: sqlite3.Connection, client_id: str, value: str, display_name: str | None = None,
+                 description: str = "", allowed_member_types: list[str] | None = None,
+                 role_id: str | None = None) -> dict:
+    """Add (or update, same value) an app role; `value` is what the `roles` claim carries."""
+    found = conn.execute("SELECT id FROM app_roles WHERE client_id = ? AND value = ?", (client_id, value)).fetchone()
+    role_id = found[0] if found else role_id or str(uuid.uuid4())
+    conn.execute("INSERT OR REPLACE INTO app_roles (client_id, id, value, display_name, description, "
+                 "allowed_member_types, is_enabled) VALUES (?, ?, ?, ?, ?, ?, 1)",
+                 (client_id, role_id, value, display_name or value, description,
+                  json.dumps(allowed_member_types or ["User"])))
+    return app_role_json(conn.execute("SELECT * FROM app_roles WHERE client_id = ? AND id = ?",
+                                      (client_id, role_id)).fetchone())
+
+
+def find_app_role(conn: sqlite3.Connection, client_id: str, role: str) -> sqlite3.Row | None:
+    """An app role by id or value."""
+    return conn.execute("SELECT * FROM app_roles WHERE client_id = ? AND (id = ? OR value = ?)",
+                        (client_id, role, role)).fetchone()
+
+
+def assign_app_role(conn: sqlite3.Connection, client_id: str, role_id: str, principal_id: str,
+                    principal_type: str) -> dict:
+    """appRoleAssignedTo: a user or a group (its direct members get the role; nested groups do not)."""
+    conn.execute("INSERT OR IGNORE INTO app_role_assignments (client_id, role_id, principal_id, principal_type) "
+                 "VALUES (?, ?, ?, ?)", (client_id, role_id, principal_id, principal_type))
+    return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{client_id}:{role_id}:{principal_id}")),
+            "appRoleId": role_id, "principalId": principal_id, "principalType": principal_type,
+            "resourceId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{client_id}"))}
+
+
+def unassign_app_role(conn: sqlite3.Connection, client_id: str, role_id: str, principal_id: str) -> bool:
+    return conn.execute("DELETE FROM app_role_assignments WHERE client_id = ? AND role_id = ? AND principal_id = ?",
+                        (client_id, role_id, principal_id)).rowcount > 0
+
+
+def user_app_roles(conn: sqlite3.Connection, client_id: str, user_id: str) -> list[str]:
+    """The `roles` claim: values of the enabled app roles assigned to the user or to a group they are a direct
+    member of."""
+    rows = conn.execute(
+        "SELECT DISTINCT r.value FROM app_role_assignments a JOIN app_roles r "
+        "ON r.client_id = a.client_id AND r.id = a.role_id WHERE a.client_id = ? AND r.is_enabled = 1 "
+        "AND (a.principal_id = ? OR a.principal_id IN (SELECT group_id FROM memberships WHERE member_id = ? "
+        "AND relation = 'member')) ORDER BY r.value", (client_id, user_id, user_id))
+    return [r[0] for r in rows]

@@ -19,7 +19,15 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from emulator import clock, directory, throttling
-from emulator.clients import client_json, upsert_client
+from emulator.clients import (
+    add_app_role,
+    app_roles,
+    assign_app_role,
+    client_json,
+    find_app_role,
+    unassign_app_role,
+    upsert_client,
+)
 from emulator.config import config_dict
 from emulator.graph.errors import graph_error
 from emulator.identity.common import base_url
@@ -564,3 +572,76 @@ def update_client(client_id: str) -> Response:
     if not _store().conn().execute("SELECT 1 FROM clients WHERE client_id = ?", (client_id,)).fetchone():
         return _error(404, "no such client")
     return _save_client(client_id, _body())
+
+
+# -- app roles of a client (appRoles) and their assignments to users and groups (appRoleAssignedTo)
+
+
+def _client_exists(client_id: str) -> bool:
+    return _store().conn().execute("SELECT 1 FROM clients WHERE client_id = ?", (client_id,)).fetchone() is not None
+
+
+@bp.get("/clients/<client_id>/app-roles")
+def list_app_roles(client_id: str) -> Response:
+    if not _client_exists(client_id):
+        return _error(404, "no such client")
+    return jsonify({"appRoles": app_roles(_store().conn(), client_id)})
+
+
+@bp.post("/clients/<client_id>/app-roles")
+def create_app_role(client_id: str) -> Response:
+    """`{"value": "Reader", "displayName"?, "description"?, "allowedMemberTypes"?, "id"?}`"""
+    data = _body()
+    value = data.get("value")
+    if not _client_exists(client_id):
+        return _error(404, "no such client")
+    if not isinstance(value, str) or not value.strip() or " " in value:
+        return _error(400, "value must be a non-empty string without spaces")
+    with _store().transaction() as conn:
+        role = add_app_role(conn, client_id, value, data.get("displayName"), str(data.get("description") or ""),
+                            data.get("allowedMemberTypes"), data.get("id"))
+    response = jsonify(role)
+    response.status_code = 201
+    return response
+
+
+def _role_and_principal(client_id: str) -> tuple[Any, str, str] | Response:
+    data = _body()
+    if not _client_exists(client_id):
+        return _error(404, "no such client")
+    conn = _store().conn()
+    role = find_app_role(conn, client_id, str(data.get("appRole") or data.get("appRoleId") or ""))
+    if role is None:
+        return _error(404, "no such app role (appRole: its id or value)")
+    principal = str(data.get("principal") or data.get("principalId") or "")
+    user = _user(principal)
+    if user is not None:
+        return role, user["id"], "User"
+    if _object_tenant("groups", principal) is not None:
+        return role, principal, "Group"
+    return _error(404, "no such user or group (principal: a user id or UPN, or a group id)")
+
+
+@bp.post("/clients/<client_id>/app-role-assignments")
+def create_app_role_assignment(client_id: str) -> Response:
+    """`{"appRole": id or value, "principal": user id or UPN, or group id}`"""
+    found = _role_and_principal(client_id)
+    if isinstance(found, Response):
+        return found
+    role, principal_id, principal_type = found
+    with _store().transaction() as conn:
+        assignment = assign_app_role(conn, client_id, role["id"], principal_id, principal_type)
+    response = jsonify(assignment)
+    response.status_code = 201
+    return response
+
+
+@bp.delete("/clients/<client_id>/app-role-assignments")
+def delete_app_role_assignment(client_id: str) -> Response:
+    found = _role_and_principal(client_id)
+    if isinstance(found, Response):
+        return found
+    role, principal_id, _type = found
+    with _store().transaction() as conn:
+        removed = unassign_app_role(conn, client_id, role["id"], principal_id)
+    return jsonify({"removed": removed})

@@ -75,6 +75,19 @@ CREATE INDEX IF NOT EXISTS refresh_tokens_user ON refresh_tokens(user_id);
 CREATE TABLE IF NOT EXISTS sessions (sid TEXT PRIMARY KEY, user_id TEXT NOT NULL, tenant_id TEXT NOT NULL,
                       created REAL NOT NULL, ended INTEGER NOT NULL DEFAULT 0,
                       clients TEXT NOT NULL DEFAULT '[]');       -- JSON list of client ids signed in
+-- Conditional Access authentication contexts (c1..c99) a browser session satisfied by the extra (MFA) step, and
+-- those an authorization code's ID token carries in `acrs` (asked for with the `claims` parameter).
+CREATE TABLE IF NOT EXISTS session_auth_contexts (sid TEXT NOT NULL, context TEXT NOT NULL, at REAL NOT NULL,
+                      PRIMARY KEY (sid, context));
+CREATE TABLE IF NOT EXISTS code_claims (code TEXT PRIMARY KEY, acrs TEXT NOT NULL);     -- JSON list
+-- App roles of an app registration (appRoles) and their assignments to users and groups (appRoleAssignedTo).
+CREATE TABLE IF NOT EXISTS app_roles (client_id TEXT NOT NULL, id TEXT NOT NULL, value TEXT NOT NULL,
+                      display_name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
+                      allowed_member_types TEXT NOT NULL DEFAULT '["User"]', is_enabled INTEGER NOT NULL DEFAULT 1,
+                      PRIMARY KEY (client_id, id));
+CREATE TABLE IF NOT EXISTS app_role_assignments (client_id TEXT NOT NULL, role_id TEXT NOT NULL,
+                      principal_id TEXT NOT NULL, principal_type TEXT NOT NULL,   -- User | Group
+                      PRIMARY KEY (client_id, role_id, principal_id));
 """
 
 

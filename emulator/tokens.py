@@ -224,9 +224,12 @@ def app_access_token(base: str, tenant_id: str, client: dict, *, now: int, lifet
 
 
 def id_token(base: str, client: dict, user: Any, oidc: list[str], *, nonce: str | None, sid: str | None,
-             auth_time: float, now: int, groups: list[str] | None, changes: dict[str, Any] | None = None) -> str:
+             auth_time: float, now: int, groups: list[str] | None, changes: dict[str, Any] | None = None,
+             roles: list[str] | None = None, acrs: list[str] | None = None) -> str:
     """A v2.0 ID token (docs/microsoft.md §1.7). `groups` None = the client does not ask for group claims; more than
-    200 groups become the `_claim_names`/`_claim_sources` overage. `changes`: the control API's tampering
+    200 groups become the `_claim_names`/`_claim_sources` overage. `roles`: the values of the app roles assigned to
+    the user (directly or through a group), absent when none. `acrs`: the authentication contexts satisfied,
+    only when the `claims` parameter asked (§1.9). `changes`: the control API's tampering
     (`/_emulator/id-token-claims`; None removes a claim)."""
     tid, oid = user["tenant_id"], user["id"]
     claims: dict[str, Any] = {
@@ -251,9 +254,13 @@ def id_token(base: str, client: dict, user: Any, oidc: list[str], *, nonce: str 
                 "endpoint": f"https://graph.windows.net/{tid}/users/{oid}/getMemberObjects"}}
         else:
             claims["groups"] = groups
-    roles = json.loads(user["directory_roles"])
-    if roles and groups is not None:  # like `groups`, `wids` needs groupMembershipClaims on the application
-        claims["wids"] = roles
+    wids = json.loads(user["directory_roles"])
+    if wids and groups is not None:  # like `groups`, `wids` needs groupMembershipClaims on the application
+        claims["wids"] = wids
+    if roles:
+        claims["roles"] = roles
+    if acrs is not None:
+        claims["acrs"] = acrs
     for name, value in (changes or {}).items():
         if value is None:
             claims.pop(name, None)

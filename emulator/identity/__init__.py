@@ -9,6 +9,7 @@ from emulator.identity import (  # noqa: F401 - importing an endpoint module add
     authorize,
     discovery,
     logout,
+    mfa,
     signin,
     token,
     userinfo,

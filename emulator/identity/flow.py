@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 from urllib.parse import parse_qsl, urlencode
 
@@ -13,6 +15,7 @@ from emulator.identity.errors import AADSTS, error_description, message_page
 from emulator.identity.sessions import current_session
 
 TROUBLE = "Sorry, but we're having trouble signing you in."
+AUTH_CONTEXT = re.compile(r"^c(?:[1-9]|[1-9][0-9])$")  # Conditional Access authentication context ids c1..c99
 
 
 class Flow:
@@ -61,6 +64,24 @@ class Flow:
                 "to learn more about how to fix this.", code=50011)
         self.redirect_uri = uri
         return None
+
+    def auth_contexts(self) -> tuple[list[str], bool] | None:
+        """The authentication contexts the `claims` parameter asks for in the ID token's `acrs`
+        (`{"id_token": {"acrs": {"essential": true, "values": ["c1"]}}}`, or `"value": "c1"`), and whether they
+        are essential (docs/microsoft.md §1.9). ([], False) without a request; None: `claims` is not JSON."""
+        raw = self.get("claims")
+        if not raw:
+            return [], False
+        try:
+            claims = json.loads(raw)
+        except ValueError:
+            return None
+        request = (claims.get("id_token") or {}).get("acrs") if isinstance(claims, dict) else None
+        if not isinstance(request, dict):
+            return [], False
+        values = request.get("values") if isinstance(request.get("values"), list) else [request.get("value")]
+        wanted = [v for v in dict.fromkeys(values) if isinstance(v, str) and AUTH_CONTEXT.fullmatch(v)]
+        return wanted, request.get("essential") is True
 
     # -- delivery to the redirect URI
 

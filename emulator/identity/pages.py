@@ -43,6 +43,13 @@ def consent_page(flow: Flow, user: sqlite3.Row, scopes: list[str], *, org: bool)
                                          can_org=can_admin_consent(user), tenant=flow.tenant))
 
 
+def mfa_page(flow: Flow, user: sqlite3.Row, contexts: list[str]) -> Response:
+    """The extra verification an authentication context's Conditional Access policy asks for (docs/microsoft.md
+    §1.9): approve (as with the Authenticator app) or cancel."""
+    return make_response(render_template("mfa.html", title="Approve sign-in request", flow=flow, user=user,
+                                         contexts=contexts, client=flow.client, tenant=flow.tenant))
+
+
 def need_admin_page(flow: Flow) -> Response:
     """A user asked for scopes only an admin may grant (AADSTS90094), with a way back to the app."""
     text, _ = error_description(65004, "User declined to consent to access the app.")

@@ -48,3 +48,16 @@ def end_sessions(sids: list[str]) -> None:
 def clear_session_cookie(response: Response) -> Response:
     response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="None")
     return response
+
+
+def satisfied_contexts(sid: str | None) -> set[str]:
+    """The authentication contexts (c1..c99) this browser session satisfied with the extra step."""
+    if not sid:
+        return set()
+    return {r[0] for r in db().execute("SELECT context FROM session_auth_contexts WHERE sid = ?", (sid,))}
+
+
+def satisfy_contexts(sid: str, contexts: list[str]) -> None:
+    with store().transaction() as conn:
+        conn.executemany("INSERT OR REPLACE INTO session_auth_contexts (sid, context, at) VALUES (?, ?, ?)",
+                         [(sid, context, clock.now()) for context in contexts])

@@ -142,8 +142,9 @@ def _grant_code(tenant_id: str | None, client: dict) -> Response:
     grant = _grant_for(client, row)
     if isinstance(grant, Response):
         return grant
+    asked = db().execute("SELECT acrs FROM code_claims WHERE code = ?", (code,)).fetchone()
     return issue_tokens(client, grant.user, grant.graph, grant.oidc, nonce=row["nonce"], sid=row["sid"],
-                        auth_time=row["auth_time"])
+                        auth_time=row["auth_time"], acrs=json.loads(asked[0]) if asked else None)
 
 
 def _grant_refresh(tenant_id: str | None, client: dict) -> Response:

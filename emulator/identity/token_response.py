@@ -11,6 +11,7 @@ from typing import Any
 from flask import Response, current_app, request
 
 from emulator import clock, tokens
+from emulator.clients import user_app_roles
 from emulator.identity.common import NO_STORE, base_url, db, json_response, store
 from emulator.tokens import GRAPH_RESOURCE, client_info
 
@@ -21,7 +22,8 @@ def _user_groups(user_id: str) -> list[str]:
 
 
 def issue_tokens(client: dict, user: sqlite3.Row, graph: list[str], oidc: list[str], *, nonce: str | None,
-                 sid: str | None, auth_time: float, rt_graph: list[str] | None = None) -> Response:
+                 sid: str | None, auth_time: float, rt_graph: list[str] | None = None,
+                 acrs: list[str] | None = None) -> Response:
     """The success response of docs/microsoft.md §1.6 for a delegated grant."""
     now = int(clock.now())
     base = base_url()
@@ -50,7 +52,8 @@ def issue_tokens(client: dict, user: sqlite3.Row, graph: list[str], oidc: list[s
         # identity side does not import control (control imports identity's errors).
         tampering = current_app.extensions["emulator.control"].id_token_claims
         body["id_token"] = tokens.id_token(base, client, user, oidc, nonce=nonce, sid=sid, auth_time=auth_time,
-                                           now=now, groups=groups, changes=dict(tampering))
+                                           now=now, groups=groups, changes=dict(tampering), acrs=acrs,
+                                           roles=user_app_roles(db(), client["client_id"], oid))
     if request.form.get("client_info") == "1":
         body["client_info"] = client_info(oid, tid)
     return json_response(body, headers=NO_STORE)
