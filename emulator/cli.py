@@ -92,6 +92,13 @@ def ctl_parser() -> argparse.ArgumentParser:
     cl.add_argument("--redirect-uri", action="append", dest="redirect_uris", default=None)
     cl.add_argument("--front-channel-logout-url", default=None)
     sub.add_parser("clients")
+    sub.add_parser("subscriptions", help="every app's change-notification subscriptions")
+    sub.add_parser("notifications", help="delivery counters and the last POSTs to subscribers")
+    lc = sub.add_parser("lifecycle", help="post a lifecycle notification for a subscription")
+    lc.add_argument("id")
+    lc.add_argument("event", choices=["reauthorizationRequired", "subscriptionRemoved", "missed"])
+    lc.add_argument("--pause", action="store_true", help="reauthorizationRequired: stop change notifications")
+    lc.add_argument("--drop", action="store_true", help="missed: discard the queued notifications")
     raw = sub.add_parser("raw", help="any control call: METHOD PATH [JSON]")
     raw.add_argument("method")
     raw.add_argument("path", help="e.g. /faults")
@@ -105,7 +112,8 @@ def ctl_request(args: argparse.Namespace) -> tuple[str, str, Any]:
     simple = {"status": ("GET", "/status"), "config": ("GET", "/config"), "faults": ("GET", "/faults"),
               "clear-faults": ("DELETE", "/faults"), "grants": ("GET", "/grants"),
               "expire-delta": ("POST", "/delta/expire"), "rotate-keys": ("POST", "/keys/rotate"),
-              "clients": ("GET", "/clients")}
+              "clients": ("GET", "/clients"), "subscriptions": ("GET", "/subscriptions"),
+              "notifications": ("GET", "/notifications")}
     if v in simple:
         return (*simple[v], None)
     if v == "fault":
@@ -149,6 +157,9 @@ def ctl_request(args: argparse.Namespace) -> tuple[str, str, Any]:
         body = {"client_id": args.client_id, "client_secret": args.client_secret, "name": args.name,
                 "redirect_uris": args.redirect_uris, "front_channel_logout_url": args.front_channel_logout_url}
         return "POST", "/clients", {k: val for k, val in body.items() if val is not None}
+    if v == "lifecycle":
+        body = {"event": args.event, **({"pause": True} if args.pause else {}), **({"drop": True} if args.drop else {})}
+        return "POST", f"/subscriptions/{args.id}/lifecycle", body
     if v == "raw":
         return args.method.upper(), "/" + args.path.lstrip("/"), json.loads(args.json) if args.json else None
     raise SystemExit(f"unknown verb {v}")

@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from emulator import clock, directory, throttling
+from emulator import clock, directory, notifications, throttling
 from emulator.clients import (
     add_app_role,
     app_roles,
@@ -341,15 +341,14 @@ def reset_counters() -> Response:
 
 @bp.post("/revoke")
 def revoke_user() -> Response:
-    """Revoke every refresh token of a user (what revokeSignInSessions does): AADSTS50173 on refresh."""
+    """What Graph's revokeSignInSessions does: signInSessionsValidFromDateTime = now, every refresh token and
+    browser session of the user ends (AADSTS50173 on refresh), and subscribers hear of the user's change."""
     user = _user(str(_body().get("user", "")))
     if user is None:
         return _error(404, "no such user")
     with _store().transaction() as conn:
-        count = conn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ? AND revoked = 0",
-                             (user["id"],)).rowcount
-        conn.execute("UPDATE sessions SET ended = 1 WHERE user_id = ?", (user["id"],))
-    return jsonify({"user": user["id"], "revoked": count})
+        result = directory.revoke_sign_in_sessions(conn, user["tenant_id"], user["id"])
+    return jsonify(result)
 
 
 @bp.get("/grants")
@@ -645,3 +644,97 @@ def delete_app_role_assignment(client_id: str) -> Response:
     with _store().transaction() as conn:
         removed = unassign_app_role(conn, client_id, role["id"], principal_id)
     return jsonify({"removed": removed})
+
+
+# -- change notifications (emulator.notifications; the Graph side is graph/subscriptions.py)
+
+
+def _notifier() -> notifications.Notifier:
+    return notifications.notifier(current_app)
+
+
+@bp.get("/subscriptions")
+def list_subscriptions() -> Response:
+    now = clock.now()
+    rows = _store().conn().execute("SELECT * FROM subscriptions ORDER BY created").fetchall()
+    return jsonify({"subscriptions": [notifications.control_json(r, now) for r in rows]})
+
+
+@bp.delete("/subscriptions")
+def clear_subscriptions() -> Response:
+    """Remove every subscription silently (no lifecycle notification): a clean slate between tests."""
+    with _store().transaction() as conn:
+        removed = conn.execute("DELETE FROM subscriptions").rowcount
+    return jsonify({"removed": removed})
+
+
+def _subscription(sub_id: str) -> Any:
+    return _store().conn().execute("SELECT * FROM subscriptions WHERE id = ?", (sub_id,)).fetchone()
+
+
+@bp.post("/subscriptions/<sub_id>/lifecycle")
+def send_lifecycle(sub_id: str) -> Response:
+    """Post a lifecycle notification to the subscription's lifecycleNotificationUrl, as Graph would:
+    `reauthorizationRequired` (with {"pause": true} change notifications stop, and changes meanwhile are lost,
+    until POST /subscriptions/{id}/reauthorize or a renewal), `subscriptionRemoved` (the subscription is deleted),
+    `missed` (some notifications were not delivered; with {"drop": true} the queued ones are discarded)."""
+    data = _body()
+    event = data.get("event")
+    if event not in notifications.LIFECYCLE_EVENTS:
+        return _error(400, f"event must be one of {', '.join(notifications.LIFECYCLE_EVENTS)}")
+    sub = _subscription(sub_id)
+    if sub is None:
+        return _error(404, "no such subscription")
+    if not sub["lifecycle_url"]:
+        return _error(409, "the subscription has no lifecycleNotificationUrl: Graph sends it no lifecycle event")
+    with _store().transaction() as conn:
+        if event == "reauthorizationRequired":
+            conn.execute("UPDATE subscriptions SET reauth_required = 1, paused = ? WHERE id = ?",
+                         (int(bool(data.get("pause"))), sub_id))
+        elif event == "subscriptionRemoved":
+            conn.execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,))
+    dropped = _notifier().discard(sub_id) if event == "missed" and data.get("drop") else 0
+    queued = _notifier().lifecycle(sub, event)
+    return jsonify({"subscription": sub_id, "event": event, "queued": queued, "discarded": dropped})
+
+
+@bp.post("/subscriptions/<sub_id>/expire")
+def expire_subscription(sub_id: str) -> Response:
+    """Make the subscription expire now: it stops delivering and Graph's API no longer shows it."""
+    with _store().transaction() as conn:
+        changed = conn.execute("UPDATE subscriptions SET expiration = ? WHERE id = ?",
+                               (clock.now(), sub_id)).rowcount
+    return jsonify({"expired": sub_id}) if changed else _error(404, "no such subscription")
+
+
+@bp.get("/notifications")
+def notification_report() -> Response:
+    """Counters (validations, queued/delivered/dropped notifications, failed attempts), the last 500 POSTs and
+    validation requests, what is still queued, and the delivery settings."""
+    return jsonify(_notifier().report())
+
+
+@bp.delete("/notifications")
+def reset_notifications() -> Response:
+    _notifier().reset()
+    return jsonify(_notifier().report())
+
+
+@bp.post("/notifications/settings")
+def notification_settings() -> Response:
+    try:
+        settings = _notifier().configure(_body())
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return jsonify({"settings": settings})
+
+
+@bp.post("/notifications/wait")
+def wait_notifications() -> Response:
+    """Return once every directory change so far is turned into notifications and nothing is due or in flight
+    (retries scheduled for later do not count), or after `timeout` seconds (default 10)."""
+    timeout = _body().get("timeout", 10)
+    if not isinstance(timeout, int | float) or timeout < 0 or timeout > 120:
+        return _error(400, "timeout is 0-120 seconds")
+    idle = _notifier().wait_idle(float(timeout))
+    return jsonify({"idle": idle, **_notifier().report()})

@@ -110,6 +110,7 @@ def user_to_graph(row: sqlite3.Row, licences: list[dict] | None = None) -> dict[
     for key, value in extra.items():
         if key != "passwordProfile":
             out[key] = value
+    out.setdefault("signInSessionsValidFromDateTime", out["createdDateTime"])
     lic = licences if licences is not None else []
     out["assignedLicenses"] = lic
     out["assignedPlans"] = []
@@ -150,6 +151,8 @@ def user_projection(row: sqlite3.Row, keys: Iterable[str], licences: list[dict] 
             out[key] = row["user_principal_name"].split("@")[0]
         elif key == "passwordProfile":
             out[key] = None
+        elif key == "signInSessionsValidFromDateTime":
+            out[key] = extra.get(key) or _normalise_time(row["created"])
         else:
             out[key] = extra.get(key, _USER_EXTRA_DEFAULTS.get(key))
     return out
@@ -316,8 +319,26 @@ def update_user(conn: sqlite3.Connection, tenant_id: str, user_id: str, props: d
     cols["extra"] = json.dumps(extra)
     assignments = ", ".join(f"{c} = ?" for c in cols)
     conn.execute(f"UPDATE users SET {assignments} WHERE id = ?", [*cols.values(), row["id"]])  # noqa: S608
+    if "password" in cols:
+        # An administrator's password reset revokes the user's refresh tokens and sessions, as Entra does.
+        revoke_sign_in_sessions(conn, tenant_id, row["id"])
     record_change(conn, tenant_id, "user", row["id"])
     return user_json(conn, _require_user(conn, tenant_id, row["id"]))
+
+
+def revoke_sign_in_sessions(conn: sqlite3.Connection, tenant_id: str, user_id: str) -> dict[str, Any]:
+    """Graph `revokeSignInSessions`: `signInSessionsValidFromDateTime` becomes now; every refresh token and browser
+    session of the user issued before stops working (AADSTS50173 at the token endpoint)."""
+    row = _require_user(conn, tenant_id, user_id)
+    extra = json.loads(row["extra"] or "{}")
+    extra["signInSessionsValidFromDateTime"] = iso()
+    conn.execute("UPDATE users SET extra = ? WHERE id = ?", (json.dumps(extra), row["id"]))
+    tokens = conn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ? AND revoked = 0",
+                          (row["id"],)).rowcount
+    sessions = conn.execute("UPDATE sessions SET ended = 1 WHERE user_id = ? AND ended = 0", (row["id"],)).rowcount
+    record_change(conn, tenant_id, "user", row["id"])
+    return {"user": row["id"], "signInSessionsValidFromDateTime": extra["signInSessionsValidFromDateTime"],
+            "revoked": tokens, "sessions": sessions}
 
 
 def delete_user(conn: sqlite3.Connection, tenant_id: str, user_id: str, *, permanent: bool = False) -> dict:

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from emulator import certs, control, graph, identity, seed
+from emulator import certs, control, graph, identity, notifications, seed
 from emulator.clients import upsert_client
 from emulator.config import CONFIG_FILE, config_dict
 from emulator.store import Store
@@ -113,6 +113,7 @@ def create_app(data_dir: str | Path, *, users: int | None = None, seed: int = 1,
     control.init_app(app)
     app.register_blueprint(identity.bp)
     app.register_blueprint(graph.bp)
+    notifications.init_app(app)
     _release_connections_per_request(app, store)
     return app
 
@@ -212,6 +213,7 @@ class EmulatorHandle:
         return self.config["tenants"][0]["id"]
 
     def stop(self) -> None:
+        notifications.notifier(self.app).stop()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)

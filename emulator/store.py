@@ -88,6 +88,14 @@ CREATE TABLE IF NOT EXISTS app_roles (client_id TEXT NOT NULL, id TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS app_role_assignments (client_id TEXT NOT NULL, role_id TEXT NOT NULL,
                       principal_id TEXT NOT NULL, principal_type TEXT NOT NULL,   -- User | Group
                       PRIMARY KEY (client_id, role_id, principal_id));
+
+-- Change notifications (notifications.py, graph/subscriptions.py).
+CREATE TABLE IF NOT EXISTS subscriptions (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, resource TEXT NOT NULL,
+                      change_type TEXT NOT NULL, notification_url TEXT NOT NULL, lifecycle_url TEXT,
+                      client_state TEXT, expiration REAL NOT NULL, application_id TEXT, creator_id TEXT,
+                      tls_version TEXT NOT NULL DEFAULT 'v1_2', created REAL NOT NULL,
+                      since_seq INTEGER NOT NULL,                -- changes up to this seq are not notified
+                      reauth_required INTEGER NOT NULL DEFAULT 0, paused INTEGER NOT NULL DEFAULT 0);
 """
 
 
@@ -163,6 +171,10 @@ class Store:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, str(value)),
         )
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         """Close the idle connections and this thread's. A connection another thread still holds (a request

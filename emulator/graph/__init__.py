@@ -3,9 +3,10 @@ from this emulator's Entra ID side and answered with Microsoft's shapes, headers
 
 Routes: /me (+ /memberOf, /transitiveMemberOf, /getMemberObjects, /licenseDetails), /organization,
 /users (list, $count, POST), /users/{id|UPN} (GET, PATCH, DELETE, /memberOf, /transitiveMemberOf,
-/getMemberObjects, /licenseDetails, /assignLicense), /groups (list, $count, POST), /groups/{id} (GET, PATCH,
-DELETE, /members, /members/$count, /owners, /transitiveMembers, /members/$ref, /members/{id}/$ref,
-/members/{id}, /owners/$ref, /owners/{id}/$ref), /subscribedSkus, /users/delta, /groups/delta, /$batch.
+/getMemberObjects, /licenseDetails, /assignLicense, /revokeSignInSessions), /groups (list, $count, POST),
+/groups/{id} (GET, PATCH, DELETE, /members, /members/$count, /owners, /transitiveMembers, /members/$ref,
+/members/{id}/$ref, /members/{id}, /owners/$ref, /owners/{id}/$ref), /subscribedSkus, /users/delta, /groups/delta,
+/$batch, /subscriptions (+ /{id}, /{id}/reauthorize) for users and groups.
 
 Choices worth knowing (where Microsoft leaves room):
 - Delegated writes need one of Global, User, Groups or License Administrator in the caller's `wids`.
@@ -72,4 +73,4 @@ def _finish(resp: Response) -> Response:
     return common.add_standard_headers(resp)
 
 
-from emulator.graph import batch, delta, groups, organization, users  # noqa: E402, F401
+from emulator.graph import batch, delta, groups, organization, subscriptions, users  # noqa: E402, F401

@@ -215,3 +215,26 @@ def assign_license(ref: str) -> Response:
                                         body.get("removeLicenses"))
     out = common.project(obj, None, (*listing.USER_DEFAULT, "assignedLicenses", "assignedPlans"))
     return common.odata_json({"@odata.context": common.context_url("users/$entity"), **out})
+
+
+# ---------------------------------------------------------------------------------------------- sessions
+
+def _revoke(user_id: str) -> Response:
+    with common.store().transaction() as conn:
+        directory.revoke_sign_in_sessions(conn, common.tenant(), user_id)
+    return common.odata_json({"@odata.context": common.context_url("Edm.Boolean"), "value": True})
+
+
+@bp.post("/users/<ref>/revokeSignInSessions")
+def revoke_sign_in_sessions(ref: str) -> Response:
+    """Invalidate the user's refresh tokens and browser sessions (docs/microsoft.md §10.4)."""
+    user_id = _resolve(ref)
+    common.require(common.USER_WRITE, write=not (common.delegated() and user_id == g.caller_oid))
+    return _revoke(user_id)
+
+
+@bp.post("/me/revokeSignInSessions")
+def me_revoke_sign_in_sessions() -> Response:
+    user_id = _me()
+    common.require(common.USER_WRITE)
+    return _revoke(user_id)

@@ -166,6 +166,9 @@ def _grant_refresh(tenant_id: str | None, client: dict) -> Response:
         return token_error(65001, client_id=client["client_id"], client_name=client["name"])
     if now - row["last_used"] > RT_INACTIVE:
         return token_error(700082, issued=_iso(row["created"]))
+    valid_from = _sessions_valid_from(row["user_id"])
+    if valid_from is not None and row["auth_time"] < valid_from:
+        return token_error(50173, issued=_iso(row["auth_time"]), valid_from=_iso(valid_from))
     # A refresh token also stops working when consent for any scope it was issued with is withdrawn.
     grant = _grant_for(client, row, whole_grant_consented=True)
     if isinstance(grant, Response):
@@ -177,6 +180,17 @@ def _grant_refresh(tenant_id: str | None, client: dict) -> Response:
         conn.execute("UPDATE refresh_tokens SET last_used = ? WHERE token = ?", (now, rt))
     return issue_tokens(client, grant.user, grant.graph, oidc, nonce=None, sid=row["sid"], auth_time=row["auth_time"],
                         rt_graph=grant.scopes["graph"])
+
+
+def _sessions_valid_from(user_id: str) -> float | None:
+    """The user's signInSessionsValidFromDateTime (set by revokeSignInSessions or a password reset), if any."""
+    user = user_by_id(user_id)
+    if user is None:
+        return None
+    value = json.loads(user["extra"] or "{}").get("signInSessionsValidFromDateTime")
+    if not value:
+        return None
+    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
 
 
 @dataclass(frozen=True)

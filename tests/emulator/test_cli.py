@@ -156,6 +156,9 @@ def test_ctl_request_mapping() -> None:
     assert req("group-update", "g1", '{"description": "d"}') == ("PATCH", "/groups/g1", {"description": "d"})
     assert req("counters", "--reset") == ("DELETE", "/counters", None)
     assert req("raw", "get", "status") == ("GET", "/status", None)
+    assert req("subscriptions") == ("GET", "/subscriptions", None)
+    assert req("lifecycle", "s1", "reauthorizationRequired", "--pause") == (
+        "POST", "/subscriptions/s1/lifecycle", {"event": "reauthorizationRequired", "pause": True})
     assert req("client", "--client-id", "c", "--redirect-uri", "https://a/cb") == (
         "POST", "/clients", {"client_id": "c", "redirect_uris": ["https://a/cb"]})
     started = time.perf_counter()
