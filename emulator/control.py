@@ -383,7 +383,20 @@ def revoke_grant() -> Response:
             rt_sql += " AND user_id = ?"
             rt_args.append(user_id)
         tokens = conn.execute(rt_sql, rt_args).rowcount
-    return jsonify({"grants_removed": removed, "refresh_tokens": tokens})
+        sub_sql = "SELECT * FROM subscriptions WHERE application_id = ?"
+        sub_args: list[Any] = [client_id]
+        if user_id:
+            sub_sql += " AND creator_id = ?"
+            sub_args.append(user_id)
+        elif data.get("tenant"):
+            sub_sql += " AND tenant_id = ?"
+            sub_args.append(_tenant_id(data["tenant"]))
+        subs = conn.execute(sub_sql, sub_args).fetchall()  # noqa: S608 - fixed SQL
+        conn.executemany("UPDATE subscriptions SET reauth_required = 1, paused = 1 WHERE id = ?",
+                         [(s["id"],) for s in subs])
+    # Graph challenges the app's subscriptions once it may no longer read what they watch; delivery pauses.
+    challenged = [s["id"] for s in subs if s["lifecycle_url"] and _notifier().lifecycle(s, "reauthorizationRequired")]
+    return jsonify({"grants_removed": removed, "refresh_tokens": tokens, "subscriptions_challenged": challenged})
 
 
 @bp.post("/delta/expire")

@@ -36,6 +36,7 @@ VALIDATION_TIMEOUT = 10.0          # seconds the subscriber has to echo validati
 LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
 CHANGE_TYPES = ("created", "updated", "deleted")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+SCAN_ROWS = 5000                   # changes read per scan (a burst is read in several scans, one after another)
 DEFAULTS: dict[str, Any] = {
     "batch_size": 100,       # notifications per POST (Graph batches; its size is not documented)
     "timeout": 3.0,          # Graph's HTTP client timeout for a notification POST
@@ -232,7 +233,8 @@ class Notifier:
                 return
             try:
                 with self.app.app_context():
-                    self.scan()
+                    while self.scan() >= SCAN_ROWS:
+                        pass
             except sqlite3.Error:
                 time.sleep(0.2)  # a closing store or a busy database: try again on the next round
             finally:
@@ -247,10 +249,10 @@ class Notifier:
         return poll
 
     def scan(self) -> int:
-        """Queue notifications for the changes since the last scan; returns how many were queued."""
+        """Queue notifications for up to SCAN_ROWS changes since the last scan; returns how many changes it read."""
         conn = self.store.conn()
-        rows = conn.execute("SELECT * FROM changes WHERE seq > ? ORDER BY seq LIMIT 5000",
-                            (self.cursor or 0,)).fetchall()
+        rows = conn.execute("SELECT * FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+                            (self.cursor or 0, SCAN_ROWS)).fetchall()
         if not rows:
             return 0
         self.cursor = rows[-1]["seq"]
@@ -282,10 +284,9 @@ class Notifier:
                     change_item(sub, kind, change["object_id"], change_type))
         if lost:
             self._count("lost_while_paused", lost)
-        queued = 0
         for url, items in by_url.items():
-            queued += self.enqueue(url, items, "change")
-        return queued
+            self.enqueue(url, items, "change")
+        return len(rows)
 
     def enqueue(self, url: str, items: list[dict], kind: str) -> int:
         size = max(1, int(self.settings["batch_size"]))

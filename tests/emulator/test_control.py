@@ -169,7 +169,7 @@ def test_revoke_grant_withdraws_consent(control: Control, emu, fresh_client: dic
     scope = f"openid offline_access {GRAPH}User.Read"
     rt = browser.redeem(browser.code(PLAIN, scope=scope)["code"]).json()["refresh_token"]
     result = control("POST", "/grants/revoke", {"client_id": fresh_client["client_id"], "user": PLAIN})
-    assert result == {"grants_removed": 1, "refresh_tokens": 1}
+    assert result == {"grants_removed": 1, "refresh_tokens": 1, "subscriptions_challenged": []}
     resp = browser.token(grant_type="refresh_token", refresh_token=rt)
     assert resp.status_code == 400 and resp.json()["error_codes"] == [65001]
     assert resp.json()["suberror"] == "consent_required"

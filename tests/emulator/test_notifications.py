@@ -372,6 +372,45 @@ def test_lifecycle_notifications_on_demand(graph_api, receiver: Receiver, notes:
     notes("POST", f"/subscriptions/{plain['id']}/lifecycle", {"event": "missed"}, expect=409)
 
 
+def test_withdrawn_consent_challenges_the_apps_subscriptions(emu, receiver: Receiver, notes: Control) -> None:
+    client = notes("POST", "/clients", {"name": "Watcher", "application_permissions": ["User.Read.All"]},
+                   expect=201)
+    http = https_session(emu.ca_path)
+    token = http.post(f"{emu.base_url}/{emu.tenant_id}/oauth2/v2.0/token",
+                      data={"client_id": client["client_id"], "client_secret": client["client_secret"],
+                            "grant_type": "client_credentials", "scope": f"{GRAPH}.default"}).json()["access_token"]
+    resp = http.post(f"{emu.base_url}/v1.0/subscriptions", headers={"Authorization": f"Bearer {token}"},
+                     json={"changeType": "updated", "notificationUrl": receiver.url + "/notify", "resource": "users",
+                           "lifecycleNotificationUrl": receiver.url + "/lifecycle",
+                           "expirationDateTime": expiry(60), "clientState": "w"})
+    assert resp.status_code == 201, resp.text
+    result = notes("POST", "/grants/revoke", {"client_id": client["client_id"]})
+    assert result["subscriptions_challenged"] == [resp.json()["id"]]
+    user = new_user(notes, "notify.consent")
+    notes("PATCH", f"/users/{user['id']}", {"jobTitle": "Not heard"})
+    settle(notes)
+    assert [e["lifecycleEvent"] for e in receiver.items("/lifecycle")] == ["reauthorizationRequired"]
+    assert receiver.items("/notify") == []
+    assert notes("GET", "/subscriptions")["subscriptions"][0]["paused"] is True
+
+
+def test_a_burst_is_read_in_several_scans(graph_api, receiver: Receiver, notes: Control, emu,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from emulator import directory, notifications  # noqa: PLC0415 - the test writes through the directory
+
+    users = [new_user(notes, f"notify.burst{i}") for i in range(5)]
+    subscribe(graph_api, receiver)
+    monkeypatch.setattr(notifications, "SCAN_ROWS", 2)
+    store = emu.app.extensions["emulator.store"]
+    with store.transaction() as conn:
+        for user in users:
+            directory.update_user(conn, emu.tenant_id, user["id"], {"department": "Burst"})
+    store.release()
+    settle(notes)
+    assert sorted(i["resource"] for i in receiver.items("/notify")) == sorted(f"Users/{u['id']}" for u in users)
+    assert sorted(len(p["body"]["value"]) for p in receiver.posts) == [1, 2, 2]
+
+
 # ---------------------------------------------------------------------------------------------- sessions
 
 
