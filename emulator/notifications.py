@@ -189,6 +189,7 @@ class Notifier:
         self.queue: list[Delivery] = []     # heap by due time
         self.inflight = 0
         self.cursor: int | None = None      # last `changes.seq` looked at
+        self.last_error: str | None = None  # of a scan that failed (report())
         self._seq = itertools.count()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -237,6 +238,11 @@ class Notifier:
                         pass
             except sqlite3.Error:
                 time.sleep(0.2)  # a closing store or a busy database: try again on the next round
+            except Exception as exc:  # noqa: BLE001 - a bug must not end delivery for the whole run: count, report
+                with self.lock:
+                    self.stats["scan_errors"] += 1
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                time.sleep(0.2)
             finally:
                 self.store.release()
             self._send_due()
@@ -255,7 +261,6 @@ class Notifier:
                             (self.cursor or 0, SCAN_ROWS)).fetchall()
         if not rows:
             return 0
-        self.cursor = rows[-1]["seq"]
         now = clock.now()
         subs = conn.execute("SELECT * FROM subscriptions").fetchall()
         expired = [s["id"] for s in subs if s["expiration"] <= now]
@@ -286,6 +291,7 @@ class Notifier:
             self._count("lost_while_paused", lost)
         for url, items in by_url.items():
             self.enqueue(url, items, "change")
+        self.cursor = rows[-1]["seq"]
         return len(rows)
 
     def enqueue(self, url: str, items: list[dict], kind: str) -> int:
@@ -391,7 +397,7 @@ class Notifier:
         with self.lock:
             return {"stats": dict(self.stats), "pending": len(self.queue), "inflight": self.inflight,
                     "deliveries": list(self.log), "settings": dict(self.settings),
-                    "running": self._thread is not None}
+                    "running": self._thread is not None, "last_error": self.last_error}
 
     def discard(self, sub_id: str) -> int:
         """Drop the queued (not yet delivered) notifications of one subscription; returns how many."""
