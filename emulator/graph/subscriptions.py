@@ -19,6 +19,9 @@ CREATE_FIELDS = {"changeType", "notificationUrl", "lifecycleNotificationUrl", "r
                  "clientState", "latestSupportedTlsVersion", "includeResourceData", "encryptionCertificate",
                  "encryptionCertificateId", "notificationQueryOptions", "notificationUrlAppId", "@odata.type"}
 TLS_VERSIONS = ("v1_0", "v1_1", "v1_2", "v1_3")
+# Directory subscription quotas (docs/microsoft.md §10.1): per app and tenant, and per tenant for all apps.
+QUOTA_APP_TENANT = 100
+QUOTA_TENANT = 1000
 
 
 def _invalid(message: str) -> GraphError:
@@ -72,6 +75,16 @@ def _validate(url: str) -> None:
         raise _invalid(problem)
 
 
+def _check_quota() -> None:
+    live = common.db().execute("SELECT count(*), coalesce(sum(application_id = ?), 0) FROM subscriptions "
+                               "WHERE tenant_id = ? AND expiration > ?",
+                               (_app_id(), common.tenant(), clock.now())).fetchone()
+    if live[1] >= QUOTA_APP_TENANT or live[0] >= QUOTA_TENANT:
+        limit = (f"{QUOTA_APP_TENANT} per app and tenant" if live[1] >= QUOTA_APP_TENANT
+                 else f"{QUOTA_TENANT} per tenant")
+        raise GraphError(403, "ExtensionError", f"Subscription quota exceeded: at most {limit} for this resource.")
+
+
 def _own(sub_id: str) -> sqlite3.Row:
     """The caller app's live subscription (404 otherwise, as for one Graph already removed)."""
     row = common.db().execute("SELECT * FROM subscriptions WHERE id = ? AND tenant_id = ?",
@@ -120,6 +133,7 @@ def create_subscription() -> Response:
                                     (target[1], common.tenant())).fetchone()
         if found is None:
             raise GraphError(404, "ResourceNotFound", f"Resource '{body['resource']}' does not exist.")
+    _check_quota()
     _validate(url)
     if lifecycle:
         _validate(lifecycle)

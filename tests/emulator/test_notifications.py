@@ -212,6 +212,15 @@ def test_request_checks(graph_api, receiver: Receiver, notes: Control, emu) -> N
     graph_error(too_far, 400, "ExtensionError")
     graph_error(graph_api("PATCH", f"/subscriptions/{sub['id']}",
                           {"lifecycleNotificationUrl": receiver.url + "/l"}), 400, "InvalidRequest")
+    # Quota: 100 live subscriptions per app and tenant (counted in the store, as if created before).
+    store = emu.app.extensions["emulator.store"]
+    with store.transaction() as conn:
+        conn.executemany("INSERT INTO subscriptions (id, tenant_id, resource, change_type, notification_url, "
+                         "expiration, application_id, created, since_seq) VALUES (?, ?, 'users', 'updated', ?, ?, "
+                         "?, 0, 0)", [(f"quota-{i}", emu.tenant_id, receiver.url, time.time() + 3600,
+                                       emu.config["client_id"]) for i in range(99)])
+    store.release()
+    graph_error(graph_api("POST", "/subscriptions", base), 403, "ExtensionError")
     # Permissions: a token without User.Read.All (or Directory.Read.All) may not subscribe to users.
     weak = Graph(emu.app).token(upn=None, roles=["Group.Read.All"], appid=emu.config["client_id"])
     resp = https_session(emu.ca_path).post(f"{emu.base_url}/v1.0/subscriptions", json=base,
