@@ -6,6 +6,7 @@ loopback plays the subscriber."""
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from emulator.server import EmulatorHandle
+from emulator import notifications
+from emulator.server import EmulatorHandle, ssl_context
 from tests.emulator.graph_support import Graph
 from tests.emulator.support import GRAPH, Browser, Control, https_session
 
@@ -27,7 +29,7 @@ MAX_MINUTES = 41760
 class Receiver:
     """A subscriber: echoes validation tokens (unless told otherwise) and records every POST."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.posts: list[dict[str, Any]] = []
         self.validations: list[dict[str, Any]] = []
         self.echo = "token"            # token | wrong | 404 | html
@@ -56,9 +58,11 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_port}"
 
     def _validate(self, handler: BaseHTTPRequestHandler, token: str) -> None:
         with self.lock:
@@ -71,6 +75,8 @@ class Receiver:
             status = 404
         elif self.echo == "html":
             ctype = "text/html"
+        elif self.echo == "slow":
+            time.sleep(1)
         data = text.encode()
         handler.send_response(status)
         handler.send_header("Content-Type", ctype)
@@ -192,6 +198,32 @@ def test_failed_handshake_refuses_the_subscription(graph_api, receiver: Receiver
     assert graph_error(resp, 400, "InvalidRequest").startswith("Subscription validation request failed")
     assert notes("GET", "/subscriptions")["subscriptions"] == []
     assert notes("GET", "/notifications")["stats"]["validation_failures"] == 1
+
+
+def test_a_slow_handshake_fails(graph_api, receiver: Receiver, notes: Control,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(notifications, "VALIDATION_TIMEOUT", 0.3)  # Graph allows 10 s
+    receiver.echo = "slow"
+    resp = graph_api("POST", "/subscriptions", {"changeType": "updated", "notificationUrl": receiver.url + "/n",
+                                                "resource": "users", "expirationDateTime": expiry(60)})
+    assert graph_error(resp, 400, "InvalidRequest").startswith("Subscription validation request failed")
+
+
+def test_https_subscriber_checked_against_the_configured_ca(graph_api, notes: Control, emu, tmp_path) -> None:
+    tls = Receiver(ssl_context(tmp_path))  # a server certificate for 127.0.0.1 from a CA of its own
+    try:
+        notes("POST", "/notifications/settings", {"verify": True})  # the system's CAs do not know it
+        body = {"changeType": "updated", "notificationUrl": tls.url + "/notify", "resource": "users",
+                "expirationDateTime": expiry(60), "clientState": "tls"}
+        graph_error(graph_api("POST", "/subscriptions", body), 400, "InvalidRequest")
+        notes("POST", "/notifications/settings", {"verify": str(tmp_path / "ca.pem")})
+        assert graph_api("POST", "/subscriptions", body).status_code == 201
+        user = new_user(notes, "notify.tls")
+        settle(notes)
+        assert [i["resource"] for i in tls.items("/notify")] == [f"Users/{user['id']}"]
+    finally:
+        notes("POST", "/notifications/settings", {"verify": False})
+        tls.stop()
 
 
 def test_request_checks(graph_api, receiver: Receiver, notes: Control, emu) -> None:
