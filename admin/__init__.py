@@ -37,6 +37,7 @@ def admin_navigation() -> dict:
 
 
 from admin import (  # noqa: E402,F401  (views attach themselves to bp)
+    access_requests,
     api_keys,
     audit_log,
     datasources,

@@ -236,6 +236,21 @@ def list_group_members(
     return MemberPage([_member(m) for m in page.items], page.next_link, page.request_id, page.count, users_only)
 
 
+def group_owners(access: GraphAccess, group_id: str, *, limit: int = 100) -> list[Member]:
+    """A group's owners (`GET /groups/{id}/owners`, docs/microsoft.md §1.10): who may approve a request to join it.
+    A read under Group List's permissions; at most `limit`."""
+    gid = checked_object_id(group_id, "group_id")
+    owners: list[Member] = []
+    try:
+        for item in access.client.iter_items(f"/groups/{gid}/owners", params={"$select": MEMBER_FIELDS}):
+            owners.append(_member(item))
+            if len(owners) >= limit:
+                break
+    except NotFound as exc:
+        raise _group_missing(gid, exc) from exc
+    return owners
+
+
 def find_member(access: GraphAccess, group_id: str, user: str) -> Member | None:
     """Is this user (object id or UPN) a direct member of the group? One Graph request (docs/microsoft.md §5.11)."""
     gid = checked_object_id(group_id, "group_id")

@@ -7,3 +7,7 @@ class LoginForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=320)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
     submit = SubmitField("Sign in")
+
+
+class ActionForm(FlaskForm):
+    """CSRF only (buttons such as Request access)."""

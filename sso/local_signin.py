@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 from flask import flash, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user
@@ -89,7 +90,8 @@ def login() -> Response | str:
             accounts.succeeded(key)
             renew_session()  # a fresh session id at every sign-in (no fixation)
             login_user(user)
-            session["identity"] = local_identity(user)
+            session["identity"] = {**local_identity(user), "provider": "local", "roles": [], "acrs": [],
+                                   "auth_time": int(time.time())}
             user.last_sign_in_at = utcnow()
             audit.record("sign_in.local", user.email, actor=user.email)
             db.session.commit()

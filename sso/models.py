@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, false
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.extensions import db
@@ -145,3 +145,40 @@ class SignInThrottle(db.Model):
     failures: Mapped[int] = mapped_column(default=0)
     last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AccessRequest(db.Model):
+    """A person denied by an access rule asks to join the group that would let them in (Request access).
+
+    Administrators and the Office 365 group's owners (read from Graph) approve or refuse it; approval runs Add
+    User to Group through the datasource. `approver_ids`: the owners' object ids when the request was made (who
+    sees it on their Access requests page; ownership is read again from Graph when an owner approves).
+    `seen_at`: when the requester was shown the decision (shown until then on their home and denied pages)."""
+
+    __tablename__ = "access_requests"
+    __table_args__ = (
+        # at most one pending request per person and group
+        Index("uq_access_requests_pending", "requester_id", "group_id", unique=True,
+              sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
+        Index("ix_access_requests_status_created", "status", "created_at"),
+    )
+
+    PENDING, APPROVED, REFUSED = "pending", "approved", "refused"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    requester_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    requester_label: Mapped[str] = mapped_column(String(320), default="")
+    datasource_id: Mapped[int | None] = mapped_column(ForeignKey("datasources.id", ondelete="SET NULL"))
+    group_id: Mapped[str] = mapped_column(String(64))
+    group_name: Mapped[str] = mapped_column(String(256), default="")
+    host: Mapped[str] = mapped_column(String(255), default="")
+    path: Mapped[str] = mapped_column(String(2048), default="")
+    rule_name: Mapped[str] = mapped_column(String(256), default="")
+    reason: Mapped[str] = mapped_column(String(512), default="")
+    approver_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    decided_by: Mapped[str] = mapped_column(String(320), default="")
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    message: Mapped[str] = mapped_column(String(1024), default="")  # the refusal's note, or the last Graph failure
+    seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -116,8 +116,15 @@ class ProviderClient:
         return client
 
     def authorization_url(self, redirect_uri: str, *, state: str, nonce: str, code_verifier: str,
-                          response_mode: str, login_hint: str | None, domain_hint: str | None) -> str:
+                          response_mode: str, login_hint: str | None, domain_hint: str | None,
+                          claims: str | None = None, max_age: int | None = None) -> str:
+        """The authorize URL; a step-up adds the OIDC `claims` request (`acrs`) and/or `max_age`
+        (docs/microsoft.md §1.9)."""
         extra: dict[str, str] = {"nonce": nonce}
+        if claims:
+            extra["claims"] = claims
+        if max_age is not None:
+            extra["max_age"] = str(max_age)
         if response_mode == "form_post":
             extra["response_mode"] = "form_post"
         if login_hint:

@@ -14,6 +14,7 @@ from core.crypto import InvalidToken, secret_box
 from core.extensions import db
 from core.models import Datasource
 from sso import bp
+from sso.access_requests import unseen_outcomes
 from sso.local_signin import local_identity
 from sso.models import SsoProvider
 from sso.oidc import ProviderError, client_for
@@ -80,7 +81,8 @@ def home() -> str:
     tenant_id = identity.get("tid") or current_user.tenant_id
     return render_template("sso/home.html", identity=identity, sessions=store().for_user(current_user.id),
                            current_public_id=_current_public_id(), tenant_id=tenant_id,
-                           organisation=_organisation_name(tenant_id))
+                           organisation=_organisation_name(tenant_id),
+                           outcomes=unseen_outcomes(current_user._get_current_object()))
 
 
 def _organisation_name(tenant_id: str | None) -> str | None:

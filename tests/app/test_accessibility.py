@@ -84,6 +84,7 @@ def _seed(app: Flask, client: FlaskClient, emulator: EmulatorHandle) -> dict[str
                                      username="adele.vance@contoso.example", checks={"aud": "0000-1111", "iss": "x"},
                                      redirect_uri="http://127.0.0.1/sso/callback"))
     db.session.commit()
+    _access_requests(ds.id, tenant)
     run = create_run(kind=task.kind, datasource_id=ds.id, trigger="manual", actor=ADMIN_EMAIL, task=task)
     licensed = tenant.conn().execute("SELECT user_id, sku_id FROM user_licenses ORDER BY user_id LIMIT 1").fetchone()
     legal = tenant.group("Legal")
@@ -93,6 +94,24 @@ def _seed(app: Flask, client: FlaskClient, emulator: EmulatorHandle) -> dict[str
             "licensed_user": licensed[0], "sku": licensed[1], "group": legal,
             "member": sorted(tenant.members(legal))[0], "admin_id": db.session.execute(
                 db.text("SELECT id FROM users WHERE email = :e"), {"e": ADMIN_EMAIL}).scalar_one()}
+
+
+def _access_requests(ds_id: int, tenant: Tenant) -> None:
+    """One request waiting for a decision and one refused, for Access requests."""
+    from core.models import User
+    from sso.models import AccessRequest
+
+    adele = User(email="adele.vance@contoso.example", display_name="Adele Vance")
+    db.session.add(adele)
+    db.session.flush()
+    for name, status in (("Legal", "pending"), ("Retail", "refused")):
+        db.session.add(AccessRequest(
+            requester_id=adele.id, requester_label=adele.email, datasource_id=ds_id, group_id=tenant.group(name),
+            group_name=name, host="finance.example.com", path="/reports/2026/q4", rule_name="Finance reports",
+            reason=f"not in group {name}", status=status, decided_by=ADMIN_EMAIL if status != "pending" else "",
+            decided_at=db.func.now() if status != "pending" else None,
+            message="Finance staff only" if status != "pending" else ""))
+    db.session.commit()
 
 
 def _bulk_jobs(ds_id: int, group_id: str, members: list[str]) -> tuple[int, int]:
@@ -145,6 +164,7 @@ def _views(base: str, ids: dict[str, object]) -> list[View]:
         "a user's sessions": "/admin/sso/sessions",
         "sessions of a user": f"/admin/sso/users/{ids['admin_id']}/sessions",
         "audit log": "/admin/audit", "API keys": "/admin/api-keys", "API reference": "/api/v1/docs",
+        "access requests": "/admin/access-requests",
         "Office 365": "/admin/o365", "User List": f"{o365}/users", "Find Users": f"{o365}/users?q=meg",
         "user": f"{o365}/users/{ids['user']}", "Group List": f"{o365}/groups",
         "User List, filtered and sorted": f"{o365}/users?filter=enabled&filter=licensed&sort=-displayName&size=25",

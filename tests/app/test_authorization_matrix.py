@@ -101,6 +101,11 @@ RULES: dict[str, Access] = {
     # Signed in.
     "sso.home": SIGNED_IN, "sso.my_sessions": SIGNED_IN, "sso.end_my_session": SIGNED_IN, "sso.preferences": SIGNED_IN,
     "admin.o365_index": SIGNED_IN,
+    # Access requests: any signed-in person; the views list and decide only what the caller may (Administrators,
+    # owners of the group): tests/admin/test_access_requests.py.
+    # The world's request is for a group nobody here owns: only the Administrator may decide it.
+    "admin.access_requests": SIGNED_IN, "admin.access_request_approve": ADMINISTRATOR_ONLY,
+    "admin.access_request_refuse": ADMINISTRATOR_ONLY,
     # Administration (blueprint-wide: Administrator or Manage datasources), narrowed per view.
     "admin.index": ADMIN_AREA, "admin.datasources": ADMIN_AREA, "admin.datasource_new": ADMIN_AREA,
     "admin.datasource_authorize_callback": ADMIN_AREA,  # then the pending authorization must be the caller's own
@@ -164,7 +169,7 @@ def make_world(app: Flask, connection_user: User) -> World:
     from bulk.models import BulkJob
     from core.api_keys import ApiKey
     from jobs.models import ScheduledTask, TaskRun
-    from sso.models import SsoProvider
+    from sso.models import AccessRequest, SsoProvider
     from sso.sessions import SessionRecord, hash_token, store
 
     tag = uuid.uuid4().hex[:8]
@@ -180,7 +185,9 @@ def make_world(app: Flask, connection_user: User) -> World:
     db.session.flush()
     run = TaskRun(task_id=task.id, datasource_id=datasource.id, kind=task.kind, status=TaskRun.SUCCEEDED)
     bulk_job = BulkJob(datasource_id=datasource.id, action="add", target_id=GUID, total=0)
-    db.session.add_all([run, bulk_job])
+    access_request = AccessRequest(requester_id=target.id, requester_label=target.email, datasource_id=datasource.id,
+                                   group_id=GUID, group_name="Finance", approver_ids=[])
+    db.session.add_all([run, bulk_job, access_request])
     db.session.commit()
     now = time.time()
     public_id = secrets.token_hex(8)
@@ -190,7 +197,8 @@ def make_world(app: Flask, connection_user: User) -> World:
             last_seen_at=now, expires_at=now + 3600, idle_seconds=3600,
             data={"_user_id": str(target.id), "identity": {"user": target.email, "email": target.email}}))
     return World({"datasource_id": datasource.id, "user_id": target.id, "key_id": key.id, "task_id": task.id,
-                  "run_id": run.id, "provider_id": provider.id, "job_id": bulk_job.id}, public_id)
+                  "run_id": run.id, "provider_id": provider.id, "job_id": bulk_job.id,
+                  "request_id": access_request.id}, public_id)
 
 
 def build_url(rule: Rule, world: World) -> str:
