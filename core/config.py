@@ -150,7 +150,25 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
     config.update(_sso_settings(env))
     config.update(_provider_io_settings(env))
     config.update(_observability_settings(env))
+    config.update(_policies_settings(env))
     return config
+
+
+def _policies_settings(env: dict[str, str]) -> dict[str, Any]:
+    """Access policies: how long decisions are kept, how often a process asks which policy version is current."""
+    days = env.get("ACCESS_DECISIONS_RETENTION_DAYS", "30")
+    retention = parse_int(days, 1, 3650)
+    if retention is None:
+        raise ConfigError("ACCESS_DECISIONS_RETENTION_DAYS", f"must be a whole number of days from 1 to 3650, "
+                                                             f"got {days!r}")
+    refresh = env.get("POLICY_REFRESH_SECONDS", "1")
+    try:
+        refresh_s = float(refresh)
+    except ValueError:
+        refresh_s = -1.0
+    if not 0 <= refresh_s <= 60:
+        raise ConfigError("POLICY_REFRESH_SECONDS", f"must be a number of seconds from 0 to 60, got {refresh!r}")
+    return {"ACCESS_DECISIONS_RETENTION_DAYS": retention, "POLICY_REFRESH_SECONDS": refresh_s}
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

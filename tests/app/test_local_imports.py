@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("core", "oidc", "office365", "jobs", "datasources", "imports", "sso", "bulk", "admin", "api",
-           "observability")
+           "observability", "policies")
 
 
 def _unexplained_local_imports(path: Path, root: Path = ROOT) -> list[str]:

@@ -1,0 +1,383 @@
+"""Decide one request against the access policy: `evaluate(RequestFacts, identity) -> Decision`.
+
+The current document is compiled once per version (host patterns, path prefixes and globs as regular expressions,
+networks parsed, group ids as sets) and shared by every request of the process. Rules are tried in order and the
+first rule whose host, path, method and network match decides:
+
+- `public`: answered without sign-in;
+- `allow`: every criterion given must hold, else the request is DENIED with the failing criterion in words (no
+  fall-through to later rules); a too old sign-in or a missing authentication context is a `step_up`;
+- `deny`: denied when its criteria hold (none given: everyone); when they do not, the next rules are tried.
+
+No rule matching: the host's default (`signed_in`: any signed-in user; `deny`), and with no host entry any signed-in
+user is allowed (the gateway's behaviour before policies).
+
+Which version is current is asked of the database at most every POLICY_REFRESH_SECONDS (1 s by default) per
+process; a save in this process is seen at once. The WSGI fast path uses the compiled policy only while that check
+is fresh (`compiled_if_fresh`), otherwise the Flask view refreshes it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import posixpath
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+from flask import Flask, current_app
+from sqlalchemy import func, select
+
+from core.extensions import db
+from policies.models import PolicyVersion
+
+OUTCOMES = ("allowed", "denied", "not_signed_in", "step_up", "public")
+CRITERIA = ("providers", "tenants", "emails", "domains", "groups_any", "groups_all", "app_roles",
+            "max_auth_age_minutes", "auth_context")
+DEFAULT_REFRESH_SECONDS = 1.0
+HOST_CACHE_LIMIT = 4096
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """The request the proxy asks about: method, host (no port), path (no query) and the trusted client IP."""
+
+    method: str
+    host: str
+    path: str
+    client_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str  # allowed | denied | not_signed_in | step_up | public
+    rule_id: str = ""
+    rule_name: str = ""
+    criterion: str = ""
+    reason: str = ""
+    granting_groups: tuple[dict[str, str], ...] = ()
+    auth_context: str | None = None
+    max_age_seconds: int | None = None
+    policy_version: int = 0
+
+
+def normalize_path(path: str) -> str:
+    """The path as the upstream app sees it: percent-decoded, dot segments resolved, repeated slashes folded.
+
+    Rules are matched on this form so that `/public/../admin` or `/%61dmin` cannot slip past a rule."""
+    path = (path or "/").split("?", 1)[0].split("#", 1)[0]
+    decoded = unquote(path, errors="replace")
+    if not decoded.startswith("/"):
+        decoded = "/" + decoded
+    trailing = decoded.endswith("/") and decoded != "/"
+    normal = posixpath.normpath(re.sub("/+", "/", decoded))
+    if normal.startswith("//"):
+        normal = "/" + normal.lstrip("/")
+    return normal + "/" if trailing and normal != "/" else normal
+
+
+def normalize_host(host: str) -> str:
+    host = (host or "").strip().lower()
+    if host.startswith("["):  # [v6]:port
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """`*` any characters but `/`, `**` any characters, `?` one character but `/`; the whole path must match."""
+    out = []
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if pattern.startswith("**", index):
+            out.append(".*")
+            index += 2
+            continue
+        out.append("[^/]*" if char == "*" else "[^/]" if char == "?" else re.escape(char))
+        index += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def is_glob(pattern: str) -> bool:
+    return "*" in pattern or "?" in pattern
+
+
+def host_matches(pattern: str, host: str) -> bool:
+    """`*` any host, `*.example.com` any name under example.com (not example.com itself), else exact."""
+    if pattern == "*":
+        return True
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1
+    return host == pattern
+
+
+def describe_age(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return "less than a minute"
+    if minutes < 60:
+        return f"{minutes} min"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} h"
+    return f"{hours // 24} days"
+
+
+def _names(groups: tuple[dict[str, str], ...]) -> str:
+    return ", ".join(group.get("name") or group["id"] for group in groups)
+
+
+@dataclass
+class CompiledRule:
+    id: str
+    name: str
+    host: str
+    prefixes: tuple[str, ...]
+    globs: tuple[re.Pattern[str], ...]
+    methods: frozenset[str]
+    networks: tuple[Network, ...]
+    action: str
+    groups_any: tuple[dict[str, str], ...] = ()
+    groups_all: tuple[dict[str, str], ...] = ()
+    app_roles: frozenset[str] = frozenset()
+    emails: frozenset[str] = frozenset()
+    domains: frozenset[str] = frozenset()
+    tenants: frozenset[str] = frozenset()
+    providers: frozenset[str] = frozenset()
+    max_age_seconds: int | None = None
+    auth_context: str | None = None
+    any_ids: frozenset[str] = frozenset()
+    all_ids: tuple[str, ...] = ()
+    every_path: bool = False
+
+    def matches_request(self, facts: RequestFacts, path: str, ip: Any) -> bool:
+        if self.methods and facts.method not in self.methods:
+            return False
+        if not self.every_path and not self._path_matches(path):
+            return False
+        if self.networks:
+            if ip is None:
+                return False
+            if not any(ip.version == net.version and ip in net for net in self.networks):
+                return False
+        return True
+
+    def _path_matches(self, path: str) -> bool:
+        for prefix in self.prefixes:
+            if prefix.endswith("/"):
+                if path.startswith(prefix):
+                    return True
+            elif path == prefix or path.startswith(prefix + "/"):
+                return True
+        return any(glob.match(path) for glob in self.globs)
+
+    def failing(self, identity: Mapping[str, Any], now: float) -> tuple[str, str, tuple[dict[str, str], ...]] | None:
+        """The first criterion that does not hold, as (criterion, reason, granting groups), or None."""
+        email = str(identity.get("email") or "").lower()
+        if self.providers and str(identity.get("provider") or "").lower() not in self.providers:
+            return ("providers", f"signed in with {identity.get('provider') or 'an unknown provider'}; this path "
+                    f"needs {', '.join(sorted(self.providers))}", ())
+        if self.tenants and str(identity.get("tid") or "").lower() not in self.tenants:
+            return "tenants", f"tenant {identity.get('tid') or '(none)'} is not allowed here", ()
+        if self.emails and email not in self.emails:
+            return "emails", f"{email or 'this account'} is not on this rule's list of people", ()
+        if self.domains and email.rpartition("@")[2] not in self.domains:
+            return "domains", f"e-mail domain {email.rpartition('@')[2] or '(none)'} is not allowed here", ()
+        groups: set[str] | None = None
+        if self.any_ids or self.all_ids:
+            groups = {str(g).lower() for g in identity.get("groups") or ()}
+        if self.any_ids and groups is not None and groups.isdisjoint(self.any_ids):
+            if len(self.groups_any) == 1:
+                return "groups_any", f"not in group {_names(self.groups_any)}", self.groups_any
+            return "groups_any", f"not in any of the groups {_names(self.groups_any)}", self.groups_any
+        if self.all_ids and groups is not None:
+            missing = tuple(g for g in self.groups_all if g["id"].lower() not in groups)
+            if missing:
+                return "groups_all", f"not in group {_names(missing)}", missing
+        if self.app_roles:
+            roles = {str(role) for role in identity.get("roles") or ()}
+            if roles.isdisjoint(self.app_roles):
+                wanted = sorted(self.app_roles)
+                if len(wanted) == 1:
+                    return "app_roles", f"needs app role {wanted[0]}", ()
+                return "app_roles", f"needs one of the app roles {', '.join(wanted)}", ()
+        if self.max_age_seconds is not None:
+            auth_time = identity.get("auth_time")
+            needed = describe_age(self.max_age_seconds)
+            if not isinstance(auth_time, int | float) or isinstance(auth_time, bool):
+                return "max_auth_age_minutes", f"sign-in time unknown; this path needs {needed}", ()
+            if now - auth_time > self.max_age_seconds:
+                return "max_auth_age_minutes", f"signed in {describe_age(now - auth_time)} ago; this path needs " \
+                                               f"{needed}", ()
+        if self.auth_context and self.auth_context not in {str(acr) for acr in identity.get("acrs") or ()}:
+            return "auth_context", f"needs authentication context {self.auth_context}", ()
+        return None
+
+
+STEP_UP_CRITERIA = ("max_auth_age_minutes", "auth_context")
+
+
+@dataclass
+class CompiledPolicy:
+    version: int
+    rules: list[CompiledRule]
+    hosts: list[tuple[str, str]]  # (pattern, default), exact before wildcards, longer wildcards first
+    _by_host: dict[str, tuple[list[CompiledRule], str | None]] = field(default_factory=dict)
+
+    def for_host(self, host: str) -> tuple[list[CompiledRule], str | None]:
+        """The rules that can match this host, in order, and the host's default (None: no entry)."""
+        found = self._by_host.get(host)
+        if found is None:
+            rules = [rule for rule in self.rules if host_matches(rule.host, host)]
+            default = next((value for pattern, value in self.hosts if host_matches(pattern, host)), None)
+            found = (rules, default)
+            if len(self._by_host) >= HOST_CACHE_LIMIT:
+                self._by_host.clear()
+            self._by_host[host] = found
+        return found
+
+    def evaluate(self, facts: RequestFacts, identity: Mapping[str, Any] | None, now: float | None = None) -> Decision:
+        host = normalize_host(facts.host)
+        path = normalize_path(facts.path)
+        facts = RequestFacts(facts.method.upper(), host, path, facts.client_ip)
+        ip = _ip(facts.client_ip)
+        moment = time.time() if now is None else now
+        rules, default = self.for_host(host)
+        for rule in rules:
+            if not rule.matches_request(facts, path, ip):
+                continue
+            if rule.action == "public":
+                return Decision("public", rule.id, rule.name, "", "public path", policy_version=self.version)
+            if not identity:
+                return Decision("not_signed_in", rule.id, rule.name, "signed_in", "not signed in",
+                                policy_version=self.version)
+            failed = rule.failing(identity, moment)
+            if rule.action == "deny":
+                if failed is None:
+                    return Decision("denied", rule.id, rule.name, "deny_rule", f"denied by rule {rule.name}",
+                                    policy_version=self.version)
+                continue
+            if failed is None:
+                return Decision("allowed", rule.id, rule.name, policy_version=self.version)
+            criterion, reason, granting = failed
+            if criterion in STEP_UP_CRITERIA:
+                return Decision("step_up", rule.id, rule.name, criterion, reason, (),
+                                rule.auth_context if criterion == "auth_context" else None,
+                                rule.max_age_seconds if criterion == "max_auth_age_minutes" else None,
+                                policy_version=self.version)
+            return Decision("denied", rule.id, rule.name, criterion, reason, granting, policy_version=self.version)
+        if not identity:
+            return Decision("not_signed_in", "", "", "signed_in", "not signed in", policy_version=self.version)
+        if default == "deny":
+            return Decision("denied", "", "", "host_default", f"no rule allows this path on {host or 'this host'}",
+                            policy_version=self.version)
+        return Decision("allowed", policy_version=self.version)
+
+
+def _ip(value: str | None) -> Any:
+    if not value:
+        return None
+    try:
+        ip = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return mapped or ip
+
+
+def _groups(items: Any) -> tuple[dict[str, str], ...]:
+    return tuple({"id": str(g["id"]), "name": str(g.get("name") or g["id"])} for g in items or ())
+
+
+def compile_rule(rule: Mapping[str, Any]) -> CompiledRule:
+    paths = [str(p) for p in rule.get("paths") or ()]
+    criteria = rule.get("criteria") or {}
+    max_age = criteria.get("max_auth_age_minutes")
+    compiled = CompiledRule(
+        id=str(rule.get("id") or ""), name=str(rule.get("name") or rule.get("id") or ""),
+        host=normalize_host(str(rule.get("host") or "*")) or "*",
+        prefixes=tuple(p for p in paths if not is_glob(p)), globs=tuple(glob_regex(p) for p in paths if is_glob(p)),
+        methods=frozenset(str(m).upper() for m in rule.get("methods") or ()),
+        networks=tuple(ipaddress.ip_network(str(n), strict=False) for n in rule.get("networks") or ()),
+        action=str(rule.get("action") or "allow"),
+        groups_any=_groups(criteria.get("groups_any")), groups_all=_groups(criteria.get("groups_all")),
+        app_roles=frozenset(str(r) for r in criteria.get("app_roles") or ()),
+        emails=frozenset(str(e).lower() for e in criteria.get("emails") or ()),
+        domains=frozenset(str(d).lower().lstrip("@") for d in criteria.get("domains") or ()),
+        tenants=frozenset(str(t).lower() for t in criteria.get("tenants") or ()),
+        providers=frozenset(str(p).lower() for p in criteria.get("providers") or ()),
+        max_age_seconds=int(max_age) * 60 if max_age not in (None, "") else None,
+        auth_context=str(criteria["auth_context"]) if criteria.get("auth_context") else None,
+        every_path=not paths,
+    )
+    compiled.any_ids = frozenset(g["id"].lower() for g in compiled.groups_any)
+    compiled.all_ids = tuple(g["id"].lower() for g in compiled.groups_all)
+    return compiled
+
+
+def compile_document(document: Mapping[str, Any], version: int = 0) -> CompiledPolicy:
+    rules = [compile_rule(rule) for rule in document.get("rules") or () if rule.get("enabled", True)]
+    hosts = [(normalize_host(str(h.get("host") or "")), str(h.get("default") or "signed_in"))
+             for h in document.get("hosts") or ()]
+    hosts.sort(key=lambda item: (item[0].startswith("*"), -len(item[0])))
+    return CompiledPolicy(version, rules, hosts)
+
+
+@dataclass
+class _Holder:
+    """The compiled policy of one app, and until when its version is known to be current."""
+
+    policy: CompiledPolicy | None = None
+    fresh_until: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _holder(app: Flask) -> _Holder:
+    holder = app.extensions.get("policies")
+    if holder is None:
+        holder = app.extensions.setdefault("policies", _Holder())
+    return holder
+
+
+def forget(app: Flask | None = None) -> None:
+    """Make the next request ask which version is current (a save calls this)."""
+    _holder(app or current_app._get_current_object()).fresh_until = 0.0  # type: ignore[attr-defined]
+
+
+def compiled_if_fresh(app: Flask) -> CompiledPolicy | None:
+    """The compiled policy when its version was confirmed within POLICY_REFRESH_SECONDS (the WSGI fast path)."""
+    holder = _holder(app)
+    return holder.policy if holder.policy is not None and holder.fresh_until > time.monotonic() else None
+
+
+def compiled() -> CompiledPolicy:
+    """The current version, compiled (inside an app context; asks the database at most once per refresh period)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    holder = _holder(app)
+    policy = holder.policy
+    if policy is not None and holder.fresh_until > time.monotonic():
+        return policy
+    with holder.lock:
+        number = db.session.scalar(select(func.max(PolicyVersion.number))) or 0
+        if holder.policy is None or holder.policy.version != number:
+            document: Mapping[str, Any] = {}
+            if number:
+                document = db.session.scalar(select(PolicyVersion.document).where(PolicyVersion.number == number)) \
+                    or {}
+            holder.policy = compile_document(document, number)
+        holder.fresh_until = time.monotonic() + float(app.config.get("POLICY_REFRESH_SECONDS",
+                                                                     DEFAULT_REFRESH_SECONDS))
+        return holder.policy
+
+
+def evaluate(facts: RequestFacts, identity: Mapping[str, Any] | None, now: float | None = None) -> Decision:
+    """Decide `facts` for `identity` (the session's identity dict; None: not signed in) with the current version."""
+    return compiled().evaluate(facts, identity, now)
