@@ -1,9 +1,12 @@
 """A WSGI fast path for `GET /auth/verify`, the request every protected page of every app behind the proxy makes.
 
-It answers only the common case itself — a live session, allow-lists satisfied, an assertion already signed and
-cached — with the same headers the Flask view sends, after one session read. Everything else (no or bad cookie,
-expired session, a `last_seen` update due, 401/403/302 answers, a new assertion to sign, a policy whose settings
-are not cached) falls through to the Flask view, which stays the reference behaviour.
+It answers only the common cases itself — a live session allowed (by the legacy allow-lists, or by the access
+rules compiled for the version confirmed current within POLICY_REFRESH_SECONDS, asking the database when that time
+is up) with an assertion already signed and
+cached for that session, audience, policy version and rule, or a public path — with the same headers the Flask view
+sends, after at most one session read. Everything else (no or bad cookie, expired session, a `last_seen` update due,
+401/403/302 answers, a new assertion to sign, a policy whose settings or version are not known to be current) falls
+through to the Flask view, which stays the reference behaviour.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ from urllib.parse import parse_qsl
 from flask import Flask
 
 from observability import metrics, tracing
+from policies.evaluate import CompiledPolicy, compiled, compiled_if_fresh
 from sso import forward_auth
 from sso.sessions import TOKEN_PATTERN, hash_token, store
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 HEADER_NAMES = {"HTTP_X_ORIGINAL_URL": "X-Original-URL", "HTTP_X_FORWARDED_HOST": "X-Forwarded-Host",
-                "HTTP_X_FORWARDED_PROTO": "X-Forwarded-Proto", "HTTP_X_FORWARDED_URI": "X-Forwarded-Uri"}
+                "HTTP_X_FORWARDED_PROTO": "X-Forwarded-Proto", "HTTP_X_FORWARDED_URI": "X-Forwarded-Uri",
+                "HTTP_X_ORIGINAL_METHOD": "X-Original-Method", "HTTP_X_FORWARDED_METHOD": "X-Forwarded-Method"}
+PUBLIC_HEADERS = [("Cache-Control", "no-store")]
 
 
 def cookie_value(header: str, name: str) -> str | None:
@@ -62,12 +68,28 @@ class ForwardAuthFastPath:
                 getattr(self.store, "bind_engine", lambda: None)()
         return self.store
 
+    def _refreshed_policy(self) -> CompiledPolicy | None:
+        """Ask the database which version is current (at most once per POLICY_REFRESH_SECONDS)."""
+        try:
+            with self.app.app_context():
+                return compiled()
+        except Exception:  # noqa: BLE001 - the Flask path handles (and reports) database problems
+            return None
+
     def _answer(self, environ: dict[str, Any]) -> tuple[list[tuple[str, str]], str] | None:
         """The 200 headers and the policy label for metrics, or None to let the Flask view answer."""
+        args = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+        legacy = forward_auth.uses_legacy(args)
+        headers = {name: environ[key] for key, name in HEADER_NAMES.items() if key in environ}
+        policy = None if legacy else compiled_if_fresh(self.app) or self._refreshed_policy()
+        if not legacy and policy is None:  # the database could not say which version is current: the view answers
+            return None
+        facts = None if policy is None else forward_auth.request_facts(headers, environ.get("REMOTE_ADDR"))
         token = cookie_value(environ.get("HTTP_COOKIE", ""), self.app.config.get("SESSION_COOKIE_NAME", "gw_session"))
         if not token or not TOKEN_PATTERN.fullmatch(token):
+            if policy is not None and facts is not None and policy.evaluate(facts, None).outcome == "public":
+                return PUBLIC_HEADERS, "none"
             return None
-        args = dict(parse_qsl(environ.get("QUERY_STRING", "")))
         policies: dict[str, Any] = {}
         if "policy" in args:
             cached = self.app.extensions.get("sso_settings")
@@ -87,14 +109,21 @@ class ForwardAuthFastPath:
             return None
         data = record.data
         identity = data.get("identity")
-        if not data.get("_user_id") or not identity or not forward_auth.allowed(identity, rules):
+        if not data.get("_user_id") or not identity:
             return None
-        headers = {name: environ[key] for key, name in HEADER_NAMES.items() if key in environ}
+        decision = None
+        if policy is not None and facts is not None:
+            decision = policy.evaluate(facts, identity, now)
+            if decision.outcome not in ("allowed", "public"):
+                return None  # 401/403/302 and the decision's record: the view
+            rules = forward_auth.rule_groups(policy, decision) if decision.outcome == "allowed" else {"groups": []}
+        elif not forward_auth.allowed(identity, rules):
+            return None
         gateway_url = self.app.config.get("PUBLIC_BASE_URL") or f"http://{environ.get('HTTP_HOST', '')}"
         audience = forward_auth.audience_for(args, headers, gateway_url)
         if audience is None:  # a malformed audience=: the view answers 400
             return None
-        answer = forward_auth.cached_answer(forward_auth.answer_key(id_hash, audience, rules))
+        answer = forward_auth.cached_answer(forward_auth.answer_key(id_hash, audience, rules, decision))
         return None if answer is None else (answer.headers, metrics.policy_label(args, policies))
 
 

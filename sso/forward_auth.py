@@ -4,7 +4,15 @@
 or one Redis GET), checks the allow-lists, and answers with identity headers and a short-lived ES256 assertion,
 re-signed only when the cached one is about to expire.
 
-Answers are cached per (session, audience, rule groups): the fast path serves them without looking at the groups.
+Without the legacy query parameters (`?policy=`, `?allowed_groups=`, `?allowed_emails=`, `?allowed_domains=`, which
+keep their meaning exactly), the access rules (`policies.evaluate`) decide the original request: its method and URL
+from nginx (`X-Original-Method`, `X-Original-URL`) or Traefik (`X-Forwarded-Method/Proto/Host/Uri`), and the client
+address as ProxyFix (TRUSTED_PROXY_HOPS) trusts it. Public paths answer 200 without sign-in; a step-up is a redirect
+to /auth/start (redirect mode) or a 401; a denial is a 403 naming the rule and the reason, and is recorded.
+
+Answers are cached per (session, audience, rule groups, policy version and rule): the fast path serves them only
+after deciding the request itself with the same compiled policy, so a new version or another rule never reuses an
+answer.
 The answer stays small whatever the user's group count (nginx reads it into a 4 KB buffer by default; Entra puts
 up to 200 groups in a token): the groups listed are capped at GROUPS_BUDGET bytes, keeping first the ones the
 request's rule names, with an overflow marker when the list is partial. The assertion is always for one audience:
@@ -25,6 +33,8 @@ from joserfc import jwt
 
 from core.extensions import limiter
 from observability import metrics, tracing
+from policies import decisions
+from policies.evaluate import CompiledPolicy, Decision, RequestFacts, compiled, normalize_host, normalize_path
 from sso import bp
 from sso.settings import current_settings
 from sso.signing_keys import ASSERTION_LIFETIME, JWKS_MAX_AGE, active_key, published_jwks
@@ -34,7 +44,9 @@ GROUPS_BUDGET = 768  # bytes of the groups header (and of the assertion's groups
 OVERFLOW_HEADER = "X-Auth-Request-Groups-Overflow"
 HOST_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9.:_-]{0,251}[a-z0-9])?$")  # names, IPv4, IPv6 without brackets
 AUDIENCE_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._~:/-]{0,253}[A-Za-z0-9/])?$")
-AnswerKey = tuple[str, str, str]  # (session id hash, audience, the rule's groups)
+METHOD_PATTERN = re.compile(r"^[A-Z]{1,16}$")
+LEGACY_ARGS = ("policy", "allowed_groups", "allowed_emails", "allowed_domains")
+AnswerKey = tuple[str, str, str, str]  # (session id hash, audience, the rule's groups, "version:rule id" or "")
 
 
 @dataclass(frozen=True)
@@ -71,9 +83,41 @@ def listed_groups(identity: Mapping[str, Any], rule_groups: list[str]) -> tuple[
     return kept, True
 
 
-def answer_key(session_key: str, audience: str, rules: Mapping[str, list[str]]) -> AnswerKey:
-    """What a cached answer is for: the session, the audience, and the rule's groups (listed first)."""
-    return session_key, audience, ",".join(rules.get("groups") or ())
+def answer_key(session_key: str, audience: str, rules: Mapping[str, list[str]], decision: Decision | None = None
+               ) -> AnswerKey:
+    """What a cached answer is for: the session, the audience, the rule's groups (listed first), and for the access
+    rules the policy version and the rule that allowed it."""
+    marker = f"{decision.policy_version}:{decision.rule_id}" if decision is not None else ""
+    return session_key, audience, ",".join(rules.get("groups") or ()), marker
+
+
+def uses_legacy(args: Mapping[str, str]) -> bool:
+    """`?policy=` or an `?allowed_*=` list: the pre-policies allow-lists decide, exactly as before."""
+    return any(name in args for name in LEGACY_ARGS)
+
+
+def original_method(headers: Mapping[str, str]) -> str:
+    """The visitor's method: X-Original-Method (nginx) or X-Forwarded-Method (Traefik); GET when neither is sent."""
+    method = (headers.get("X-Original-Method") or headers.get("X-Forwarded-Method") or "GET").strip().upper()
+    return method if METHOD_PATTERN.fullmatch(method) else "INVALID"
+
+
+def request_facts(headers: Mapping[str, str], client_ip: str | None) -> RequestFacts:
+    """What the rules decide: the original method, host (no port) and path (normalized, no query), client IP.
+    A proxy that says nothing of the original URL gets host "" and path "/" (only `*` rules match it)."""
+    url = requested_url(headers)
+    parts = _split_url(url) if url and len(url) <= 8192 else None
+    host = normalize_host(parts.hostname or "") if parts is not None else ""
+    path = normalize_path(parts.path or "/") if parts is not None else "/"
+    return RequestFacts(original_method(headers), host, path, client_ip)
+
+
+def rule_groups(policy: CompiledPolicy, decision: Decision) -> dict[str, list[str]]:
+    """The allowing rule's groups, listed first in the answer when the user's groups do not all fit."""
+    for rule in policy.rules:
+        if rule.id == decision.rule_id and decision.rule_id:
+            return {"groups": sorted(rule.any_ids | set(rule.all_ids))}
+    return {"groups": []}
 
 
 def signed_answer(identity: Mapping[str, Any], user_id: str, audience: str, rules: Mapping[str, list[str]],
@@ -229,8 +273,11 @@ def identity_headers(identity: Mapping[str, Any], token: str, groups: list[str],
     return headers
 
 
-def _refusal(status: int, code: str, message: str) -> Response:
-    response = jsonify(error={"code": code, "message": message})
+def _refusal(status: int, code: str, message: str, rule: str | None = None) -> Response:
+    error = {"code": code, "message": message}
+    if rule is not None:
+        error["rule"] = rule
+    response = jsonify(error=error)
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -240,10 +287,10 @@ def _refusal(status: int, code: str, message: str) -> Response:
 @limiter.exempt  # the hot path of every protected request; nothing to guess here
 def verify() -> Response:
     started = time.perf_counter()
-    response = _decide()
+    response, outcome = _decide() if uses_legacy(request.args) else _decide_by_rules()
     response.headers.extend(tracing.context_headers())  # the upstream app's spans join the verify's trace
     policies = current_settings().policies if request.args.get("policy") else {}
-    metrics.forward_auth_decision(OUTCOMES.get(response.status_code, "invalid"),
+    metrics.forward_auth_decision(outcome or OUTCOMES.get(response.status_code, "invalid"),
                                   metrics.policy_label(request.args, policies), time.perf_counter() - started)
     return response
 
@@ -251,24 +298,68 @@ def verify() -> Response:
 OUTCOMES = {200: "allowed", 403: "denied", 401: "not_signed_in", 302: "not_signed_in"}
 
 
-def _decide() -> Response:
-    identity = session.get("identity") if session.get("_user_id") else None
-    if not identity:
-        if request.args.get("redirect") == "1":
-            target = original_url()
-            query = {"rd": target} if target else {}
-            return redirect(issuer() + url_for("sso.forward_start") + ("?" + urlencode(query) if query else ""))
-        return _refusal(401, "not_signed_in", "Not signed in.")
-    rules = requested_rules()
-    if rules is None or not allowed(identity, rules):
-        return _refusal(403, "forbidden", "Signed in, but not allowed by this rule.")
+def _to_start(target: str | None) -> Response:
+    query = {"rd": target} if target else {}
+    return redirect(issuer() + url_for("sso.forward_start") + ("?" + urlencode(query) if query else ""))
+
+
+def _not_signed_in() -> Response:
+    if request.args.get("redirect") == "1":
+        return _to_start(original_url())
+    return _refusal(401, "not_signed_in", "Not signed in.")
+
+
+def _allowed_answer(identity: dict[str, Any], rules: Mapping[str, list[str]],
+                    decision: Decision | None = None) -> Response:
     audience = audience_for(request.args, request.headers, issuer())
     if audience is None:
         return _refusal(400, "invalid_audience", "audience= must be a host name or URI (letters, digits, . _ ~ : / -).")
     record = getattr(session, "record", None)
     user_id = str(session["_user_id"])
-    key = answer_key(record.id_hash if record is not None else f"user:{user_id}", audience, rules)
+    key = answer_key(record.id_hash if record is not None else f"user:{user_id}", audience, rules, decision)
     return Response(status=200, headers=signed_answer(identity, user_id, audience, rules, key).headers)
+
+
+def _decide() -> tuple[Response, str | None]:
+    """The legacy allow-lists (`?policy=`, `?allowed_*=`), unchanged."""
+    identity = session.get("identity") if session.get("_user_id") else None
+    if not identity:
+        return _not_signed_in(), None
+    rules = requested_rules()
+    if rules is None or not allowed(identity, rules):
+        return _refusal(403, "forbidden", "Signed in, but not allowed by this rule."), None
+    return _allowed_answer(identity, rules), None
+
+
+def _decide_by_rules() -> tuple[Response, str]:
+    """The access rules for the original method and URL."""
+    identity = session.get("identity") if session.get("_user_id") else None
+    facts = request_facts(request.headers, request.remote_addr)
+    policy = compiled()
+    decision = policy.evaluate(facts, identity or None)
+    if decision.outcome == "public":
+        if identity:
+            return _allowed_answer(identity, {"groups": []}, decision), "public"
+        return Response(status=200, headers={"Cache-Control": "no-store"}), "public"
+    if decision.outcome == "not_signed_in":
+        return _not_signed_in(), "not_signed_in"
+    if decision.outcome == "allowed":
+        return _allowed_answer(identity, rule_groups(policy, decision), decision), "allowed"
+    record = getattr(session, "record", None)
+    decisions.record(decision, facts, identity, decisions.session_label(record.id_hash if record else ""),
+                     _user_number(session.get("_user_id")))
+    if decision.outcome == "step_up":
+        if request.args.get("redirect") == "1":
+            return _to_start(original_url()), "step_up"
+        return _refusal(401, "step_up_required", decision.reason, decision.rule_name), "step_up"
+    return _refusal(403, "forbidden", decision.reason, decision.rule_name), "denied"
+
+
+def _user_number(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 @bp.get("/auth/start")
