@@ -32,6 +32,7 @@ from imports.readings import import_lag
 from jobs.readings import job_states
 from observability import logs, metrics, tracing
 from office365 import observe
+from policies.cli import policies_cli
 from sso.cli import sso_cli
 from sso.fast_verify import install as install_fast_verify
 from sso.readings import active_sessions
@@ -130,4 +131,5 @@ def _register_blueprints(app: Flask) -> None:
     imports.init_app(app)  # the user-import job kind and `flask import`
     bulk.init_app(app)  # the bulk-job kind (bulk add/remove/licence changes from a previewed selection)
     app.cli.add_command(sso_cli)
+    app.cli.add_command(policies_cli)  # `flask policies export|import|versions`
     datasources.init_app(app)  # `flask datasources` and the datasource keep-alive job kind
