@@ -7,6 +7,7 @@ bp = Blueprint("sso", __name__)
 
 # Each module attaches its routes or hooks to bp when imported.
 from sso import (  # noqa: E402,F401
+    denied,
     forward_auth,
     local_signin,
     logout_channels,

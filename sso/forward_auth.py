@@ -35,7 +35,7 @@ from core.extensions import limiter
 from observability import metrics, tracing
 from policies import decisions
 from policies.evaluate import CompiledPolicy, Decision, RequestFacts, compiled, normalize_host, normalize_path
-from sso import bp
+from sso import bp, step_up
 from sso.settings import current_settings
 from sso.signing_keys import ASSERTION_LIFETIME, JWKS_MAX_AGE, active_key, published_jwks
 
@@ -363,11 +363,13 @@ def _user_number(value: Any) -> int | None:
 
 
 @bp.get("/auth/start")
-def forward_start() -> Response:
-    """Sign in (if needed), then go back to the protected app's URL when its host is allowed."""
+def forward_start() -> Response | tuple[str, int]:
+    """Sign in (if needed; or step up when the rules ask), then go back to the protected app's URL when its host
+    is allowed."""
     target = safe_return_url(request.args.get("rd"))
     if session.get("_user_id") and session.get("identity"):
-        return redirect(target or url_for("sso.home"))
+        stepped = step_up.begin_if_needed(target) if target else None  # the rules may ask for one more sign-in
+        return stepped if stepped is not None else redirect(target or url_for("sso.home"))
     next_path = url_for("sso.forward_start", rd=target) if target else None
     return redirect(url_for("sso.login", next=next_path) if next_path else url_for("sso.login"))
 

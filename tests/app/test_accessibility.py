@@ -52,7 +52,7 @@ class View:
 
 @pytest.fixture
 def app_env(emulator: EmulatorHandle) -> dict[str, str]:
-    return emulator_env(emulator)
+    return {**emulator_env(emulator), "ALLOWED_REDIRECT_DOMAINS": ".example.com"}
 
 
 def _goto(base: str, path: str) -> Callable[[Page], None]:
@@ -85,6 +85,7 @@ def _seed(app: Flask, client: FlaskClient, emulator: EmulatorHandle) -> dict[str
                                      redirect_uri="http://127.0.0.1/sso/callback"))
     db.session.commit()
     _access_requests(ds.id, tenant)
+    _finance_rules(tenant)
     run = create_run(kind=task.kind, datasource_id=ds.id, trigger="manual", actor=ADMIN_EMAIL, task=task)
     licensed = tenant.conn().execute("SELECT user_id, sku_id FROM user_licenses ORDER BY user_id LIMIT 1").fetchone()
     legal = tenant.group("Legal")
@@ -112,6 +113,16 @@ def _access_requests(ds_id: int, tenant: Tenant) -> None:
             decided_at=db.func.now() if status != "pending" else None,
             message="Finance staff only" if status != "pending" else ""))
     db.session.commit()
+
+
+def _finance_rules(tenant: Tenant) -> None:
+    """Access rules that refuse the signed-in Administrator a page, so the denied page has something to say."""
+    from policies import service as policies
+
+    policies.save({"hosts": [{"host": "finance.example.com", "default": "signed_in"}], "rules": [
+        {"id": "r-approvals", "name": "Finance approvals", "enabled": True, "host": "finance.example.com",
+         "paths": ["/approvals/"], "methods": [], "networks": [], "action": "allow",
+         "criteria": {"groups_any": [{"id": tenant.group("Legal"), "name": "Legal"}]}}]}, actor=ADMIN_EMAIL)
 
 
 def _bulk_jobs(ds_id: int, group_id: str, members: list[str]) -> tuple[int, int]:
@@ -184,6 +195,8 @@ def _views(base: str, ids: dict[str, object]) -> list[View]:
     }
     views = [View(name, _goto(base, path)) for name, path in pages.items() if name != "page not found"]
     views.append(View("page not found", lambda page: page.goto(base + pages["page not found"])))
+    views.append(View("access denied", lambda page: page.goto(  # answered 403, as its outcome
+        base + "/auth/denied?rd=https://finance.example.com/approvals/7")))
     views += [
         View("new data source, no name", _submit(base, "/admin/datasources/new/office365", "Save"), True),
         View("new user, bad email", _submit(base, "/admin/users/new", "Save", {"Email": "not-an-email"}), True),

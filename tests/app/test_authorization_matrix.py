@@ -94,12 +94,14 @@ RULES: dict[str, Access] = {
     "sso.jwks": PUBLIC, "api.openapi_json": PUBLIC, "api.openapi_page": PUBLIC,
     "sso.logout": SIGNED_IN,  # signed out: to sign-in (there is nothing to end)
     "sso.forward_start": PUBLIC,  # the start of sign-in for forward auth
+    "sso.denied": PUBLIC,  # says what was refused: to anyone, about their own session (tests/sso/test_denied.py)
     "sso.verify": Access("forward auth: 200 signed in, 401 otherwise",
                          lambda c: c.session),
     "hooks.run_task_webhook": SECRET, "hooks.run_task_webhook_header": SECRET,
     "metrics.metrics": SECRET,  # METRICS_TOKEN as a bearer token (404 while unset): tests/ops/test_metrics.py
     # Signed in.
-    "sso.home": SIGNED_IN, "sso.my_sessions": SIGNED_IN, "sso.end_my_session": SIGNED_IN, "sso.preferences": SIGNED_IN,
+    "sso.home": SIGNED_IN, "sso.request_access": SIGNED_IN,
+    "sso.my_sessions": SIGNED_IN, "sso.end_my_session": SIGNED_IN, "sso.preferences": SIGNED_IN,
     "admin.o365_index": SIGNED_IN,
     # Access requests: any signed-in person; the views list and decide only what the caller may (Administrators,
     # owners of the group): tests/admin/test_access_requests.py.

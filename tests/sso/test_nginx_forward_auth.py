@@ -106,6 +106,18 @@ def test_nginx_sends_strangers_to_sign_in_and_lets_signed_in_users_through(
         assert seen["x-auth-request-assertion"].count(".") == 2
 
 
+def test_nginx_sends_a_refused_user_to_the_denied_page(nginx: int, client: FlaskClient) -> None:
+    """`error_page 403 = @gateway_denied`: the README's block allows example.com addresses only."""
+    from tests.conftest import make_user
+
+    make_user("pat@elsewhere.org", USER_PASSWORD, "User")
+    assert sign_in(client, "pat@elsewhere.org", USER_PASSWORD).status_code == 302
+    refused = requests.get(f"http://127.0.0.1:{nginx}/reports?x=1", allow_redirects=False, timeout=10, headers={
+        "Host": "app.example.com", "Cookie": f"gw_session={client.get_cookie('gw_session').value}"})
+    assert refused.status_code == 302
+    assert refused.headers["Location"] == "https://sso.example.com/auth/denied?rd=http://app.example.com/reports?x=1"
+
+
 def test_nginx_lets_a_user_in_200_groups_through(nginx: int, client: FlaskClient, plain_user) -> None:  # type: ignore[no-untyped-def]
     """Issue 10 point 4: the answer carried every group twice (~17 KB) and nginx answered 500 from ~45 groups on."""
     from joserfc import jwt
