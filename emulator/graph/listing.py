@@ -158,10 +158,12 @@ def list_collection(kind: Kind, *, members_of: str | None = None) -> Response:
         column, desc = order
         key = f"COALESCE(lower({t}.{column}), '')"
         direction = " DESC" if desc else ""
-        cond = f" AND ({key}, {t}.seq) {'<' if desc else '>'} (?, ?)" if after is not None else ""
+        op = "<" if desc else ">"
+        # (key, seq) past the token's, spelled so that SQLite walks the sort's index (emulator/store.py) from there
+        cond = f" AND {key} {op}= ? AND ({key} {op} ? OR {t}.seq {op} ?)" if after is not None else ""
         page_sql = (f"SELECT *, {key} AS sort_key FROM {t} WHERE {base_where}{cond} "  # noqa: S608
                     f"ORDER BY {key}{direction}, {t}.seq{direction}")
-        page_params = [*base_params, *(after if after is not None else [])]
+        page_params = [*base_params, *([after[0], *after] if after is not None else [])]
     rows: list[sqlite3.Row] = []
     if search is None:
         rows = conn.execute(page_sql + " LIMIT ?", [*page_params, top + 1]).fetchall()

@@ -362,6 +362,25 @@ def test_orderby_display_name_pages_in_order(graph: Graph):
     assert_error(graph.get(f"/users?$orderby=displayName&$skiptoken={token}"), 400, "Request_BadRequest")
 
 
+def test_newest_first_pages_in_order_through_the_sorts_index(graph: Graph):
+    """$orderby=createdDateTime desc (the User List's "newest first") walks an index, page after page: every
+    page's query is a SEARCH of the sort's index, never a scan and sort of every user."""
+    statements: list[str] = []
+    graph.conn.set_trace_callback(statements.append)
+    try:
+        newest = graph.walk("/users?$orderby=createdDateTime desc&$select=id,createdDateTime&$top=7&$count=true",
+                            headers={"ConsistencyLevel": "eventual"})
+    finally:
+        graph.conn.set_trace_callback(None)
+    stamps = [u["createdDateTime"] for u in newest]
+    assert len(newest) == len({u["id"] for u in newest}) == 50 and stamps == sorted(stamps, reverse=True)
+    pages = [sql for sql in statements if sql.startswith("SELECT *, COALESCE(lower(users.created)")]
+    assert len(pages) == 8
+    for sql in pages:
+        plan = " ".join(row[3] for row in graph.conn.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "USING INDEX users_order_created" in plan and "TEMP B-TREE" not in plan, plan
+
+
 def test_large_tenant_paging_covers_every_user_once(tmp_path):
     app = create_app(tmp_path, users=2500)
     big = Graph(app)

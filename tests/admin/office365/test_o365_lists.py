@@ -126,6 +126,24 @@ def test_group_members_search_is_member_and_paging(admin_client: FlaskClient, em
     assert "Type a user's object id or user principal name" in bad
 
 
+def test_is_member_check_keeps_the_members_search(admin_client: FlaskClient, emulator: EmulatorHandle, app: Flask,
+                                                  tenant: Tenant) -> None:
+    ds = authorized_datasource(admin_client, emulator, app)
+    gid = tenant.group("All Company")
+    base = f"/admin/datasources/{ds.id}/o365/groups/{gid}"
+    searched = _page(admin_client, f"{base}?q=megan&filter=enabled&sort=displayName&size=25")
+    form = searched.split('id="is-member-form"', 1)[1].split("</form>", 1)[0]
+    carried = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
+    assert carried == {"q": "megan", "filter": "enabled", "sort": "displayName", "size": "25"}
+    # the check (the form's fields as a browser sends them) answers and still shows the searched members
+    checked = _page(admin_client, f"{base}?member=megan.bowen@contoso.example&"
+                                  + "&".join(f"{k}={v}" for k, v in carried.items()))
+    assert "Yes:" in checked and _total(checked, "member-total") == 1
+    assert 'id="q" name="q" value="megan"' in checked
+    assert '<input type="hidden" name="member" value="megan.bowen@contoso.example">' in checked.split(
+        'id="member-search-form"', 1)[1].split("</form>", 1)[0]
+
+
 def test_members_export_streams_every_member_page_by_page(admin_client: FlaskClient, emulator: EmulatorHandle,
                                                           app: Flask, tenant: Tenant, monkeypatch) -> None:
     ds = authorized_datasource(admin_client, emulator, app)
