@@ -148,6 +148,22 @@ def fake_sign_in(client: FlaskClient, fake: FakeProvider, name: str = "fake", ne
     return client.get(f"/sso/callback?code={code}&state={state}")
 
 
+def verify_status(client: FlaskClient, url: str) -> int:
+    """/auth/verify's answer for GET `url` with this browser's session (nginx's headers)."""
+    return client.get("/auth/verify", headers={"X-Original-URL": url, "X-Original-Method": "GET"}).status_code
+
+
+def stored_identity(client: FlaskClient) -> dict[str, Any]:
+    """The identity the server keeps in this browser's session (what the access rules read)."""
+    from sso.sessions import hash_token, store
+
+    cookie = client.get_cookie("gw_session")
+    assert cookie is not None, "signed in"
+    record = store().get(hash_token(cookie.value))
+    assert record is not None
+    return record.data["identity"]
+
+
 # -- the tenant emulator ------------------------------------------------------------------------------------
 
 SSO_PATHS = ("/sso/callback", "/sso/signed-out", "/admin/datasources/authorize/callback")

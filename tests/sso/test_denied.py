@@ -21,8 +21,14 @@ from sso.models import AccessRequest
 from tests.conftest import csrf_token
 from tests.o365_helpers import emulator_env
 from tests.o365_ops_helpers import Tenant, authorized_datasource, page_text
-from tests.sso.test_step_up import verify
-from tests.sso_helpers import add_office365_provider, enable_sso, microsoft_sign_in
+from tests.sso_helpers import (
+    add_office365_provider,
+    enable_sso,
+    microsoft_sign_in,
+    ready_datasource,
+    stored_identity,
+    verify_status,
+)
 
 ADELE = "adele.vance@contoso.example"
 APPROVALS = "https://finance.example.com/approvals/7"
@@ -77,7 +83,7 @@ def test_denied_page_says_why_and_request_access_opens_one_request(
         app: Flask, finance: str, sso_emulator: EmulatorHandle, tenant: Tenant) -> None:
     adele = app.test_client()
     assert microsoft_sign_in(adele, sso_emulator, "contoso", ADELE).status_code == 302
-    assert verify(adele, APPROVALS) == 403
+    assert verify_status(adele, APPROVALS) == 403
     page = denied(adele, APPROVALS)
     text = words(page)
     assert page.status_code == 403
@@ -122,3 +128,27 @@ def test_step_up_not_signed_in_and_unknown_addresses(app: Flask, finance: str,
     assert "Continue" in text and "Request access" not in text
     text = words(denied(adele, "https://finance.example.com/news"))
     assert "You have access to this page" in text and "Open the page" in text
+
+
+def test_app_roles_from_the_id_token_decide_and_a_denial_without_a_group_says_so(
+        app: Flask, sso_emulator: EmulatorHandle, tenant: Tenant) -> None:
+    enable_sso(create_users=True)
+    add_office365_provider(ready_datasource(sso_emulator))
+    policies.save({"hosts": [], "rules": [
+        {"id": "r-tools", "name": "Finance tools", "enabled": True, "host": "finance.example.com",
+         "paths": ["/tools/"], "methods": [], "networks": [], "action": "allow",
+         "criteria": {"app_roles": ["Reader"]}}]}, actor="test")
+    tools = "https://finance.example.com/tools/ledger"
+    adele = app.test_client()
+    microsoft_sign_in(adele, sso_emulator, "contoso", ADELE)
+    assert stored_identity(adele)["roles"] == [] and verify_status(adele, tools) == 403
+    text = words(denied(adele, tools))
+    assert "needs app role Reader" in text and "No group listed by this rule would let you in" in text
+
+    client_id = sso_emulator.config["client_id"]  # the gateway's app registration gets the role, Adele is assigned
+    tenant.control("POST", f"clients/{client_id}/app-roles", {"value": "Reader", "displayName": "Finance readers"})
+    tenant.control("POST", f"clients/{client_id}/app-role-assignments", {"appRole": "Reader", "principal": ADELE})
+    again = app.test_client()
+    microsoft_sign_in(again, sso_emulator, "contoso", ADELE)
+    assert stored_identity(again)["roles"] == ["Reader"] and verify_status(again, tools) == 200
+    assert "You have access to this page" in words(denied(again, tools))

@@ -17,7 +17,6 @@ from flask.testing import FlaskClient
 
 from emulator.server import EmulatorHandle
 from policies import service as policies
-from sso.sessions import store
 from tests.o365_helpers import browser_session, emulator_env, form_on_page, sign_in_at_microsoft
 from tests.sso_helpers import (
     FakeProvider,
@@ -26,6 +25,8 @@ from tests.sso_helpers import (
     enable_sso,
     ready_datasource,
     start_sign_in,
+    stored_identity,
+    verify_status,
 )
 
 ADELE = "adele.vance@contoso.example"
@@ -86,7 +87,7 @@ class Person:
         return self.client.get(f"{location.path}?{location.query}")
 
     def verify(self, url: str) -> int:
-        return verify(self.client, url)
+        return verify_status(self.client, url)
 
     def start(self, url: str):  # type: ignore[no-untyped-def]
         return self.client.get("/auth/start?" + urlencode({"rd": url}))
@@ -102,33 +103,22 @@ class Person:
         return page
 
 
-def verify(client: FlaskClient, url: str) -> int:
-    """/auth/verify's answer for GET `url` with this browser's session (nginx's headers)."""
-    return client.get("/auth/verify", headers={"X-Original-URL": url, "X-Original-Method": "GET"}).status_code
-
-
-def _identity(client: FlaskClient) -> dict:
-    """The session's identity as the server stores it."""
-    from sso.sessions import hash_token
-
-    cookie = client.get_cookie("gw_session")
-    assert cookie is not None
-    record = store().get(hash_token(cookie.value))
-    assert record is not None
-    return record.data["identity"]
-
-
 def test_auth_context_step_up_is_one_extra_sign_in_and_acrs_is_checked(
         client: FlaskClient, contoso, sso_emulator: EmulatorHandle) -> None:  # type: ignore[no-untyped-def]
     person = Person(client, sso_emulator)
     person.sign_in()
     assert person.verify(OPEN) == 200  # no step-up where the rules do not ask for one
     assert person.start(OPEN).headers["Location"] == OPEN
-    assert person.verify(REPORTS) != 200
-
-    start = person.start(REPORTS)
+    assert person.verify(REPORTS) == 401  # step-up required
+    # redirect mode: the proxy's 302 to /auth/start, then /auth/start's one redirect to the provider
+    to_start = client.get("/auth/verify?redirect=1", headers={"X-Original-URL": REPORTS})
+    assert to_start.status_code == 302
+    location = urlsplit(to_start.headers["Location"])
+    assert location.path == "/auth/start" and parse_qs(location.query)["rd"] == [REPORTS]
+    start = client.get(f"{location.path}?{location.query}")
     assert start.status_code == 302
     auth_url = start.headers["Location"]
+    assert auth_url.startswith(sso_emulator.base_url)
     query = {k: v[0] for k, v in parse_qs(urlsplit(auth_url).query).items()}
     assert json.loads(query["claims"]) == {"id_token": {"acrs": {"essential": True, "values": ["c1"]}}}
     assert query["login_hint"] == ADELE and "max_age" not in query
@@ -136,7 +126,7 @@ def test_auth_context_step_up_is_one_extra_sign_in_and_acrs_is_checked(
     assert back.status_code == 302 and back.headers["Location"] == REPORTS  # straight back: one extra round trip
     assert person.idp_visits == 2
     assert person.verify(REPORTS) == 200
-    identity = _identity(client)
+    identity = stored_identity(client)
     assert identity["acrs"] == ["c1"] and identity["provider"] == "contoso"
     assert person.start(REPORTS).headers["Location"] == REPORTS  # satisfied: no further sign-in
 
@@ -154,7 +144,7 @@ def test_a_token_without_the_requested_acrs_is_refused(client: FlaskClient, cont
     assert refused.status_code == 403 and "Extra sign-in step failed" in page
     assert "needs authentication context c1" in page and "did not confirm it" in page
     assert person.verify(REPORTS) != 200 and person.verify(OPEN) == 200  # still signed in, still not allowed
-    assert _identity(client)["acrs"] == []
+    assert stored_identity(client)["acrs"] == []
 
 
 def test_max_age_asks_for_a_fresh_sign_in_and_auth_time_is_checked(
@@ -165,7 +155,7 @@ def test_max_age_asks_for_a_fresh_sign_in_and_auth_time_is_checked(
     old = time.time() - 3600  # the provider's session began an hour ago (kept by the emulator's browser session)
     sso_emulator.app.extensions["emulator.store"].conn().execute("UPDATE sessions SET created = ?", (old,))
     person.sign_in()  # a plain sign-in reuses that session: auth_time is an hour old
-    assert abs(_identity(client)["auth_time"] - old) < 5
+    assert abs(stored_identity(client)["auth_time"] - old) < 5
     assert person.verify(PAYROLL) != 200
 
     auth_url = person.start(PAYROLL).headers["Location"]
@@ -177,7 +167,7 @@ def test_max_age_asks_for_a_fresh_sign_in_and_auth_time_is_checked(
     fields.update(action="password", username=ADELE, password="demo")
     back = person.callback(person.browser.post(sso_emulator.base_url + action, data=fields, allow_redirects=False))
     assert back.headers["Location"] == PAYROLL
-    assert time.time() - _identity(client)["auth_time"] < 60 and person.verify(PAYROLL) == 200
+    assert time.time() - stored_identity(client)["auth_time"] < 60 and person.verify(PAYROLL) == 200
 
 
 def test_an_old_auth_time_in_the_step_up_token_is_refused(client: FlaskClient, contoso,  # type: ignore[no-untyped-def]
@@ -226,7 +216,7 @@ def test_generic_oidc_provider_gets_claims_and_max_age_and_must_send_auth_time(
     policies.save(DOCUMENT, actor="test")
     code, state = fake_provider.authorize(start_sign_in(client, "fake"))
     assert client.get(f"/sso/callback?code={code}&state={state}").status_code == 302
-    assert verify(client, PAYROLL) != 200  # no auth_time
+    assert verify_status(client, PAYROLL) != 200  # no auth_time
     auth_url = client.get("/auth/start?" + urlencode({"rd": PAYROLL})).headers["Location"]
     assert parse_qs(urlsplit(auth_url).query)["max_age"] == ["900"]
     code, state = fake_provider.authorize(auth_url)
@@ -237,7 +227,7 @@ def test_generic_oidc_provider_gets_claims_and_max_age_and_must_send_auth_time(
     code, state = fake_provider.authorize(client.get("/auth/start?" + urlencode({"rd": PAYROLL})).headers["Location"])
     back = client.get(f"/sso/callback?code={code}&state={state}")
     assert back.status_code == 302 and back.headers["Location"] == PAYROLL
-    assert verify(client, PAYROLL) == 200
+    assert verify_status(client, PAYROLL) == 200
     claims_url = client.get("/auth/start?" + urlencode({"rd": REPORTS})).headers["Location"]
     assert json.loads(parse_qs(urlsplit(claims_url).query)["claims"][0])["id_token"]["acrs"]["values"] == ["c1"]
 
