@@ -19,6 +19,7 @@ is fresh (`compiled_if_fresh`), otherwise the Flask view refreshes it.
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import posixpath
 import re
@@ -40,6 +41,8 @@ CRITERIA = ("providers", "tenants", "emails", "domains", "groups_any", "groups_a
             "max_auth_age_minutes", "auth_context")
 DEFAULT_REFRESH_SECONDS = 1.0
 HOST_CACHE_LIMIT = 4096
+MATCH_CACHE_LIMIT = 8192
+MATCH_CACHE_PATH = 512  # longer paths are matched every time (bounded memory)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -93,6 +96,10 @@ def normalize_host(host: str) -> str:
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
     """`*` any characters but `/`, `**` any characters, `?` one character but `/`; the whole path must match."""
+    return re.compile(glob_source(pattern) + r"\Z")
+
+
+def glob_source(pattern: str) -> str:
     out = []
     index = 0
     while index < len(pattern):
@@ -103,7 +110,34 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
             continue
         out.append("[^/]*" if char == "*" else "[^/]" if char == "?" else re.escape(char))
         index += 1
-    return re.compile("".join(out) + r"\Z")
+    return "".join(out)
+
+
+def first_segments(paths: list[str]) -> frozenset[str] | None:
+    """The first path segments a rule's paths can match (None: any, e.g. `/`, every path, or a glob in it)."""
+    segments = set()
+    for path in paths:
+        segment, slash, _ = path[1:].partition("/")
+        if not segment or is_glob(segment) or (not slash and path.endswith("*")):
+            return None
+        segments.add(segment)
+    return frozenset(segments) if paths else None
+
+
+def paths_regex(paths: list[str]) -> re.Pattern[str] | None:
+    """One expression for a rule's paths: a prefix ending in / matches what starts with it, another prefix itself
+    and what is under it (`/reports` matches /reports and /reports/x, not /reportsx), a glob the whole path."""
+    if not paths:
+        return None
+    parts = []
+    for path in paths:
+        if is_glob(path):
+            parts.append(glob_source(path) + r"\Z")
+        elif path.endswith("/"):
+            parts.append(re.escape(path))
+        else:
+            parts.append(re.escape(path) + r"(?:/|\Z)")
+    return re.compile("|".join(f"(?:{part})" for part in parts))
 
 
 def is_glob(pattern: str) -> bool:
@@ -140,8 +174,8 @@ class CompiledRule:
     id: str
     name: str
     host: str
-    prefixes: tuple[str, ...]
-    globs: tuple[re.Pattern[str], ...]
+    paths: re.Pattern[str] | None  # None: every path
+    segments: frozenset[str] | None  # the first path segments it can match; None: any
     methods: frozenset[str]
     networks: tuple[Network, ...]
     action: str
@@ -156,12 +190,11 @@ class CompiledRule:
     auth_context: str | None = None
     any_ids: frozenset[str] = frozenset()
     all_ids: tuple[str, ...] = ()
-    every_path: bool = False
 
-    def matches_request(self, facts: RequestFacts, path: str, ip: Any) -> bool:
-        if self.methods and facts.method not in self.methods:
+    def matches_request(self, method: str, path: str, ip: Any) -> bool:
+        if self.methods and method not in self.methods:
             return False
-        if not self.every_path and not self._path_matches(path):
+        if self.paths is not None and self.paths.match(path) is None:
             return False
         if self.networks:
             if ip is None:
@@ -169,15 +202,6 @@ class CompiledRule:
             if not any(ip.version == net.version and ip in net for net in self.networks):
                 return False
         return True
-
-    def _path_matches(self, path: str) -> bool:
-        for prefix in self.prefixes:
-            if prefix.endswith("/"):
-                if path.startswith(prefix):
-                    return True
-            elif path == prefix or path.startswith(prefix + "/"):
-                return True
-        return any(glob.match(path) for glob in self.globs)
 
     def failing(self, identity: Mapping[str, Any], now: float) -> tuple[str, str, tuple[dict[str, str], ...]] | None:
         """The first criterion that does not hold, as (criterion, reason, granting groups), or None."""
@@ -225,35 +249,84 @@ class CompiledRule:
 STEP_UP_CRITERIA = ("max_auth_age_minutes", "auth_context")
 
 
+class HostRules:
+    """The rules that can match one host, in order, indexed by the first path segment they can match; the host's
+    default (None: no entry); whether any of them names networks."""
+
+    __slots__ = ("default", "networks", "rules", "_by_segment", "_any")
+
+    def __init__(self, rules: list[CompiledRule], default: str | None, networks: bool) -> None:
+        self.rules = rules
+        self.default = default
+        self.networks = networks
+        self._by_segment: dict[str, list[int]] = {}
+        self._any: list[int] = []
+        for position, rule in enumerate(rules):
+            if rule.segments is None:
+                self._any.append(position)
+            else:
+                for segment in rule.segments:
+                    self._by_segment.setdefault(segment, []).append(position)
+
+    def for_path(self, path: str) -> list[CompiledRule]:
+        """The rules whose paths can match `path` judging by its first segment, in their order."""
+        specific = self._by_segment.get(path[1:].partition("/")[0])
+        if not specific:
+            return [self.rules[position] for position in self._any]
+        return [self.rules[position] for position in heapq.merge(specific, self._any)]
+
+
 @dataclass
 class CompiledPolicy:
+    """One version, compiled. Which rules match a request's host, method, path (and client IP when a candidate
+    rule names networks) is remembered (MATCH_CACHE_LIMIT entries), so a page's repeated requests skip the scan."""
+
     version: int
     rules: list[CompiledRule]
     hosts: list[tuple[str, str]]  # (pattern, default), exact before wildcards, longer wildcards first
-    _by_host: dict[str, tuple[list[CompiledRule], str | None]] = field(default_factory=dict)
+    by_id: dict[str, CompiledRule] = field(default_factory=dict)
+    _by_host: dict[str, HostRules] = field(default_factory=dict)
+    _matches: dict[tuple[str, str, str, str | None], tuple[tuple[CompiledRule, ...], str | None]] = field(
+        default_factory=dict)
 
-    def for_host(self, host: str) -> tuple[list[CompiledRule], str | None]:
-        """The rules that can match this host, in order, and the host's default (None: no entry)."""
+    def __post_init__(self) -> None:
+        self.by_id = {rule.id: rule for rule in self.rules if rule.id}
+
+    def for_host(self, host: str) -> HostRules:
         found = self._by_host.get(host)
         if found is None:
             rules = [rule for rule in self.rules if host_matches(rule.host, host)]
             default = next((value for pattern, value in self.hosts if host_matches(pattern, host)), None)
-            found = (rules, default)
+            found = HostRules(rules, default, any(rule.networks for rule in rules))
             if len(self._by_host) >= HOST_CACHE_LIMIT:
                 self._by_host.clear()
             self._by_host[host] = found
         return found
 
-    def evaluate(self, facts: RequestFacts, identity: Mapping[str, Any] | None, now: float | None = None) -> Decision:
-        host = normalize_host(facts.host)
-        path = normalize_path(facts.path)
-        facts = RequestFacts(facts.method.upper(), host, path, facts.client_ip)
-        ip = _ip(facts.client_ip)
+    def matching(self, method: str, host: str, path: str, client_ip: str | None
+                 ) -> tuple[tuple[CompiledRule, ...], str | None]:
+        """The rules whose host, path, method and networks match, in order, and the host's default."""
+        candidates = self.for_host(host)
+        key = (method, host, path, client_ip if candidates.networks else None)
+        found = self._matches.get(key)
+        if found is None:
+            ip = _ip(client_ip) if candidates.networks else None
+            found = (tuple(rule for rule in candidates.for_path(path) if rule.matches_request(method, path, ip)),
+                     candidates.default)
+            if len(path) <= MATCH_CACHE_PATH:
+                if len(self._matches) >= MATCH_CACHE_LIMIT:
+                    self._matches.clear()
+                self._matches[key] = found
+        return found
+
+    def evaluate(self, facts: RequestFacts, identity: Mapping[str, Any] | None, now: float | None = None,
+                 normalized: bool = False) -> Decision:
+        """Decide `facts` (`normalized`: host and path already went through normalize_host/normalize_path)."""
+        host = facts.host if normalized else normalize_host(facts.host)
+        path = facts.path if normalized else normalize_path(facts.path)
         moment = time.time() if now is None else now
-        rules, default = self.for_host(host)
+        rules, default = self.matching(facts.method.upper(), host, path, facts.client_ip)
         for rule in rules:
-            if not rule.matches_request(facts, path, ip):
-                continue
             if rule.action == "public":
                 return Decision("public", rule.id, rule.name, "", "public path", policy_version=self.version)
             if not identity:
@@ -298,13 +371,13 @@ def _groups(items: Any) -> tuple[dict[str, str], ...]:
 
 
 def compile_rule(rule: Mapping[str, Any]) -> CompiledRule:
-    paths = [str(p) for p in rule.get("paths") or ()]
+    paths = [unquote(str(p)) for p in rule.get("paths") or ()]  # compared with decoded request paths
     criteria = rule.get("criteria") or {}
     max_age = criteria.get("max_auth_age_minutes")
     compiled = CompiledRule(
         id=str(rule.get("id") or ""), name=str(rule.get("name") or rule.get("id") or ""),
-        host=normalize_host(str(rule.get("host") or "*")) or "*",
-        prefixes=tuple(p for p in paths if not is_glob(p)), globs=tuple(glob_regex(p) for p in paths if is_glob(p)),
+        host=normalize_host(str(rule.get("host") or "*")) or "*", paths=paths_regex(paths),
+        segments=first_segments(paths),
         methods=frozenset(str(m).upper() for m in rule.get("methods") or ()),
         networks=tuple(ipaddress.ip_network(str(n), strict=False) for n in rule.get("networks") or ()),
         action=str(rule.get("action") or "allow"),
@@ -316,7 +389,6 @@ def compile_rule(rule: Mapping[str, Any]) -> CompiledRule:
         providers=frozenset(str(p).lower() for p in criteria.get("providers") or ()),
         max_age_seconds=int(max_age) * 60 if max_age not in (None, "") else None,
         auth_context=str(criteria["auth_context"]) if criteria.get("auth_context") else None,
-        every_path=not paths,
     )
     compiled.any_ids = frozenset(g["id"].lower() for g in compiled.groups_any)
     compiled.all_ids = tuple(g["id"].lower() for g in compiled.groups_all)

@@ -87,7 +87,8 @@ class ForwardAuthFastPath:
         facts = None if policy is None else forward_auth.request_facts(headers, environ.get("REMOTE_ADDR"))
         token = cookie_value(environ.get("HTTP_COOKIE", ""), self.app.config.get("SESSION_COOKIE_NAME", "gw_session"))
         if not token or not TOKEN_PATTERN.fullmatch(token):
-            if policy is not None and facts is not None and policy.evaluate(facts, None).outcome == "public":
+            if policy is not None and facts is not None and \
+                    policy.evaluate(facts, None, normalized=True).outcome == "public":
                 return PUBLIC_HEADERS, "none"
             return None
         policies: dict[str, Any] = {}
@@ -113,7 +114,7 @@ class ForwardAuthFastPath:
             return None
         decision = None
         if policy is not None and facts is not None:
-            decision = policy.evaluate(facts, identity, now)
+            decision = policy.evaluate(facts, identity, now, normalized=True)
             if decision.outcome not in ("allowed", "public"):
                 return None  # 401/403/302 and the decision's record: the view
             rules = forward_auth.rule_groups(policy, decision) if decision.outcome == "allowed" else {"groups": []}

@@ -114,10 +114,8 @@ def request_facts(headers: Mapping[str, str], client_ip: str | None) -> RequestF
 
 def rule_groups(policy: CompiledPolicy, decision: Decision) -> dict[str, list[str]]:
     """The allowing rule's groups, listed first in the answer when the user's groups do not all fit."""
-    for rule in policy.rules:
-        if rule.id == decision.rule_id and decision.rule_id:
-            return {"groups": sorted(rule.any_ids | set(rule.all_ids))}
-    return {"groups": []}
+    rule = policy.by_id.get(decision.rule_id) if decision.rule_id else None
+    return {"groups": sorted(rule.any_ids | set(rule.all_ids))} if rule is not None else {"groups": []}
 
 
 def signed_answer(identity: Mapping[str, Any], user_id: str, audience: str, rules: Mapping[str, list[str]],
@@ -336,7 +334,7 @@ def _decide_by_rules() -> tuple[Response, str]:
     identity = session.get("identity") if session.get("_user_id") else None
     facts = request_facts(request.headers, request.remote_addr)
     policy = compiled()
-    decision = policy.evaluate(facts, identity or None)
+    decision = policy.evaluate(facts, identity or None, normalized=True)
     if decision.outcome == "public":
         if identity:
             return _allowed_answer(identity, {"groups": []}, decision), "public"

@@ -152,3 +152,21 @@ def test_two_hundred_rules_decide_quickly_enough_to_count() -> None:
     who = identity(groups=(FINANCE["id"],))
     facts = RequestFacts("GET", "app199.example.com", "/p199/x", "10.0.0.1")
     assert policy.evaluate(facts, who, time.time()).rule_name == "Rule 199"
+
+
+def test_the_first_segment_index_keeps_the_rules_order() -> None:
+    doc = {"rules": [rule("Deny old api", paths=["/api/v1/"], action="deny"),
+                     rule("Any glob", paths=["/*/health"], action="public"),
+                     rule("Reports", paths=["/reports", "/api/*.json"], criteria={"app_roles": ["Reader"]}),
+                     rule("Everything", action="deny"),
+                     rule("Too late", paths=["/api/"])]}
+    who = identity(roles=("Reader",))
+    assert decide(doc, "h.example.com/api/v1/x.json", who).rule_name == "Deny old api"
+    assert decide(doc, "h.example.com/api/health", who).rule_name == "Any glob"
+    assert decide(doc, "h.example.com/api/x.json", who).rule_name == "Reports"
+    assert decide(doc, "h.example.com/reports/2024", who).rule_name == "Reports"
+    assert decide(doc, "h.example.com/api/x.txt", who).rule_name == "Everything"
+    assert decide(doc, "h.example.com/", who).rule_name == "Everything"
+    assert decide(doc, "h.example.com/files/a b", who).rule_name == "Everything"
+    encoded = {"rules": [rule("Encoded", paths=["/files/a%20b"], action="deny")]}
+    assert decide(encoded, "h.example.com/files/a%20b", who).outcome == "denied"
