@@ -4,23 +4,30 @@ POST creates a job from a selection (object ids, or "all matching" a list's sear
 previews it (reads only, within the preview deadline); `"queue": true` queues it at once when something would
 change. GET answers its state and counts, `/results` its objects page by page (`outcome=failed` for the failures);
 `/queue`, `/cancel` and `/retry-failed` act on it as the page's buttons do.
+
+The first API's `bulk/group-members` and `bulk/group-licences` (deprecated) take their old bodies and make the same
+jobs: 202 Accepted with the queued job and its `Location`, or 201 with the previewed job when nothing would
+change (or `dry_run`). No bulk operation runs inside a request any more.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from flask import Response, g
+from flask import Response, g, url_for
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
 from api import bp
 from api import schemas as s
 from api.errors import error_json
-from api.views import BULK, _answer, _datasource, _doc
+from api.views import BULK, DS, _answer, _datasource, _doc
 from bulk import service
 from bulk.models import BulkJob
+from core.models import Datasource
+from datasources.service import operation, run
 from office365.bulk_preview import ACTIONS
+from office365.registry import check_write_allowed
 
 # A user's object id or UPN (Entra allows 113 characters): 5,000 of them stay under the 2 MB request limit.
 UserKey = Annotated[str, Field(pattern=s.USER_KEY_PATTERN, max_length=113)]
@@ -187,3 +194,55 @@ def cancel_bulk_job(path: BulkJobPath) -> tuple[Response, int]:
          tags=[BULK], responses={201: BulkJobOut}, openapi_extensions=_doc(None, "write"))
 def retry_failed_bulk_job(path: BulkJobPath) -> tuple[Response, int]:
     return _act(path, "retry")
+
+
+# -- the first API's bulk operations, now jobs (deprecated) ---------------------------------------------------
+
+DEPRECATED = ("Deprecated: use POST bulk-jobs. Makes a bulk job from the old body and answers 202 Accepted with the "
+              "queued job (`Location`: the job; follow it with GET until `finished`), or 201 with the previewed job "
+              "when nothing would change or with `dry_run`. 503 `preview_deadline` when Graph did not answer the "
+              "preview in time: nothing was changed, try again.")
+
+
+def _as_job(ds: Datasource, name: str, target: str, summary: dict, action: str, target_id: str,
+            selection: service.Selection, *, disabled_plans: list[str] | None = None,
+            dry_run: bool = False) -> tuple[Response, int]:
+    if not dry_run:  # refused (and audited) before anything is read, as the operation itself was
+        run(ds, g.caller, name, target, summary, lambda a: check_write_allowed(a, operation(name)), audit_it=False)
+    job = service.preview(ds, g.caller, action, target_id, selection, disabled_plans=disabled_plans or ())
+    code = 201
+    if job.total and not dry_run:
+        try:
+            service.queue(job, g.caller)
+        except service.NotQueueable as exc:
+            return _refused(exc)
+        code = 202
+    answer, code = _status(job, code)
+    answer.headers["Location"] = url_for("api.get_bulk_job", datasource_id=ds.id, job_id=job.id)
+    answer.headers["Deprecation"] = "true"
+    answer.headers["Link"] = f'<{url_for("api.create_bulk_job", datasource_id=ds.id)}>; rel="successor-version"'
+    return answer, code
+
+
+@bp.post(f"{DS}/bulk/group-members", tags=[BULK],
+         responses={201: BulkJobOut, 202: BulkJobOut}, deprecated=True,
+         summary="Add many users to a group, as a bulk job (deprecated: POST bulk-jobs)",
+         openapi_extensions=_doc(None, "write"), description=DEPRECATED)
+def bulk_add_users_to_group(path: s.DatasourcePath, body: s.BulkMembersBody) -> tuple[Response, int]:
+    summary = {"group_id": body.group_id, "users": len(body.user_ids)}
+    ds = _datasource(path.datasource_id, "add_users_to_group", f"group {body.group_id}", summary)
+    return _as_job(ds, "add_users_to_group", f"group {body.group_id}", summary, "add", body.group_id,
+                   service.checked_selection(body.user_ids, None))
+
+
+@bp.post(f"{DS}/bulk/group-licences", tags=[BULK],
+         responses={201: BulkJobOut, 202: BulkJobOut}, deprecated=True,
+         summary="Assign a licence to every member of a group, as a bulk job (deprecated: POST bulk-jobs)",
+         openapi_extensions=_doc(None, "write"), description=DEPRECATED)
+def bulk_assign_licence(path: s.DatasourcePath, body: s.BulkLicencesBody) -> tuple[Response, int]:
+    summary = {"group_id": body.group_id, "sku_id": body.sku_id, "disabled_plans": body.disabled_plans}
+    target = f"group {body.group_id} / sku {body.sku_id}"
+    ds = _datasource(path.datasource_id, "assign_licence_to_group_members", target, summary)
+    return _as_job(ds, "assign_licence_to_group_members", target, summary, "assign-licence", body.sku_id,
+                   service.checked_selection((), f"group:{body.group_id}"), disabled_plans=body.disabled_plans,
+                   dry_run=body.dry_run)

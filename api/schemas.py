@@ -160,15 +160,16 @@ class AssignLicenceBody(Body):
 
 class BulkMembersBody(Body):
     group_id: ObjectId
-    user_ids: list[str] = Field(max_length=5000, description="User object ids; any other value is reported as "
-                                                            "`invalid` in its item, the others still run.")
+    user_ids: list[str] = Field(min_length=1, max_length=5000,
+                                description="User object ids (or user principal names); any other value is counted "
+                                            "as `invalid` in the job's `unchanged`, the others still run.")
 
 
 class BulkLicencesBody(Body):
     group_id: ObjectId
     sku_id: SkuId
     disabled_plans: list[ObjectId] = Field(default_factory=list, max_length=100)
-    dry_run: bool = Field(False, description="Preview only: nothing is written.")
+    dry_run: bool = Field(False, description="Preview only: the job is created but not queued, nothing is written.")
 
 
 # -- responses ---------------------------------------------------------------------------------------------
@@ -215,7 +216,6 @@ CreatedGroup = result_model(ops.CreatedGroup, member_results=(list[ItemResult], 
 MembershipResult = result_model(ops.MembershipResult)
 LicencePlan = result_model(ops.LicencePlan, available_units=(int, ...))
 LicenceChange = result_model(ops.LicenceChange)
-BulkResult = result_model(ops.BulkResult, items=(list[ItemResult], ...), counts=(dict[str, int], ...))
 
 
 class UserDetail(Out):

@@ -1,4 +1,4 @@
-"""The /api/v1/ routes: datasources, the ten Office 365 operations and the two bulk ones.
+"""The /api/v1/ routes: datasources and the ten Office 365 operations (the bulk ones are jobs: api/bulk_jobs.py).
 
 Each route names its path, query and body models (api/schemas.py) in its signature: flask-openapi3 validates the
 request against them before the view runs (422 `invalid_field` otherwise) and documents them. Answers go
@@ -298,49 +298,4 @@ def remove_licence(path: s.UserLicencePath) -> tuple[Response, int]:
                                         outcome_of=lambda r: {"result": r.outcome}))
 
 
-# -- bulk ------------------------------------------------------------------------------------------------------
-
-
-def _counts(result: ops.BulkResult) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for item in result.items:
-        counts[item.outcome] = counts.get(item.outcome, 0) + 1
-    return counts
-
-
-def _bulk_outcome(result: ops.BulkResult) -> dict[str, Any]:
-    failed = [{"id": i.id, "outcome": i.outcome, "request_id": i.request_id} for i in result.failed][:50]
-    return {"counts": _counts(result), "graph_requests": result.graph_requests, "failed": failed,
-            "request_id": next((i.request_id for i in result.items if i.request_id), None)}
-
-
-def _bulk_answer(result: ops.BulkResult) -> tuple[Response, int]:
-    return _answer(s.BulkResult, {"items": result.items, "graph_requests": result.graph_requests,
-                                  "counts": _counts(result)})
-
-
-@bp.post(f"{DS}/bulk/group-members", tags=[BULK], responses={200: s.BulkResult},
-         summary="Add many users to a group (20 per Graph request), one result per user",
-         openapi_extensions=_doc(None, "write"))
-def bulk_add_users_to_group(path: s.DatasourcePath, body: s.BulkMembersBody) -> tuple[Response, int]:
-    group_id, user_ids = body.group_id, body.user_ids
-    summary = {"group_id": group_id, "users": len(user_ids)}
-    ds = _datasource(path.datasource_id, "add_users_to_group", f"group {group_id}", summary)
-    result = run(ds, g.caller, "add_users_to_group", f"group {group_id}", summary,
-                 lambda a: ops.add_users_to_group(a, group_id, user_ids), outcome_of=_bulk_outcome)
-    return _bulk_answer(result)
-
-
-@bp.post(f"{DS}/bulk/group-licences", tags=[BULK], responses={200: s.BulkResult},
-         summary="Assign a licence to every member of a group, one result per member",
-         openapi_extensions=_doc(None, "write"))
-def bulk_assign_licence(path: s.DatasourcePath, body: s.BulkLicencesBody) -> tuple[Response, int]:
-    group_id, sku_id, disabled = body.group_id, body.sku_id, body.disabled_plans
-    summary = {"group_id": group_id, "sku_id": sku_id, "disabled_plans": disabled}
-    target = f"group {group_id} / sku {sku_id}"
-    ds = _datasource(path.datasource_id, "assign_licence_to_group_members", target, summary)
-    result = run(ds, g.caller, "assign_licence_to_group_members", target, summary,
-                 lambda a: ops.assign_licence_to_group_members(a, group_id, sku_id, disabled_plans=disabled,
-                                                               dry_run=body.dry_run),
-                 audit_it=not body.dry_run, outcome_of=_bulk_outcome)
-    return _bulk_answer(result)
+# The bulk operations (bulk/group-members, bulk/group-licences) are jobs: api/bulk_jobs.py.

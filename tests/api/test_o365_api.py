@@ -10,9 +10,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from bulk import service as bulk_service
 from core.extensions import db
 from core.models import AuditEvent, Datasource
 from emulator.server import EmulatorHandle
+from jobs.runner import execute_run
 from tests.conftest import csrf_token, make_user
 from tests.o365_helpers import emulator_env
 from tests.o365_ops_helpers import ADMIN_UPN, Tenant, api_key_for, authorized_datasource, bearer
@@ -244,28 +246,50 @@ def test_faults_answer_clear_errors(client: FlaskClient, ds: Datasource, key: st
     assert _events("Add User to Group")[-1].outcome == "failure"
 
 
-def test_bulk_operations_with_per_user_results(client: FlaskClient, ds: Datasource, key: str,
-                                               tenant: Tenant) -> None:
+def test_the_old_bulk_operations_are_jobs_too(client: FlaskClient, ds: Datasource, key: str, tenant: Tenant,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """bulk/group-members and bulk/group-licences (deprecated) run nothing inside the request: they make the bulk
+    job POST bulk-jobs makes and answer 202 with it queued (201 previewed with dry_run), `Location` the job."""
+    queued: list[int] = []
+    monkeypatch.setattr(bulk_service, "enqueue_run", queued.append)
     base, h = f"/api/v1/datasources/{ds.id}", bearer(key)
     gid = client.post(f"{base}/groups", headers=h, json={"display_name": "Bulk"}).get_json()["group"]["id"]
     users = [r[0] for r in tenant.conn().execute(
         "SELECT id FROM users WHERE account_enabled = 1 ORDER BY seq LIMIT 25")]
     ghost = str(uuid.uuid4())
-    result = client.post(f"{base}/bulk/group-members", headers=h,
-                         json={"group_id": gid, "user_ids": [*users, ghost, "nonsense"]}).get_json()
-    assert result["counts"] == {"added": 25, "not_found": 1, "invalid": 1}
-    assert tenant.members(gid) == set(users)
+    answer = client.post(f"{base}/bulk/group-members", headers=h,
+                         json={"group_id": gid, "user_ids": [*users, ghost, "nonsense"]})
+    job = answer.get_json()
+    assert answer.status_code == 202, job
+    assert (job["status"], job["action"], job["total"]) == ("queued", "add", 25)
+    assert job["unchanged"] == {"not_found": 1, "invalid": 1}
+    assert answer.headers["Location"] == f"{base}/bulk-jobs/{job['id']}" and answer.headers["Deprecation"] == "true"
+    assert not tenant.members(gid) and len(queued) == 1  # nothing written in the request: the worker does it
+    execute_run(queued[-1])
+    done = client.get(answer.headers["Location"], headers=h).get_json()
+    assert (done["status"], done["result"]) == ("done", "success: 25 added") and tenant.members(gid) == set(users)
 
     sku = tenant.sku("POWER_BI_PRO")
-    preview = client.post(f"{base}/bulk/group-licences", headers=h,
-                          json={"group_id": gid, "sku_id": sku, "dry_run": True}).get_json()
-    planned = {i["id"] for i in preview["items"] if i["outcome"] == "planned"}
+    dry = client.post(f"{base}/bulk/group-licences", headers=h, json={"group_id": gid, "sku_id": sku,
+                                                                        "dry_run": True})
+    preview = dry.get_json()
+    assert dry.status_code == 201 and preview["status"] == "previewed" and len(queued) == 1
+    planned = {i["object_id"] for i in client.get(f"{base}/bulk-jobs/{preview['id']}/results", headers=h,
+                                                  query_string={"page_size": 100}).get_json()["items"]}
     assert planned and all(sku not in tenant.licences(u) for u in planned)
-    done = client.post(f"{base}/bulk/group-licences", headers=h, json={"group_id": gid, "sku_id": sku}).get_json()
-    assert {i["id"] for i in done["items"] if i["outcome"] == "assigned"} == planned
+    answer = client.post(f"{base}/bulk/group-licences", headers=h, json={"group_id": gid, "sku_id": sku})
+    assert answer.status_code == 202 and answer.get_json()["total"] == len(planned)
+    execute_run(queued[-1])
     assert all(sku in tenant.licences(u) for u in planned)
-    events = _events("Assign Licence to Group Members (bulk)")
-    assert len(events) == 1 and events[0].detail["counts"]["assigned"] == len(planned)
+    assert client.get(answer.headers["Location"], headers=h).get_json()["counts"] == {"assigned": len(planned)}
+    again = client.post(f"{base}/bulk/group-licences", headers=h, json={"group_id": gid, "sku_id": sku})
+    assert again.status_code == 201 and again.get_json()["total"] == 0 and len(queued) == 2  # nothing to do
+
+    doc = client.get("/api/v1/openapi.json").get_json()
+    for path in ("/datasources/{datasource_id}/bulk/group-members", "/datasources/{datasource_id}/bulk/group-licences"):
+        op = doc["paths"][path]["post"]
+        assert op["deprecated"] is True and set(op["responses"]) >= {"201", "202"}
+        assert op["responses"]["202"]["content"]["application/json"]["schema"]["$ref"].endswith("/BulkJobOut")
 
 
 def test_session_caller_with_csrf_header(admin_client: FlaskClient, ds: Datasource, tenant: Tenant) -> None:
