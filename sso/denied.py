@@ -32,9 +32,13 @@ def denied() -> tuple[str, int] | str:
         requests = my_requests(user, [g["id"] for g in groups])
         outcomes = unseen_outcomes(user)
     status = 403 if decision.outcome == "denied" else 200
+    provider = (identity or {}).get("provider")
+    refresh = None  # an approval just seen: sign in again so the session holds the new group
+    if signed_in and provider and provider != "local" and any(o.status == "approved" for o in outcomes):
+        refresh = url_for("sso.sso_login", name=provider, next=url_for("sso.forward_start", rd=target))
     return render_template("sso/denied.html", target=target, host=host, path=path, decision=decision,
                            signed_in=signed_in, groups=groups, requests=requests, outcomes=outcomes,
-                           may_request=may_request, form=ActionForm()), status
+                           may_request=may_request, form=ActionForm(), refresh=refresh), status
 
 
 @bp.post("/auth/access-requests")

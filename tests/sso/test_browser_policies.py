@@ -63,11 +63,14 @@ def _adele(browser: Browser, base: str) -> Page:
 
 
 def test_step_up_with_the_extra_approval_lands_on_the_page(browser: Browser, finance: str,
-                                                            live_server: LiveServer) -> None:
+                                                            live_server: LiveServer, artifacts_dir: Path) -> None:
     page = _adele(browser, live_server.url)
     page.goto(f"{live_server.url}/auth/start?" + urlencode({"rd": REPORTS}))
     expect(page.get_by_role("heading", name="Approve sign-in request")).to_be_visible()
     expect(page.locator("main, body").first).to_contain_text("authentication context c1")
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=str(artifacts_dir / f"emulator-mfa-{width}.png"), full_page=True)
     page.get_by_role("button", name="Approve").click()
     expect(page.get_by_role("heading", name="Finance app")).to_be_visible()
     assert page.url == REPORTS
@@ -103,7 +106,12 @@ def test_denied_request_access_admin_approves_requester_sees_it(browser: Browser
     expect(admin.get_by_text(f"Approved: {ADELE} is now a member of Sales and Marketing.")).to_be_visible()
     assert Tenant(sso_emulator).user(ADELE) in Tenant(sso_emulator).members(finance)
 
-    adele.goto(denied_url)
+    adele.goto(f"{base}/")  # the next visit shows the decision
     expect(adele.locator("[data-request-outcome=approved]")).to_contain_text("was approved by admin@example.com")
+    for width in (1280, 390):
+        adele.set_viewport_size({"width": width, "height": 900})
+        adele.screenshot(path=str(artifacts_dir / f"home-request-approved-{width}.png"), full_page=True)
+    adele.goto(denied_url)
+    expect(adele.locator("[data-request-outcome]")).to_have_count(0)  # shown once
     adele.context.close()
     admin.context.close()

@@ -19,7 +19,7 @@ from policies import service as policies
 from sso import access_requests as service
 from sso.models import AccessRequest
 from tests.conftest import csrf_token
-from tests.o365_helpers import emulator_env
+from tests.o365_helpers import emulator_env, sign_in_at_microsoft
 from tests.o365_ops_helpers import Tenant, authorized_datasource, page_text
 from tests.sso_helpers import (
     add_office365_provider,
@@ -108,9 +108,19 @@ def test_denied_page_says_why_and_request_access_opens_one_request(
     admin = db.session.scalar(db.select(User).filter_by(email="admin@example.com"))
     assert service.approve(req, admin)[0]
     assert tenant.user(ADELE) in tenant.members(finance)
-    text = words(denied(adele, APPROVALS))
+    page = denied(adele, APPROVALS)
+    text = words(page)
     assert "Your request to join Sales and Marketing (for finance.example.com/approvals/7) was approved" in text
     assert "was approved" not in words(denied(adele, APPROVALS))  # once
+    again = re.search(r'href="([^"]+)" id="sign-in-again"', page_text(page))
+    assert again and again.group(1).startswith("/sso/login/contoso?next=")  # a fresh sign-in reads the new group
+    relogin = adele.get(again.group(1).replace("&amp;", "&"))
+    back = sign_in_at_microsoft(sso_emulator, relogin.headers["Location"], ADELE, org_consent=False)
+    assert back.status_code == 302
+    location = back.headers["Location"].split("://", 1)[1].split("/", 1)[1]
+    step = adele.get("/" + location)  # the callback, then /auth/start sends the browser to the page
+    assert step.status_code == 302 and adele.get(step.headers["Location"]).headers["Location"] == APPROVALS
+    assert verify_status(adele, APPROVALS) == 200
 
 
 def test_step_up_not_signed_in_and_unknown_addresses(app: Flask, finance: str,
