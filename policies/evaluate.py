@@ -26,7 +26,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -34,6 +34,7 @@ from flask import Flask, current_app
 from sqlalchemy import func, select
 
 from core.extensions import db
+from core.models import Group
 from policies.models import PolicyVersion
 
 OUTCOMES = ("allowed", "denied", "not_signed_in", "step_up", "public")
@@ -169,6 +170,12 @@ def _names(groups: tuple[dict[str, str], ...]) -> str:
     return ", ".join(group.get("name") or group["id"] for group in groups)
 
 
+def group_reason(criterion: str, groups: tuple[dict[str, str], ...]) -> str:
+    if criterion == "groups_any" and len(groups) > 1:
+        return f"not in any of the groups {_names(groups)}"
+    return f"not in group {_names(groups)}"
+
+
 @dataclass
 class CompiledRule:
     id: str
@@ -219,13 +226,11 @@ class CompiledRule:
         if self.any_ids or self.all_ids:
             groups = {str(g).lower() for g in identity.get("groups") or ()}
         if self.any_ids and groups is not None and groups.isdisjoint(self.any_ids):
-            if len(self.groups_any) == 1:
-                return "groups_any", f"not in group {_names(self.groups_any)}", self.groups_any
-            return "groups_any", f"not in any of the groups {_names(self.groups_any)}", self.groups_any
+            return "groups_any", group_reason("groups_any", self.groups_any), self.groups_any
         if self.all_ids and groups is not None:
             missing = tuple(g for g in self.groups_all if g["id"].lower() not in groups)
             if missing:
-                return "groups_all", f"not in group {_names(missing)}", missing
+                return "groups_all", group_reason("groups_all", missing), missing
         if self.app_roles:
             roles = {str(role) for role in identity.get("roles") or ()}
             if roles.isdisjoint(self.app_roles):
@@ -450,6 +455,22 @@ def compiled() -> CompiledPolicy:
         return holder.policy
 
 
+def current_names(decision: Decision) -> Decision:
+    """The decision with its groups named as the imported groups name them now (a group renamed in Office 365
+    after the rule was saved shows its new name; matching was by id all along)."""
+    if not decision.granting_groups:
+        return decision
+    ids = [group["id"] for group in decision.granting_groups]
+    rows = db.session.execute(select(Group.source_group_id, Group.source_group_name)
+                              .where(func.lower(Group.source_group_id).in_([i.lower() for i in ids])))
+    names = {str(gid).lower(): str(name) for gid, name in rows if gid and name}
+    if not names:
+        return decision
+    groups = tuple({"id": g["id"], "name": names.get(g["id"].lower(), g["name"])} for g in decision.granting_groups)
+    return replace(decision, granting_groups=groups, reason=group_reason(decision.criterion, groups))
+
+
 def evaluate(facts: RequestFacts, identity: Mapping[str, Any] | None, now: float | None = None) -> Decision:
-    """Decide `facts` for `identity` (the session's identity dict; None: not signed in) with the current version."""
-    return compiled().evaluate(facts, identity, now)
+    """Decide `facts` for `identity` (the session's identity dict; None: not signed in) with the current version;
+    groups in a denial named by their current names."""
+    return current_names(compiled().evaluate(facts, identity, now))

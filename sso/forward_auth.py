@@ -34,7 +34,15 @@ from joserfc import jwt
 from core.extensions import limiter
 from observability import metrics, tracing
 from policies import decisions
-from policies.evaluate import CompiledPolicy, Decision, RequestFacts, compiled, normalize_host, normalize_path
+from policies.evaluate import (
+    CompiledPolicy,
+    Decision,
+    RequestFacts,
+    compiled,
+    current_names,
+    normalize_host,
+    normalize_path,
+)
 from sso import bp, step_up
 from sso.settings import current_settings
 from sso.signing_keys import ASSERTION_LIFETIME, JWKS_MAX_AGE, active_key, published_jwks
@@ -343,6 +351,7 @@ def _decide_by_rules() -> tuple[Response, str]:
         return _not_signed_in(), "not_signed_in"
     if decision.outcome == "allowed":
         return _allowed_answer(identity, rule_groups(policy, decision), decision), "allowed"
+    decision = current_names(decision)
     record = getattr(session, "record", None)
     decisions.record(decision, facts, identity, decisions.session_label(record.id_hash if record else ""),
                      _user_number(session.get("_user_id")))
