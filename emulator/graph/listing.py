@@ -136,8 +136,12 @@ def list_collection(kind: Kind, *, members_of: str | None = None) -> Response:
     base_where = f"{t}.tenant_id = ? AND ({where})"
     base_params = [common.tenant(), *params]
     if members_of is not None:
-        base_where += (f" AND {t}.id IN (SELECT member_id FROM memberships WHERE group_id = ? "  # noqa: S608
-                       "AND relation = 'member')")
+        if f"{t}.id IN (" in where or f"{t}.id = " in where:  # a few ids: look each one up in the membership key
+            base_where += (f" AND EXISTS (SELECT 1 FROM memberships WHERE group_id = ? "  # noqa: S608
+                           f"AND relation = 'member' AND member_id = {t}.id)")
+        else:  # otherwise the group's member list drives (a correlated lookup per user would scan the tenant)
+            base_where += (f" AND {t}.id IN (SELECT member_id FROM memberships WHERE group_id = ? "  # noqa: S608
+                           "AND relation = 'member')")
         base_params.append(members_of)
 
     count: int | None = None

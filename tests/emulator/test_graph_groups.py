@@ -297,6 +297,10 @@ def test_user_members_cast_takes_filter_search_orderby_and_count(graph: Graph):
     assert stranger not in {m["id"] for m in everyone["value"]}
     none = graph.get(f"{path}?$count=true&$filter=id eq '{stranger}'&$select=id", headers=EVENTUAL).get_json()
     assert (none["@odata.count"], none["value"]) == (0, [])
+    # a filter on ids checks each id against the membership key (the bulk preview's question)
+    mixed = graph.get(f"{path}?$count=true&$filter=id in ('{member}','{stranger}')&$select=id",
+                      headers=EVENTUAL).get_json()
+    assert (mixed["@odata.count"], [m["id"] for m in mixed["value"]]) == (1, [member])
 
 
 def test_user_members_cast_refuses_what_graph_refuses(graph: Graph):
