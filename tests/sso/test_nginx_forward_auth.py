@@ -5,6 +5,7 @@ nginx (with auth_request) comes from tools/test-prereqs.sh; its absence is a fai
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import socket
@@ -52,14 +53,14 @@ def upstream() -> Iterator[int]:
     server.shutdown()
 
 
-@pytest.fixture(params=["as in the README", "nginx's default buffer"])
-def nginx(request: pytest.FixtureRequest, tmp_path: Path, live_server: LiveServer, upstream: int) -> Iterator[int]:
+def readme_block() -> str:
     block = re.search(r"```nginx\n(.*?)```", README.read_text(), re.S)
     assert block, "the README shows an nginx configuration"
-    text = block.group(1)
-    if request.param == "nginx's default buffer":  # the answer must fit in 4 KB even without the README's 8k
-        assert "proxy_buffer_size 8k;" in text
-        text = re.sub(r"\n\s*proxy_buffer_size [^\n]*", "", text)
+    return block.group(1)
+
+
+@contextlib.contextmanager
+def running_nginx(text: str, tmp_path: Path, live_server: LiveServer, upstream: int) -> Iterator[int]:
     port = _free_port()
     gateway_port = live_server.url.rsplit(":", 1)[1]
     server = text.replace("127.0.0.1:8000", f"127.0.0.1:{gateway_port}").replace(
@@ -83,9 +84,21 @@ def nginx(request: pytest.FixtureRequest, tmp_path: Path, live_server: LiveServe
     else:
         process.kill()
         raise AssertionError("nginx did not start in 10 s")
-    yield port
-    process.terminate()
-    process.wait(5)
+    try:
+        yield port
+    finally:
+        process.terminate()
+        process.wait(5)
+
+
+@pytest.fixture(params=["as in the README", "nginx's default buffer"])
+def nginx(request: pytest.FixtureRequest, tmp_path: Path, live_server: LiveServer, upstream: int) -> Iterator[int]:
+    text = readme_block()
+    if request.param == "nginx's default buffer":  # the answer must fit in 4 KB even without the README's 8k
+        assert "proxy_buffer_size 8k;" in text
+        text = re.sub(r"\n\s*proxy_buffer_size [^\n]*", "", text)
+    with running_nginx(text, tmp_path, live_server, upstream) as port:
+        yield port
 
 
 def test_nginx_sends_strangers_to_sign_in_and_lets_signed_in_users_through(
@@ -139,3 +152,27 @@ def test_nginx_lets_a_user_in_200_groups_through(nginx: int, client: FlaskClient
         assert listed == ENTRA_GROUPS[:20] and seen["x-auth-request-groups-overflow"] == "true"
         claims = jwt.decode(seen["x-auth-request-assertion"], keys, algorithms=["ES256"]).claims
         assert claims["aud"] == "app.example.com" and claims["groups"] == listed and claims["groups_overflow"]
+
+
+def test_nginx_hands_the_access_rules_the_method_and_url(tmp_path: Path, live_server: LiveServer, upstream: int,
+                                                         client: FlaskClient, plain_user) -> None:  # type: ignore[no-untyped-def]
+    """The README's block without its allow-list: the access rules decide, from X-Original-Method/-URL."""
+    from policies import service
+
+    text = readme_block()
+    assert "/auth/verify?allowed_domains=example.com;" in text and "X-Original-Method $request_method" in text
+    service.save({"rules": [
+        {"name": "Health", "host": "app.example.com", "paths": ["/healthz"], "action": "public"},
+        {"name": "Read only", "host": "app.example.com", "methods": ["POST", "PUT", "PATCH", "DELETE"],
+         "action": "deny"}]}, actor="admin@example.com")
+    assert sign_in(client, USER_EMAIL, USER_PASSWORD).status_code == 302
+    cookie = {"Host": "app.example.com", "Cookie": f"gw_session={client.get_cookie('gw_session').value}"}
+    with running_nginx(text.replace("/auth/verify?allowed_domains=example.com;", "/auth/verify;"), tmp_path,
+                       live_server, upstream) as port:
+        base = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{base}/reports", headers=cookie, allow_redirects=False, timeout=10).status_code == 200
+        refused = requests.delete(f"{base}/reports", headers=cookie, allow_redirects=False, timeout=10)
+        assert refused.status_code == 302 and "/auth/denied?rd=" in refused.headers["Location"]
+        public = requests.get(f"{base}/healthz", headers={"Host": "app.example.com"}, allow_redirects=False,
+                              timeout=10)
+        assert public.status_code == 200  # the upstream, without sign-in
