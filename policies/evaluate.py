@@ -25,7 +25,7 @@ import posixpath
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
@@ -210,6 +210,18 @@ class CompiledRule:
                 return False
         return True
 
+    def mismatch(self, host: str, method: str, path: str, ip: Any) -> str:
+        """Why this rule does not match the request, in words ("" when it does)."""
+        if not host_matches(self.host, host):
+            return f"host {host or '(none)'} is not {self.host}"
+        if self.paths is not None and self.paths.match(path) is None:
+            return f"path {path} is not one of its paths"
+        if self.methods and method not in self.methods:
+            return f"method {method} is not {', '.join(sorted(self.methods))}"
+        if not self.matches_request(method, path, ip):
+            return f"client address {ip or '(unknown)'} is not in its networks"
+        return ""
+
     def failing(self, identity: Mapping[str, Any], now: float) -> tuple[str, str, tuple[dict[str, str], ...]] | None:
         """The first criterion that does not hold, as (criterion, reason, granting groups), or None."""
         email = str(identity.get("email") or "").lower()
@@ -325,39 +337,91 @@ class CompiledPolicy:
         return found
 
     def evaluate(self, facts: RequestFacts, identity: Mapping[str, Any] | None, now: float | None = None,
-                 normalized: bool = False) -> Decision:
-        """Decide `facts` (`normalized`: host and path already went through normalize_host/normalize_path)."""
+                 normalized: bool = False, trace: list[TraceStep] | None = None) -> Decision:
+        """Decide `facts` (`normalized`: host and path already went through normalize_host/normalize_path).
+        With `trace`, every enabled rule tried is appended to it with what it did (the What if? view), by the same
+        code path: only the rules that cannot match are looked at one by one instead of through the index."""
         host = facts.host if normalized else normalize_host(facts.host)
         path = facts.path if normalized else normalize_path(facts.path)
+        method = facts.method.upper()
         moment = time.time() if now is None else now
-        rules, default = self.matching(facts.method.upper(), host, path, facts.client_ip)
+        if trace is None:
+            rules, default = self.matching(method, host, path, facts.client_ip)
+        else:
+            rules, default = self._traced(method, host, path, facts.client_ip, trace), self.for_host(host).default
+        decision = self._decide(rules, default, host, identity, moment, trace)
+        if trace is not None and not decision.rule_id:
+            trace.append(TraceStep(0, "", "", decision.outcome, decision.reason or (
+                "no rule matched: any signed-in user" if default is None else f"no rule matched: host default "
+                                                                             f"{default}")))
+        return decision
+
+    def _traced(self, method: str, host: str, path: str, client_ip: str | None, trace: list[TraceStep]
+                ) -> Iterator[CompiledRule]:
+        ip = _ip(client_ip)
+        for position, rule in enumerate(self.rules, 1):
+            why = rule.mismatch(host, method, path, ip)
+            if why:
+                trace.append(TraceStep(position, rule.id, rule.name, "skipped", why))
+            else:
+                trace.append(TraceStep(position, rule.id, rule.name, "matched", "host, path, method and network "
+                                                                                  "match"))
+                yield rule
+
+    def _decide(self, rules: Iterable[CompiledRule], default: str | None, host: str,
+                identity: Mapping[str, Any] | None, moment: float, trace: list[TraceStep] | None) -> Decision:
         for rule in rules:
             if rule.action == "public":
-                return Decision("public", rule.id, rule.name, "", "public path", policy_version=self.version)
+                return self._noted(trace, Decision("public", rule.id, rule.name, "", "public path",
+                                                   policy_version=self.version))
             if not identity:
-                return Decision("not_signed_in", rule.id, rule.name, "signed_in", "not signed in",
-                                policy_version=self.version)
+                return self._noted(trace, Decision("not_signed_in", rule.id, rule.name, "signed_in", "not signed in",
+                                                   policy_version=self.version))
             failed = rule.failing(identity, moment)
             if rule.action == "deny":
                 if failed is None:
-                    return Decision("denied", rule.id, rule.name, "deny_rule", f"denied by rule {rule.name}",
-                                    policy_version=self.version)
+                    return self._noted(trace, Decision("denied", rule.id, rule.name, "deny_rule",
+                                                       f"denied by rule {rule.name}", policy_version=self.version))
+                if trace is not None:
+                    trace[-1] = replace(trace[-1], result="continued",
+                                        detail=f"deny rule whose criteria do not hold ({failed[1]})")
                 continue
             if failed is None:
-                return Decision("allowed", rule.id, rule.name, policy_version=self.version)
+                return self._noted(trace, Decision("allowed", rule.id, rule.name, policy_version=self.version))
             criterion, reason, granting = failed
             if criterion in STEP_UP_CRITERIA:
-                return Decision("step_up", rule.id, rule.name, criterion, reason, (),
-                                rule.auth_context if criterion == "auth_context" else None,
-                                rule.max_age_seconds if criterion == "max_auth_age_minutes" else None,
-                                policy_version=self.version)
-            return Decision("denied", rule.id, rule.name, criterion, reason, granting, policy_version=self.version)
+                return self._noted(trace, Decision(
+                    "step_up", rule.id, rule.name, criterion, reason, (),
+                    rule.auth_context if criterion == "auth_context" else None,
+                    rule.max_age_seconds if criterion == "max_auth_age_minutes" else None,
+                    policy_version=self.version))
+            return self._noted(trace, Decision("denied", rule.id, rule.name, criterion, reason, granting,
+                                               policy_version=self.version))
         if not identity:
             return Decision("not_signed_in", "", "", "signed_in", "not signed in", policy_version=self.version)
         if default == "deny":
             return Decision("denied", "", "", "host_default", f"no rule allows this path on {host or 'this host'}",
                             policy_version=self.version)
         return Decision("allowed", policy_version=self.version)
+
+    @staticmethod
+    def _noted(trace: list[TraceStep] | None, decision: Decision) -> Decision:
+        if trace is not None and trace:
+            trace[-1] = replace(trace[-1], result=decision.outcome, detail=decision.reason or "all criteria hold")
+        return decision
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    """One rule tried for What if?: its position (1-based among the enabled rules; 0: the host default or the
+    no-match answer), what it did (skipped | matched | continued | allowed | denied | step_up | public |
+    not_signed_in) and why, in words."""
+
+    position: int
+    rule_id: str
+    rule_name: str
+    result: str
+    detail: str
 
 
 def _ip(value: str | None) -> Any:
@@ -468,6 +532,14 @@ def current_names(decision: Decision) -> Decision:
         return decision
     groups = tuple({"id": g["id"], "name": names.get(g["id"].lower(), g["name"])} for g in decision.granting_groups)
     return replace(decision, granting_groups=groups, reason=group_reason(decision.criterion, groups))
+
+
+def explain(facts: RequestFacts, identity: Mapping[str, Any] | None, now: float | None = None
+            ) -> tuple[Decision, list[TraceStep]]:
+    """What if?: the decision `evaluate` gives, with every enabled rule tried and what it did."""
+    trace: list[TraceStep] = []
+    decision = current_names(compiled().evaluate(facts, identity, now, trace=trace))
+    return decision, trace
 
 
 def evaluate(facts: RequestFacts, identity: Mapping[str, Any] | None, now: float | None = None) -> Decision:

@@ -131,3 +131,31 @@ def test_export_shows_a_renamed_group_by_its_new_name(app: Flask, finance_group:
     db.session.commit()
     exported = yaml.safe_load(run(app, "export").stdout)
     assert exported["rules"][0]["criteria"]["groups_any"] == [{"id": FINANCE["id"], "name": "Finance Approvers (EU)"}]
+
+
+def test_check_is_what_if_with_the_rules_tried(app: Flask, finance_group: Group) -> None:
+    from core.models import User
+
+    service.save({"rules": [
+        {"name": "Health", "paths": ["/healthz"], "action": "public"},
+        {"name": "Finance reports", "host": "finance.example.com", "paths": ["/reports/"],
+         "criteria": {"groups_any": [FINANCE], "auth_context": "c1"}}]}, actor="a@example.com")
+    user = User(email="ann@example.com", tenant_id="t-1", object_id="o-1")
+    db.session.add(user)
+    db.session.commit()
+    url = "https://finance.example.com/reports/q3"
+    denied = run(app, "check", "--user", "ann@example.com", "--url", url)
+    assert denied.exit_code == 0, denied.output
+    assert "  1. Health: skipped, path /reports/q3 is not one of its paths" in denied.stdout
+    assert "  2. Finance reports: denied, not in group Finance Approvers" in denied.stdout
+    assert "Decision: denied by rule 'Finance reports': not in group Finance Approvers" in denied.stdout
+    assert f"Groups that would grant access: Finance Approvers ({FINANCE['id']})" in denied.stdout
+    finance_group.members.append(user)  # an imported member of the Office 365 group
+    db.session.commit()
+    step_up = run(app, "check", "--user", "ann@example.com", "--url", url).stdout
+    assert "Decision: step_up by rule 'Finance reports': needs authentication context c1" in step_up
+    allowed = run(app, "check", "--user", "ann@example.com", "--url", url, "--acr", "c1").stdout
+    assert "Decision: allowed by rule 'Finance reports'" in allowed
+    anonymous = run(app, "check", "--url", "https://any.example.com/healthz").stdout
+    assert "Decision: public by rule 'Health': public path" in anonymous
+    assert run(app, "check", "--user", "nobody@example.com", "--url", url).exit_code == 1

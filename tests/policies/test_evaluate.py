@@ -170,3 +170,33 @@ def test_the_first_segment_index_keeps_the_rules_order() -> None:
     assert decide(doc, "h.example.com/files/a b", who).rule_name == "Everything"
     encoded = {"rules": [rule("Encoded", paths=["/files/a%20b"], action="deny")]}
     assert decide(encoded, "h.example.com/files/a%20b", who).outcome == "denied"
+
+
+def test_the_trace_shows_each_rule_tried_and_agrees_with_the_decision() -> None:
+    from policies.evaluate import TraceStep
+
+    doc = {"hosts": [{"host": "h.example.com", "default": "deny"}],
+           "rules": [rule("Other host", host="x.example.com"),
+                     rule("Writes", methods=["POST"], action="deny"),
+                     rule("Office", networks=["10.0.0.0/8"]),
+                     rule("No contractors", criteria={"domains": ["contractors.example.com"]}, action="deny"),
+                     rule("Finance", paths=["/reports/"], criteria={"groups_any": [FINANCE]}),
+                     rule("Never reached", paths=["/reports/"])]}
+    policy = compile_document(doc, 4)
+    facts = RequestFacts("GET", "h.example.com", "/reports/q3", "192.0.2.1")
+    trace: list[TraceStep] = []
+    decision = policy.evaluate(facts, identity(), NOW, trace=trace)
+    assert decision == policy.evaluate(facts, identity(), NOW)
+    assert [(s.position, s.rule_name, s.result) for s in trace] == [
+        (1, "Other host", "skipped"), (2, "Writes", "skipped"), (3, "Office", "skipped"),
+        (4, "No contractors", "continued"), (5, "Finance", "denied")]
+    assert trace[0].detail == "host h.example.com is not x.example.com"
+    assert trace[1].detail == "method GET is not POST"
+    assert trace[2].detail == "client address 192.0.2.1 is not in its networks"
+    assert trace[3].detail == "deny rule whose criteria do not hold (e-mail domain example.com is not allowed here)"
+    assert trace[4].detail == "not in group Finance Approvers"
+    other: list[TraceStep] = []
+    assert policy.evaluate(RequestFacts("GET", "h.example.com", "/x", None), identity(), NOW, trace=other).outcome \
+        == "denied"
+    assert other[-1] == TraceStep(0, "", "", "denied", "no rule allows this path on h.example.com")
+    assert other[-2].detail == "path /x is not one of its paths"
