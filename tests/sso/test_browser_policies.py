@@ -20,7 +20,7 @@ from tests.o365_helpers import emulator_env
 from tests.o365_ops_helpers import Tenant, authorized_datasource
 from tests.sso_helpers import add_office365_provider, enable_sso
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.one_backend]  # the backends are covered by test_denied.py
 ADELE = "adele.vance@contoso.example"
 APPROVALS = "https://finance.example.com/approvals/7"
 REPORTS = "https://finance.example.com/reports/q4"
