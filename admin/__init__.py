@@ -37,10 +37,12 @@ def admin_navigation() -> dict:
 
 
 from admin import (  # noqa: E402,F401  (views attach themselves to bp)
+    access_policies,
     access_requests,
     api_keys,
     audit_log,
     datasources,
+    decisions,
     home,
     import_settings,
     office365,

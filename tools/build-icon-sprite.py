@@ -1,7 +1,8 @@
 """Rebuild static/icons/bootstrap-icons.svg: only the Bootstrap Icons the templates use, as one sprite.
 
     npm pack bootstrap-icons@1.13.2 && tar xzf bootstrap-icons-1.13.2.tgz
-    python tools/build-icon-sprite.py package trash3 chevron-left chevron-right chevron-double-left
+    python tools/build-icon-sprite.py package trash3 chevron-left chevron-right chevron-double-left \
+        arrow-up arrow-down pencil copy plus-lg clock-history
 
 Templates draw them with the `icon` macro (templates/_ui.html), which needs the names listed here.
 """

@@ -86,13 +86,14 @@ def _seed(app: Flask, client: FlaskClient, emulator: EmulatorHandle) -> dict[str
     db.session.commit()
     _access_requests(ds.id, tenant)
     _finance_rules(tenant)
+    rule_id = _access_policies(tenant)
     run = create_run(kind=task.kind, datasource_id=ds.id, trigger="manual", actor=ADMIN_EMAIL, task=task)
     licensed = tenant.conn().execute("SELECT user_id, sku_id FROM user_licenses ORDER BY user_id LIMIT 1").fetchone()
     legal = tenant.group("Legal")
     bulk_preview, bulk_done = _bulk_jobs(ds.id, legal, sorted(tenant.members(legal)))
     return {"ds": ds.id, "task": task.id, "run": run.id, "bulk_preview": bulk_preview, "bulk_done": bulk_done,
             "user": tenant.user("megan.bowen@contoso.example"),
-            "licensed_user": licensed[0], "sku": licensed[1], "group": legal,
+            "licensed_user": licensed[0], "sku": licensed[1], "group": legal, "rule": rule_id,
             "member": sorted(tenant.members(legal))[0], "admin_id": db.session.execute(
                 db.text("SELECT id FROM users WHERE email = :e"), {"e": ADMIN_EMAIL}).scalar_one()}
 
@@ -123,6 +124,33 @@ def _finance_rules(tenant: Tenant) -> None:
         {"id": "r-approvals", "name": "Finance approvals", "enabled": True, "host": "finance.example.com",
          "paths": ["/approvals/"], "methods": [], "networks": [], "action": "allow",
          "criteria": {"groups_any": [{"id": tenant.group("Legal"), "name": "Legal"}]}}]}, actor=ADMIN_EMAIL)
+
+
+def _access_policies(tenant: Tenant) -> str:
+    """Two versions of three rules and a host default, and a few decisions that were not allowed."""
+    from policies import service
+    from policies.models import AccessDecision
+
+    legal = {"id": tenant.group("Legal"), "name": "Legal"}
+    _, document = service.current()  # after the finance rules the denied page uses
+    document["hosts"].append({"host": "locked.example.com", "default": "deny"})
+    document["rules"] += [
+        {"id": "r-health", "name": "Health checks", "host": "*", "paths": ["/healthz"], "action": "public"},
+        {"id": "r-legal", "name": "Legal documents", "host": "legal.example.com", "paths": ["/cases/*"],
+         "methods": ["GET", "POST"], "criteria": {"groups_any": [legal], "max_auth_age_minutes": 15}},
+        {"id": "r-block", "name": "No admin from outside", "host": "*.example.com", "paths": ["/admin/"],
+         "networks": ["203.0.113.0/24"], "action": "deny", "enabled": False}]
+    service.save(document, ADMIN_EMAIL, "first rules")
+    document["rules"][-2]["criteria"]["app_roles"] = ["Reader"]
+    service.save(document, ADMIN_EMAIL)
+    for outcome, reason in (("denied", "not in group Legal"), ("step_up", "signed in 3 h ago; this path needs 15 min")):
+        db.session.add(AccessDecision(user_label="adele.vance@contoso.example", session_hash="0123456789ab",
+                                      host="legal.example.com", path="/cases/2026/a-very-long-case-name-that-wraps",
+                                      method="GET", rule_id="r-legal", rule_name="Legal documents", outcome=outcome,
+                                      criterion="groups_any", reason=reason, granting_groups=[legal],
+                                      policy_version=2))
+    db.session.commit()
+    return "r-legal"
 
 
 def _bulk_jobs(ds_id: int, group_id: str, members: list[str]) -> tuple[int, int]:
@@ -176,6 +204,10 @@ def _views(base: str, ids: dict[str, object]) -> list[View]:
         "sessions of a user": f"/admin/sso/users/{ids['admin_id']}/sessions",
         "audit log": "/admin/audit", "API keys": "/admin/api-keys", "API reference": "/api/v1/docs",
         "access requests": "/admin/access-requests",
+        "access policies": "/admin/access-policies", "add a rule": "/admin/access-policies/rules/new",
+        "edit a rule": f"/admin/access-policies/rules/{ids['rule']}",
+        "delete a rule": f"/admin/access-policies/rules/{ids['rule']}/delete",
+        "access policy history": "/admin/access-policies/history", "access decisions": "/admin/decisions",
         "Office 365": "/admin/o365", "User List": f"{o365}/users", "Find Users": f"{o365}/users?q=meg",
         "user": f"{o365}/users/{ids['user']}", "Group List": f"{o365}/groups",
         "User List, filtered and sorted": f"{o365}/users?filter=enabled&filter=licensed&sort=-displayName&size=25",
@@ -202,6 +234,8 @@ def _views(base: str, ids: dict[str, object]) -> list[View]:
         View("new user, bad email", _submit(base, "/admin/users/new", "Save", {"Email": "not-an-email"}), True),
         View("new API key, empty", _submit(base, "/admin/api-keys", "Create key"), True),
         View("new scheduled task, empty", _submit(base, "/admin/scheduled-tasks/new", "Save"), True),
+        View("new access rule, bad path", _submit(base, "/admin/access-policies/rules/new", "Add rule",
+                                                  {"Paths": "reports"}), True),
         View("Create Group, no name", _submit(base, f"{o365}/groups/new", "Create Group"), True),
         View("Assign Licence to User, nothing chosen", _submit(base, f"{o365}/licences/assign",
                                                                  "Assign Licence to User"), True),

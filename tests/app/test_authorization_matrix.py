@@ -124,7 +124,10 @@ RULES: dict[str, Access] = {
         "task_run_progress", "task_run_confirm",
         "single_sign_on", "sso_settings_save", "sso_diagnostics", "sso_provider_add", "sso_provider_delete",
         "sso_key_rotate", "sso_key_prune", "sso_sessions_lookup", "sso_user_sessions", "sso_user_session_end",
-        "sso_user_sessions_end_all")},
+        "sso_user_sessions_end_all",
+        "access_policies", "access_policy_rule_new", "access_policy_rule", "access_policy_move_up",
+        "access_policy_move_down", "access_policy_toggle", "access_policy_duplicate", "access_policy_delete",
+        "access_policy_hosts", "access_policy_history", "access_policy_groups", "decisions")},
     # Office 365 operation pages: Connection users of the datasource (no admin-area role needed).
     **{f"admin.{name}": CONNECTION_USER for name in (
         "o365_home", "o365_users", "o365_user", "o365_groups", "o365_group", "o365_group_new",
@@ -145,7 +148,8 @@ RULES: dict[str, Access] = {
 
 # Path arguments that are not ids of the world's rows (directory object ids are GUIDs).
 GUID = "0b0b0b0b-1c1c-4d4d-8e8e-2f2f2f2f2f2f"
-STRING_ARGUMENTS = {"group_id": GUID, "user_id": GUID, "sku_id": GUID, "name": "nosuch", "secret": "wrong-secret"}
+STRING_ARGUMENTS = {"group_id": GUID, "user_id": GUID, "sku_id": GUID, "name": "nosuch", "secret": "wrong-secret",
+                    "rule_id": "r-nosuch"}
 STATIC_FILES = {"static": "css/app.css", "bootstrap.static": "css/bootstrap.min.css"}
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
