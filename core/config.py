@@ -163,7 +163,7 @@ def _policies_settings(env: dict[str, str]) -> dict[str, Any]:
                                                              f"got {days!r}")
     refresh = env.get("POLICY_REFRESH_SECONDS", "1")
     try:
-        refresh_s = float(refresh)
+        refresh_s = float(refresh) if refresh.isascii() and "_" not in refresh else -1.0
     except ValueError:
         refresh_s = -1.0
     if not 0 <= refresh_s <= 60:

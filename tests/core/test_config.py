@@ -62,6 +62,10 @@ def test_https_public_url_makes_cookies_secure(tmp_path: Path) -> None:
         ({"TIME_ZONE": "Mars/Olympus_Mons"}, "TIME_ZONE"),
         ({"TIME_ZONE": "../../etc/passwd"}, "TIME_ZONE"),
         ({"TIME_ZONE": "CET+1"}, "TIME_ZONE"),
+        ({"ACCESS_DECISIONS_RETENTION_DAYS": "0"}, "ACCESS_DECISIONS_RETENTION_DAYS"),
+        ({"POLICY_REFRESH_SECONDS": "nan"}, "POLICY_REFRESH_SECONDS"),
+        ({"POLICY_REFRESH_SECONDS": "61"}, "POLICY_REFRESH_SECONDS"),
+        ({"POLICY_REFRESH_SECONDS": "１"}, "POLICY_REFRESH_SECONDS"),
     ],
 )
 def test_malformed_values_name_the_variable(env: dict, name: str, tmp_path: Path) -> None:
@@ -69,6 +73,13 @@ def test_malformed_values_name_the_variable(env: dict, name: str, tmp_path: Path
         load_config(env, tmp_path)
     assert info.value.name == name
     assert str(info.value).startswith(f"{name}: ")
+
+
+def test_access_policy_settings_default_and_parse(tmp_path: Path) -> None:
+    defaults = load_config({}, tmp_path)
+    assert (defaults["ACCESS_DECISIONS_RETENTION_DAYS"], defaults["POLICY_REFRESH_SECONDS"]) == (30, 1.0)
+    chosen = load_config({"ACCESS_DECISIONS_RETENTION_DAYS": "90", "POLICY_REFRESH_SECONDS": "0.5"}, tmp_path)
+    assert (chosen["ACCESS_DECISIONS_RETENTION_DAYS"], chosen["POLICY_REFRESH_SECONDS"]) == (90, 0.5)
 
 
 def test_time_zone_is_an_iana_name_defaulting_to_utc(tmp_path: Path) -> None:
@@ -93,7 +104,7 @@ def test_start_up_stops_with_one_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value", ["²", "１", "99999999999999999999", "-1", "1_0"])
 def test_numbers_in_settings_are_ascii_and_bounded(value: str, tmp_path: Path) -> None:
     """`"²".isdigit()` is true and `int("²")` raises: a setting like that must stop start-up with one line."""
-    for name in ("TRUSTED_PROXY_HOPS", "IMPORT_PAGE_SIZE"):
+    for name in ("TRUSTED_PROXY_HOPS", "IMPORT_PAGE_SIZE", "ACCESS_DECISIONS_RETENTION_DAYS"):
         with pytest.raises(ConfigError) as info:
             load_config({name: value}, tmp_path)
         assert info.value.name == name
