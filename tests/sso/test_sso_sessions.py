@@ -339,3 +339,23 @@ def test_rows_without_a_user_are_pruned(client: FlaskClient, plain_user: User, s
     assert _stored_sessions(sessions) == 2
     sessions.prune()
     assert _stored_sessions(sessions) == 1 and sessions.for_user(plain_user.id)
+
+
+def test_access_rules_on_the_fast_path_follow_each_policy_version(app: Flask, client: FlaskClient,  # type: ignore[no-untyped-def]
+                                                                  plain_user: User, sessions) -> None:
+    """The fast path (one session read on either store) decides with the rules of the current version: an allow
+    cached under one version or rule is never served after a change."""
+    from policies import service
+
+    url = {"X-Original-URL": "https://app.example.com/reports/q3", "X-Original-Method": "GET"}
+    number = service.save({"rules": [{"id": "r-1", "name": "Reports", "paths": ["/reports/"],
+                                      "criteria": {"domains": ["example.com"]}}]}, actor="admin@example.com")
+    sign_in(client, USER_EMAIL, USER_PASSWORD)
+    assert client.get("/auth/verify", headers=url).status_code == 200
+    fast = client.get("/auth/verify", headers=url)
+    assert fast.status_code == 200 and "Content-Security-Policy" not in fast.headers
+    service.save({"rules": [{"id": "r-1", "name": "Reports", "paths": ["/reports/"],
+                             "criteria": {"domains": ["contoso.example"]}}]}, actor="admin@example.com")
+    refused = client.get("/auth/verify", headers=url)
+    assert refused.status_code == 403 and refused.get_json()["error"]["rule"] == "Reports"
+    assert service.current()[0] == number + 1
