@@ -199,8 +199,8 @@ class CompiledRule:
     all_ids: tuple[str, ...] = ()
 
     def matches_request(self, method: str, path: str, ip: Any) -> bool:
-        if self.methods and method not in self.methods:
-            return False
+        if self.methods and method not in self.methods and not (method == "HEAD" and "GET" in self.methods):
+            return False  # HEAD is a GET without the body: a rule for GET covers it
         if self.paths is not None and self.paths.match(path) is None:
             return False
         if self.networks:
@@ -216,7 +216,7 @@ class CompiledRule:
             return f"host {host or '(none)'} is not {self.host}"
         if self.paths is not None and self.paths.match(path) is None:
             return f"path {path} is not one of its paths"
-        if self.methods and method not in self.methods:
+        if self.methods and method not in self.methods and not (method == "HEAD" and "GET" in self.methods):
             return f"method {method} is not {', '.join(sorted(self.methods))}"
         if not self.matches_request(method, path, ip):
             return f"client address {ip or '(unknown)'} is not in its networks"

@@ -26,7 +26,8 @@ from sso.sessions import TOKEN_PATTERN, hash_token, store
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 HEADER_NAMES = {"HTTP_X_ORIGINAL_URL": "X-Original-URL", "HTTP_X_FORWARDED_HOST": "X-Forwarded-Host",
                 "HTTP_X_FORWARDED_PROTO": "X-Forwarded-Proto", "HTTP_X_FORWARDED_URI": "X-Forwarded-Uri",
-                "HTTP_X_ORIGINAL_METHOD": "X-Original-Method", "HTTP_X_FORWARDED_METHOD": "X-Forwarded-Method"}
+                "HTTP_X_ORIGINAL_METHOD": "X-Original-Method", "HTTP_X_FORWARDED_METHOD": "X-Forwarded-Method",
+                "HTTP_X_ORIGINAL_URI": "X-Original-URI"}
 PUBLIC_HEADERS = [("Cache-Control", "no-store")]
 
 

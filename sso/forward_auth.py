@@ -112,11 +112,16 @@ def original_method(headers: Mapping[str, str]) -> str:
 
 def request_facts(headers: Mapping[str, str], client_ip: str | None) -> RequestFacts:
     """What the rules decide: the original method, host (no port) and path (normalized, no query), client IP.
-    A proxy that says nothing of the original URL gets host "" and path "/" (only `*` rules match it)."""
+    A proxy that sends only `X-Original-URI` (a path, as some nginx guides do) gets host "" and that path; one that
+    says nothing of the original URL host "" and path "/" (either way only `*` rules match the host)."""
     url = requested_url(headers)
     parts = _split_url(url) if url and len(url) <= 8192 else None
     host = normalize_host(parts.hostname or "") if parts is not None else ""
-    path = normalize_path(parts.path or "/") if parts is not None else "/"
+    if parts is not None:
+        path = normalize_path(parts.path or "/")
+    else:
+        uri = headers.get("X-Original-URI") or "/"
+        path = normalize_path(uri[:8192] if uri.startswith("/") else "/")
     return RequestFacts(original_method(headers), host, path, client_ip)
 
 

@@ -73,6 +73,9 @@ def test_methods_and_networks() -> None:
     assert decide(doc, "h.example.com/x", identity(), "GET", "10.1.2.3").outcome == "allowed"
     assert decide(doc, "h.example.com/x", identity(), "POST", "192.0.2.1").outcome == "allowed"
     assert decide(doc, "h.example.com/x", identity(), "POST", None).outcome == "allowed"
+    reads = {"rules": [rule("Reads", methods=["GET"], action="deny")]}
+    assert decide(reads, "h.example.com/x", identity(), "HEAD").outcome == "denied"  # HEAD is a GET
+    assert decide(reads, "h.example.com/x", identity(), "OPTIONS").outcome == "allowed"
 
 
 @pytest.mark.parametrize(("criteria", "who", "criterion", "reason"), [

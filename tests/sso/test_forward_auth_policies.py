@@ -256,3 +256,10 @@ def test_no_policy_saved_is_todays_behaviour(app: Flask, client: FlaskClient, pl
     assert fast(client.get("/auth/verify", headers=url))
     assert client.get("/auth/verify").status_code == 200  # a proxy that sends no original URL
     assert client.get("/auth/verify?allowed_groups=", headers=url).status_code == 200  # empty legacy list
+
+
+def test_a_proxy_sending_only_x_original_uri_still_has_its_path_judged(signed_in: FlaskClient) -> None:
+    service.save({"rules": [{"name": "No admin", "paths": ["/admin/"], "action": "deny"}]}, actor="a@example.com")
+    for _ in ("view", "fast path"):
+        assert signed_in.get("/auth/verify", headers={"X-Original-URI": "/admin/users?x=1"}).status_code == 403
+        assert signed_in.get("/auth/verify", headers={"X-Original-URI": "/home"}).status_code == 200
