@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -30,14 +32,16 @@ from admin import bp
 from admin.fields import AsciiIntegerField, CheckboxChoices, options
 from core import audit
 from core.access import roles_required
-from core.converters import int_arg
+from core.converters import int_arg, parse_int
 from core.extensions import db
-from core.models import Datasource, Role
+from core.models import Datasource, Role, User
 from datasources.service import Caller, page_deadline, run
 from office365 import operations as ops
 from office365.errors import FieldError as GraphFieldError
 from office365.errors import Office365Error, ReauthorizationRequired, Throttled
 from policies import service
+from policies.cli import identity_of
+from policies.evaluate import RequestFacts, explain
 from policies.service import MAX_AGE_MINUTES, METHODS, FieldError, PolicyInvalid
 from sso.models import SsoProvider
 
@@ -54,6 +58,7 @@ PATH_OF_ERROR = re.compile(r"^rules\[(\d+)\](?:\.criteria)?(?:\.(\w+))?(?:\[(\d+
 HOST_ERROR = re.compile(r"^hosts\[(\d+)\](?:\.(\w+))?")
 GROUP_LABEL_SEPARATOR = "|"
 PICKER_RESULTS = 10
+WHAT_IF_FIELDS = ("user", "method", "url", "ip", "groups", "roles", "acrs", "provider", "minutes")
 
 
 class RuleForm(FlaskForm):
@@ -619,3 +624,40 @@ def access_policy_history() -> str:
                         "known": position + 1 < len(shown) or row.number == 1})
     return render_template("admin/access_policies/history.html", entries=entries, more=len(shown) > limit,
                            limit=limit)
+
+
+@bp.get("/access-policies/what-if")
+@roles_required(Role.ADMINISTRATOR)
+def access_policy_what_if() -> tuple[str, int]:
+    """What if? The decision /auth/verify would give a user (or someone not signed in) for a method and URL, with
+    every rule tried, by the very same evaluator (`policies.evaluate.explain`)."""
+    asked = {name: (request.args.get(name) or "").strip()[:2048] for name in WHAT_IF_FIELDS}
+    asked["method"] = asked["method"].upper() if asked["method"].upper() in METHODS else "GET"
+    errors: dict[str, str] = {}
+    result = None
+    if asked["url"]:
+        parts = urlsplit(asked["url"])
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            errors["url"] = "Give a whole address starting with https:// or http://, e.g. https://app.example.com/."
+        user = None
+        if asked["user"]:
+            user = db.session.scalar(select(User).where(func.lower(User.email) == asked["user"].lower()))
+            if user is None:
+                errors["user"] = f"No gateway user {asked['user']}: leave it empty for someone not signed in."
+        minutes = parse_int(asked["minutes"] or "0", 0, MAX_AGE_MINUTES)
+        if minutes is None:
+            errors["minutes"] = f"A whole number of minutes from 0 to {MAX_AGE_MINUTES:,}."
+        if asked["ip"]:
+            try:
+                ipaddress.ip_address(asked["ip"])
+            except ValueError:
+                errors["ip"] = "An IP address such as 10.1.2.3."
+        if not errors:
+            identity = None if user is None else identity_of(
+                user, tuple(_split(asked["groups"], "comma")), tuple(_split(asked["roles"], "comma")),
+                tuple(_split(asked["acrs"], "comma")), asked["provider"] or None, minutes or 0)
+            decision, trace = explain(RequestFacts(asked["method"], parts.hostname or "", parts.path or "/",
+                                                   asked["ip"] or None), identity)
+            result = {"decision": decision, "trace": trace, "who": user.email if user else "someone not signed in"}
+    return render_template("admin/access_policies/what_if.html", asked=asked, errors=errors, result=result,
+                           methods=METHODS, number=service.latest_number()), 400 if errors else 200

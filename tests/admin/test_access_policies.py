@@ -210,3 +210,27 @@ def test_group_picker_against_the_tenant(admin_client: FlaskClient, emulator: Em
     assert _post(admin_client, f"{BASE}/rules/new", _rule(groups_all_text="legal")).status_code == 302
     assert service.current()[1]["rules"][0]["criteria"] == {"groups_all": [{"id": legal, "name": "Legal"}]}
     assert "allow members of Legal" in plain(admin_client.get(BASE))
+
+
+def test_what_if(admin_client: FlaskClient) -> None:
+    from tests.conftest import make_user
+
+    make_user("ann@example.com", None, "User")
+    service.save({"hosts": [{"host": "finance.example.com", "default": "deny"}], "rules": [
+        {"id": "r-health", "name": "Health", "host": "*", "paths": ["/healthz"], "action": "public"},
+        {"id": "r-fin", "name": "Finance reports", "host": "finance.example.com", "paths": ["/reports/"],
+         "criteria": {"groups_any": [FINANCE]}}]}, "admin@example.com")
+    ask = {"user": "ann@example.com", "url": "https://finance.example.com/reports/q3", "method": "GET"}
+    page = plain(admin_client.get(f"{BASE}/what-if", query_string=ask))
+    assert "Decision for ann@example.com" in page
+    assert "denied by rule “Finance reports”: not in group Finance Approvers" in page
+    assert "Would be let in as a member of Finance Approvers" in page
+    assert re.search(r"1 Health skipped", page) and re.search(r"2 Finance reports denied", page)
+    page = plain(admin_client.get(f"{BASE}/what-if", query_string={**ask, "groups": FINANCE["id"]}))
+    assert "allowed by rule “Finance reports”" in page
+    page = plain(admin_client.get(f"{BASE}/what-if", query_string={**ask, "user": "", "url":
+                                                                     "https://finance.example.com/other"}))
+    assert "Decision for someone not signed in" in page and "not signed in" in page
+    answer = admin_client.get(f"{BASE}/what-if", query_string={**ask, "url": "finance.example.com", "user": "x@y.z"})
+    assert answer.status_code == 400
+    assert "Give a whole address starting with https://" in plain(answer) and "No gateway user x@y.z" in plain(answer)

@@ -208,6 +208,8 @@ def _views(base: str, ids: dict[str, object]) -> list[View]:
         "edit a rule": f"/admin/access-policies/rules/{ids['rule']}",
         "delete a rule": f"/admin/access-policies/rules/{ids['rule']}/delete",
         "access policy history": "/admin/access-policies/history", "access decisions": "/admin/decisions",
+        "what if": "/admin/access-policies/what-if?user=adele.vance%40contoso.example&method=GET"
+                   "&url=https%3A%2F%2Flegal.example.com%2Fcases%2F7&roles=Reader",
         "Office 365": "/admin/o365", "User List": f"{o365}/users", "Find Users": f"{o365}/users?q=meg",
         "user": f"{o365}/users/{ids['user']}", "Group List": f"{o365}/groups",
         "User List, filtered and sorted": f"{o365}/users?filter=enabled&filter=licensed&sort=-displayName&size=25",
@@ -234,6 +236,7 @@ def _views(base: str, ids: dict[str, object]) -> list[View]:
         View("new user, bad email", _submit(base, "/admin/users/new", "Save", {"Email": "not-an-email"}), True),
         View("new API key, empty", _submit(base, "/admin/api-keys", "Create key"), True),
         View("new scheduled task, empty", _submit(base, "/admin/scheduled-tasks/new", "Save"), True),
+        View("what if, bad URL", _submit(base, "/admin/access-policies/what-if", "Check", {"URL": "nowhere"}), True),
         View("new access rule, bad path", _submit(base, "/admin/access-policies/rules/new", "Add rule",
                                                   {"Paths": "reports"}), True),
         View("Create Group, no name", _submit(base, f"{o365}/groups/new", "Create Group"), True),

@@ -127,7 +127,8 @@ RULES: dict[str, Access] = {
         "sso_user_sessions_end_all",
         "access_policies", "access_policy_rule_new", "access_policy_rule", "access_policy_move_up",
         "access_policy_move_down", "access_policy_toggle", "access_policy_duplicate", "access_policy_delete",
-        "access_policy_hosts", "access_policy_history", "access_policy_groups", "decisions")},
+        "access_policy_hosts", "access_policy_history", "access_policy_groups", "access_policy_what_if",
+        "decisions")},
     # Office 365 operation pages: Connection users of the datasource (no admin-area role needed).
     **{f"admin.{name}": CONNECTION_USER for name in (
         "o365_home", "o365_users", "o365_user", "o365_groups", "o365_group", "o365_group_new",
