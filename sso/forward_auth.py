@@ -364,6 +364,9 @@ def _decide_by_rules() -> tuple[Response, str]:
         if request.args.get("redirect") == "1":
             return _to_start(original_url()), "step_up"
         return _refusal(401, "step_up_required", decision.reason, decision.rule_name), "step_up"
+    target = original_url() if request.args.get("redirect") == "1" else None
+    if target:  # Traefik shows the auth answer itself: send the person to the page that explains the denial
+        return redirect(issuer() + url_for("sso.denied", rd=target)), "denied"
     return _refusal(403, "forbidden", decision.reason, decision.rule_name), "denied"
 
 

@@ -179,6 +179,18 @@ def test_denials_are_recorded_once_without_secrets(app: Flask, signed_in: FlaskC
     assert db.session.scalar(select(db.func.count()).select_from(AccessDecision)) == 2  # another path
 
 
+def test_a_denial_in_redirect_mode_goes_to_the_denied_page(signed_in: FlaskClient) -> None:
+    url = "https://finance.example.com/reports/q3"
+    redirected = signed_in.get("/auth/verify?redirect=1", headers=traefik("GET", url))
+    assert redirected.status_code == 302
+    location = urlsplit(redirected.headers["Location"])
+    assert (location.netloc, location.path, parse_qs(location.query)["rd"]) == ("sso.example.com", "/auth/denied",
+                                                                                [url])
+    page = signed_in.get(f"{location.path}?{location.query}")
+    assert "not in group Finance Approvers" in page.get_data(as_text=True)
+    assert signed_in.get("/auth/verify", headers=traefik("GET", url)).status_code == 403  # nginx mode: the 403
+
+
 def test_legacy_query_parameters_keep_their_meaning(signed_in: FlaskClient) -> None:
     url = nginx("GET", "https://finance.example.com/reports/q3")
     assert signed_in.get("/auth/verify", headers=url).status_code == 403  # the rules
