@@ -420,7 +420,7 @@ def access_policies() -> str:
                            datasources=ready_datasources())
 
 
-@bp.route("/access-policies/rules/new", methods=["GET", "POST"])
+@bp.route("/access-policies/new-rule", methods=["GET", "POST"])
 @roles_required(Role.ADMINISTRATOR)
 def access_policy_rule_new() -> Response | tuple[str, int]:
     _, document = _current()

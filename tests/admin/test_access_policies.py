@@ -47,7 +47,7 @@ def _names() -> list[str]:
 
 def test_add_edit_reorder_toggle_duplicate_delete(admin_client: FlaskClient) -> None:
     assert "No rules yet" in page_text(admin_client.get(BASE))
-    answer = _post(admin_client, f"{BASE}/rules/new", _rule(group_label=f"{FINANCE['id']}|{FINANCE['name']}",
+    answer = _post(admin_client, f"{BASE}/new-rule", _rule(group_label=f"{FINANCE['id']}|{FINANCE['name']}",
                                                             groups_any=FINANCE["id"], note="first rule"))
     assert answer.status_code == 302, page_text(answer)
     number, document = service.current()
@@ -74,7 +74,7 @@ def test_add_edit_reorder_toggle_duplicate_delete(admin_client: FlaskClient) -> 
             "app roles Reader and Auditor and signed in within 15 min and with authentication context c1"
             ) in plain(admin_client.get(BASE))
 
-    assert _post(admin_client, f"{BASE}/rules/new", {"name": "Health", "enabled": "y", "action": "public",
+    assert _post(admin_client, f"{BASE}/new-rule", {"name": "Health", "enabled": "y", "action": "public",
                                                      "host": "*", "paths": "/healthz",
                                                      "app_roles": "ignored for public"}).status_code == 302
     assert service.current()[1]["rules"][1]["criteria"] == {}  # a public rule keeps no criteria
@@ -116,7 +116,7 @@ def test_add_edit_reorder_toggle_duplicate_delete(admin_client: FlaskClient) -> 
 
 
 def test_problems_beside_their_fields_and_nothing_typed_lost(admin_client: FlaskClient) -> None:
-    answer = _post(admin_client, f"{BASE}/rules/new", _rule(
+    answer = _post(admin_client, f"{BASE}/new-rule", _rule(
         name="", host="not a host!", paths="/ok/\nreports", networks="10.0.0.0/8\n300.1.1.1/8",
         emails="ann@example.com\nnot-an-address", max_auth_age_minutes="soon", auth_context="c100",
         domains="example.com, bad_domain", groups_any="not a group id!"))
@@ -139,7 +139,7 @@ def test_problems_beside_their_fields_and_nothing_typed_lost(admin_client: Flask
     assert 'aria-invalid="true"' in page and '<details id="more-criteria" open>' in page
     assert service.latest_number() == 0  # nothing saved
 
-    ok = _post(admin_client, f"{BASE}/rules/new", _rule())
+    ok = _post(admin_client, f"{BASE}/new-rule", _rule())
     assert ok.status_code == 302
     rule_id = _ids()[0]
     edit = f"{BASE}/rules/{rule_id}"
@@ -186,7 +186,7 @@ def test_group_picker_against_the_tenant(admin_client: FlaskClient, emulator: Em
     answer = admin_client.get(search, query_string={"q": "Leg"})
     assert answer.status_code == 409
     assert "No Office 365 data source is ready" in answer.get_json()["error"]["message"]
-    assert "No Office 365 data source is ready" in page_text(admin_client.get(f"{BASE}/rules/new"))
+    assert "No Office 365 data source is ready" in page_text(admin_client.get(f"{BASE}/new-rule"))
 
     authorized_datasource(admin_client, emulator, app)
     legal = tenant.group("Legal")
@@ -200,14 +200,14 @@ def test_group_picker_against_the_tenant(admin_client: FlaskClient, emulator: Em
     tenant.fault(kind="throttle", path="/v1.0/groups", retry_after=0, seconds=30)
     answer = admin_client.get(search, query_string={"q": "Leg"})
     assert answer.status_code == 503 and "throttling" in answer.get_json()["error"]["message"]
-    page = _post(admin_client, f"{BASE}/rules/new", _rule(groups_any_text="Legal"))
+    page = _post(admin_client, f"{BASE}/new-rule", _rule(groups_any_text="Legal"))
     assert page.status_code == 400 and "throttling" in page_text(page) and 'value="Legal"' in page_text(page)
     tenant.control("DELETE", "faults")
 
     # No script: the exact name typed in the picker's box is looked up when saving.
-    page = _post(admin_client, f"{BASE}/rules/new", _rule(groups_any_text="No Such Group"))
+    page = _post(admin_client, f"{BASE}/new-rule", _rule(groups_any_text="No Such Group"))
     assert page.status_code == 400 and 'No group is named "No Such Group".' in page_text(page)
-    assert _post(admin_client, f"{BASE}/rules/new", _rule(groups_all_text="legal")).status_code == 302
+    assert _post(admin_client, f"{BASE}/new-rule", _rule(groups_all_text="legal")).status_code == 302
     assert service.current()[1]["rules"][0]["criteria"] == {"groups_all": [{"id": legal, "name": "Legal"}]}
     assert "allow members of Legal" in plain(admin_client.get(BASE))
 

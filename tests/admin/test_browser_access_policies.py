@@ -67,3 +67,5 @@ def test_pick_a_group_by_name_then_reorder(page: Page, live_server: LiveServer, 
     expect(page.locator("#rule-list > li").nth(1)).to_contain_text("Health")
     assert [r["id"] for r in service.current()[1]["rules"]][1] == "r-first"
     page.screenshot(path=str(artifacts_dir / "access-policies-reordered.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.screenshot(path=str(artifacts_dir / "access-policies-reordered-390.png"), full_page=True)
