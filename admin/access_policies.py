@@ -388,7 +388,8 @@ def _provider_names() -> list[str]:
 def _render_form(form: RuleForm, groups: Mapping[str, GroupField], *, rule_id: str | None, position: int,
                  digest: str, general: list[str] | None = None, status: int = 200) -> tuple[str, int]:
     datasources = ready_datasources()
-    return render_template("admin/access_policies/form.html", form=form, groups=groups, rule_id=rule_id,
+    names = [rule["name"] for rule in service.current()[1]["rules"]] if rule_id is None else []
+    return render_template("admin/access_policies/form.html", form=form, groups=groups, rule_id=rule_id, names=names,
                            position=position, digest=digest, general=general or [], datasources=datasources,
                            providers=_provider_names(),
                            criteria_open=any(getattr(form, n).data for n in CRITERIA_FIELDS) or any(
@@ -427,11 +428,13 @@ def access_policy_rule_new() -> Response | tuple[str, int]:
     source_id = (request.args.get("copy") or "").strip()
     if request.method == "GET":
         rule: dict[str, Any] = {"name": "", "enabled": True, "action": "allow", "host": "*", "criteria": {}}
-        if source_id:
-            rule = copy.deepcopy(document["rules"][_rule_index(document, source_id)])
+        position = len(document["rules"]) + 1
+        if source_id:  # a copy to change before saving it, placed below its original
+            position = _rule_index(document, source_id) + 2
+            rule = copy.deepcopy(document["rules"][position - 2])
             rule["name"] = f"{rule['name']} (copy)"
         return _render_form(form_from_rule(rule), _group_fields(rule.get("criteria") or {}), rule_id=None,
-                            position=len(document["rules"]) + 1, digest="")
+                            position=position, digest="")
     return _submit(document, None)
 
 
@@ -452,7 +455,11 @@ def _submit(document: dict[str, Any], rule_id: str | None) -> Response | tuple[s
     field."""
     form = RuleForm()
     groups = _posted_groups()
-    index = len(document["rules"]) if rule_id is None else _rule_index(document, rule_id)
+    if rule_id is None:  # where the new rule goes: before the rule at `place` (1-based), or last
+        place = parse_int(request.form.get("place", ""), 1, len(document["rules"]) + 1)
+        index = len(document["rules"]) if place is None else place - 1
+    else:
+        index = _rule_index(document, rule_id)
     digest = request.form.get("digest", "")
     general: list[str] = []
     form.validate_on_submit()
@@ -477,7 +484,7 @@ def _submit(document: dict[str, Any], rule_id: str | None) -> Response | tuple[s
             digest = _digest(stored)
         document["rules"][index] = rule
     else:
-        document["rules"].append(rule)
+        document["rules"].insert(index, rule)
     general += place_errors(service.validate(document), index, form, groups)
     if general or any(g.errors for g in groups.values()) or any(f.errors for f in form):
         flash("The rule was not saved: correct the marked fields.", "danger")

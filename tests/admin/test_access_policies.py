@@ -152,6 +152,15 @@ def test_problems_beside_their_fields_and_nothing_typed_lost(admin_client: Flask
     assert _post(admin_client, edit, _rule(name="Mine", digest=fresh), edit).status_code == 302
     assert _names() == ["Mine"]
 
+    form = page_text(admin_client.get(f"{BASE}/new-rule?copy={rule_id}"))
+    assert 'value="Mine (copy)"' in form and '<option value="2" selected>2: last</option>' in form
+    assert _post(admin_client, f"{BASE}/new-rule", _rule(name="Top", place="1")).status_code == 302
+    assert _post(admin_client, f"{BASE}/new-rule", _rule(name="Bottom", place="99")).status_code == 302
+    assert _names() == ["Top", "Mine", "Bottom"]
+    answer = _post(admin_client, f"{BASE}/new-rule", _rule(name="Second", place="2", paths="nope"))
+    assert answer.status_code == 400 and '<option value="2" selected>2: before “Mine”</option>' in page_text(answer)
+    assert "Line 1: A path must start with /" in page_text(answer)  # the error found at the new rule's place
+
 
 def test_host_defaults(admin_client: FlaskClient) -> None:
     answer = _post(admin_client, f"{BASE}/hosts", {"host": ["locked.example.com", ""],
