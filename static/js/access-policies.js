@@ -69,7 +69,9 @@
       if (!text) { hide(); say("", false); return; }
       const ticket = ++asked;
       say("Searching…", false);
-      fetch(picker.dataset.url + "?q=" + encodeURIComponent(text), {
+      const source = document.getElementById("picker-datasource");
+      const where = source ? "&datasource=" + encodeURIComponent(source.value) : "";
+      fetch(picker.dataset.url + "?q=" + encodeURIComponent(text) + where, {
         credentials: "same-origin", headers: { "Accept": "application/json" }
       }).then(function (response) {
         return response.json().then(function (body) { return { ok: response.ok, body: body }; });

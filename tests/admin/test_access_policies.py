@@ -197,7 +197,7 @@ def test_group_picker_against_the_tenant(admin_client: FlaskClient, emulator: Em
     assert "No Office 365 data source is ready" in answer.get_json()["error"]["message"]
     assert "No Office 365 data source is ready" in page_text(admin_client.get(f"{BASE}/new-rule"))
 
-    authorized_datasource(admin_client, emulator, app)
+    ds = authorized_datasource(admin_client, emulator, app)
     legal = tenant.group("Legal")
     answer = admin_client.get(search, query_string={"q": "Leg"})
     assert answer.status_code == 200, answer.get_data(as_text=True)
@@ -205,6 +205,10 @@ def test_group_picker_against_the_tenant(admin_client: FlaskClient, emulator: Em
     assert {"id": legal, "name": "Legal"} in [{"id": g["id"], "name": g["name"]} for g in found]
     assert all(g["name"].lower().startswith("leg") or "leg" in (g["detail"] or "").lower() for g in found)
     assert admin_client.get(search, query_string={"q": "zzzz-nothing"}).get_json()["groups"] == []
+    chosen = admin_client.get(search, query_string={"q": "Leg", "datasource": ds.id})
+    assert chosen.get_json()["datasource"] == "Contoso"
+    assert admin_client.get(search, query_string={"q": "Leg", "datasource": ds.id + 1}).status_code == 409
+    assert admin_client.get(search, query_string={"q": "Leg", "datasource": "x"}).status_code == 422
 
     tenant.fault(kind="throttle", path="/v1.0/groups", retry_after=0, seconds=30)
     answer = admin_client.get(search, query_string={"q": "Leg"})
