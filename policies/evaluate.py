@@ -19,6 +19,7 @@ is fresh (`compiled_if_fresh`), otherwise the Flask view refreshes it.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import ipaddress
 import posixpath
@@ -76,6 +77,8 @@ def normalize_path(path: str) -> str:
 
     Rules are matched on this form so that `/public/../admin` or `/%61dmin` cannot slip past a rule."""
     path = (path or "/").split("?", 1)[0].split("#", 1)[0]
+    if path.startswith("/") and "%" not in path and "//" not in path and "/." not in path:
+        return path  # already what the app sees (the common case)
     decoded = unquote(path, errors="replace")
     if not decoded.startswith("/"):
         decoded = "/" + decoded
@@ -270,27 +273,27 @@ class HostRules:
     """The rules that can match one host, in order, indexed by the first path segment they can match; the host's
     default (None: no entry); whether any of them names networks."""
 
-    __slots__ = ("default", "networks", "rules", "_by_segment", "_any")
+    __slots__ = ("_any", "_by_segment", "default", "networks", "rules")
 
     def __init__(self, rules: list[CompiledRule], default: str | None, networks: bool) -> None:
         self.rules = rules
         self.default = default
         self.networks = networks
-        self._by_segment: dict[str, list[int]] = {}
-        self._any: list[int] = []
+        by_segment: dict[str, list[int]] = {}
+        anywhere: list[int] = []
         for position, rule in enumerate(rules):
             if rule.segments is None:
-                self._any.append(position)
+                anywhere.append(position)
             else:
                 for segment in rule.segments:
-                    self._by_segment.setdefault(segment, []).append(position)
+                    by_segment.setdefault(segment, []).append(position)
+        self._any = [rules[position] for position in anywhere]
+        self._by_segment = {segment: [rules[position] for position in heapq.merge(positions, anywhere)]
+                            for segment, positions in by_segment.items()}
 
     def for_path(self, path: str) -> list[CompiledRule]:
         """The rules whose paths can match `path` judging by its first segment, in their order."""
-        specific = self._by_segment.get(path[1:].partition("/")[0])
-        if not specific:
-            return [self.rules[position] for position in self._any]
-        return [self.rules[position] for position in heapq.merge(specific, self._any)]
+        return self._by_segment.get(path[1:].partition("/")[0], self._any)
 
 
 @dataclass
@@ -424,6 +427,7 @@ class TraceStep:
     detail: str
 
 
+@functools.lru_cache(maxsize=4096)
 def _ip(value: str | None) -> Any:
     if not value:
         return None
