@@ -108,6 +108,11 @@ def load(text: str) -> dict[str, Any]:
     if len(text.encode("utf-8", "replace")) > MAX_BYTES:
         raise PolicyFileInvalid([YamlProblem(None, "", "the file is larger than 5 MB")])
     try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):  # an alias can multiply a small file many times
+            if isinstance(event, yaml.AliasEvent):
+                line = event.start_mark.line + 1 if event.start_mark else None
+                raise PolicyFileInvalid([YamlProblem(line, "", "aliases (*name) are not accepted: write the value "
+                                                                "out")])
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
