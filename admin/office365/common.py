@@ -18,12 +18,15 @@ from datasources.service import (
     Caller,
     DatasourceUnavailable,
     datasource_for,
+    graph_access,
     operation,
     page_deadline,
     run,
     usable_datasources,
 )
 from office365.errors import Office365Error, ReauthorizationRequired
+from office365.graph import StaticTokenSource
+from office365.registry import GraphAccess
 
 T = TypeVar("T")
 
@@ -85,6 +88,16 @@ def attempt(ds: Datasource, name: str, call: Callable[[Any], T], target: str = "
 
 def flash_error(exc: Office365Error) -> None:
     flash(message_of(exc), "danger")
+
+
+def streaming_access(ds: Datasource) -> GraphAccess:
+    """The datasource's Graph access for a streamed download: the stream runs after the request's database session
+    is gone, so it takes the access token with it (an hour's validity: 100,000 objects are ~100 Graph pages).
+    `Office365Error` when no token can be had."""
+    access = graph_access(ds)
+    access.client.tokens = StaticTokenSource(access.client.tokens.access_token(),
+                                             frozenset(access.client.tokens.granted_scopes))
+    return access
 
 
 def message_of(exc: Office365Error) -> str:

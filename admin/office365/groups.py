@@ -12,16 +12,23 @@ from wtforms import RadioField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from admin.fields import options
-from admin.office365.common import ActionForm, attempt, datasource, flash_error, message_of, page, route
+from admin.office365.common import (
+    ActionForm,
+    attempt,
+    datasource,
+    flash_error,
+    message_of,
+    page,
+    route,
+    streaming_access,
+)
 from admin.office365.lists import bulk_preview_url, read_list
 from admin.paging import csv_lines
 from core import audit
 from core.extensions import db
-from datasources.service import graph_access
 from office365 import odata
 from office365 import operations as ops
 from office365.errors import FieldError, Office365Error
-from office365.graph import StaticTokenSource
 
 
 class CreateGroupForm(FlaskForm):
@@ -77,10 +84,8 @@ def o365_group_members_csv(datasource_id: int, group_id: str) -> Response:
     gid = group_id.lower()
     if not odata.is_guid(gid):
         abort(404)
-    access = graph_access(ds)
-    try:  # the stream runs after the request's database session is gone: it takes the token with it
-        access.client.tokens = StaticTokenSource(access.client.tokens.access_token(),
-                                                 frozenset(access.client.tokens.granted_scopes))
+    try:
+        access = streaming_access(ds)
     except Office365Error as exc:
         flash_error(exc)
         return redirect(url_for("admin.o365_group", datasource_id=ds.id, group_id=gid))

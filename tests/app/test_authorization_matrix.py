@@ -132,8 +132,8 @@ RULES: dict[str, Access] = {
     # Office 365 operation pages: Connection users of the datasource (no admin-area role needed).
     **{f"admin.{name}": CONNECTION_USER for name in (
         "o365_home", "o365_users", "o365_user", "o365_groups", "o365_group", "o365_group_new",
-        "o365_group_add_member", "o365_group_remove_member", "o365_group_members_csv", "o365_licences",
-        "o365_licence_assign",
+        "o365_group_add_member", "o365_group_remove_member", "o365_group_members_csv", "o365_users_csv",
+        "o365_licences", "o365_licence_assign",
         "o365_licence_remove", "o365_bulk", "o365_bulk_members", "o365_bulk_licences", "o365_bulk_preview",
         "o365_bulk_job", "o365_bulk_job_status", "o365_bulk_job_queue", "o365_bulk_job_cancel",
         "o365_bulk_job_retry")},

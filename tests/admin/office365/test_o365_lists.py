@@ -12,6 +12,8 @@ import re
 from flask import Flask
 from flask.testing import FlaskClient
 
+from core.extensions import db
+from core.models import AuditEvent
 from emulator.server import EmulatorHandle
 from office365.graph import GraphClient, RetryPolicy
 from tests.o365_ops_helpers import Tenant, authorized_datasource
@@ -42,6 +44,10 @@ def _total(page: str, element: str = "list-total") -> int:
     found = re.search(rf'id="{element}"><strong>([\d,]+)</strong>', page)
     assert found, page[:3000]
     return int(found.group(1).replace(",", ""))
+
+
+def _audit(action: str) -> list[AuditEvent]:
+    return list(db.session.scalars(db.select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
 
 
 def _users(tenant: Tenant, where: str = "1", *args: object) -> int:
@@ -184,6 +190,61 @@ def test_members_export_streams_every_member_page_by_page(admin_client: FlaskCli
     assert len(pages) == -(-expected // 999)
     lines = list(csv.reader(io.StringIO(body.decode())))
     assert len(lines) - 1 == expected and {line[0] for line in lines[1:]} == tenant.members(gid)
+
+
+def test_users_export_streams_the_tenant_or_the_lists_search(admin_client: FlaskClient, emulator: EmulatorHandle,
+                                                              app: Flask, tenant: Tenant, monkeypatch) -> None:
+    ds = authorized_datasource(admin_client, emulator, app)
+    conn = tenant.conn()
+    tenant_id = conn.execute("SELECT tenant_id FROM users LIMIT 1").fetchone()[0]
+    conn.executemany(
+        "INSERT INTO users (id, tenant_id, display_name, user_principal_name, mail, account_enabled, created) "
+        "SELECT ?, ?, ?, ?, ?, 1, created FROM users LIMIT 1",
+        [(f"{n:08x}-0000-4000-8000-{n:012x}", tenant_id, f"Export User {n:04d}", f"export{n:04d}@contoso.example",
+          f"export{n:04d}@contoso.example") for n in range(2100)])
+    conn.commit()
+    everyone = {r[0] for r in conn.execute("SELECT id FROM users")}
+    pages: list[object] = []
+    original = GraphClient.get_page
+
+    def counting(self, path_or_cursor, **kw):  # type: ignore[no-untyped-def]
+        pages.append(path_or_cursor)
+        return original(self, path_or_cursor, **kw)
+
+    monkeypatch.setattr(GraphClient, "get_page", counting)
+    base = f"/admin/datasources/{ds.id}/o365"
+    listed = _page(admin_client, f"{base}/users?sort=-createdDateTime&size=25")
+    link = re.search(r'id="export-users" href="([^"]+)" download>Export ([\d,]+) users \(CSV\)', listed)
+    assert link and link.group(1) == f"{base}/users.csv" and int(link.group(2).replace(",", "")) == len(everyone)
+    assert "(3 Graph requests)" in listed.split('id="users-export"', 1)[1].split("</div>", 1)[0]
+
+    pages.clear()
+    response = admin_client.get(link.group(1))
+    assert response.status_code == 200 and response.is_streamed and response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="users.csv"'
+    chunks = iter(response.response)
+    header = next(chunks)
+    assert header.startswith(b"id,displayName,userPrincipalName,mail") and pages == []
+    first = next(chunks)
+    assert len(pages) == 1 and first.count(b"\n") == 1  # one Graph page held at a time, not the tenant
+    lines = list(csv.reader(io.StringIO((header + first + b"".join(chunks)).decode())))
+    assert len(pages) == 3 and len(lines) - 1 == len(everyone) and {line[0] for line in lines[1:]} == everyone
+
+    # the list's search and filters go with it (not its sort or page size); a failure part-way says so in the file
+    searched = _page(admin_client, f"{base}/users?q=export&filter=enabled&sort=displayName")
+    href = html.unescape(re.search(r'id="export-users" href="([^"]+)"', searched).group(1))  # type: ignore[union-attr]
+    assert href == f"{base}/users.csv?q=export&filter=enabled"
+    response = admin_client.get(href)
+    assert response.headers["Content-Disposition"] == 'attachment; filename="users-matching.csv"'
+    chunks = iter(response.response)
+    body = next(chunks) + next(chunks)
+    tenant.fault(kind="error", status=403, path="/v1.0/users")
+    body += b"".join(chunks)
+    lines = list(csv.reader(io.StringIO(body.decode())))
+    assert len(lines) - 2 == 999 and all(line[1].startswith("Export User") for line in lines[1:-1])
+    assert lines[-1][1].startswith("EXPORT INCOMPLETE:")
+    assert [e.target for e in _audit("o365.export_users")] == [
+        "every user", 'all users matching "export" filtered by enabled']
 
 
 def test_user_page_lists_every_group_in_pages(admin_client: FlaskClient, emulator: EmulatorHandle, app: Flask,
