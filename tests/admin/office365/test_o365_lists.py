@@ -285,6 +285,29 @@ def test_a_page_stops_waiting_at_the_page_deadline_and_offers_retry(admin_client
     assert re.search(r'id="retry" href="/admin/datasources/\d+/o365/users\?q=ann"', page)
 
 
+def test_every_user_and_group_page_stops_at_the_deadline_when_graph_hangs(admin_client: FlaskClient,
+                                                                          emulator: EmulatorHandle, app: Flask,
+                                                                          tenant: Tenant) -> None:
+    """Graph requests that hang (the emulator holds each 5 s) never hold a user or group page past the page
+    deadline: the page answers, says what happened, and offers a Retry of itself."""
+    ds = authorized_datasource(admin_client, emulator, app)
+    app.config["O365_PAGE_DEADLINE"] = 1.5
+    base = f"/admin/datasources/{ds.id}/o365"
+    gid, adele = tenant.group("All Company"), tenant.user("adele.vance@contoso.example")
+    for url, path in ((f"{base}/users?q=a", "/v1.0/users"), (f"{base}/users/{adele}", f"/v1.0/users/{adele}"),
+                      (f"{base}/groups", "/v1.0/groups"), (f"{base}/groups/{gid}", f"/v1.0/groups/{gid}"),
+                      (f"{base}/groups/{gid}?member=adele.vance@contoso.example", f"/v1.0/groups/{gid}/members")):
+        tenant.control("DELETE", "faults")
+        tenant.fault(kind="delay", delay_ms=5_000, path=path)
+        page = _page(admin_client, url)
+        faults = tenant.control("GET", "faults").json()
+        assert [f["hits"] >= 1 for f in (faults if isinstance(faults, list) else faults["faults"])] == [True], url
+        said = re.search(r'id="operation-error"><span class="me-auto">([^<]*)', page)
+        assert said and said.group(1).startswith("Could not reach Microsoft Graph"), url
+        assert f'id="retry" href="{url}' in page, url
+    tenant.control("DELETE", "faults")
+
+
 def test_list_pages_offer_their_rows_and_all_matching_to_the_bulk_preview(
         admin_client: FlaskClient, emulator: EmulatorHandle, app: Flask, tenant: Tenant) -> None:
     """docs/selection.md: ticked rows post `ids`; "all N matching" posts the list's own `source`, `q`, `filter`
