@@ -33,12 +33,16 @@ fi
 
 # The container image test (tests/ops/test_container.py): podman with runc, and a local Debian base image made
 # with debootstrap (no container registry is reachable here; see shared/reference/testing-recipes.md).
-if ! command -v podman >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then
-  echo "test-prereqs: installing podman, runc and debootstrap"
+# tools/compose-local.sh (deploy/compose.yaml as a whole): podman-compose, and the CNI dnsname plugin so the
+# services find each other by name.
+PODMAN_PKGS="podman runc debootstrap podman-compose golang-github-containernetworking-plugin-dnsname"
+if ! command -v podman >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1 \
+   || ! command -v podman-compose >/dev/null 2>&1 || [ ! -x /usr/lib/cni/dnsname ]; then
+  echo "test-prereqs: installing podman, runc, debootstrap, podman-compose and the dnsname plugin"
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc debootstrap >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $PODMAN_PKGS >/dev/null
   else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc debootstrap >/dev/null
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $PODMAN_PKGS >/dev/null
   fi
 fi
 PODMAN_CONF="$(mktemp)"
