@@ -3,8 +3,8 @@
 No registry is reachable here, so the compose file's public images (PostgreSQL, Redis, nginx) cannot be pulled:
 tools/compose-local.sh (run by .ci/run after the suite) brings the file up with podman-compose and stand-ins built
 from Debian's packages (deploy/compose.local.yaml), tests/ops/test_scale_out.py runs the same shape from the
-checkout and tests/ops/test_container.py runs the image. These checks keep the file itself from drifting: every service the
-README names, migrations as their own one-off step, the entry point's commands, shared secrets, and nginx's
+checkout and tests/ops/test_container.py runs the image. These checks keep the file itself from drifting: every
+service the README names, migrations as their own one-off step, the entry point's commands, shared secrets, and nginx's
 forward-auth block carrying every directive of README's block.
 """
 
