@@ -223,6 +223,8 @@ class EmulatorHandle:
 def start_in_thread(data_dir: str | Path, *, host: str = "127.0.0.1", port: int = 0, **kw: Any) -> EmulatorHandle:
     """Start the emulator on a background thread (port 0 = any free port). Keyword arguments as create_app."""
     server, app, config = make_https_server(data_dir, host, port, **kw)
-    thread = threading.Thread(target=server.serve_forever, name="tenant-emulator", daemon=True)
+    # serve_forever checks for shutdown every poll_interval: 0.05 s, not its 0.5 s default, so stop() (once per test
+    # in the suite) returns at once
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="tenant-emulator", daemon=True)
     thread.start()
     return EmulatorHandle(config["base_url"], config["ca_bundle"], config, app, server, thread)

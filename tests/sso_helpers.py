@@ -50,7 +50,7 @@ class FakeProvider:
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.issuer = f"http://127.0.0.1:{self.server.server_port}"
         self._routes()
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)  # stop() in 50 ms
         self.thread.start()
 
     def _count(self, name: str) -> None:
