@@ -47,7 +47,9 @@ def ensure_certs(data_dir: str | Path, hosts: tuple[str, ...] = ()) -> tuple[Pat
         ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
         cert_path.unlink(missing_ok=True)
     if not (cert_path.exists() and key_path.exists()):
-        ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+        # The emulator's own key, written by it above: the RSA consistency check (0.1 s a key) is skipped.
+        ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None,
+                                                    unsafe_skip_rsa_key_validation=True)
         ca = x509.load_pem_x509_certificate(ca_path.read_bytes())
         key = _key()
         alt: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
