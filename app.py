@@ -90,7 +90,7 @@ def _install_observability(app: Flask) -> None:
 
 # Every module that defines models, so the metadata (and Alembic autogenerate) sees all tables.
 MODEL_MODULES = ("core.models", "core.api_keys", "jobs.models", "imports.models", "sso.models", "bulk.models",
-                 "policies.models")
+                 "policies.models", "live.models")
 
 
 def _init_extensions(app: Flask) -> None:

@@ -80,6 +80,7 @@ class SourceUser(db.Model):
     mail: Mapped[str | None] = mapped_column(String(320))
     display_name: Mapped[str] = mapped_column(String(256), default="")
     account_enabled: Mapped[bool] = mapped_column(default=True)
+    sessions_valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime())  # signInSessionsValidFromDateTime
     removed: Mapped[bool] = mapped_column(default=False)
     dirty: Mapped[bool] = mapped_column(default=False)
     seen_round: Mapped[int] = mapped_column(default=0)

@@ -79,9 +79,14 @@ def _make_huey(app: Flask) -> Any:
     return huey
 
 
-def enqueue_run(run_id: int) -> None:
+def enqueue_run(run_id: int, delay: float = 0) -> None:
+    """Hand a queued run to the consumers, now or after `delay` seconds (a debounced live round)."""
     get_huey()
-    current_app.extensions["jobs.run_task"](run_id)
+    task = current_app.extensions["jobs.run_task"]
+    if delay > 0:
+        task.schedule(args=(run_id,), delay=delay)
+    else:
+        task(run_id)
 
 
 def _wants_embedded(app: Flask) -> bool:
