@@ -417,6 +417,7 @@ def access_policies() -> str:
     rules = [(rule, sentence(rule)) for rule in document["rules"]]
     return render_template("admin/access_policies/list.html", number=number, rules=rules,
                            hosts=document["hosts"], default_labels=DEFAULT_LABELS, form=ActionForm(),
+                           header_lines=header_lines, header_claims=service.HEADER_CLAIMS,
                            hosts_form=HostsForm(), host_errors={}, general_host_errors=[],
                            datasources=ready_datasources())
 
@@ -573,6 +574,21 @@ def access_policy_delete(rule_id: str) -> Response | str:
                            form=ActionForm())
 
 
+def parse_header_lines(text: str) -> dict[str, str]:
+    """`X-Auth-Request-Roles: roles`, one per line, as {header: claim}; a line without a colon keeps its text as
+    the header with no claim, so validation names it beside the row."""
+    headers: dict[str, str] = {}
+    for line in text.splitlines():
+        name, _, claim = line.partition(":")
+        if name.strip() or claim.strip():
+            headers[name.strip()] = claim.strip().lower()
+    return headers
+
+
+def header_lines(headers: dict[str, str] | None) -> str:
+    return "\n".join(f"{name}: {claim}" for name, claim in (headers or {}).items())
+
+
 @bp.post("/access-policies/hosts")
 @roles_required(Role.ADMINISTRATOR)
 def access_policy_hosts() -> Response | tuple[str, int]:
@@ -583,13 +599,18 @@ def access_policy_hosts() -> Response | tuple[str, int]:
         return redirect(url_for("admin.access_policies"))
     hosts_in = request.form.getlist("host")
     defaults_in = request.form.getlist("default")
+    headers_in = request.form.getlist("headers")
     removed = set(request.form.getlist("remove"))
     rows = []
     for position, host in enumerate(hosts_in):
         default = defaults_in[position] if position < len(defaults_in) else "signed_in"
         if str(position) in removed or (not host.strip() and position == len(hosts_in) - 1):
             continue  # the blank "add a host" row, or a row to remove
-        rows.append({"host": host.strip(), "default": default})
+        row: dict[str, Any] = {"host": host.strip(), "default": default}
+        headers = parse_header_lines(headers_in[position] if position < len(headers_in) else "")
+        if headers:
+            row["headers"] = headers
+        rows.append(row)
     number, document = _current()
     document["hosts"] = rows
     saved, problems = _save(document, (request.form.get("note") or "").strip()[:500])
@@ -609,6 +630,7 @@ def access_policy_hosts() -> Response | tuple[str, int]:
     rules = [(rule, sentence(rule)) for rule in shown["rules"]]
     return render_template("admin/access_policies/list.html", number=number, rules=rules, hosts=rows,
                            default_labels=DEFAULT_LABELS, form=ActionForm(), hosts_form=form,
+                           header_lines=header_lines, header_claims=service.HEADER_CLAIMS,
                            host_errors=host_errors, general_host_errors=general,
                            datasources=ready_datasources()), 400
 

@@ -273,12 +273,14 @@ class HostRules:
     """The rules that can match one host, in order, indexed by the first path segment they can match; the host's
     default (None: no entry); whether any of them names networks."""
 
-    __slots__ = ("_any", "_by_segment", "default", "networks", "rules")
+    __slots__ = ("_any", "_by_segment", "default", "headers", "networks", "rules")
 
-    def __init__(self, rules: list[CompiledRule], default: str | None, networks: bool) -> None:
+    def __init__(self, rules: list[CompiledRule], default: str | None, networks: bool,
+                 headers: tuple[tuple[str, str], ...] = ()) -> None:
         self.rules = rules
         self.default = default
         self.networks = networks
+        self.headers = headers  # (header name, claim): what this host passes upstream beside the fixed set
         by_segment: dict[str, list[int]] = {}
         anywhere: list[int] = []
         for position, rule in enumerate(rules):
@@ -304,6 +306,7 @@ class CompiledPolicy:
     version: int
     rules: list[CompiledRule]
     hosts: list[tuple[str, str]]  # (pattern, default), exact before wildcards, longer wildcards first
+    host_headers: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # pattern -> headers
     by_id: dict[str, CompiledRule] = field(default_factory=dict)
     _by_host: dict[str, HostRules] = field(default_factory=dict)
     _matches: dict[tuple[str, str, str, str | None], tuple[tuple[CompiledRule, ...], str | None]] = field(
@@ -316,8 +319,10 @@ class CompiledPolicy:
         found = self._by_host.get(host)
         if found is None:
             rules = [rule for rule in self.rules if host_matches(rule.host, host)]
-            default = next((value for pattern, value in self.hosts if host_matches(pattern, host)), None)
-            found = HostRules(rules, default, any(rule.networks for rule in rules))
+            entry = next(((pattern, value) for pattern, value in self.hosts if host_matches(pattern, host)), None)
+            default = entry[1] if entry else None
+            headers = self.host_headers.get(entry[0], ()) if entry else ()
+            found = HostRules(rules, default, any(rule.networks for rule in rules), headers)
             if len(self._by_host) >= HOST_CACHE_LIMIT:
                 self._by_host.clear()
             self._by_host[host] = found
@@ -473,7 +478,10 @@ def compile_document(document: Mapping[str, Any], version: int = 0) -> CompiledP
     hosts = [(normalize_host(str(h.get("host") or "")), str(h.get("default") or "signed_in"))
              for h in document.get("hosts") or ()]
     hosts.sort(key=lambda item: (item[0].startswith("*"), -len(item[0])))
-    return CompiledPolicy(version, rules, hosts)
+    headers = {normalize_host(str(h.get("host") or "")): tuple((str(name), str(claim)) for name, claim
+                                                                in (h.get("headers") or {}).items())
+               for h in document.get("hosts") or () if h.get("headers")}
+    return CompiledPolicy(version, rules, hosts, headers)
 
 
 @dataclass

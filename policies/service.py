@@ -3,7 +3,7 @@ diff), list versions, and the group ids the rules need.
 
 The canonical document (what `current()` returns, what is stored and exported) is
 
-    {"hosts": [{"host", "default"}],
+    {"hosts": [{"host", "default", "headers"?}],
      "rules": [{"id", "name", "enabled", "host", "paths", "methods", "networks", "action", "criteria"}]}
 
 with every rule key present and `criteria` holding only the criteria given (see docs/internals.md).
@@ -30,7 +30,16 @@ from policies import evaluate
 from policies.models import PolicyVersion
 
 TOP_KEYS = ("hosts", "rules")
-HOST_KEYS = ("host", "default")
+HOST_KEYS = ("host", "default", "headers")
+# What a host may pass upstream in headers of its choosing (`headers: {X-Auth-Request-Roles: roles}`), beside the
+# fixed identity headers and the signed assertion: the session's claims, by the names access rules use.
+HEADER_CLAIMS = ("roles", "groups", "email", "name", "user", "tid", "provider", "acrs", "auth_time")
+FIXED_HEADERS = frozenset(name.lower() for name in (
+    "X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Name", "X-Auth-Request-Groups",
+    "X-Auth-Request-Groups-Overflow", "X-Auth-Request-Assertion", "X-Accel-Expires", "X-Accel-Redirect",
+    "X-Accel-Buffering", "X-Accel-Limit-Rate", "X-Accel-Charset"))
+HEADER_NAME = re.compile(r"^X-[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
+MAX_HOST_HEADERS = 20
 RULE_KEYS = ("id", "name", "enabled", "host", "paths", "methods", "networks", "action", "criteria")
 LIST_CRITERIA = ("groups_any", "groups_all", "app_roles", "emails", "domains", "tenants", "providers")
 CRITERIA_KEYS = (*LIST_CRITERIA, "max_auth_age_minutes", "auth_context")
@@ -246,6 +255,32 @@ def _validate_criteria(criteria: Any, path: str, action: str, errors: list[Field
         errors.append(FieldError(f"{path}.auth_context", "must be an authentication context c1 to c99"))
 
 
+def _validate_headers(headers: Any, path: str, errors: list[FieldError]) -> None:
+    """`{header name: claim}`: names X-..., not one the gateway sets itself, each once; claims from HEADER_CLAIMS."""
+    if headers is None:
+        return
+    if not isinstance(headers, dict):
+        errors.append(FieldError(path, "headers is a mapping of header name to claim, e.g. "
+                                       "{X-Auth-Request-Roles: roles}"))
+        return
+    if len(headers) > MAX_HOST_HEADERS:
+        errors.append(FieldError(path, f"at most {MAX_HOST_HEADERS} headers per host"))
+    seen: set[str] = set()
+    for name, claim in headers.items():
+        where = f"{path}.{name}"
+        if not isinstance(name, str) or not HEADER_NAME.fullmatch(name.strip()):
+            errors.append(FieldError(where, "a header name starts with X- and has only letters, digits and -"))
+            continue
+        lowered = name.strip().lower()
+        if lowered in FIXED_HEADERS:
+            errors.append(FieldError(where, "the gateway sets this header itself; choose another name"))
+        elif lowered in seen:
+            errors.append(FieldError(where, "this header is listed twice"))
+        seen.add(lowered)
+        if claim not in HEADER_CLAIMS:
+            errors.append(FieldError(where, f"the claim must be one of: {', '.join(HEADER_CLAIMS)}"))
+
+
 def _validate_rule(rule: Any, path: str, errors: list[FieldError]) -> None:
     if not isinstance(rule, dict):
         errors.append(FieldError(path, "a rule is a mapping"))
@@ -301,6 +336,7 @@ def validate(document: Any) -> list[FieldError]:
             seen_hosts.add(entry["host"].strip().lower().rstrip("."))
         if entry.get("default", "signed_in") not in HOST_DEFAULTS:
             errors.append(FieldError(f"{path}.default", "must be signed_in or deny"))
+        _validate_headers(entry.get("headers"), f"{path}.headers", errors)
     rules = document.get("rules")
     if isinstance(rules, list) and len(rules) > MAX_RULES:
         errors.append(FieldError("rules", f"at most {MAX_RULES} rules"))
@@ -329,8 +365,14 @@ def _strings(value: Any, lower: bool = False, upper: bool = False) -> list[str]:
 
 def normalize(document: Mapping[str, Any]) -> dict[str, Any]:
     """The canonical form of a valid document (every rule key present, criteria only when given)."""
-    hosts = [{"host": str(h["host"]).strip().lower().rstrip("."), "default": str(h.get("default") or "signed_in")}
-             for h in document.get("hosts") or ()]
+    hosts = []
+    for entry in document.get("hosts") or ():
+        host = {"host": str(entry["host"]).strip().lower().rstrip("."),
+                "default": str(entry.get("default") or "signed_in")}
+        headers = {str(name).strip(): str(claim) for name, claim in (entry.get("headers") or {}).items()}
+        if headers:  # only when given: documents saved before headers existed read the same
+            host["headers"] = headers
+        hosts.append(host)
     rules = []
     for rule in document.get("rules") or ():
         criteria_in = rule.get("criteria") or {}
@@ -382,6 +424,10 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def _show_headers(headers: Mapping[str, str]) -> str:
+    return "[" + ", ".join(f"{name}: {claim}" for name, claim in headers.items()) + "]" if headers else "(none)"
+
+
 def _moved(old: list[str], new: list[str]) -> set[str]:
     """The ids that moved: repeatedly the one displaced farthest (ties: the one moved up) until the orders agree."""
     old, new = list(old), list(new)
@@ -408,6 +454,11 @@ def diff(old_doc: Mapping[str, Any], new_doc: Mapping[str, Any]) -> list[str]:
         elif old_hosts[host] != default:
             lines.append(f"host {host}: default {old_hosts[host]} -> {default}")
     lines.extend(f"removed host {host}" for host in old_hosts if host not in new_hosts)
+    old_headers = {h["host"]: h.get("headers") or {} for h in old["hosts"]}
+    for entry in new["hosts"]:
+        was, now = old_headers.get(entry["host"], {}), entry.get("headers") or {}
+        if was != now:
+            lines.append(f"host {entry['host']}: headers {_show_headers(was)} -> {_show_headers(now)}")
     old_rules = {r["id"]: (index, r) for index, r in enumerate(old["rules"], 1)}
     new_rules = {r["id"]: (index, r) for index, r in enumerate(new["rules"], 1)}
     common_old = [r["id"] for r in old["rules"] if r["id"] in new_rules]

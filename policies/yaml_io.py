@@ -16,7 +16,7 @@ import yaml
 
 from policies import service
 
-PATH_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
+PATH_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]")  # names: keys and header names (X-Team)
 MAX_BYTES = 5 * 1024 * 1024
 
 

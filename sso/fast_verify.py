@@ -125,7 +125,8 @@ class ForwardAuthFastPath:
         audience = forward_auth.audience_for(args, headers, gateway_url)
         if audience is None:  # a malformed audience=: the view answers 400
             return None
-        answer = forward_auth.cached_answer(forward_auth.answer_key(id_hash, audience, rules, decision))
+        claim_headers = forward_auth.host_headers(policy, facts)
+        answer = forward_auth.cached_answer(forward_auth.answer_key(id_hash, audience, rules, decision, claim_headers))
         return None if answer is None else (answer.headers, metrics.policy_label(args, policies))
 
 

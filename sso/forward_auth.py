@@ -55,6 +55,8 @@ AUDIENCE_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._~:/-]{0,253}[A-Za-z0-
 METHOD_PATTERN = re.compile(r"^[A-Z]{1,16}$")
 LEGACY_ARGS = ("policy", "allowed_groups", "allowed_emails", "allowed_domains")
 AnswerKey = tuple[str, str, str, str]  # (session id hash, audience, the rule's groups, "version:rule id" or "")
+HostHeaders = tuple[tuple[str, str], ...]  # (header name, claim) the request's host passes upstream
+CLAIM_HEADER_BUDGET = 2048  # bytes of one claim header: whole items, as many as fit
 
 
 @dataclass(frozen=True)
@@ -91,11 +93,13 @@ def listed_groups(identity: Mapping[str, Any], rule_groups: list[str]) -> tuple[
     return kept, True
 
 
-def answer_key(session_key: str, audience: str, rules: Mapping[str, list[str]], decision: Decision | None = None
-               ) -> AnswerKey:
+def answer_key(session_key: str, audience: str, rules: Mapping[str, list[str]], decision: Decision | None = None,
+               host_headers: HostHeaders = ()) -> AnswerKey:
     """What a cached answer is for: the session, the audience, the rule's groups (listed first), and for the access
-    rules the policy version and the rule that allowed it."""
+    rules the policy version, the rule that allowed it and the host's claim headers."""
     marker = f"{decision.policy_version}:{decision.rule_id}" if decision is not None else ""
+    if host_headers:
+        marker += ":" + ";".join(f"{name}={claim}" for name, claim in host_headers)
     return session_key, audience, ",".join(rules.get("groups") or ()), marker
 
 
@@ -131,8 +135,34 @@ def rule_groups(policy: CompiledPolicy, decision: Decision) -> dict[str, list[st
     return {"groups": sorted(rule.any_ids | set(rule.all_ids))} if rule is not None else {"groups": []}
 
 
+def claim_value(identity: Mapping[str, Any], claim: str) -> str:
+    """A session claim as one header value: a list joined with commas (whole items, within CLAIM_HEADER_BUDGET
+    bytes), a number as digits, nothing as ""."""
+    value = identity.get(claim)
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, list | tuple):
+        return _header_value(value)
+    kept: list[str] = []
+    size = -1
+    for item in value:
+        text = _header_value(item).replace(",", "%2C")
+        size += len(text) + 1
+        if size > CLAIM_HEADER_BUDGET:
+            break
+        kept.append(text)
+    return ",".join(kept)
+
+
+def host_headers(policy: CompiledPolicy | None, facts: RequestFacts | None) -> HostHeaders:
+    """The claim headers the request's host entry asks for (none without the access rules)."""
+    if policy is None or facts is None:
+        return ()
+    return policy.for_host(facts.host).headers
+
+
 def signed_answer(identity: Mapping[str, Any], user_id: str, audience: str, rules: Mapping[str, list[str]],
-                  key: AnswerKey) -> SignedAnswer:
+                  key: AnswerKey, claim_headers: HostHeaders = ()) -> SignedAnswer:
     """The answer with a compact ES256 JWT for `audience`, re-used while it has over ASSERTION_REUSE left."""
     cached = cached_answer(key)
     if cached:
@@ -150,7 +180,9 @@ def signed_answer(identity: Mapping[str, Any], user_id: str, audience: str, rule
     if identity.get("tid"):
         claims["tid"] = identity["tid"]
     token = jwt.encode({"alg": "ES256", "kid": signer.kid, "typ": "JWT"}, claims, signer.key)
-    answer = SignedAnswer(moment + ASSERTION_LIFETIME, identity_headers(identity, token, groups, partial))
+    headers = identity_headers(identity, token, groups, partial)
+    headers.extend((name, claim_value(identity, claim)) for name, claim in claim_headers)
+    answer = SignedAnswer(moment + ASSERTION_LIFETIME, headers)
     if len(_answers) > 10000:
         _answers.clear()
     _answers[key] = answer
@@ -321,14 +353,16 @@ def _not_signed_in() -> Response:
 
 
 def _allowed_answer(identity: dict[str, Any], rules: Mapping[str, list[str]],
-                    decision: Decision | None = None) -> Response:
+                    decision: Decision | None = None, claim_headers: HostHeaders = ()) -> Response:
     audience = audience_for(request.args, request.headers, issuer())
     if audience is None:
         return _refusal(400, "invalid_audience", "audience= must be a host name or URI (letters, digits, . _ ~ : / -).")
     record = getattr(session, "record", None)
     user_id = str(session["_user_id"])
-    key = answer_key(record.id_hash if record is not None else f"user:{user_id}", audience, rules, decision)
-    return Response(status=200, headers=signed_answer(identity, user_id, audience, rules, key).headers)
+    key = answer_key(record.id_hash if record is not None else f"user:{user_id}", audience, rules, decision,
+                     claim_headers)
+    answer = signed_answer(identity, user_id, audience, rules, key, claim_headers)
+    return Response(status=200, headers=answer.headers)
 
 
 def _decide() -> tuple[Response, str | None]:
@@ -348,14 +382,15 @@ def _decide_by_rules() -> tuple[Response, str]:
     facts = request_facts(request.headers, request.remote_addr)
     policy = compiled()
     decision = policy.evaluate(facts, identity or None, normalized=True)
+    claim_headers = host_headers(policy, facts)
     if decision.outcome == "public":
         if identity:
-            return _allowed_answer(identity, {"groups": []}, decision), "public"
+            return _allowed_answer(identity, {"groups": []}, decision, claim_headers), "public"
         return Response(status=200, headers={"Cache-Control": "no-store"}), "public"
     if decision.outcome == "not_signed_in":
         return _not_signed_in(), "not_signed_in"
     if decision.outcome == "allowed":
-        return _allowed_answer(identity, rule_groups(policy, decision), decision), "allowed"
+        return _allowed_answer(identity, rule_groups(policy, decision), decision, claim_headers), "allowed"
     decision = current_names(decision)
     record = getattr(session, "record", None)
     decisions.record(decision, facts, identity, decisions.session_label(record.id_hash if record else ""),

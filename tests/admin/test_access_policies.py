@@ -181,6 +181,27 @@ def test_host_defaults(admin_client: FlaskClient) -> None:
     assert "added host *.example.org (default signed_in)" in page_text(admin_client.get(f"{BASE}/history"))
 
 
+def test_host_claim_headers_in_the_editor(admin_client: FlaskClient) -> None:
+    """Issue 14, point 7: one `Header: claim` per line beside each host; a bad line is marked on its row and
+    nothing is saved."""
+    answer = _post(admin_client, f"{BASE}/hosts", {"host": ["app.example.com", ""], "default": ["signed_in"] * 2,
+                                                   "headers": ["X-Auth-Request-Roles: Roles\n\nX-Auth-Tenant: tid",
+                                                               ""]})
+    assert answer.status_code == 302
+    assert service.current()[1]["hosts"] == [{"host": "app.example.com", "default": "signed_in", "headers": {
+        "X-Auth-Request-Roles": "roles", "X-Auth-Tenant": "tid"}}]
+    page = page_text(admin_client.get(BASE))
+    assert "X-Auth-Request-Roles: roles X-Auth-Tenant: tid</textarea>" in page  # one per line
+    answer = _post(admin_client, f"{BASE}/hosts", {"host": ["app.example.com", ""], "default": ["signed_in"] * 2,
+                                                   "headers": ["X-Auth-Request-Roles: department", ""]})
+    assert answer.status_code == 400
+    assert "The claim must be one of: roles, groups" in page_text(answer)
+    assert "X-Auth-Request-Roles: department</textarea>" in page_text(answer)  # what was typed is kept
+    assert service.current()[1]["hosts"][0]["headers"] == {"X-Auth-Request-Roles": "roles", "X-Auth-Tenant": "tid"}
+    assert "host app.example.com: headers (none) -&gt; [X-Auth-Request-Roles: roles, X-Auth-Tenant: tid]" in \
+        page_text(admin_client.get(f"{BASE}/history"))
+
+
 @pytest.fixture
 def app_env(emulator: EmulatorHandle) -> dict[str, str]:
     from tests.o365_helpers import emulator_env

@@ -91,6 +91,8 @@ def test_import_then_export_round_trips_the_same_document(app: Flask, finance_gr
     (("auth_context: c1", "auth_context: c1\n      auth_context: c2"), 18, "given twice"),
     (("    default: deny", "    default: 2026-12-04"), 3, "not date"),
     (("    paths: [/healthz]", "    paths: &p [/healthz]\n    methods: *p"), 8, "aliases"),
+    (("    default: deny\n", "    default: deny\n    headers:\n      X-Auth-Request-Roles: roles\n"
+      "      X-Team: department\n"), 6, "hosts[0].headers.X-Team: the claim must be one of"),
 ])
 def test_a_bad_file_is_refused_at_its_line_and_changes_nothing(app: Flask, finance_group: Group, tmp_path: Path,
                                                                 change: tuple[str, str], line: int, words: str) -> None:

@@ -107,3 +107,32 @@ def test_group_shown_by_its_current_name_after_a_rename(app: Flask, finance_docu
 def test_new_rule_ids_are_distinct() -> None:
     ids = {service.new_rule_id() for _ in range(200)}
     assert len(ids) == 200 and all(i.startswith("r-") for i in ids)
+
+
+def test_host_claim_headers_are_validated_normalized_and_diffed() -> None:
+    """Issue 14, point 7: a host's `headers` map names X- headers the gateway does not set itself, each once,
+    each to a claim the session has."""
+    bad = {"hosts": [{"host": "app.example.com", "headers": {
+        "Authorization": "roles", "X-Auth-Request-Email": "email", "X-Team": "department", "X-Ok": "roles"}}],
+        "rules": []}
+    problems = {str(problem) for problem in service.validate(bad)}
+    assert problems == {
+        "hosts[0].headers.Authorization: a header name starts with X- and has only letters, digits and -",
+        "hosts[0].headers.X-Auth-Request-Email: the gateway sets this header itself; choose another name",
+        "hosts[0].headers.X-Team: the claim must be one of: roles, groups, email, name, user, tid, provider, "
+        "acrs, auth_time"}
+    assert service.validate({"hosts": [{"host": "a.example.com", "headers": ["X-Roles"]}], "rules": []})[0].path \
+        == "hosts[0].headers"
+    good = {"hosts": [{"host": "App.Example.com", "headers": {"X-Auth-Request-Roles": "roles"}},
+                      {"host": "b.example.com"}], "rules": []}
+    assert service.validate(good) == []
+    assert service.normalize(good)["hosts"] == [
+        {"host": "app.example.com", "default": "signed_in", "headers": {"X-Auth-Request-Roles": "roles"}},
+        {"host": "b.example.com", "default": "signed_in"}]  # no headers key when none are chosen
+    changed = {"hosts": [{"host": "app.example.com", "headers": {"X-Auth-Request-Roles": "roles",
+                                                                 "X-Auth-Tenant": "tid"}},
+                         {"host": "b.example.com", "headers": {"X-Mail": "email"}}], "rules": []}
+    assert service.diff(good, changed) == [
+        "host app.example.com: headers [X-Auth-Request-Roles: roles] -> [X-Auth-Request-Roles: roles, "
+        "X-Auth-Tenant: tid]",
+        "host b.example.com: headers (none) -> [X-Mail: email]"]

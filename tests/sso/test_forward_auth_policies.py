@@ -275,3 +275,31 @@ def test_a_proxy_sending_only_x_original_uri_still_has_its_path_judged(signed_in
     for _ in ("view", "fast path"):
         assert signed_in.get("/auth/verify", headers={"X-Original-URI": "/admin/users?x=1"}).status_code == 403
         assert signed_in.get("/auth/verify", headers={"X-Original-URI": "/home"}).status_code == 200
+
+
+def test_a_host_passes_the_claims_it_chose_in_its_own_headers(app: Flask, signed_in: FlaskClient) -> None:
+    """Issue 14, point 7: per host, which claims go upstream in which headers, beside the fixed set and the
+    assertion; the fast path answers with the same headers, and another host's choice is never reused."""
+    number, document = service.current()
+    document["hosts"].append({"host": "finance.example.com", "default": "signed_in",
+                              "headers": {"X-Auth-Request-Roles": "roles", "X-Auth-Tenant": "tid",
+                                          "X-Auth-Request-Acrs": "acrs"}})
+    service.save(document, actor="admin@example.com")
+    set_identity(signed_in, groups=[FINANCE["id"]], roles=["Reports.Read", "Reports,Approve"], tid="t-1", acrs=[])
+    url = nginx("GET", "https://finance.example.com/reports/q3")
+    view = signed_in.get("/auth/verify", headers=url)
+    repeat = signed_in.get("/auth/verify", headers=url)
+    assert view.status_code == repeat.status_code == 200 and not fast(view) and fast(repeat)
+    for answer in (view, repeat):
+        assert answer.headers["X-Auth-Request-Roles"] == "Reports.Read,Reports%2CApprove"  # a comma stays one item
+        assert answer.headers["X-Auth-Tenant"] == "t-1"
+        assert answer.headers["X-Auth-Request-Acrs"] == ""
+        assert answer.headers["X-Auth-Request-Email"] == USER_EMAIL and answer.headers["X-Auth-Request-Assertion"]
+    # Another host whose entry chose nothing: the same session's answer carries only the fixed set.
+    other = nginx("GET", "https://wiki.example.com/reports/q3")
+    for _ in range(2):
+        plain = signed_in.get("/auth/verify", headers=other)
+        assert plain.status_code == 200 and "X-Auth-Request-Roles" not in plain.headers
+    # The legacy query parameters keep their exact answer: no host headers.
+    legacy = signed_in.get("/auth/verify?allowed_domains=example.com", headers=url)
+    assert legacy.status_code == 200 and "X-Auth-Request-Roles" not in legacy.headers
