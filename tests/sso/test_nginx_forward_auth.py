@@ -176,3 +176,33 @@ def test_nginx_hands_the_access_rules_the_method_and_url(tmp_path: Path, live_se
         public = requests.get(f"{base}/healthz", headers={"Host": "app.example.com"}, allow_redirects=False,
                               timeout=10)
         assert public.status_code == 200  # the upstream, without sign-in
+
+
+def test_nginx_passes_the_claims_a_host_chose_upstream(tmp_path: Path, live_server: LiveServer, upstream: int,
+                                                      client: FlaskClient, plain_user) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14 point 7: the README's block plus its two lines for a chosen claim header: the host's app
+    receives the session's roles in X-Auth-Request-Roles, beside the fixed set."""
+    from policies import service
+
+    snippet = re.search(r"\n    (auth_request_set \$roles [^\n]+)\n"
+                        r"    (proxy_set_header X-Auth-Request-Roles [^\n]+)\n", README.read_text())
+    assert snippet, "the README shows how nginx passes a chosen claim header on"
+    text = readme_block().replace("/auth/verify?allowed_domains=example.com;", "/auth/verify;")
+    anchor = re.search(r"\n(\s*)auth_request_set \$assertion [^\n]+\n", text)
+    assert anchor
+    text = text.replace(anchor.group(0), f"{anchor.group(0)}{anchor.group(1)}{snippet.group(1)}\n"
+                                         f"{anchor.group(1)}{snippet.group(2)}\n")
+    service.save({"hosts": [{"host": "app.example.com", "headers": {"X-Auth-Request-Roles": "roles"}}],
+                  "rules": []}, actor="admin@example.com")
+    assert sign_in(client, USER_EMAIL, USER_PASSWORD).status_code == 302
+    with client.session_transaction() as session:
+        session["identity"] = {**session["identity"], "roles": ["Reports.Read", "Reports.Approve"]}
+    cookie = {"Host": "app.example.com", "Cookie": f"gw_session={client.get_cookie('gw_session').value}"}
+    with running_nginx(text, tmp_path, live_server, upstream) as port:
+        for _ in range(2):  # the view, then the fast path
+            through = requests.get(f"http://127.0.0.1:{port}/reports", headers=cookie, allow_redirects=False,
+                                   timeout=10)
+            assert through.status_code == 200, through.text
+            seen = {k.lower(): v for k, v in through.json().items()}
+            assert seen["x-auth-request-roles"] == "Reports.Read,Reports.Approve"
+            assert seen["x-auth-request-email"] == USER_EMAIL
