@@ -16,7 +16,8 @@ class LiveAccess(db.Model):
     """One datasource's live-access switch and state (a row appears when an administrator first turns it on).
 
     `sync_requested_at`: a delta round is wanted (a notification, the fallback poll) and not yet started; the
-    first request in a burst sets it, the round clears it when it starts, so a burst costs one round.
+    first request in a burst sets it (and `sync_due_at`, when the queued round may start), the round clears both
+    when it starts, so a burst costs one round. A notification moves a later due time (a queued poll) earlier.
     `lag_seconds`: for the last round, from the oldest change it picked up being reported to it being applied.
     """
 
@@ -29,6 +30,7 @@ class LiveAccess(db.Model):
     poll_seconds: Mapped[int] = mapped_column(default=60)  # the fallback poll's interval
     fallback_reason: Mapped[str] = mapped_column(String(512), default="")  # why polling is on ("" = it is not)
     sync_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sync_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sync_reason: Mapped[str] = mapped_column(String(64), default="")
     last_round_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_round_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the last delta round that finished

@@ -26,6 +26,7 @@ def upgrade():
         sa.Column('poll_seconds', sa.Integer(), nullable=False),
         sa.Column('fallback_reason', sa.String(length=512), nullable=False),
         sa.Column('sync_requested_at', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('sync_due_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('sync_reason', sa.String(length=64), nullable=False),
         sa.Column('last_round_started_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('last_round_at', sa.DateTime(timezone=True), nullable=True),
