@@ -16,6 +16,7 @@ import bulk
 import datasources
 import imports
 import jobs
+import live
 import sso
 from core import timefmt
 from core.cli import init_cli
@@ -133,3 +134,4 @@ def _register_blueprints(app: Flask) -> None:
     app.cli.add_command(sso_cli)
     app.cli.add_command(policies_cli)  # `flask policies export|import|versions`
     datasources.init_app(app)  # `flask datasources` and the datasource keep-alive job kind
+    live.init_app(app)  # live access: debounced delta rounds that keep sessions in step with Entra

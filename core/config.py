@@ -151,6 +151,7 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
     config.update(_provider_io_settings(env))
     config.update(_observability_settings(env))
     config.update(_policies_settings(env))
+    config.update(_live_settings(env))
     return config
 
 
@@ -169,6 +170,24 @@ def _policies_settings(env: dict[str, str]) -> dict[str, Any]:
     if not 0 <= refresh_s <= 60:
         raise ConfigError("POLICY_REFRESH_SECONDS", f"must be a number of seconds from 0 to 60, got {refresh!r}")
     return {"ACCESS_DECISIONS_RETENTION_DAYS": retention, "POLICY_REFRESH_SECONDS": refresh_s}
+
+
+def _seconds(env: dict[str, str], name: str, default: str, low: float, high: float) -> float:
+    raw = env.get(name, default)
+    try:
+        value = float(raw) if raw.isascii() and "_" not in raw else low - 1
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ConfigError(name, f"must be a number of seconds from {low:g} to {high:g}, got {raw!r}")
+    return value
+
+
+def _live_settings(env: dict[str, str]) -> dict[str, Any]:
+    """Live access: how long a burst of change notifications is gathered into one delta round, and how often a
+    datasource whose notifications are healthy still runs a delta round (notifications can be lost)."""
+    return {"LIVE_DEBOUNCE_SECONDS": _seconds(env, "LIVE_DEBOUNCE_SECONDS", "2", 0, 60),
+            "LIVE_RECONCILE_SECONDS": _seconds(env, "LIVE_RECONCILE_SECONDS", "900", 10, 86400)}
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

@@ -16,7 +16,8 @@ from imports.sql import MEMBERS, MIRROR, USERS, chunks, upsert
 class GroupsPhase(ImportRun):
     def _groups_page(self, items: list[dict[str, Any]]) -> None:
         relevant = set(self.user_import.groups_key.split(","))
-        touched: set[str] = set()
+        sources = {g["id"].lower() for g in self.user_import.source_groups}
+        touched: set[str] = set()  # members of the chosen source groups whose membership changed (scope)
         for item in items:
             gid = item["id"]
             if gid not in relevant:
@@ -26,7 +27,9 @@ class GroupsPhase(ImportRun):
                     MEMBERS.c.import_id == self.user_import.id, MEMBERS.c.group_id == gid)))
                 db.session.execute(delete(MEMBERS).where(MEMBERS.c.import_id == self.user_import.id,
                                                          MEMBERS.c.group_id == gid))
-                touched.update(gone)
+                self.out.saw_changed(gone)
+                if gid.lower() in sources:
+                    touched.update(gone)
                 continue
             added, removed = [], []
             for member in item.get("members@delta") or []:
@@ -38,8 +41,10 @@ class GroupsPhase(ImportRun):
             if removed:
                 db.session.execute(delete(MEMBERS).where(MEMBERS.c.import_id == self.user_import.id,
                                                          MEMBERS.c.group_id == gid, MEMBERS.c.user_id.in_(removed)))
-            touched.update(added)
-            touched.update(removed)
+            self.out.saw_changed(added + removed)
+            if gid.lower() in sources:  # a group followed only for the access rules never changes the scope
+                touched.update(added)
+                touched.update(removed)
             self.out.processed += len(added) + len(removed)
         if touched and self.user_import.scope == UserImport.SCOPE_GROUPS:
             for chunk in chunks(sorted(touched), APPLY_BATCH):

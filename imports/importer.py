@@ -46,6 +46,8 @@ class Importer(ReadAndStage, GroupsPhase, ApplyPhase):
     """One run of a datasource's import: the round, phase by phase (each phase is a module of its own)."""
 
     def run(self) -> Outcome:
+        if self.user_import.phase != "idle":
+            self.out.changed = None  # an earlier run began this round: what it read is not known here
         while True:
             try:
                 self._round()
@@ -57,6 +59,7 @@ class Importer(ReadAndStage, GroupsPhase, ApplyPhase):
                 db.session.rollback()  # the failed page's transaction
                 self._ending.clear()
                 self.out.resyncs += 1
+                self.out.changed = None
                 reset_sync_state(self.user_import)  # drops the staged pages of the expired round ...
                 self._staged = self._fresh = None  # ... and what this run holds of them
                 self._commit("resync")
@@ -105,6 +108,7 @@ class Importer(ReadAndStage, GroupsPhase, ApplyPhase):
             tune_transaction()
             items = page_items(body)
             if kind == "users":
+                self.out.saw_changed(item["id"] for item in items)
                 self._stage(items, raw)
             else:
                 self._groups_page(items)

@@ -24,6 +24,10 @@ from jobs.runner import RunRefused, mark_failed, stale_reason
 from office365.errors import Office365Error, ReauthorizationRequired
 
 
+class ImportBusy(RunRefused):
+    """Another run holds this datasource's import (live access asks again a little later)."""
+
+
 def _lock(user_import: UserImport, run: TaskRun) -> None:
     """One import per datasource at a time; a holder whose worker died is failed and the lock taken over."""
     taken = db.session.execute(update(UserImport).where(UserImport.id == user_import.id,
@@ -37,7 +41,7 @@ def _lock(user_import: UserImport, run: TaskRun) -> None:
     if holder is not None and holder.status == TaskRun.RUNNING:
         reason = stale_reason(holder)
         if reason is None:
-            raise RunRefused(f"Another import of this datasource is running (run #{holder.id}); this run was "
+            raise ImportBusy(f"Another import of this datasource is running (run #{holder.id}); this run was "
                              "skipped.")
         mark_failed(holder, reason)
     taken = db.session.execute(update(UserImport).where(UserImport.id == user_import.id,
@@ -46,7 +50,7 @@ def _lock(user_import: UserImport, run: TaskRun) -> None:
                                .values(running_run_id=run.id)).rowcount
     db.session.commit()
     if not taken:
-        raise RunRefused("Another import of this data source started at the same moment; this run was skipped.")
+        raise ImportBusy("Another import of this data source started at the same moment; this run was skipped.")
 
 
 class _RequestCount:
@@ -64,7 +68,8 @@ def release_lock(run_id: int) -> None:
     db.session.execute(update(UserImport).where(UserImport.running_run_id == run_id).values(running_run_id=None))
 
 
-def run_import(run: TaskRun) -> None:
+def run_import(run: TaskRun) -> Outcome | None:
+    """The run's import round (or dry run); returns what it did (None when it stopped for a confirmation)."""
     datasource = db.session.get(Datasource, run.datasource_id) if run.datasource_id else None
     if datasource is None:
         raise RunRefused("The datasource of this import no longer exists.")
@@ -103,7 +108,7 @@ def run_import(run: TaskRun) -> None:
         run.status, run.error = TaskRun.CONFIRM, str(exc)
         run.graph_requests = requests_sent()
         db.session.commit()
-        return
+        return None
     except Exception:
         db.session.rollback()
         run.graph_requests = requests_sent()
@@ -115,6 +120,7 @@ def run_import(run: TaskRun) -> None:
     if outcome.errors:
         run.error = f"{outcome.errors} user(s) could not be imported; see the list below."
     db.session.commit()
+    return outcome
 
 
 def record_progress(run: TaskRun, requests_sent: Callable[[], int]) -> Callable[[Outcome, str], None]:

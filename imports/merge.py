@@ -10,7 +10,7 @@ from sqlalchemy import and_, case, delete, func, insert, select, update
 
 from core.extensions import db
 from core.models import user_roles, utcnow
-from imports.delta import email_of
+from imports.delta import email_of, sessions_valid_from
 from imports.models import UserImport
 from imports.outcome import NAMES_KEPT
 from imports.run import APPLY_BATCH, ImportRun
@@ -99,9 +99,10 @@ class MergePhase(ImportRun):
         present = [item for item in items if "@removed" not in item]
         any_removed = len(present) < len(items)
         if self.user_import.full_round or any_removed:
-            cols = ("upn", "mail", "display_name", "account_enabled", "removed", "dirty", "seen_round")
+            cols = ("upn", "mail", "display_name", "account_enabled", "removed", "dirty", "seen_round",
+                    "sessions_valid_from")
         else:
-            cols = ("upn", "mail", "display_name", "account_enabled", "removed", "seen_round")
+            cols = ("upn", "mail", "display_name", "account_enabled", "removed", "seen_round", "sessions_valid_from")
         deferred = self._apply_present(present)
         mirror_rows = []
         for item in items:
@@ -110,8 +111,9 @@ class MergePhase(ImportRun):
                 "import_id": import_id, "object_id": item["id"], "upn": item.get("userPrincipalName") or "",
                 "mail": item.get("mail"), "display_name": item.get("displayName") or "",
                 "account_enabled": bool(item.get("accountEnabled", True)), "removed": removed, "dirty": removed,
-                "seen_round": round_no})
-        bulk("upsert", MIRROR, MIRROR_COLUMNS, mirror_rows, keys=("import_id", "object_id"), update_cols=cols)
+                "seen_round": round_no, "sessions_valid_from": _valid_from(item)})
+        bulk("upsert", MIRROR, [*MIRROR_COLUMNS, "sessions_valid_from"], mirror_rows, keys=("import_id", "object_id"),
+             update_cols=cols)
         if deferred:
             db.session.execute(update(MIRROR).where(MIRROR.c.import_id == self.user_import.id,
                                                     MIRROR.c.object_id.in_(deferred)).values(dirty=True))
@@ -254,3 +256,8 @@ class MergePhase(ImportRun):
         db.session.execute(update(MIRROR).where(MIRROR.c.import_id == self.user_import.id,
                                                 MIRROR.c.seen_round < self.user_import.round,
                                                 MIRROR.c.removed.is_(False)).values(removed=True, dirty=True))
+
+
+def _valid_from(item: dict[str, Any]) -> Any:
+    moment = sessions_valid_from(item)
+    return db_time(moment) if moment is not None else None

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.extensions import db
 from core.models import Group, UTCDateTime, utcnow
+from policies.service import required_group_ids
 
 
 class UserImport(db.Model):
@@ -59,10 +60,12 @@ class UserImport(db.Model):
 
     @property
     def relevant_group_ids(self) -> list[str]:
-        """Office 365 groups whose members matter: the chosen source groups and the bound local groups."""
+        """Office 365 groups whose members matter: the chosen source groups, the bound local groups, and the groups
+        the access rules name (their membership mirror is what /auth/verify decides by, under live access)."""
         ids = {g["id"] for g in self.source_groups} if self.scope == self.SCOPE_GROUPS else set()
         ids |= set(db.session.scalars(db.select(Group.source_group_id).where(
             Group.datasource_id == self.datasource_id, Group.source_group_id.is_not(None))))
+        ids |= {group_id.lower() for group_id in required_group_ids()}
         return sorted(ids)
 
 

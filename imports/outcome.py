@@ -23,6 +23,14 @@ class Outcome:
     resyncs: int = 0
     names: dict[str, list[str]] = field(default_factory=dict)
     error_messages: list[str] = field(default_factory=list)
+    # Object ids of the users this run read changed (a users delta item, a membership change); None: not known
+    # (the run resumed a round an earlier run began, or started over after a resync): live access then checks
+    # every signed-in user.
+    changed: set[str] | None = field(default_factory=set)
+
+    def saw_changed(self, object_ids: Any) -> None:
+        if self.changed is not None:
+            self.changed.update(object_ids)
 
     def note(self, kind: str, name: str, amount: int = 1) -> None:
         setattr(self, kind, getattr(self, kind) + amount)

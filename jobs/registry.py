@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 from jobs.models import TaskRun
 
-Handler = Callable[[TaskRun], None]
+Handler = Callable[[TaskRun], object]
 FailureDescriber = Callable[[Exception], tuple[str, str]]
 Release = Callable[[int], None]
+Forget = Callable[[TaskRun], bool]
+TickHook = Callable[[], None]
 
 
 def _unexpected(exc: Exception) -> tuple[str, str]:
@@ -22,6 +24,10 @@ def _unexpected(exc: Exception) -> tuple[str, str]:
 
 def _nothing_to_release(run_id: int) -> None:
     return None
+
+
+def _keep(run: TaskRun) -> bool:
+    return False
 
 
 @dataclass(frozen=True)
@@ -33,9 +39,11 @@ class JobKind:
     describe_failure: FailureDescriber = _unexpected
     release: Release = _nothing_to_release  # called with the run id when the run ends, however it ends
     resumable: bool = False  # a run that died part-way is resumed by the next one (said in its error)
+    forget: Forget = _keep  # True for a finished run that leaves no row and no audit (a live round with no change)
 
 
 _kinds: dict[str, JobKind] = {}
+_tick_hooks: dict[str, TickHook] = {}
 
 
 class UnknownJobKind(LookupError):
@@ -43,9 +51,18 @@ class UnknownJobKind(LookupError):
 
 
 def register(kind: str, handler: Handler, *, describe_failure: FailureDescriber = _unexpected,
-             release: Release = _nothing_to_release, resumable: bool = False) -> None:
+             release: Release = _nothing_to_release, resumable: bool = False, forget: Forget = _keep) -> None:
     """Register (or replace: every app built in the process registers again) the handler of `kind`."""
-    _kinds[kind] = JobKind(kind, handler, describe_failure, release, resumable)
+    _kinds[kind] = JobKind(kind, handler, describe_failure, release, resumable, forget)
+
+
+def on_tick(name: str, hook: TickHook) -> None:
+    """Call `hook()` at every scheduler tick (once a minute in every consumer; it must be safe to run twice)."""
+    _tick_hooks[name] = hook
+
+
+def tick_hooks() -> list[tuple[str, TickHook]]:
+    return sorted(_tick_hooks.items())
 
 
 def job_kind(kind: str) -> JobKind:

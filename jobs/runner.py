@@ -177,9 +177,20 @@ def execute_run(run_id: int) -> TaskRun | None:
             run = _execute(run, kind)
         run.finished_at = utcnow()
         _release(run)
+        forget = run.status == TaskRun.SUCCEEDED and kind_forgets(run)
+        if forget:
+            db.session.delete(run)
         db.session.commit()
-    _audit(run)
+    if not forget:
+        _audit(run)
     return run
+
+
+def kind_forgets(run: TaskRun) -> bool:
+    try:
+        return job_kind(run.kind).forget(run)
+    except UnknownJobKind:
+        return False
 
 
 def _execute(run: TaskRun, kind: JobKind) -> TaskRun:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from core.extensions import db
 from core.models import utcnow
 from core.timefmt import deployment_zone_name
+from jobs import registry
 from jobs.models import ScheduledTask, TaskRun
 from jobs.recurrence import next_run
 from jobs.runner import sweep_stale
@@ -56,6 +57,17 @@ def claim_due(task: ScheduledTask, due: datetime) -> TaskRun | None:
     return run
 
 
+def _run_tick_hooks() -> None:
+    """The features' per-tick work (live access keeps its subscriptions and fallback poll going); one failing
+    hook is logged and never stops the others or the scheduled runs."""
+    for name, hook in registry.tick_hooks():
+        try:
+            hook()
+        except Exception:  # noqa: BLE001 - logged; the next tick tries again
+            db.session.rollback()
+            log.warning("scheduler tick hook %s failed", name, exc_info=True)
+
+
 def tick(now: datetime | None = None, *, enqueue: Callable[[int], None] | None = None) -> list[int]:
     """Claim every due run and hand each to `enqueue` (the queue's; None: claim only); returns the ids claimed.
 
@@ -64,6 +76,7 @@ def tick(now: datetime | None = None, *, enqueue: Callable[[int], None] | None =
     now = now or utcnow()
     ensure_system_tasks()
     sweep_stale()
+    _run_tick_hooks()
     claimed = []
     due_tasks = db.session.execute(select(ScheduledTask.id, ScheduledTask.next_run_at).where(
         ScheduledTask.enabled.is_(True), ScheduledTask.next_run_at.is_not(None),

@@ -35,6 +35,7 @@ class LiveAccess(db.Model):
     last_round_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_round_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the last delta round that finished
     last_round_error: Mapped[str | None] = mapped_column(Text)
+    last_reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # every signed-in user checked
     lag_seconds: Mapped[float | None] = mapped_column()
     last_notification_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     notifications_received: Mapped[int] = mapped_column(default=0)

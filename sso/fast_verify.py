@@ -126,7 +126,9 @@ class ForwardAuthFastPath:
         if audience is None:  # a malformed audience=: the view answers 400
             return None
         claim_headers = forward_auth.host_headers(policy, facts)
-        answer = forward_auth.cached_answer(forward_auth.answer_key(id_hash, audience, rules, decision, claim_headers))
+        key = forward_auth.answer_key(forward_auth.session_key(id_hash, identity), audience, rules, decision,
+                                      claim_headers)
+        answer = forward_auth.cached_answer(key)
         return None if answer is None else (answer.headers, metrics.policy_label(args, policies))
 
 

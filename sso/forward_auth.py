@@ -103,6 +103,13 @@ def answer_key(session_key: str, audience: str, rules: Mapping[str, list[str]], 
     return session_key, audience, ",".join(rules.get("groups") or ()), marker
 
 
+def session_key(id_hash: str, identity: Mapping[str, Any]) -> str:
+    """The session part of an answer's key: its id hash and how many times live access refreshed its identity, so
+    an answer signed before a group change is never served after it."""
+    revision = identity.get("rev")
+    return f"{id_hash}:{revision}" if isinstance(revision, int) and revision else id_hash
+
+
 def uses_legacy(args: Mapping[str, str]) -> bool:
     """`?policy=` or an `?allowed_*=` list: the pre-policies allow-lists decide, exactly as before."""
     return any(name in args for name in LEGACY_ARGS)
@@ -359,8 +366,8 @@ def _allowed_answer(identity: dict[str, Any], rules: Mapping[str, list[str]],
         return _refusal(400, "invalid_audience", "audience= must be a host name or URI (letters, digits, . _ ~ : / -).")
     record = getattr(session, "record", None)
     user_id = str(session["_user_id"])
-    key = answer_key(record.id_hash if record is not None else f"user:{user_id}", audience, rules, decision,
-                     claim_headers)
+    key = answer_key(session_key(record.id_hash, identity) if record is not None else f"user:{user_id}", audience,
+                     rules, decision, claim_headers)
     answer = signed_answer(identity, user_id, audience, rules, key, claim_headers)
     return Response(status=200, headers=answer.headers)
 

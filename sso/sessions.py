@@ -96,6 +96,9 @@ class SessionStore(Protocol):
     def end_for_users(self, user_ids: Iterable[int], *, keep: str | None = None) -> int: ...
     def end_by_idp(self, provider: str | None, *, sid: str | None = None, sub: str | None = None) -> int: ...
     def end_for_providers(self, providers: Iterable[str]) -> int: ...
+    def user_ids(self) -> set[int]: ...
+    def for_users(self, user_ids: Iterable[int]) -> list[SessionRecord]: ...
+    def update_data(self, record: SessionRecord) -> bool: ...
 
 
 def _dt(value: float) -> datetime:
@@ -244,6 +247,27 @@ class DatabaseStore:
         now = time.time()
         return [record for record in map(self._record, rows) if not record.expired(now)]
 
+    def user_ids(self) -> set[int]:
+        """The users who have a stored session (live access checks them against the directory)."""
+        with db.engine.connect() as connection:
+            return set(connection.execute(select(self.table.c.user_id).distinct().where(
+                self.table.c.user_id.is_not(None), self.table.c.expires_at > _dt(time.time()))).scalars())
+
+    def for_users(self, user_ids: Iterable[int]) -> list[SessionRecord]:
+        """The live sessions of these users, 500 users per query, on a connection of its own."""
+        ids, found, now = sorted(set(user_ids)), [], time.time()
+        with db.engine.connect() as connection:
+            for start in range(0, len(ids), 500):
+                rows = connection.execute(select(self.table).where(self.table.c.user_id.in_(ids[start:start + 500])))
+                found.extend(record for record in map(self._record, rows) if not record.expired(now))
+        return found
+
+    def update_data(self, record: SessionRecord) -> bool:
+        """Write a session's data (its identity refreshed from the directory); False when it has ended meanwhile."""
+        with db.engine.begin() as connection:
+            return bool(connection.execute(update(self.table).where(self.table.c.id_hash == record.id_hash)
+                                           .values(data=serializer.dumps(record.data))).rowcount)
+
     def end_for_user(self, user_id: int) -> int:
         return self.end_for_users([user_id])
 
@@ -348,8 +372,20 @@ class RedisStore:
             keys.append(self._key("b", record.provider, record.idp_sub))
         return keys
 
+    # `last_seen_at` alone, in place: a touch never writes back the data a request read (live access may have
+    # refreshed the identity since), and never brings back a session that ended meanwhile.
+    TOUCH_SCRIPT = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local values = cjson.decode(raw)
+values['last_seen_at'] = tonumber(ARGV[1])
+redis.call('SET', KEYS[1], cjson.encode(values), 'EX', tonumber(ARGV[2]))
+return 1
+"""
+
     def touch(self, record: SessionRecord) -> None:
-        self.save(record)
+        self.redis.eval(self.TOUCH_SCRIPT, 1, self._key("s", record.id_hash), repr(record.last_seen_at),
+                        self._ttl(record))
 
     def delete(self, id_hash: str) -> None:
         self.redis.delete(self._key("s", id_hash))
@@ -390,6 +426,33 @@ class RedisStore:
             if hashes:
                 count += int(self.redis.delete(*[self._key("s", h) for h in sorted(hashes)]))
         return count
+
+    def user_ids(self) -> set[int]:
+        """The users with a session index (one SCAN over the per-user index keys)."""
+        prefix = self._key("u", "")
+        return {int(key[len(prefix):]) for key in self.redis.scan_iter(match=prefix + "*", count=1000)
+                if key[len(prefix):].isdigit()}
+
+    def for_users(self, user_ids: Iterable[int]) -> list[SessionRecord]:
+        """The live sessions of these users: two pipelined round trips per 500 users."""
+        ids, found, now = sorted(set(user_ids)), [], time.time()
+        for start in range(0, len(ids), 500):
+            pipe = self.redis.pipeline(transaction=False)
+            for user_id in ids[start:start + 500]:
+                pipe.smembers(self._key("u", str(user_id)))
+            hashes = sorted({h for members in pipe.execute() for h in members})
+            if hashes:
+                raws = self.redis.mget([self._key("s", h) for h in hashes])
+                found.extend(record for raw in raws if (record := self._load(raw)) is not None
+                             and not record.expired(now))
+        return found
+
+    def update_data(self, record: SessionRecord) -> bool:
+        """Write a session's data, keeping its expiry; never brings back a session that ended meanwhile (XX)."""
+        values = asdict(record)
+        values.pop("user_active")
+        values["data"] = serializer.dumps(record.data)
+        return bool(self.redis.set(self._key("s", record.id_hash), json.dumps(values), xx=True, keepttl=True))
 
     def end_by_idp(self, provider: str | None, *, sid: str | None = None, sub: str | None = None) -> int:
         if sid:
@@ -554,6 +617,7 @@ class ServerSideSessionInterface(SessionInterface):
             response.set_cookie(name, token, domain=domain, path=path, secure=self.get_cookie_secure(app),
                                 httponly=True, samesite=self.get_cookie_samesite(app))
         elif session.modified:
+            adopt_refreshed_identity(backend, session, record)
             self._write(backend, session, record, now)
         elif record.touch_due(now):
             record.last_seen_at = now
@@ -573,6 +637,25 @@ class ServerSideSessionInterface(SessionInterface):
             # Disabled (or removed) between the sign-in's check and this save: its sessions were ended before
             # this one existed, so end this one too.
             backend.delete(record.id_hash)
+
+
+def identity_revision(identity: Any) -> int:
+    """How many times live access refreshed this identity from the directory (0: as signed in)."""
+    value = identity.get("rev") if isinstance(identity, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def adopt_refreshed_identity(backend: Any, session: ServerSession, record: SessionRecord) -> None:
+    """Before a request writes its changed session back: if live access refreshed the stored identity after this
+    request read it, keep the stored one (a request's write must not undo a group removal)."""
+    ours = session.get("identity")
+    if not isinstance(ours, dict):
+        return
+    stored = backend.get(record.id_hash)
+    theirs = stored.data.get("identity") if stored is not None else None
+    if isinstance(theirs, dict) and identity_revision(theirs) > identity_revision(ours) and \
+            theirs.get("signed_in_at") == ours.get("signed_in_at"):  # not when this request signed in again
+        session["identity"] = theirs
 
 
 def end_user_sessions(user_ids: Iterable[int], *, keep: str | None = None) -> int:

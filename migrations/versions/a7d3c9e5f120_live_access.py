@@ -31,6 +31,7 @@ def upgrade():
         sa.Column('last_round_started_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('last_round_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('last_round_error', sa.Text(), nullable=True),
+        sa.Column('last_reconciled_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('lag_seconds', sa.Double(), nullable=True),
         sa.Column('last_notification_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('notifications_received', sa.Integer(), nullable=False),
