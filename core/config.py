@@ -24,6 +24,10 @@ from core.timefmt import is_zone
 
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_API_URL = "https://graph.microsoft.com/v1.0"
+# How long nginx may reuse an allowed /auth/verify decision (X-Accel-Expires): the time a sign-out or a revocation
+# can take to reach a cached decision, so capped well inside the 60 s revocation target.
+DEFAULT_FORWARD_AUTH_CACHE_SECONDS = 5
+MAX_FORWARD_AUTH_CACHE_SECONDS = 30
 HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
@@ -233,7 +237,8 @@ def _time_zone(value: str) -> str:
 
 
 def _sso_settings(env: dict[str, str]) -> dict[str, Any]:
-    """Forward auth and SSO: redirect allow-list, shared cookie domain, provider HTTP timeout."""
+    """Forward auth and SSO: redirect allow-list, shared cookie domain, provider HTTP timeout, how long the proxy
+    may reuse an allowed /auth/verify decision."""
     domains = [part.strip().lower() for part in env.get("ALLOWED_REDIRECT_DOMAINS", "").split(",") if part.strip()]
     for domain in domains:
         _redirect_domain(domain)
@@ -247,8 +252,13 @@ def _sso_settings(env: dict[str, str]) -> dict[str, Any]:
         seconds = -1.0
     if not 0 < seconds <= 120:
         raise ConfigError("SSO_HTTP_TIMEOUT", f"must be seconds between 0 and 120, got {timeout!r}")
+    reuse = env.get("FORWARD_AUTH_CACHE_SECONDS", str(DEFAULT_FORWARD_AUTH_CACHE_SECONDS))
+    reuse_s = parse_int(reuse, 0, MAX_FORWARD_AUTH_CACHE_SECONDS)
+    if reuse_s is None:
+        raise ConfigError("FORWARD_AUTH_CACHE_SECONDS", f"must be a whole number of seconds from 0 to "
+                                                        f"{MAX_FORWARD_AUTH_CACHE_SECONDS}, got {reuse!r}")
     return {"ALLOWED_REDIRECT_DOMAINS": domains, "SESSION_COOKIE_DOMAIN": cookie_domain or None,
-            "SSO_HTTP_TIMEOUT": seconds}
+            "SSO_HTTP_TIMEOUT": seconds, "FORWARD_AUTH_CACHE_SECONDS": reuse_s}
 
 
 _PUBLIC_SUFFIXES = PublicSuffixList(accept_unknown=False)  # the list shipped with the package: no download

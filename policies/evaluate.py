@@ -297,6 +297,11 @@ class HostRules:
         """The rules whose paths can match `path` judging by its first segment, in their order."""
         return self._by_segment.get(path[1:].partition("/")[0], self._any)
 
+    def networks_for(self, path: str) -> bool:
+        """Whether a rule that can match `path` names networks: the decision may then depend on the client
+        address."""
+        return self.networks and any(rule.networks for rule in self.for_path(path))
+
 
 @dataclass
 class CompiledPolicy:
@@ -327,6 +332,22 @@ class CompiledPolicy:
                 self._by_host.clear()
             self._by_host[host] = found
         return found
+
+    def depends_on_address(self, facts: RequestFacts) -> bool:
+        """Whether the decision for `facts` (normalized) may change with the client address alone."""
+        return self.for_host(facts.host).networks_for(facts.path)
+
+    def holds_for(self, decision: Decision, identity: Mapping[str, Any], now: float) -> float | None:
+        """Seconds an `allowed` decision stays allowed as time alone passes (None: no time limit): the allowing
+        rule's max_auth_age_minutes runs out at auth_time + max age. Nothing else in a decision changes with time
+        (a deny rule skipped because the sign-in is too old stays skipped)."""
+        rule = self.by_id.get(decision.rule_id) if decision.rule_id else None
+        if rule is None or rule.max_age_seconds is None:
+            return None
+        auth_time = identity.get("auth_time")
+        if not isinstance(auth_time, int | float) or isinstance(auth_time, bool):
+            return 0.0
+        return auth_time + rule.max_age_seconds - now
 
     def matching(self, method: str, host: str, path: str, client_ip: str | None
                  ) -> tuple[tuple[CompiledRule, ...], str | None]:

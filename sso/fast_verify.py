@@ -4,7 +4,8 @@ It answers only the common cases itself — a live session allowed (by the legac
 rules compiled for the version confirmed current within POLICY_REFRESH_SECONDS, asking the database when that time
 is up) with an assertion already signed and
 cached for that session, audience, policy version and rule, or a public path — with the same headers the Flask view
-sends, after at most one session read. Everything else (no or bad cookie, expired session, a `last_seen` update due,
+sends (X-Accel-Expires, how long nginx may reuse the answer, included: sso.decision_reuse), after at most one
+session read. Everything else (no or bad cookie, expired session, a `last_seen` update due,
 401/403/302 answers, a new assertion to sign, a policy whose settings or version are not known to be current) falls
 through to the Flask view, which stays the reference behaviour.
 """
@@ -21,6 +22,7 @@ from flask import Flask
 from observability import metrics, tracing
 from policies.evaluate import CompiledPolicy, compiled, compiled_if_fresh
 from sso import forward_auth
+from sso.decision_reuse import reuse_header, reuse_seconds
 from sso.sessions import TOKEN_PATTERN, hash_token, store
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -90,7 +92,8 @@ class ForwardAuthFastPath:
         if not token or not TOKEN_PATTERN.fullmatch(token):
             if policy is not None and facts is not None and \
                     policy.evaluate(facts, None, normalized=True).outcome == "public":
-                return PUBLIC_HEADERS, "none"
+                reuse = reuse_seconds(self._reuse_limit(), time.time(), policy=policy, facts=facts)
+                return [*PUBLIC_HEADERS, reuse_header(reuse)], "none"
             return None
         policies: dict[str, Any] = {}
         if "policy" in args:
@@ -129,7 +132,14 @@ class ForwardAuthFastPath:
         key = forward_auth.answer_key(forward_auth.session_key(id_hash, identity), audience, rules, decision,
                                       claim_headers)
         answer = forward_auth.cached_answer(key)
-        return None if answer is None else (answer.headers, metrics.policy_label(args, policies))
+        if answer is None:
+            return None
+        reuse = reuse_seconds(self._reuse_limit(), now, policy=policy, facts=facts, decision=decision,
+                              identity=identity, session_until=record.deadline())
+        return [*answer.headers, reuse_header(reuse)], metrics.policy_label(args, policies)
+
+    def _reuse_limit(self) -> int:
+        return int(self.app.config.get("FORWARD_AUTH_CACHE_SECONDS", 0))
 
 
 def install(app: Flask) -> None:

@@ -9,6 +9,8 @@ keep their meaning exactly), the access rules (`policies.evaluate`) decide the o
 from nginx (`X-Original-Method`, `X-Original-URL`) or Traefik (`X-Forwarded-Method/Proto/Host/Uri`), and the client
 address as ProxyFix (TRUSTED_PROXY_HOPS) trusts it. Public paths answer 200 without sign-in; a step-up is a redirect
 to /auth/start (redirect mode) or a 401; a denial is a 403 naming the rule and the reason, and is recorded.
+Every answer says how long the proxy may reuse it (`X-Accel-Expires`, sso.decision_reuse): up to
+FORWARD_AUTH_CACHE_SECONDS for an allowed or public 200, 0 for everything else.
 
 Answers are cached per (session, audience, rule groups, policy version and rule): the fast path serves them only
 after deciding the request itself with the same compiled policy, so a new version or another rule never reuses an
@@ -44,6 +46,7 @@ from policies.evaluate import (
     normalize_path,
 )
 from sso import bp, step_up
+from sso.decision_reuse import NO_REUSE, REUSE_HEADER, reuse_seconds
 from sso.settings import current_settings
 from sso.signing_keys import ASSERTION_LIFETIME, JWKS_MAX_AGE, active_key, published_jwks
 
@@ -338,6 +341,7 @@ def _refusal(status: int, code: str, message: str, rule: str | None = None) -> R
 def verify() -> Response:
     started = time.perf_counter()
     response, outcome = _decide() if uses_legacy(request.args) else _decide_by_rules()
+    response.headers.setdefault(*NO_REUSE)  # only an allowed or public 200 may be reused by the proxy
     response.headers.extend(tracing.context_headers())  # the upstream app's spans join the verify's trace
     policies = current_settings().policies if request.args.get("policy") else {}
     metrics.forward_auth_decision(outcome or OUTCOMES.get(response.status_code, "invalid"),
@@ -380,7 +384,19 @@ def _decide() -> tuple[Response, str | None]:
     rules = requested_rules()
     if rules is None or not allowed(identity, rules):
         return _refusal(403, "forbidden", "Signed in, but not allowed by this rule."), None
-    return _allowed_answer(identity, rules), None
+    return _reusable(_allowed_answer(identity, rules), identity), None
+
+
+def _reusable(response: Response, identity: Mapping[str, Any] | None, policy: CompiledPolicy | None = None,
+              facts: RequestFacts | None = None, decision: Decision | None = None) -> Response:
+    """A 200 says how long the proxy may reuse it (sso.decision_reuse); anything else, not at all."""
+    if response.status_code == 200:
+        record = getattr(session, "record", None) if identity else None
+        seconds = reuse_seconds(int(current_app.config.get("FORWARD_AUTH_CACHE_SECONDS", 0)), time.time(),
+                                policy=policy, facts=facts, decision=decision, identity=identity,
+                                session_until=record.deadline() if record is not None else None)
+        response.headers[REUSE_HEADER] = str(seconds)
+    return response
 
 
 def _decide_by_rules() -> tuple[Response, str]:
@@ -391,13 +407,14 @@ def _decide_by_rules() -> tuple[Response, str]:
     decision = policy.evaluate(facts, identity or None, normalized=True)
     claim_headers = host_headers(policy, facts)
     if decision.outcome == "public":
-        if identity:
-            return _allowed_answer(identity, {"groups": []}, decision, claim_headers), "public"
-        return Response(status=200, headers={"Cache-Control": "no-store"}), "public"
+        answer = _allowed_answer(identity, {"groups": []}, decision, claim_headers) if identity else \
+            Response(status=200, headers={"Cache-Control": "no-store"})
+        return _reusable(answer, identity, policy, facts, decision), "public"
     if decision.outcome == "not_signed_in":
         return _not_signed_in(), "not_signed_in"
     if decision.outcome == "allowed":
-        return _allowed_answer(identity, rule_groups(policy, decision), decision, claim_headers), "allowed"
+        answer = _allowed_answer(identity, rule_groups(policy, decision), decision, claim_headers)
+        return _reusable(answer, identity, policy, facts, decision), "allowed"
     decision = current_names(decision)
     record = getattr(session, "record", None)
     decisions.record(decision, facts, identity, decisions.session_label(record.id_hash if record else ""),

@@ -75,8 +75,12 @@ class SessionRecord:
         """`last_seen` lags the last request by less than one touch interval: allow that much on top."""
         return self.last_seen_at + self.idle_seconds + touch_interval(self.idle_seconds)
 
+    def deadline(self) -> float:
+        """When the session ends unless a request comes first (absolute expiry or idle timeout)."""
+        return min(self.expires_at, self.idle_deadline())
+
     def expired(self, now: float) -> bool:
-        return self.expires_at <= now or self.idle_deadline() <= now
+        return self.deadline() <= now
 
     def touch_due(self, now: float) -> bool:
         return now - self.last_seen_at >= touch_interval(self.idle_seconds)

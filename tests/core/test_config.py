@@ -66,6 +66,9 @@ def test_https_public_url_makes_cookies_secure(tmp_path: Path) -> None:
         ({"POLICY_REFRESH_SECONDS": "nan"}, "POLICY_REFRESH_SECONDS"),
         ({"POLICY_REFRESH_SECONDS": "61"}, "POLICY_REFRESH_SECONDS"),
         ({"POLICY_REFRESH_SECONDS": "１"}, "POLICY_REFRESH_SECONDS"),
+        ({"FORWARD_AUTH_CACHE_SECONDS": "31"}, "FORWARD_AUTH_CACHE_SECONDS"),
+        ({"FORWARD_AUTH_CACHE_SECONDS": "-1"}, "FORWARD_AUTH_CACHE_SECONDS"),
+        ({"FORWARD_AUTH_CACHE_SECONDS": "2.5"}, "FORWARD_AUTH_CACHE_SECONDS"),
     ],
 )
 def test_malformed_values_name_the_variable(env: dict, name: str, tmp_path: Path) -> None:
@@ -80,6 +83,12 @@ def test_access_policy_settings_default_and_parse(tmp_path: Path) -> None:
     assert (defaults["ACCESS_DECISIONS_RETENTION_DAYS"], defaults["POLICY_REFRESH_SECONDS"]) == (30, 1.0)
     chosen = load_config({"ACCESS_DECISIONS_RETENTION_DAYS": "90", "POLICY_REFRESH_SECONDS": "0.5"}, tmp_path)
     assert (chosen["ACCESS_DECISIONS_RETENTION_DAYS"], chosen["POLICY_REFRESH_SECONDS"]) == (90, 0.5)
+
+
+def test_forward_auth_cache_seconds_default_to_5_and_stay_within_30(tmp_path: Path) -> None:
+    assert load_config({}, tmp_path)["FORWARD_AUTH_CACHE_SECONDS"] == 5
+    assert load_config({"FORWARD_AUTH_CACHE_SECONDS": "0"}, tmp_path)["FORWARD_AUTH_CACHE_SECONDS"] == 0
+    assert load_config({"FORWARD_AUTH_CACHE_SECONDS": "30"}, tmp_path)["FORWARD_AUTH_CACHE_SECONDS"] == 30
 
 
 def test_time_zone_is_an_iana_name_defaulting_to_utc(tmp_path: Path) -> None:

@@ -68,9 +68,12 @@ def _directives(block: str) -> set[str]:
 
 def test_nginx_conf_carries_every_directive_of_readmes_forward_auth_block():
     readme = (ROOT / "README.md").read_text()
-    block = re.search(r"```nginx\n(server \{\n    server_name app\.example\.com;.*?)```", readme, flags=re.DOTALL)
+    block = re.search(r"```nginx\n((?:proxy_cache_path [^\n]*\n\n)?"  # the decision cache's zone (http level)
+                      r"server \{\n    server_name app\.example\.com;.*?)```", readme, flags=re.DOTALL)
     assert block, "README's nginx forward-auth block"
     wanted = _directives(block.group(1))
-    assert {"auth_request /_gateway_verify;", "proxy_set_header X-Original-Method $request_method;"} <= wanted
+    assert {"auth_request /_gateway_verify;", "proxy_set_header X-Original-Method $request_method;",
+            "proxy_cache gateway_decisions;"} <= wanted
+    assert any(line.startswith("proxy_cache_path ") for line in wanted)  # the decision cache's zone, too
     missing = wanted - _directives((DEPLOY / "nginx.conf").read_text())
     assert not missing, f"deploy/nginx.conf lacks README's {sorted(missing)}"

@@ -112,7 +112,8 @@ def _nginx(tmp: Path, gateway_port: int, upstream_port: int) -> tuple[Process, i
     app_server = block.group(1).replace("127.0.0.1:8000", f"127.0.0.1:{gateway_port}").replace(
         "127.0.0.1:9000", f"127.0.0.1:{upstream_port}").replace(
         "server_name app.example.com;", f"server_name app.example.com;\n    listen 127.0.0.1:{port};").replace(
-        "allowed_domains=example.com", "allowed_domains=example.com,contoso.example")  # the emulator's tenant
+        "allowed_domains=example.com", "allowed_domains=example.com,contoso.example").replace(  # the emulator's tenant
+        "/var/cache/nginx/", f"{tmp}/")
     gateway_server = (f"server {{\n listen 127.0.0.1:{port} default_server;\n location / {{\n"
                       f"  proxy_pass http://127.0.0.1:{gateway_port};\n  proxy_set_header Host $http_host;\n }}\n}}\n")
     (tmp / "nginx.conf").write_text(
@@ -162,7 +163,10 @@ def test_the_scale_out_shape_as_one_system(postgres_url: str, tmp_path: Path,  #
     redis = Redis(tmp_path)
     queue = f"scale-{uuid.uuid4().hex[:8]}"
     settings = {**emulator_env(sso_emulator), "REDIS_URL": redis.url, "JOBS_QUEUE_NAME": queue,
-                "IMPORT_PAGE_SIZE": "5", "LOG_FORMAT": "json"}
+                "IMPORT_PAGE_SIZE": "5", "LOG_FORMAT": "json",
+                # nginx's decision cache off: this test counts which worker verified each request and expects a
+                # sign-out at once (the cache's own bound: tests/sso/test_nginx_forward_auth.py)
+                "FORWARD_AUTH_CACHE_SECONDS": "0"}
     app = _build_app(postgres_url, tmp_path, ENV={"DATABASE_URL": postgres_url, "SECRET_KEY": SECRET_KEY,
                                                   "TOKEN_ENCRYPTION_KEYS": TEST_FERNET_KEY, **settings})
     processes: list[Process] = []

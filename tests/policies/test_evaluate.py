@@ -203,3 +203,24 @@ def test_the_trace_shows_each_rule_tried_and_agrees_with_the_decision() -> None:
         == "denied"
     assert other[-1] == TraceStep(0, "", "", "denied", "no rule allows this path on h.example.com")
     assert other[-2].detail == "path /x is not one of its paths"
+
+
+def test_what_an_allowed_decision_depends_on_for_reuse() -> None:
+    """`holds_for`: how long an allow stays an allow as time alone passes (the allowing rule's auth-age bound);
+    `depends_on_address`: whether a rule that can match the host and path reads the client address."""
+    doc = {"rules": [rule("Office", host="a.example.com", paths=["/office/"], networks=["10.0.0.0/8"]),
+                     rule("Fresh", host="a.example.com", paths=["/payroll/"],
+                          criteria={"max_auth_age_minutes": 15}),
+                     rule("Anywhere", host="b.example.com", networks=["10.0.0.0/8"], action="deny")]}
+    policy = compile_document(doc, 7)
+    fresh = identity(auth_time=int(NOW) - 600)
+    payroll = RequestFacts("GET", "a.example.com", "/payroll/x", "192.0.2.10")
+    decision = policy.evaluate(payroll, fresh, NOW)
+    assert decision.outcome == "allowed" and policy.holds_for(decision, fresh, NOW) == 300
+    assert policy.holds_for(decision, identity(auth_time=None), NOW) == 0  # unknown sign-in time: not at all
+    other = policy.evaluate(RequestFacts("GET", "a.example.com", "/home", "192.0.2.10"), fresh, NOW)
+    assert other.outcome == "allowed" and policy.holds_for(other, fresh, NOW) is None  # no rule: no time limit
+    assert not policy.depends_on_address(payroll)  # the networks rule on this host cannot match /payroll/
+    assert policy.depends_on_address(RequestFacts("GET", "a.example.com", "/office/1", None))
+    assert policy.depends_on_address(RequestFacts("GET", "b.example.com", "/anything", None))  # every path
+    assert not policy.depends_on_address(RequestFacts("GET", "c.example.com", "/office/1", None))

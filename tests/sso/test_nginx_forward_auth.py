@@ -1,6 +1,9 @@
 """The README's nginx configuration, taken from the README itself, in front of a live gateway and a tiny upstream
 app: signed out gives the sign-in redirect with the original URL, signed in reaches the app with the identity
-headers, also for a user in 200 groups (Entra's maximum in a token), also with nginx's default 4 KB buffer.
+headers, also for a user in 200 groups (Entra's maximum in a token), also with nginx's default 4 KB buffer. The
+block's decision cache (issue 15, point 7): an allowed decision is reused within the gateway's X-Accel-Expires (the
+gateway's /auth/verify hits are counted), a denial, a step-up or "not signed in" never is, another URL, method or
+session is decided on its own, and a sign-out or a revocation stops a cached allow after at most the bound.
 nginx (with auth_request) comes from tools/test-prereqs.sh; its absence is a failure, never a skip."""
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -21,7 +25,7 @@ from flask import Flask, jsonify, request
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
-from tests.conftest import USER_EMAIL, USER_PASSWORD, LiveServer, sign_in
+from tests.conftest import USER_EMAIL, USER_PASSWORD, LiveServer, csrf_token, make_user, sign_in
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 README = Path(__file__).resolve().parent.parent.parent / "README.md"
@@ -65,7 +69,8 @@ def running_nginx(text: str, tmp_path: Path, live_server: LiveServer, upstream: 
     gateway_port = live_server.url.rsplit(":", 1)[1]
     server = text.replace("127.0.0.1:8000", f"127.0.0.1:{gateway_port}").replace(
         "127.0.0.1:9000", f"127.0.0.1:{upstream}").replace(
-        "server_name app.example.com;", f"server_name app.example.com;\n    listen 127.0.0.1:{port};")
+        "server_name app.example.com;", f"server_name app.example.com;\n    listen 127.0.0.1:{port};").replace(
+        "/var/cache/nginx/", f"{tmp_path}/")
     (tmp_path / "nginx.conf").write_text(
         f"worker_processes 1;\nuser root;\ndaemon off;\npid {tmp_path}/nginx.pid;\n"
         f"error_log {tmp_path}/error.log;\nevents {{}}\nhttp {{\n access_log off;\n{server}\n}}\n")
@@ -110,7 +115,7 @@ def test_nginx_sends_strangers_to_sign_in_and_lets_signed_in_users_through(
 
     assert sign_in(client, USER_EMAIL, USER_PASSWORD).status_code == 302
     cookie = client.get_cookie("gw_session").value
-    for _ in range(2):  # the second one is answered by the fast path
+    for _ in range(2):  # the second one is answered by nginx's decision cache
         through = requests.get(url, headers={"Host": "app.example.com", "Cookie": f"gw_session={cookie}"},
                                allow_redirects=False, timeout=10)
         assert through.status_code == 200, through.text
@@ -143,7 +148,7 @@ def test_nginx_lets_a_user_in_200_groups_through(nginx: int, client: FlaskClient
         session["identity"] = {**session["identity"], "groups": ENTRA_GROUPS}
     cookie = client.get_cookie("gw_session").value
     keys = KeySet.import_key_set(client.get("/.well-known/jwks.json").get_json())
-    for _ in range(2):  # signed by the view, then answered by the fast path
+    for _ in range(2):  # signed by the view, then answered by nginx's decision cache
         through = requests.get(f"http://127.0.0.1:{nginx}/reports", allow_redirects=False, timeout=10,
                                headers={"Host": "app.example.com", "Cookie": f"other=1; gw_session={cookie}"})
         assert through.status_code == 200, through.text
@@ -178,8 +183,8 @@ def test_nginx_hands_the_access_rules_the_method_and_url(tmp_path: Path, live_se
         assert public.status_code == 200  # the upstream, without sign-in
 
 
-def test_nginx_passes_the_claims_a_host_chose_upstream(tmp_path: Path, live_server: LiveServer, upstream: int,
-                                                      client: FlaskClient, plain_user) -> None:  # type: ignore[no-untyped-def]
+def test_nginx_passes_the_claims_a_host_chose_upstream(app: Flask, tmp_path: Path, live_server: LiveServer,
+                                                      upstream: int, client: FlaskClient, plain_user) -> None:  # type: ignore[no-untyped-def]
     """Issue 14 point 7: the README's block plus its two lines for a chosen claim header: the host's app
     receives the session's roles in X-Auth-Request-Roles, beside the fixed set."""
     from policies import service
@@ -198,6 +203,7 @@ def test_nginx_passes_the_claims_a_host_chose_upstream(tmp_path: Path, live_serv
     with client.session_transaction() as session:
         session["identity"] = {**session["identity"], "roles": ["Reports.Read", "Reports.Approve"]}
     cookie = {"Host": "app.example.com", "Cookie": f"gw_session={client.get_cookie('gw_session').value}"}
+    app.config["FORWARD_AUTH_CACHE_SECONDS"] = 0  # nginx's decision cache off: the second answer is the fast path's
     with running_nginx(text, tmp_path, live_server, upstream) as port:
         for _ in range(2):  # the view, then the fast path
             through = requests.get(f"http://127.0.0.1:{port}/reports", headers=cookie, allow_redirects=False,
@@ -206,3 +212,123 @@ def test_nginx_passes_the_claims_a_host_chose_upstream(tmp_path: Path, live_serv
             seen = {k.lower(): v for k, v in through.json().items()}
             assert seen["x-auth-request-roles"] == "Reports.Read,Reports.Approve"
             assert seen["x-auth-request-email"] == USER_EMAIL
+
+
+FINANCE = {"id": "0b4f5a3e-0000-4000-8000-00000000f1a0", "name": "Finance Approvers"}
+CACHE_POLICY: dict[str, Any] = {"rules": [
+    {"name": "Read only", "host": "app.example.com", "methods": ["POST", "PUT", "PATCH", "DELETE"], "action": "deny"},
+    {"name": "Fresh sign-in", "host": "app.example.com", "paths": ["/payroll/"],
+     "criteria": {"max_auth_age_minutes": 15}},
+    {"name": "Finance", "host": "app.example.com", "paths": ["/finance/"], "criteria": {"groups_any": [FINANCE]}},
+    {"name": "Paul only", "host": "app.example.com", "paths": ["/private/"], "criteria": {"emails": [USER_EMAIL]}},
+    {"name": "Desk", "host": "app.example.com", "paths": ["/desk/"], "networks": ["127.0.0.0/8"]},
+]}
+
+
+@pytest.fixture
+def verify_hits(app: Flask) -> Iterator[list[str]]:
+    """Each /auth/verify the gateway answered, as "METHOD URL" of the visitor's request."""
+    seen: list[str] = []
+    inner = app.wsgi_app
+
+    def counting(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") == "/auth/verify":
+            seen.append(f"{environ.get('HTTP_X_ORIGINAL_METHOD')} {environ.get('HTTP_X_ORIGINAL_URL')}")
+        return inner(environ, start_response)
+
+    app.wsgi_app = counting  # type: ignore[method-assign]
+    yield seen
+    app.wsgi_app = inner  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def rules_nginx(tmp_path: Path, live_server: LiveServer, upstream: int) -> Iterator[str]:
+    """README's block deciding by the access rules (plain /auth/verify), with CACHE_POLICY saved; its base URL."""
+    from policies import service
+
+    service.save(CACHE_POLICY, actor="admin@example.com")
+    text = readme_block().replace("/auth/verify?allowed_domains=example.com;", "/auth/verify;")
+    assert "proxy_cache gateway_decisions;" in text and "X-Accel-Expires" in text
+    with running_nginx(text, tmp_path, live_server, upstream) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+def through(base: str, path: str, cookie: str | None = None, method: str = "GET") -> requests.Response:
+    headers = {"Host": "app.example.com", **({"Cookie": f"gw_session={cookie}"} if cookie else {})}
+    return requests.request(method, base + path, headers=headers, allow_redirects=False, timeout=10)
+
+
+def cookie_of(client: FlaskClient, email: str = USER_EMAIL) -> str:
+    assert sign_in(client, email, USER_PASSWORD).status_code == 302
+    return client.get_cookie("gw_session").value
+
+
+def set_identity(client: FlaskClient, **changes: Any) -> None:
+    with client.session_transaction() as session:
+        session["identity"] = {**session["identity"], **changes}
+
+
+def test_nginx_reuses_an_allowed_decision_within_the_bound(app: Flask, rules_nginx: str, client: FlaskClient,
+                                                           plain_user, verify_hits: list[str]) -> None:  # type: ignore[no-untyped-def]
+    app.config["FORWARD_AUTH_CACHE_SECONDS"] = 30
+    cookie = cookie_of(client)
+    for _ in range(5):
+        answer = through(rules_nginx, "/reports", cookie)
+        assert answer.status_code == 200 and answer.json()["X-Auth-Request-Email"] == USER_EMAIL
+        assert answer.json()["X-Auth-Request-Assertion"].count(".") == 2  # the cached answer's headers reach the app
+    assert verify_hits == ["GET http://app.example.com/reports"]
+
+
+def test_nginx_never_reuses_a_denial_a_step_up_or_not_signed_in(app: Flask, rules_nginx: str, client: FlaskClient,
+                                                                plain_user, verify_hits: list[str]) -> None:  # type: ignore[no-untyped-def]
+    app.config["FORWARD_AUTH_CACHE_SECONDS"] = 30
+    for _ in range(3):
+        assert "/auth/start?rd=" in through(rules_nginx, "/reports").headers["Location"]
+    cookie = cookie_of(client)
+    set_identity(client, auth_time=int(time.time()) - 1200)  # 20 minutes ago: /payroll/ needs a fresher sign-in
+    for _ in range(3):
+        assert "/auth/denied?rd=" in through(rules_nginx, "/reports", cookie, "DELETE").headers["Location"]
+        assert "/auth/denied?rd=" in through(rules_nginx, "/finance/q3", cookie).headers["Location"]
+        assert "/auth/start?rd=" in through(rules_nginx, "/payroll/may", cookie).headers["Location"]  # step-up
+        assert through(rules_nginx, "/desk/1", cookie).status_code == 200  # networks: the address decides
+    assert len(verify_hits) == 3 + 3 * 4
+    set_identity(client, auth_time=int(time.time()))  # the step-up happened: nothing cached stands in the way
+    assert through(rules_nginx, "/payroll/may", cookie).status_code == 200
+    assert len(verify_hits) == 3 + 3 * 4 + 1
+
+
+def test_nginx_decides_each_url_method_and_session_on_its_own(app: Flask, rules_nginx: str, client: FlaskClient,
+                                                              plain_user, verify_hits: list[str]) -> None:  # type: ignore[no-untyped-def]
+    app.config["FORWARD_AUTH_CACHE_SECONDS"] = 30
+    paul = cookie_of(client)
+    make_user("bob@example.com", USER_PASSWORD, "User")
+    bob = cookie_of(app.test_client(), "bob@example.com")
+    assert through(rules_nginx, "/private/a", paul).status_code == 200
+    assert through(rules_nginx, "/private/a", paul).status_code == 200  # reused
+    assert "/auth/denied?rd=" in through(rules_nginx, "/private/a", bob).headers["Location"]  # another session
+    assert "/auth/denied?rd=" in through(rules_nginx, "/private/a", paul, "POST").headers["Location"]  # method
+    assert through(rules_nginx, "/private/a?page=2", paul).status_code == 200  # another URI
+    assert through(rules_nginx, "/private/a", f"{paul}; theme=dark").status_code == 200  # another Cookie header
+    assert verify_hits == ["GET http://app.example.com/private/a", "GET http://app.example.com/private/a",
+                           "POST http://app.example.com/private/a", "GET http://app.example.com/private/a?page=2",
+                           "GET http://app.example.com/private/a"]
+
+
+@pytest.mark.parametrize("ending", ["sign-out", "revocation"])
+def test_a_cached_allow_stops_within_the_bound_after_sign_out_or_revocation(
+        app: Flask, rules_nginx: str, client: FlaskClient, plain_user, verify_hits: list[str],  # type: ignore[no-untyped-def]
+        ending: str) -> None:
+    from sso.sessions import store
+
+    app.config["FORWARD_AUTH_CACHE_SECONDS"] = 3
+    cookie = cookie_of(client)
+    assert through(rules_nginx, "/reports", cookie).status_code == 200
+    if ending == "sign-out":
+        assert client.post("/logout", data={"csrf_token": csrf_token(client, "/")}).status_code == 302
+    else:
+        assert store().end_for_user(plain_user.id) == 1
+    assert through(rules_nginx, "/reports", cookie).status_code == 200  # still the cached allow (3 s at most) ...
+    assert len(verify_hits) == 1
+    time.sleep(3 + 1 + 0.2)  # ... the bound, and the second nginx may round it up to
+    assert "/auth/start?rd=" in through(rules_nginx, "/reports", cookie).headers["Location"]
+    assert len(verify_hits) == 2
