@@ -64,17 +64,22 @@ def request_sync(datasource_id: int, reason: str, *, delay: float | None = None)
 
 
 def _claim(datasource_id: int) -> tuple[datetime, str] | None:
-    """Take the datasource's pending request if it is due: (requested at, reason), or None."""
+    """Take the datasource's pending request if it is due: (requested at, reason), or None. Compare-and-set on
+    the request's time, so of two runs one claims it."""
     now = utcnow()
-    row = db.session.execute(
-        update(LiveAccess).where(LiveAccess.datasource_id == datasource_id, LiveAccess.enabled.is_(True),
-                                 LiveAccess.sync_requested_at.is_not(None),
-                                 or_(LiveAccess.sync_due_at.is_(None),
-                                     LiveAccess.sync_due_at <= now + timedelta(seconds=1)))
-        .values(sync_requested_at=None, sync_due_at=None, last_round_started_at=now)
-        .returning(LiveAccess.sync_requested_at, LiveAccess.sync_reason)).first()
+    pending = db.session.execute(select(LiveAccess.sync_requested_at, LiveAccess.sync_reason).where(
+        LiveAccess.datasource_id == datasource_id, LiveAccess.enabled.is_(True),
+        LiveAccess.sync_requested_at.is_not(None),
+        or_(LiveAccess.sync_due_at.is_(None), LiveAccess.sync_due_at <= now + timedelta(seconds=1)))).first()
+    if pending is None:
+        db.session.commit()
+        return None
+    taken = db.session.execute(
+        update(LiveAccess).where(LiveAccess.datasource_id == datasource_id,
+                                 LiveAccess.sync_requested_at == pending[0])
+        .values(sync_requested_at=None, sync_due_at=None, last_round_started_at=now)).rowcount
     db.session.commit()
-    return None if row is None else (row[0], row[1])
+    return (pending[0], pending[1]) if taken else None
 
 
 def run_round(run: TaskRun) -> None:

@@ -18,6 +18,9 @@ from core import audit
 from sso.sessions import SessionRecord, identity_revision, store
 
 log = logging.getLogger(__name__)
+# Graph gives signInSessionsValidFromDateTime to the second: a session signed in during that second may predate
+# the revocation, so it ends too (its user signs in again).
+VALID_FROM_PRECISION = 1.0
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,8 @@ def apply_directory(facts: Mapping[int, DirectoryFacts]) -> Applied:
         if fact is None or not isinstance(identity, dict) or \
                 str(identity.get("tid") or "").lower() != fact.tenant_id.lower():
             continue  # signed in some other way: the directory says nothing about this session
-        if fact.sessions_valid_from is not None and _signed_in_at(record, identity) < fact.sessions_valid_from:
+        if fact.sessions_valid_from is not None and \
+                _signed_in_at(record, identity) < fact.sessions_valid_from + VALID_FROM_PRECISION:
             backend.delete(record.id_hash)
             applied.ended += 1
             revoked.add(record.user_id or 0)

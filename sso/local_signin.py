@@ -91,7 +91,7 @@ def login() -> Response | str:
             renew_session()  # a fresh session id at every sign-in (no fixation)
             login_user(user)
             session["identity"] = {**local_identity(user), "provider": "local", "roles": [], "acrs": [],
-                                   "auth_time": int(time.time()), "signed_in_at": int(time.time())}
+                                   "auth_time": int(time.time()), "signed_in_at": time.time()}
             user.last_sign_in_at = utcnow()
             audit.record("sign_in.local", user.email, actor=user.email)
             db.session.commit()

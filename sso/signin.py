@@ -139,7 +139,7 @@ def session_identity(provider: SsoProvider, claims: dict[str, Any], user: Any, u
             "roles": [str(r) for r in roles][:200] if isinstance(roles, list) else [],
             "acrs": [str(a) for a in acrs][:99] if isinstance(acrs, list) else [],
             "auth_time": int(auth_time) if isinstance(auth_time, int | float) and not isinstance(auth_time, bool)
-            else None, "signed_in_at": int(time.time())}
+            else None, "signed_in_at": time.time()}
 
 
 def unverified_claims(raw: str | None) -> dict[str, Any]:
