@@ -332,3 +332,39 @@ def test_a_cached_allow_stops_within_the_bound_after_sign_out_or_revocation(
     time.sleep(3 + 1 + 0.2)  # ... the bound, and the second nginx may round it up to
     assert "/auth/start?rd=" in through(rules_nginx, "/reports", cookie).headers["Location"]
     assert len(verify_hits) == 2
+
+
+def test_an_nginx_cache_in_front_of_the_gateway_for_traefik(app: Flask, tmp_path: Path, live_server: LiveServer,
+                                                            upstream: int, client: FlaskClient, plain_user,  # type: ignore[no-untyped-def]
+                                                            verify_hits: list[str]) -> None:
+    """README's location for Traefik (whose ForwardAuth has no cache), asked as Traefik asks: X-Forwarded-Method,
+    -Proto, -Host and -Uri, the Cookie, and the forwardAuth address's own query."""
+    from policies import service
+
+    readme = README.read_text()
+    location = re.search(r"```nginx\n(location = /auth/verify \{.*?\n\})\n```", readme, re.S)
+    assert location, "README's nginx location for Traefik"
+    zone = re.search(r"\n(proxy_cache_path [^\n]+)\n", readme)
+    assert zone and "$request_uri $http_x_forwarded_method" in location.group(1)
+    text = f"{zone.group(1)}\nserver {{\n    server_name app.example.com;\n{location.group(1)}\n}}\n"
+    service.save(CACHE_POLICY, actor="admin@example.com")
+    app.config["FORWARD_AUTH_CACHE_SECONDS"] = 30
+    paul = cookie_of(client)
+
+    def ask(base: str, method: str, uri: str, cookie: str, query: str = "?redirect=1") -> requests.Response:
+        return requests.get(f"{base}/auth/verify{query}", allow_redirects=False, timeout=10, headers={
+            "X-Forwarded-Method": method, "X-Forwarded-Proto": "https", "X-Forwarded-Host": "app.example.com",
+            "X-Forwarded-Uri": uri, "Cookie": f"gw_session={cookie}"})
+
+    with running_nginx(text, tmp_path, live_server, upstream) as port:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(3):
+            allowed = ask(base, "GET", "/private/a", paul)
+            assert allowed.status_code == 200 and allowed.headers["X-Auth-Request-Email"] == USER_EMAIL
+        assert len(verify_hits) == 1
+        for _ in range(2):
+            denied = ask(base, "DELETE", "/private/a", paul)
+            assert denied.status_code == 302 and "/auth/denied?rd=" in denied.headers["Location"]
+        assert ask(base, "GET", "/private/b", paul).status_code == 200
+        assert ask(base, "GET", "/private/a", paul, "?redirect=1&allowed_emails=x@example.org").status_code == 403
+        assert len(verify_hits) == 1 + 2 + 1 + 1
