@@ -201,10 +201,13 @@ class CompiledRule:
     any_ids: frozenset[str] = frozenset()
     all_ids: tuple[str, ...] = ()
 
-    def matches_request(self, method: str, path: str, ip: Any) -> bool:
+    def matches_method_and_path(self, method: str, path: str) -> bool:
         if self.methods and method not in self.methods and not (method == "HEAD" and "GET" in self.methods):
             return False  # HEAD is a GET without the body: a rule for GET covers it
-        if self.paths is not None and self.paths.match(path) is None:
+        return self.paths is None or self.paths.match(path) is not None
+
+    def matches_request(self, method: str, path: str, ip: Any) -> bool:
+        if not self.matches_method_and_path(method, path):
             return False
         if self.networks:
             if ip is None:
@@ -297,10 +300,11 @@ class HostRules:
         """The rules whose paths can match `path` judging by its first segment, in their order."""
         return self._by_segment.get(path[1:].partition("/")[0], self._any)
 
-    def networks_for(self, path: str) -> bool:
-        """Whether a rule that can match `path` names networks: the decision may then depend on the client
+    def networks_for(self, method: str, path: str) -> bool:
+        """Whether a rule whose method and path match names networks: the decision may then depend on the client
         address."""
-        return self.networks and any(rule.networks for rule in self.for_path(path))
+        return self.networks and any(rule.networks and rule.matches_method_and_path(method, path)
+                                     for rule in self.for_path(path))
 
 
 @dataclass
@@ -316,6 +320,7 @@ class CompiledPolicy:
     _by_host: dict[str, HostRules] = field(default_factory=dict)
     _matches: dict[tuple[str, str, str, str | None], tuple[tuple[CompiledRule, ...], str | None]] = field(
         default_factory=dict)
+    _by_address: dict[tuple[str, str, str], bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_id = {rule.id: rule for rule in self.rules if rule.id}
@@ -334,8 +339,20 @@ class CompiledPolicy:
         return found
 
     def depends_on_address(self, facts: RequestFacts) -> bool:
-        """Whether the decision for `facts` (normalized) may change with the client address alone."""
-        return self.for_host(facts.host).networks_for(facts.path)
+        """Whether the decision for `facts` (normalized) may change with the client address alone: a rule for its
+        host, method and path names networks (remembered like `matching`)."""
+        candidates = self.for_host(facts.host)
+        if not candidates.networks:
+            return False
+        key = (facts.method.upper(), facts.host, facts.path)
+        found = self._by_address.get(key)
+        if found is None:
+            found = candidates.networks_for(key[0], facts.path)
+            if len(facts.path) <= MATCH_CACHE_PATH:
+                if len(self._by_address) >= MATCH_CACHE_LIMIT:
+                    self._by_address.clear()
+                self._by_address[key] = found
+        return found
 
     def holds_for(self, decision: Decision, identity: Mapping[str, Any], now: float) -> float | None:
         """Seconds an `allowed` decision stays allowed as time alone passes (None: no time limit): the allowing

@@ -7,7 +7,7 @@ more than 0, and at most FORWARD_AUTH_CACHE_SECONDS (5 by default, 30 at most): 
 revocation, a group removal or a new policy version can take to reach a cached "allowed" (nginx counts whole
 seconds: up to one more). It is shorter when the decision itself would change sooner: the session's absolute or
 idle expiry, or the allowing rule's `max_auth_age_minutes` running out (each less one second for nginx's rounding).
-It is 0 when a rule that can match the host and path names `networks` (the decision then depends on the client
+It is 0 when a rule that matches the host, method and path names `networks` (the decision then depends on the client
 address, which the key does not hold), and on every 401, 403, 302 and 400: a denial, a step-up or "not signed in"
 is decided again on the next request. The Cache-Control header stays `no-store`, so a browser or any other cache
 keeps nothing.
@@ -30,7 +30,7 @@ def reuse_seconds(limit: int, now: float, *, policy: CompiledPolicy | None = Non
                   identity: Mapping[str, Any] | None = None, session_until: float | None = None) -> int:
     """Whole seconds an allowed (or public) answer may be reused: `limit` (FORWARD_AUTH_CACHE_SECONDS), cut to
     when the session ends (`session_until`) or the allowing rule's auth-age bound runs out; 0 when the rules that
-    can match `facts` (normalized) read the client address."""
+    match `facts` (normalized) by host, method and path read the client address."""
     if limit <= 0:
         return 0
     if policy is not None and facts is not None and policy.depends_on_address(facts):

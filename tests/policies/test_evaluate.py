@@ -211,7 +211,9 @@ def test_what_an_allowed_decision_depends_on_for_reuse() -> None:
     doc = {"rules": [rule("Office", host="a.example.com", paths=["/office/"], networks=["10.0.0.0/8"]),
                      rule("Fresh", host="a.example.com", paths=["/payroll/"],
                           criteria={"max_auth_age_minutes": 15}),
-                     rule("Anywhere", host="b.example.com", networks=["10.0.0.0/8"], action="deny")]}
+                     rule("Anywhere", host="b.example.com", networks=["10.0.0.0/8"], action="deny"),
+                     rule("Writes", host="a.example.com", paths=["/reports/r1/"], methods=["POST"],
+                          networks=["10.0.0.0/8"], action="deny")]}
     policy = compile_document(doc, 7)
     fresh = identity(auth_time=int(NOW) - 600)
     payroll = RequestFacts("GET", "a.example.com", "/payroll/x", "192.0.2.10")
@@ -224,3 +226,6 @@ def test_what_an_allowed_decision_depends_on_for_reuse() -> None:
     assert policy.depends_on_address(RequestFacts("GET", "a.example.com", "/office/1", None))
     assert policy.depends_on_address(RequestFacts("GET", "b.example.com", "/anything", None))  # every path
     assert not policy.depends_on_address(RequestFacts("GET", "c.example.com", "/office/1", None))
+    assert policy.depends_on_address(RequestFacts("POST", "a.example.com", "/reports/r1/x", None))
+    assert not policy.depends_on_address(RequestFacts("GET", "a.example.com", "/reports/r1/x", None))  # method
+    assert not policy.depends_on_address(RequestFacts("POST", "a.example.com", "/reports/q3", None))  # path
