@@ -37,6 +37,7 @@ KIND = "live_sync"
 BUSY_RETRY_SECONDS = 5.0  # another import holds the datasource: ask again this much later
 FAILURE_RETRY_SECONDS = 30.0  # a round failed (Graph down, throttled past its deadline): try again this much later
 NOTIFIED = ("notification", "missed")  # rounds whose lag (reported -> applied) is measured
+STALE_AFTER = timedelta(minutes=5)  # a request due this long ago whose run never came (its worker died)
 
 
 def fallback_polling(live: LiveAccess) -> bool:
@@ -53,7 +54,7 @@ def request_sync(datasource_id: int, reason: str, *, delay: float | None = None)
     marked = db.session.execute(
         update(LiveAccess).where(LiveAccess.datasource_id == datasource_id, LiveAccess.enabled.is_(True),
                                  or_(LiveAccess.sync_requested_at.is_(None), LiveAccess.sync_due_at.is_(None),
-                                     LiveAccess.sync_due_at > due))
+                                     LiveAccess.sync_due_at > due, LiveAccess.sync_due_at < now - STALE_AFTER))
         .values(sync_requested_at=now, sync_due_at=due, sync_reason=reason[:64])).rowcount
     db.session.commit()
     if not marked:
@@ -163,8 +164,7 @@ def forget_round(run: TaskRun) -> bool:
 
 def keep_going() -> None:
     """Scheduler tick: every datasource with live access on has a round pending (the chain may have broken)."""
-    stale_after = timedelta(minutes=5)
     for live in db.session.scalars(select(LiveAccess).where(LiveAccess.enabled.is_(True))).all():
-        pending = live.sync_due_at is not None and _aware(live.sync_due_at) > utcnow() - stale_after
+        pending = live.sync_due_at is not None and _aware(live.sync_due_at) > utcnow() - STALE_AFTER
         if not pending:
             request_sync(live.datasource_id, "poll" if fallback_polling(live) else "reconcile", delay=0)
