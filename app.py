@@ -31,6 +31,7 @@ from datasources.readings import datasource_states
 from datasources.tenant_change import on_tenant_changed
 from imports.readings import import_lag
 from jobs.readings import job_states
+from live.web import install as install_live_endpoint
 from observability import logs, metrics, tracing
 from office365 import observe
 from policies.cli import policies_cli
@@ -127,6 +128,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(sso.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
+    install_live_endpoint(app)  # POST /graph/notifications and /graph/lifecycle: Graph's change notifications
     init_cli(app)
     jobs.init_app(app)  # scheduled tasks: huey queue, webhook, `flask jobs`
     imports.init_app(app)  # the user-import job kind and `flask import`

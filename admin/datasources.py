@@ -35,6 +35,7 @@ from datasources.grant import (
     run_connection_test,
 )
 from jobs.models import ScheduledTask
+from live.subscriptions import remove_all, subscriptions_of
 from office365.authorization import AuthorizationFailed, Grant
 from office365.operations import OPERATIONS
 from sso.models import SsoProvider
@@ -429,16 +430,22 @@ def datasource_delete(datasource_id: int) -> Response | str:
     datasource = _datasource_for_admin(datasource_id)
     form = ActionForm()
     if form.validate_on_submit():
-        name = datasource.name
+        problems = remove_all(datasource.id)  # its Graph subscriptions first, while its grant is still here
+        name, tenant_id = datasource.name, datasource.tenant_id
         db.session.delete(datasource)  # its encrypted token cache goes with it (a pending authorization finds it gone)
-        audit.record("datasource.delete", name, tenant_id=datasource.tenant_id)
+        audit.record("datasource.delete", name, tenant_id=tenant_id)
         db.session.commit()
         flash(f"Data source {name} deleted, with its stored tokens.", "success")
+        for problem in problems:
+            flash(problem, "warning")
         return redirect(url_for("admin.datasources"))
     dependents = []
     if datasource.sso_enabled:
         dependents.append("Single sign-on: people who sign in with Office 365 through this data source will no "
                           "longer be able to.")
+    if subscriptions_of(datasource.id):
+        dependents.append("Live access: its Microsoft Graph change-notification subscriptions are deleted at "
+                          "Microsoft too.")
     tasks = db.session.scalars(select(ScheduledTask.name).where(ScheduledTask.datasource_id == datasource.id)).all()
     if tasks:
         dependents.append(f"Scheduled tasks, deleted with it: {', '.join(sorted(tasks))}.")

@@ -42,6 +42,9 @@ class LiveAccess(db.Model):
     notifications_refused: Mapped[int] = mapped_column(default=0)
     sessions_ended: Mapped[int] = mapped_column(default=0)  # by disable or revocation, since it was turned on
     sessions_refreshed: Mapped[int] = mapped_column(default=0)  # group changes pushed into live sessions
+    notifications_replayed: Mapped[int] = mapped_column(default=0)  # repeats refused (live/notifications.py)
+    missed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # Graph's last `missed` lifecycle event
+    maintaining_until: Mapped[datetime | None] = mapped_column(UTCDateTime())  # live.subscriptions.maintain's lease
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(320), default="")
 
@@ -72,3 +75,33 @@ class GraphSubscription(db.Model):
     renewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_notification_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
+    notification_url: Mapped[str] = mapped_column(String(1000), default="")  # where Graph posts (to move it)
+    last_lifecycle_event: Mapped[str] = mapped_column(String(32), default="")
+    last_lifecycle_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RefusedNotification(db.Model):
+    """A bounded record of what the notification endpoint refused (forged, replayed, malformed, too large), for
+    the administrator; `datasource_id` is empty when nothing ties the request to a data source."""
+
+    __tablename__ = "live_refused_notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    datasource_id: Mapped[int | None] = mapped_column(ForeignKey("datasources.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(String(32))  # see live.notifications.REASONS
+    detail: Mapped[str] = mapped_column(String(300), default="")
+    subscription_id: Mapped[str] = mapped_column(String(64), default="")
+    client_ip: Mapped[str] = mapped_column(String(64), default="")
+    count: Mapped[int] = mapped_column(default=1)  # items of one request refused for the same reason
+
+
+class SeenNotification(db.Model):
+    """Digests of accepted notifications, to refuse a replay (the database's copy; Redis keeps them when
+    REDIS_URL is set). Rows past `expires_at` are deleted as new ones come."""
+
+    __tablename__ = "live_seen_notifications"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -73,6 +73,8 @@ def _admin_area(c: Caller) -> bool:
 PUBLIC = Access("public", lambda c: True)
 SECRET = Access("secret in the request (a wrong one here: nobody gets through)", lambda c: False,
                 frozenset({401, 403, 404}))
+GRAPH_NOTIFICATION = Access("Graph's subscription and clientState in each item (none here: nobody gets through)",
+                            lambda c: False, frozenset({400, 429}))
 SIGNED_IN = Access("signed in", lambda c: c.session)
 ADMIN_AREA = Access("role: Administrator or Manage datasources", _admin_area)
 ADMINISTRATOR_ONLY = Access("role: Administrator", lambda c: c.session and ADMINISTRATOR in c.roles)
@@ -99,6 +101,9 @@ RULES: dict[str, Access] = {
                          lambda c: c.session),
     "hooks.run_task_webhook": SECRET, "hooks.run_task_webhook_header": SECRET,
     "metrics.metrics": SECRET,  # METRICS_TOKEN as a bearer token (404 while unset): tests/ops/test_metrics.py
+    # Microsoft Graph's change notifications: each item proves itself by its subscription and clientState, a body
+    # that is no notification collection is a 400 (tests/live/test_endpoint.py).
+    "live.notifications": GRAPH_NOTIFICATION, "live.lifecycle": GRAPH_NOTIFICATION,
     # Signed in.
     "sso.home": SIGNED_IN, "sso.request_access": SIGNED_IN,
     "sso.my_sessions": SIGNED_IN, "sso.end_my_session": SIGNED_IN, "sso.preferences": SIGNED_IN,

@@ -18,6 +18,7 @@ from sqlalchemy import func, literal, select, union_all
 
 from core.extensions import db
 from tests.app.test_authorization_matrix import (
+    GUID,
     UNSAFE,
     World,
     build_url,
@@ -37,10 +38,12 @@ NOT_COOKIE_DRIVEN = {
     "sso.back_channel_logout": "server to server: a signed logout_token",
     "hooks.run_task_webhook": "the task's webhook secret (in the path)",
     "hooks.run_task_webhook_header": "the task's webhook secret (in a header)",
+    "live.notifications": "Microsoft Graph's posts: each item's subscription id and clientState (tests/live/)",
+    "live.lifecycle": "Microsoft Graph's posts: each item's subscription id and clientState (tests/live/)",
 }
 ANONYMOUS_FORMS = {"sso.login"}  # unsafe routes an anonymous visitor posts (login CSRF)
 # Rows that a refused request may still write: the request's own session touch and the audit of the refusal.
-MAY_CHANGE = {"user_sessions", "audit_events", "sso_sign_in_attempts"}
+MAY_CHANGE = {"user_sessions", "audit_events", "sso_sign_in_attempts", "live_refused_notifications"}
 
 
 def row_counts() -> dict[str, int]:
@@ -128,5 +131,10 @@ def test_unsafe_routes_no_cookie_drives_refuse_without_their_own_proof(
     assert admin.post("/hooks/tasks/wrong-secret").status_code == 404
     assert admin.post("/hooks/tasks", headers={"X-Webhook-Secret": "wrong-secret"}).status_code == 404
     assert admin.post("/hooks/tasks").status_code == 401
+    forged = {"value": [{"subscriptionId": GUID, "clientState": "forged", "tenantId": GUID, "changeType": "updated",
+                         "resource": f"Users/{GUID}"}]}
+    assert admin.post("/graph/notifications", json=forged).status_code == 202  # refused quietly, like Graph's
+    assert admin.post("/graph/lifecycle", json={"value": [{**forged["value"][0], "lifecycleEvent": "missed"}]}
+                      ).status_code == 202
     assert row_counts() == before
     assert admin.get("/sessions").status_code == 200  # none of it touched the caller's session

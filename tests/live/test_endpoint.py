@@ -1,0 +1,232 @@
+"""The notification endpoint alone (issue 15, point 1 and Bad input): the handshake, genuine notifications asking
+for one debounced round, and every forged, replayed, malformed or oversized post refused, recorded, never acted on;
+a flood limited without holding back genuine notifications."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from core.extensions import db
+from core.models import Datasource
+from jobs.models import TaskRun
+from live.models import GraphSubscription, LiveAccess, RefusedNotification
+from tests.live.conftest import CLIENT_STATE, TENANT
+
+Post = Callable[..., Any]
+
+
+def _runs() -> int:
+    return db.session.scalar(db.select(db.func.count()).select_from(TaskRun).where(TaskRun.kind == "live_sync"))
+
+
+def _records() -> list[tuple[str, int | None, int]]:
+    db.session.expire_all()
+    return [(r.reason, r.datasource_id, r.count)
+            for r in db.session.scalars(db.select(RefusedNotification).order_by(RefusedNotification.id))]
+
+
+@pytest.mark.parametrize("path", ["/graph/notifications", "/graph/lifecycle"])
+def test_the_handshake_echoes_the_token_as_plain_text(client: FlaskClient, path: str) -> None:
+    token = "Validation: Testing client application reachability for subscription Request-Id: 3f1c-9a"
+    response = client.post(path, query_string={"validationToken": token},
+                           headers={"Content-Type": "text/plain; charset=utf-8"})
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    assert response.get_data(as_text=True) == token
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    html = client.post(path, query_string={"validationToken": "<script>alert(1)</script>"})
+    assert html.mimetype == "text/plain"  # never echoed as HTML
+
+
+def test_a_genuine_notification_is_recorded_and_asks_for_one_round(
+        datasource: Datasource, subscription: GraphSubscription, make_item: Callable[..., dict],
+        post_items: Post, live_of: Callable[[int], LiveAccess]) -> None:
+    response = post_items(make_item("a"), make_item("b"))
+    assert response.status_code == 202
+    live = live_of(datasource.id)
+    assert live.notifications_received == 2 and live.last_notification_at is not None
+    assert live.sync_requested_at is not None and live.sync_reason == "notification"
+    assert _runs() == 1
+    db.session.refresh(subscription)
+    assert subscription.last_notification_at is not None
+    # a burst: more notifications while the round waits to start ask for nothing more
+    for n in range(20):
+        assert post_items(make_item(f"user-{n}")).status_code == 202
+    assert _runs() == 1 and live_of(datasource.id).notifications_received == 22
+    assert _records() == []
+
+
+@pytest.mark.parametrize("forge, reason, attributed", [
+    ({"clientState": "guessed"}, "client_state", True),
+    ({"clientState": CLIENT_STATE[:-1]}, "client_state", True),
+    ({"clientState": None}, "client_state", True),
+    ({"subscriptionId": "6e0c3c8a-0000-4000-8000-000000000000"}, "unknown_subscription", False),
+    ({"subscriptionId": None}, "malformed", False),
+    ({"tenantId": "99999999-9999-4999-8999-999999999999"}, "tenant", True),
+    ({"tenantId": None}, "tenant", True),
+    ({"resource": "Groups/abc"}, "resource", True),
+])
+def test_forged_notifications_are_refused_recorded_and_never_acted_on(
+        datasource: Datasource, make_item: Callable[..., dict], post_items: Post,
+        live_of: Callable[[int], LiveAccess], caplog: pytest.LogCaptureFixture,
+        forge: dict, reason: str, attributed: bool) -> None:
+    caplog.set_level(logging.WARNING)
+    response = post_items(make_item(**forge))
+    assert response.status_code == 202  # the same answer as a genuine one: no oracle for guessing
+    live = live_of(datasource.id)
+    assert live.sync_requested_at is None and _runs() == 0
+    assert live.notifications_received == 0 and live.last_notification_at is None
+    assert live.notifications_refused == (1 if attributed else 0)
+    assert _records() == [(reason, datasource.id if attributed else None, 1)]
+    assert "refused change notification" in caplog.text
+    assert CLIENT_STATE not in caplog.text and "guessed" not in caplog.text
+
+
+def test_a_post_mixing_genuine_and_forged_items_acts_on_the_genuine_only(
+        datasource: Datasource, make_item: Callable[..., dict], post_items: Post,
+        live_of: Callable[[int], LiveAccess]) -> None:
+    assert post_items(make_item("a"), make_item("b", clientState="nope")).status_code == 202
+    live = live_of(datasource.id)
+    assert (live.notifications_received, live.notifications_refused) == (1, 1)
+    assert live.sync_requested_at is not None and _runs() == 1
+
+
+@pytest.mark.parametrize("body, detail", [
+    (b"{not json", "not JSON"),
+    (b"[1, 2]", "value"),
+    (b'{"value": {}}', "value"),
+    (b'{"value": []}', "empty"),
+    (b'{"value": [1]}', "not an object"),
+    (b"", "not JSON"),
+])
+def test_malformed_bodies_are_refused_with_400_and_recorded(
+        client: FlaskClient, datasource: Datasource, body: bytes, detail: str) -> None:
+    response = client.post("/graph/notifications", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert _records() == [("malformed", None, 1)]
+    assert detail in db.session.scalars(db.select(RefusedNotification.detail)).one()
+    assert _runs() == 0
+
+
+def test_text_that_is_not_valid_is_refused_and_recorded(client: FlaskClient) -> None:
+    response = client.post("/graph/lifecycle", data=b'{"value": [{"subscriptionId": "\\ud800"}]}',
+                           content_type="application/json")
+    assert response.status_code == 422
+    assert _records() == [("invalid_text", None, 1)]
+
+
+def test_huge_bodies_are_refused_before_they_are_read(app: Flask, client: FlaskClient,
+                                                      make_item: Callable[..., dict]) -> None:
+    app.config["LIVE_NOTIFICATION_MAX_BYTES"] = 4096
+    big = b'{"value": [' + b",".join([b'{"a": "' + b"x" * 100 + b'"}'] * 100) + b"]}"
+    response = client.post("/graph/notifications", data=big, content_type="application/json")
+    assert response.status_code == 413
+    # without a Content-Length (chunked): cut off while read
+    chunked = client.post("/graph/notifications", content_type="application/json",
+                          headers={"Transfer-Encoding": "chunked"},
+                          environ_overrides={"wsgi.input": io.BytesIO(big), "wsgi.input_terminated": True})
+    assert chunked.status_code == 413
+    assert [r[0] for r in _records()] == ["too_large", "too_large"]
+    # the app-wide 2 MiB cap is not what refuses it: far smaller bodies already are
+    assert app.config["MAX_CONTENT_LENGTH"] > 4096
+
+
+def test_replays_before_the_round_starts_are_refused_then_a_repeat_counts_again(
+        app: Flask, datasource: Datasource, make_item: Callable[..., dict], post_items: Post,
+        live_of: Callable[[int], LiveAccess], store_backend: str, redis_prefix: str) -> None:
+    app.extensions.pop("live_seen_store", None)
+    item = make_item("a")
+    assert post_items(item).status_code == 202
+    assert post_items(item).status_code == 202
+    assert post_items(item).status_code == 202
+    live = live_of(datasource.id)
+    assert (live.notifications_received, live.notifications_replayed, live.notifications_refused) == (1, 2, 0)
+    assert _records() == [("replayed", datasource.id, 1), ("replayed", datasource.id, 1)]
+    # the round starts (clears the mark): the same item may now be a newer change of the same user
+    live.sync_requested_at = None
+    db.session.commit()
+    assert post_items(item).status_code == 202
+    live = live_of(datasource.id)
+    assert live.notifications_received == 2 and live.sync_requested_at is not None and _runs() == 2
+    # identical items in one post are one notification, not a replay
+    assert post_items(make_item("b"), make_item("b")).status_code == 202
+    assert live_of(datasource.id).notifications_received == 4
+    assert live_of(datasource.id).notifications_replayed == 2
+
+
+def test_a_flood_of_refused_posts_is_limited_while_graph_keeps_getting_through(
+        app: Flask, datasource: Datasource, make_item: Callable[..., dict], post_items: Post,
+        live_of: Callable[[int], LiveAccess]) -> None:
+    app.config["LIVE_REFUSED_RATE_LIMIT"] = "5 per minute"
+    graph, attacker = "40.126.0.1", "198.51.100.66"
+    for n in range(30):  # genuine posts never spend the budget
+        assert post_items(make_item(f"u{n}"), ip=graph).status_code == 202
+    answers = [post_items(make_item(clientState=f"guess-{n}"), ip=attacker).status_code for n in range(8)]
+    assert answers == [202] * 5 + [429] * 3
+    limited = post_items(make_item(), ip=attacker)
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    assert len(_records()) == 5  # a limited post is not even read
+    assert post_items(make_item("after-the-flood"), ip=graph).status_code == 202
+    live = live_of(datasource.id)
+    assert live.notifications_received == 31 and live.notifications_refused == 5
+
+
+def test_records_are_bounded(app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from live import refusals
+
+    monkeypatch.setattr(refusals, "KEEP", 5)
+    app.config["LIVE_REFUSED_RATE_LIMIT"] = "100 per minute"
+    for _ in range(12):
+        client.post("/graph/notifications", data=b"nope", content_type="application/json")
+    assert len(_records()) == 5
+
+
+def test_lifecycle_events_mark_the_subscription(
+        app: Flask, datasource: Datasource, subscription: GraphSubscription, post_items: Post,
+        live_of: Callable[[int], LiveAccess], monkeypatch: pytest.MonkeyPatch) -> None:
+    from live import web
+
+    maintained: list[int] = []
+    monkeypatch.setattr(web, "maintain", maintained.append)  # the Graph side: tests/live/test_subscriptions.py
+
+    def event(name: str, **fields: Any) -> dict:
+        return {"subscriptionId": subscription.subscription_id, "subscriptionExpirationDateTime":
+                "2026-12-31T11:00:00.0000000+00:00", "tenantId": TENANT, "clientState": CLIENT_STATE,
+                "lifecycleEvent": name, **fields}
+
+    response = post_items(event("reauthorizationRequired"), path="/graph/lifecycle")
+    assert response.status_code == 202
+    response.close()  # the work after the answer
+    db.session.refresh(subscription)
+    assert subscription.status == GraphSubscription.REAUTHORIZE
+    assert subscription.last_lifecycle_event == "reauthorizationRequired"
+    assert maintained == [datasource.id]
+    post_items(event("missed"), path="/graph/lifecycle").close()
+    live = live_of(datasource.id)
+    assert live.missed_at is not None and live.sync_reason == "missed" and _runs() == 1
+    post_items(event("subscriptionRemoved"), path="/graph/lifecycle").close()
+    db.session.refresh(subscription)
+    assert subscription.status == GraphSubscription.REMOVED
+    # forged lifecycle events change nothing
+    before = len(maintained)
+    post_items(event("subscriptionRemoved", clientState="x"), event("bogus"), path="/graph/lifecycle").close()
+    assert len(maintained) == before
+    assert [r[0] for r in _records()] == ["client_state", "malformed"]
+
+
+def test_live_access_off_means_notifications_are_not_acted_on(
+        datasource: Datasource, make_item: Callable[..., dict], post_items: Post,
+        live_of: Callable[[int], LiveAccess]) -> None:
+    live = live_of(datasource.id)
+    live.enabled = False
+    db.session.commit()
+    assert post_items(make_item()).status_code == 202
+    live = live_of(datasource.id)
+    assert live.sync_requested_at is None and live.notifications_received == 0 and _records() == []
