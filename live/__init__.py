@@ -10,6 +10,7 @@ from flask import Flask
 
 from imports.job import describe_failure, release_lock
 from jobs import registry
+from live.subscriptions import maintain_all
 from live.sync import KIND, forget_round, keep_going, run_round
 
 
@@ -18,3 +19,4 @@ def init_app(app: Flask) -> None:
     registry.register(KIND, run_round, describe_failure=describe_failure, release=release_lock, resumable=True,
                       forget=forget_round)
     registry.on_tick("live access", keep_going)
+    registry.on_tick("live subscriptions", maintain_all)  # Graph subscriptions kept alive, fallback_reason kept

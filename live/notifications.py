@@ -8,10 +8,11 @@ its 202 within milliseconds and a burst of 10,000 notifications costs a few roun
 
 Replays. Graph's notifications on users and groups carry no id or time: two changes of one user within a minute
 are two identical items. A repeat (its digest acted on within LIVE_REPLAY_WINDOW_SECONDS) is therefore refused as a
-replay only while a delta round is waiting to start (`sync_requested_at` set); then it cannot add anything, since
-that round reads every change made so far. Once the round started, an identical item may report a newer change and
-is acted on like any other. Identical items within one post are one notification. A replayed capture thus costs at
-most one debounced round per round, never the work of one round per copy.
+replay only while no delta round has started since the first copy was acted on (`last_round_started_at`): the
+round that copy asked for is still waiting and reads every change made until it starts, so the repeat cannot add
+anything. Once a round started, an identical item may report a newer change and is acted on like any other.
+Identical items within one post are one notification. A replayed capture thus costs at most one debounced round
+per round, never the work of one round per copy.
 
 Lifecycle events: `reauthorizationRequired` marks the subscription for reauthorization, `subscriptionRemoved`
 marks it removed, `missed` asks for a delta round and puts polling on until one finished; the Graph calls that
@@ -24,6 +25,7 @@ import hmac
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -121,6 +123,15 @@ def _check(item: dict[str, Any], known: dict[str, _Known]) -> tuple[_Known | Non
     return found, None
 
 
+def _replayed(live: LiveAccess, first: datetime | None) -> bool:
+    """A repeat that cannot add anything: acted on at `first`, and no round has started since (the round that
+    copy asked for is still waiting, and will read every change made until it starts)."""
+    if first is None or live.sync_requested_at is None:
+        return False
+    started = live.last_round_started_at
+    return started is None or started.astimezone(UTC) < first
+
+
 def receive_changes(items: list[dict[str, Any]]) -> Outcome:
     """Check each change notification; record the genuine ones and ask for a delta round per datasource."""
     outcome = Outcome()
@@ -149,7 +160,7 @@ def receive_changes(items: list[dict[str, Any]]) -> Outcome:
         if key in fresh[ds_id]:
             outcome.accepted[ds_id] += 1  # the same change notification twice in one post: one notification
             continue
-        if found.live.sync_requested_at is not None and seen.seen_at(key) is not None:
+        if _replayed(found.live, seen.seen_at(key)):
             replayed[(ds_id, found.subscription.subscription_id)] += 1
             continue
         fresh[ds_id].append(key)

@@ -111,14 +111,29 @@ def maintain(datasource_id: int) -> None:
         reasons = _maintain(datasource_id)
         live = db.session.scalar(select(LiveAccess).where(LiveAccess.datasource_id == datasource_id))
         if live is not None:
-            reason = " ".join(reasons)
-            if reason != live.fallback_reason:
+            reason = " ".join(reasons)[:512]
+            was = live.fallback_reason
+            if reason != was:
                 log.info("live access of datasource %s: %s", datasource_id,
                          reason or "change notifications are healthy; fallback polling off")
-            live.fallback_reason = reason[:512]
+            live.fallback_reason = reason
             db.session.commit()
+            if reason and not was:
+                request_sync(datasource_id, "poll")  # polling starts now, not after a queued reconciling round
     finally:
         _release_lease(datasource_id)
+
+
+def maintain_all() -> None:
+    """Scheduler tick: `maintain` every datasource with live access on, or with subscriptions left to delete."""
+    ids = set(db.session.scalars(select(LiveAccess.datasource_id).where(LiveAccess.enabled.is_(True))))
+    ids |= set(db.session.scalars(select(GraphSubscription.datasource_id)))
+    for datasource_id in sorted(ids):
+        try:
+            maintain(datasource_id)
+        except Exception:  # noqa: BLE001 - one datasource's failure must not stop the others; the next tick retries
+            db.session.rollback()
+            log.exception("maintaining the Graph subscriptions of datasource %s failed", datasource_id)
 
 
 def _maintain(datasource_id: int) -> list[str]:

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core.extensions import db
-from core.models import Datasource
+from core.models import Datasource, utcnow
 from jobs.models import TaskRun
 from live.models import GraphSubscription, LiveAccess, RefusedNotification
 from tests.live.conftest import CLIENT_STATE, TENANT
@@ -149,8 +149,10 @@ def test_replays_before_the_round_starts_are_refused_then_a_repeat_counts_again(
     live = live_of(datasource.id)
     assert (live.notifications_received, live.notifications_replayed, live.notifications_refused) == (1, 2, 0)
     assert _records() == [("replayed", datasource.id, 1), ("replayed", datasource.id, 1)]
-    # the round starts (clears the mark): the same item may now be a newer change of the same user
-    live.sync_requested_at = None
+    # a queued round later than the debounce (a reconcile) does not make a repeat new: the first copy moved it
+    assert live.sync_requested_at is not None
+    # the round starts (claims the mark): the same item may now be a newer change of the same user
+    live.sync_requested_at, live.last_round_started_at = None, utcnow()
     db.session.commit()
     assert post_items(item).status_code == 202
     live = live_of(datasource.id)

@@ -117,6 +117,7 @@ def test_without_a_reachable_public_url_polling_is_on_and_says_why(
     assert live_of(live_ds.id).fallback_reason == ("PUBLIC_BASE_URL is not set: Microsoft Graph cannot reach the "
                                                    "gateway.")
     assert _rows(live_ds) == {} and _at_graph(tenant) == {}
+    assert live_of(live_ds.id).sync_reason == "poll"  # polling starts at once, not after a queued reconcile
     app.config["PUBLIC_BASE_URL"] = "http://sso.example.com"
     maintain(live_ds.id)
     assert "is not an https URL" in live_of(live_ds.id).fallback_reason
@@ -277,3 +278,16 @@ def test_deleting_the_datasource_deletes_its_subscriptions_at_graph(
     assert _at_graph(tenant) == {}
     db.session.expire_all()
     assert db.session.scalar(db.select(db.func.count()).select_from(GraphSubscription)) == 0
+
+
+def test_the_scheduler_tick_keeps_them(live_ds: Datasource, tenant: Tenant,
+                                       live_of: Callable[[int], LiveAccess]) -> None:
+    from jobs.scheduler import tick
+
+    tick()
+    assert set(_rows(live_ds)) == {"users", "groups"} and len(_at_graph(tenant)) == 2
+    live = live_of(live_ds.id)
+    live.enabled = False
+    db.session.commit()
+    tick()  # live access off: the tick deletes what is left
+    assert _rows(live_ds) == {} and _at_graph(tenant) == {}
