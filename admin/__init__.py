@@ -45,6 +45,7 @@ from admin import (  # noqa: E402,F401  (views attach themselves to bp)
     decisions,
     home,
     import_settings,
+    live_access,
     office365,
     scheduled_tasks,
     sso,

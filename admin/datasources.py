@@ -20,6 +20,7 @@ from wtforms.validators import DataRequired, Length, ValidationError
 from admin import bp
 from admin.connectors import CONNECTORS, KIND_LABELS
 from admin.fields import CheckboxChoices, options
+from admin.live_access import live_access_view
 from core import audit
 from core.access import can_administer_datasource, can_use_datasource, roles_required
 from core.converters import DB_INT_MAX, ascii_int, parse_int
@@ -215,7 +216,9 @@ def _detail_context(datasource: Datasource) -> dict:
             "may_use": can_use_datasource(current_user, datasource), "operation_sections": operation_sections(),
             "is_administrator": current_user.has_any_role(Role.ADMINISTRATOR),
             "sso_waiting": [p for p in _sso_providers(datasource) if not p.enabled]
-            if datasource.status == Datasource.READY else []}
+            if datasource.status == Datasource.READY else [],
+            "live_access": live_access_view(datasource) if can_administer_datasource(current_user, datasource)
+            and datasource.status != Datasource.INCOMPLETE else None}
 
 
 def _save_details(datasource: Datasource, form: DatasourceForm) -> bool:

@@ -2,7 +2,8 @@
 
     npm pack bootstrap-icons@1.13.2 && tar xzf bootstrap-icons-1.13.2.tgz
     python tools/build-icon-sprite.py package trash3 chevron-left chevron-right chevron-double-left \
-        arrow-up arrow-down pencil copy plus-lg clock-history
+        arrow-up arrow-down pencil copy plus-lg clock-history broadcast arrow-repeat exclamation-triangle \
+        shield-exclamation
 
 Templates draw them with the `icon` macro (templates/_ui.html), which needs the names listed here.
 """

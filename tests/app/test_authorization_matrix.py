@@ -120,6 +120,7 @@ RULES: dict[str, Access] = {
     "admin.datasource_detail": DATASOURCE_VIEWER,
     "admin.datasource_security": DATASOURCE_ADMIN, "admin.datasource_delete": DATASOURCE_ADMIN,
     "admin.datasource_authorize": DATASOURCE_ADMIN, "admin.datasource_test": DATASOURCE_ADMIN,
+    "admin.datasource_live_access": DATASOURCE_ADMIN, "admin.datasource_live_access_check": DATASOURCE_ADMIN,
     **{f"admin.{name}": ADMINISTRATOR_ONLY for name in (
         "datasource_change_tenant", "datasource_confirm_tenant",
         "users", "users_csv", "user_create", "user_edit", "user_delete", "audit_log", "audit_csv",
