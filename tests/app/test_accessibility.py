@@ -85,6 +85,7 @@ def _seed(app: Flask, client: FlaskClient, emulator: EmulatorHandle) -> dict[str
                                      redirect_uri="http://127.0.0.1/sso/callback"))
     db.session.commit()
     _access_requests(ds.id, tenant)
+    _live_access(ds.id)
     _finance_rules(tenant)
     rule_id = _access_policies(tenant)
     run = create_run(kind=task.kind, datasource_id=ds.id, trigger="manual", actor=ADMIN_EMAIL, task=task)
@@ -113,6 +114,33 @@ def _access_requests(ds_id: int, tenant: Tenant) -> None:
             reason=f"not in group {name}", status=status, decided_by=ADMIN_EMAIL if status != "pending" else "",
             decided_at=db.func.now() if status != "pending" else None,
             message="Finance staff only" if status != "pending" else ""))
+    db.session.commit()
+
+
+def _live_access(ds_id: int) -> None:
+    """Live access on with notifications, one subscription renewed lately and one Graph asked to reauthorize,
+    fallback polling on for a reason, and refused notifications."""
+    from datetime import timedelta
+
+    from core.models import utcnow
+    from live.models import GraphSubscription, LiveAccess, RefusedNotification
+
+    now = utcnow()
+    db.session.add(LiveAccess(datasource_id=ds_id, enabled=True, notifications=True, last_notification_at=now,
+                              notifications_received=1234, notifications_refused=3, notifications_replayed=1,
+                              lag_seconds=3.5, last_round_at=now, sessions_ended=2, sessions_refreshed=5,
+                              fallback_reason="Microsoft reported missed notifications at 2026-12-04 21:00 UTC: a "
+                                              "delta round catches up."))
+    for resource, status in (("users", "active"), ("groups", "reauthorize")):
+        db.session.add(GraphSubscription(datasource_id=ds_id, resource=resource,
+                                         subscription_id=f"0b0b0b0b-1c1c-4d4d-8e8e-{resource:0>12}",
+                                         client_state="x", status=status,
+                                         expires_at=now + timedelta(days=20), renewed_at=now,
+                                         last_lifecycle_event="reauthorizationRequired" if status != "active" else "",
+                                         last_lifecycle_at=now if status != "active" else None))
+    db.session.add(RefusedNotification(datasource_id=ds_id, reason="client_state", subscription_id="0b0b0b0b",
+                                       client_ip="198.51.100.66"))
+    db.session.add(RefusedNotification(reason="malformed", detail="the body is not JSON", client_ip="2001:db8::1"))
     db.session.commit()
 
 
@@ -194,6 +222,7 @@ def _views(base: str, ids: dict[str, object]) -> list[View]:
         "new Office 365 data source": "/admin/datasources/new/office365", "data source": f"/admin/datasources/{ds}",
         "data source security": f"/admin/datasources/{ds}/security",
         "delete data source": f"/admin/datasources/{ds}/delete",
+        "live access": f"/admin/datasources/{ds}/live-access",
         "users": "/admin/users", "new user": "/admin/users/new", "edit user": f"/admin/users/{ids['admin_id']}",
         "delete user": f"/admin/users/{ids['admin_id']}/delete",
         "scheduled tasks": "/admin/scheduled-tasks", "new scheduled task": "/admin/scheduled-tasks/new",
@@ -234,6 +263,9 @@ def _views(base: str, ids: dict[str, object]) -> list[View]:
     views += [
         View("new data source, no name", _submit(base, "/admin/datasources/new/office365", "Save"), True),
         View("new user, bad email", _submit(base, "/admin/users/new", "Save", {"Email": "not-an-email"}), True),
+        View("live access, poll interval too short", _submit(base, f"/admin/datasources/{ds}/live-access",
+                                                             "Save live access",
+                                                             {"Poll interval (seconds)": "5"}), True),
         View("new API key, empty", _submit(base, "/admin/api-keys", "Create key"), True),
         View("new scheduled task, empty", _submit(base, "/admin/scheduled-tasks/new", "Save"), True),
         View("what if, bad URL", _submit(base, "/admin/access-policies/what-if", "Check", {"URL": "nowhere"}), True),

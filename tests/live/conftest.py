@@ -118,12 +118,19 @@ def make_item(subscription: GraphSubscription) -> Callable[..., dict[str, Any]]:
 
 @pytest.fixture
 def post_items(client: FlaskClient) -> Callable[..., Any]:
-    """POST {"value": items} to the change endpoint (or `path`) from `ip`."""
+    """POST {"value": items} to the change endpoint (or `path`) from `ip` (default: an address of this test's own,
+    as the refusal budget per address may live in a Redis that parallel tests share)."""
+    own = unique_ip()
 
-    def post(*items: dict[str, Any], path: str = "/graph/notifications", ip: str = "203.0.113.7") -> Any:
-        return client.post(path, json={"value": list(items)}, environ_base={"REMOTE_ADDR": ip})
+    def post(*items: dict[str, Any], path: str = "/graph/notifications", ip: str | None = None) -> Any:
+        return client.post(path, json={"value": list(items)}, environ_base={"REMOTE_ADDR": ip or own})
 
     return post
+
+
+def unique_ip() -> str:
+    """A documentation-range IPv6 address no other test uses."""
+    return f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
 
 
 @pytest.fixture

@@ -17,9 +17,22 @@ from core.extensions import db
 from core.models import Datasource, utcnow
 from jobs.models import TaskRun
 from live.models import GraphSubscription, LiveAccess, RefusedNotification
-from tests.live.conftest import CLIENT_STATE, TENANT
+from tests.live.conftest import CLIENT_STATE, TENANT, unique_ip
 
 Post = Callable[..., Any]
+
+
+@pytest.fixture
+def app_env(store_env: dict[str, str]) -> dict[str, str]:
+    """No emulator (the endpoint never calls Graph); the shared state on the database or Redis: replay digests
+    and the refusal budget (Flask-Limiter's storage) live there."""
+    return store_env
+
+
+@pytest.fixture(autouse=True)
+def own_address(client: FlaskClient) -> None:
+    """This test's posts come from an address of its own (the refusal budget may be in a shared Redis)."""
+    client.environ_base["REMOTE_ADDR"] = unique_ip()
 
 
 def _runs() -> int:
@@ -141,7 +154,10 @@ def test_huge_bodies_are_refused_before_they_are_read(app: Flask, client: FlaskC
 def test_replays_before_the_round_starts_are_refused_then_a_repeat_counts_again(
         app: Flask, datasource: Datasource, make_item: Callable[..., dict], post_items: Post,
         live_of: Callable[[int], LiveAccess], store_backend: str, redis_prefix: str) -> None:
-    app.extensions.pop("live_seen_store", None)
+    from live import replay
+
+    app.extensions.pop("live_seen_store", None)  # made again with this test's prefix
+    assert isinstance(replay.store(), replay.RedisSeen if store_backend == "redis" else replay.DatabaseSeen)
     item = make_item("a")
     assert post_items(item).status_code == 202
     assert post_items(item).status_code == 202
@@ -166,8 +182,8 @@ def test_replays_before_the_round_starts_are_refused_then_a_repeat_counts_again(
 def test_a_flood_of_refused_posts_is_limited_while_graph_keeps_getting_through(
         app: Flask, datasource: Datasource, make_item: Callable[..., dict], post_items: Post,
         live_of: Callable[[int], LiveAccess]) -> None:
-    app.config["LIVE_REFUSED_RATE_LIMIT"] = "5 per minute"
-    graph, attacker = "40.126.0.1", "198.51.100.66"
+    app.config["LIVE_REFUSED_RATE_LIMIT"] = "5 per day"  # a fixed window: no minute boundary mid-test
+    graph, attacker = unique_ip(), unique_ip()
     for n in range(30):  # genuine posts never spend the budget
         assert post_items(make_item(f"u{n}"), ip=graph).status_code == 202
     answers = [post_items(make_item(clientState=f"guess-{n}"), ip=attacker).status_code for n in range(8)]
