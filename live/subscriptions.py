@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -77,6 +78,14 @@ def _client(datasource: Datasource) -> GraphClient:
     return client
 
 
+def _marked(datasource_id: int) -> bool:
+    """A lifecycle event marked a subscription (reauthorize, removed) that a pass has not answered yet."""
+    db.session.expire_all()
+    return bool(db.session.scalar(select(GraphSubscription.id).where(
+        GraphSubscription.datasource_id == datasource_id,
+        GraphSubscription.status.in_((GraphSubscription.REAUTHORIZE, GraphSubscription.REMOVED))).limit(1)))
+
+
 def _take_lease(datasource_id: int) -> bool:
     now = utcnow()
     taken = db.session.execute(
@@ -94,9 +103,13 @@ def _release_lease(datasource_id: int) -> None:
     db.session.commit()
 
 
-def maintain(datasource_id: int) -> None:
+def maintain(datasource_id: int, *, wait: float = 0.0) -> None:
     """Make the datasource's subscriptions match its live-access settings and keep them alive; set or clear
-    `fallback_reason`. Never raises for Graph's errors (they become the reason, in words). Commits."""
+    `fallback_reason`. Never raises for Graph's errors (they become the reason, in words). Commits.
+
+    When another process holds the lease, waits up to `wait` seconds for it (a lifecycle event's work must not be
+    dropped), else returns: the holder, or the next tick, does the work. The holder goes round again while a
+    lifecycle event marked a subscription meanwhile."""
     live = db.session.scalar(select(LiveAccess).where(LiveAccess.datasource_id == datasource_id))
     if live is None or not live.enabled or not live.notifications:
         if subscriptions_of(datasource_id):
@@ -105,10 +118,16 @@ def maintain(datasource_id: int) -> None:
             live.fallback_reason = ""
             db.session.commit()
         return
-    if not _take_lease(datasource_id):
-        return  # another process is at it
+    deadline = time.monotonic() + wait
+    while not _take_lease(datasource_id):
+        if time.monotonic() >= deadline:
+            return  # another process is at it
+        time.sleep(0.2)
     try:
-        reasons = _maintain(datasource_id)
+        for _ in range(3):
+            reasons = _maintain(datasource_id)
+            if not _marked(datasource_id):
+                break
         live = db.session.scalar(select(LiveAccess).where(LiveAccess.datasource_id == datasource_id))
         if live is not None:
             reason = " ".join(reasons)[:512]

@@ -33,6 +33,7 @@ bp = Blueprint("live", __name__)
 PATHS = frozenset({NOTIFICATION_PATH, LIFECYCLE_PATH})
 DEFAULT_MAX_BYTES = 256 * 1024  # ~400 items of Graph's size; its batches are far smaller
 MAX_TOKEN = 1024
+LIFECYCLE_WAIT = 30.0  # seconds a lifecycle event's work waits for another process maintaining the datasource
 
 
 def _text(body: str, status: int, **headers: str) -> Response:
@@ -103,7 +104,7 @@ def _maintain_after(app: Flask, datasource_ids: list[int]) -> None:
     with app.app_context():
         for datasource_id in datasource_ids:
             try:
-                maintain(datasource_id)
+                maintain(datasource_id, wait=LIFECYCLE_WAIT)
             except Exception:  # noqa: BLE001 - the next live tick tries again; this one must not stop the others
                 log.exception("maintaining the subscriptions of datasource %s after a lifecycle event failed",
                               datasource_id)
