@@ -212,7 +212,8 @@ def test_lifecycle_events_mark_the_subscription(
     from live import web
 
     maintained: list[int] = []
-    monkeypatch.setattr(web, "maintain", maintained.append)  # the Graph side: tests/live/test_subscriptions.py
+    # the Graph side is tests/live/test_subscriptions.py's
+    monkeypatch.setattr(web, "maintain", lambda datasource_id, wait=0.0: maintained.append(datasource_id))
 
     def event(name: str, **fields: Any) -> dict:
         return {"subscriptionId": subscription.subscription_id, "subscriptionExpirationDateTime":
