@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from cryptography.fernet import Fernet
+from limits import parse_many
 from publicsuffixlist import PublicSuffixList
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -156,6 +157,7 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
     config.update(_observability_settings(env))
     config.update(_policies_settings(env))
     config.update(_live_settings(env))
+    config.update(_live_notification_settings(env))
     return config
 
 
@@ -192,6 +194,22 @@ def _live_settings(env: dict[str, str]) -> dict[str, Any]:
     datasource whose notifications are healthy still runs a delta round (notifications can be lost)."""
     return {"LIVE_DEBOUNCE_SECONDS": _seconds(env, "LIVE_DEBOUNCE_SECONDS", "2", 0, 60),
             "LIVE_RECONCILE_SECONDS": _seconds(env, "LIVE_RECONCILE_SECONDS", "900", 10, 86400)}
+
+
+def _live_notification_settings(env: dict[str, str]) -> dict[str, Any]:
+    """The change-notification endpoint: refused posts allowed per client address (a Flask-Limiter limit), the
+    largest body read, how long a notification acted on is remembered to refuse its replay."""
+    limit = env.get("LIVE_REFUSED_RATE_LIMIT", "60 per minute")
+    try:
+        parse_many(limit)
+    except ValueError:
+        raise ConfigError("LIVE_REFUSED_RATE_LIMIT", f"must be a limit like '60 per minute', got {limit!r}") from None
+    raw = env.get("LIVE_NOTIFICATION_MAX_BYTES", str(256 * 1024))
+    size = parse_int(raw, 4096, 2 * 1024 * 1024)
+    if size is None:
+        raise ConfigError("LIVE_NOTIFICATION_MAX_BYTES", f"must be a number of bytes from 4096 to 2097152, got {raw!r}")
+    return {"LIVE_REFUSED_RATE_LIMIT": limit, "LIVE_NOTIFICATION_MAX_BYTES": size,
+            "LIVE_REPLAY_WINDOW_SECONDS": _seconds(env, "LIVE_REPLAY_WINDOW_SECONDS", "600", 10, 86400)}
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

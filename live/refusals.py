@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 
 from flask import current_app
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, parse_many
 from sqlalchemy import delete, func, select, update
 
 from core.extensions import db, limiter
@@ -89,8 +89,8 @@ def unattributed_count() -> int:
                                  .where(RefusedNotification.datasource_id.is_(None))) or 0)
 
 
-def _item() -> RateLimitItem:
-    return parse(str(current_app.config.get("LIVE_REFUSED_RATE_LIMIT", DEFAULT_LIMIT)))
+def _items() -> list[RateLimitItem]:
+    return parse_many(str(current_app.config.get("LIVE_REFUSED_RATE_LIMIT", DEFAULT_LIMIT)))
 
 
 def _key(client_ip: str) -> tuple[str, str]:
@@ -98,14 +98,16 @@ def _key(client_ip: str) -> tuple[str, str]:
 
 
 def retry_after(client_ip: str) -> int:
-    """Seconds until this address may post again (0: it has budget left)."""
-    item = _item()
-    if limiter.limiter.test(item, *_key(client_ip)):
-        return 0
-    reset = limiter.limiter.get_window_stats(item, *_key(client_ip)).reset_time
-    return max(1, int(reset - utcnow().timestamp()) + 1)
+    """Seconds until this address may post again (0: it has budget left under every limit)."""
+    wait = 0
+    for item in _items():
+        if not limiter.limiter.test(item, *_key(client_ip)):
+            reset = limiter.limiter.get_window_stats(item, *_key(client_ip)).reset_time
+            wait = max(wait, 1, int(reset - utcnow().timestamp()) + 1)
+    return wait
 
 
 def spend(client_ip: str) -> None:
     """One refused request from this address."""
-    limiter.limiter.hit(_item(), *_key(client_ip))
+    for item in _items():
+        limiter.limiter.hit(item, *_key(client_ip))

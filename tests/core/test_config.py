@@ -69,6 +69,10 @@ def test_https_public_url_makes_cookies_secure(tmp_path: Path) -> None:
         ({"FORWARD_AUTH_CACHE_SECONDS": "31"}, "FORWARD_AUTH_CACHE_SECONDS"),
         ({"FORWARD_AUTH_CACHE_SECONDS": "-1"}, "FORWARD_AUTH_CACHE_SECONDS"),
         ({"FORWARD_AUTH_CACHE_SECONDS": "2.5"}, "FORWARD_AUTH_CACHE_SECONDS"),
+        ({"LIVE_REFUSED_RATE_LIMIT": "lots"}, "LIVE_REFUSED_RATE_LIMIT"),
+        ({"LIVE_NOTIFICATION_MAX_BYTES": "10"}, "LIVE_NOTIFICATION_MAX_BYTES"),
+        ({"LIVE_NOTIFICATION_MAX_BYTES": "1e6"}, "LIVE_NOTIFICATION_MAX_BYTES"),
+        ({"LIVE_REPLAY_WINDOW_SECONDS": "0"}, "LIVE_REPLAY_WINDOW_SECONDS"),
     ],
 )
 def test_malformed_values_name_the_variable(env: dict, name: str, tmp_path: Path) -> None:
@@ -89,6 +93,16 @@ def test_forward_auth_cache_seconds_default_to_5_and_stay_within_30(tmp_path: Pa
     assert load_config({}, tmp_path)["FORWARD_AUTH_CACHE_SECONDS"] == 5
     assert load_config({"FORWARD_AUTH_CACHE_SECONDS": "0"}, tmp_path)["FORWARD_AUTH_CACHE_SECONDS"] == 0
     assert load_config({"FORWARD_AUTH_CACHE_SECONDS": "30"}, tmp_path)["FORWARD_AUTH_CACHE_SECONDS"] == 30
+
+
+def test_live_notification_settings_default_and_parse(tmp_path: Path) -> None:
+    defaults = load_config({}, tmp_path)
+    assert (defaults["LIVE_REFUSED_RATE_LIMIT"], defaults["LIVE_NOTIFICATION_MAX_BYTES"],
+            defaults["LIVE_REPLAY_WINDOW_SECONDS"]) == ("60 per minute", 262144, 600.0)
+    chosen = load_config({"LIVE_REFUSED_RATE_LIMIT": "10/second;100/hour", "LIVE_NOTIFICATION_MAX_BYTES": "65536",
+                          "LIVE_REPLAY_WINDOW_SECONDS": "120"}, tmp_path)
+    assert (chosen["LIVE_REFUSED_RATE_LIMIT"], chosen["LIVE_NOTIFICATION_MAX_BYTES"],
+            chosen["LIVE_REPLAY_WINDOW_SECONDS"]) == ("10/second;100/hour", 65536, 120.0)
 
 
 def test_time_zone_is_an_iana_name_defaulting_to_utc(tmp_path: Path) -> None:
