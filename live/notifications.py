@@ -141,7 +141,10 @@ def receive_changes(items: list[dict[str, Any]]) -> Outcome:
     touched: dict[int, set[int]] = defaultdict(set)  # datasource -> subscription rows
     replayed: dict[tuple[int, str], int] = defaultdict(int)
     seen = replay.store()
-    for item in items:
+    keys = [replay.digest(item) for item in items]
+    pending = any(k.live is not None and k.live.sync_requested_at is not None for k in known.values())
+    earlier = seen.seen_many(keys) if pending else {}  # no round waiting: nothing can be a replay
+    for item, key in zip(items, keys, strict=True):
         found, refusal = _check(item, known)
         if refusal is not None:
             outcome.refusals.append(refusal)
@@ -156,11 +159,10 @@ def receive_changes(items: list[dict[str, Any]]) -> Outcome:
             continue
         if found.live is None or not found.live.enabled:
             continue  # live access was turned off meanwhile: its subscriptions are being deleted
-        key = replay.digest(item)
         if key in fresh[ds_id]:
             outcome.accepted[ds_id] += 1  # the same change notification twice in one post: one notification
             continue
-        if _replayed(found.live, seen.seen_at(key)):
+        if _replayed(found.live, earlier.get(key)):
             replayed[(ds_id, found.subscription.subscription_id)] += 1
             continue
         fresh[ds_id].append(key)

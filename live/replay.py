@@ -2,8 +2,8 @@
 with REDIS_URL (a key with a TTL), else in the `live_seen_notifications` table (expired rows deleted as new ones
 come). Every process sees the same digests.
 
-`seen_at(digest)` says when a notification with this digest was last acted on (None: not within the window);
-`remember(digest)` records it now. live/notifications.py decides what a repeat means.
+`seen_many(digests)` says when those acted on within the window were last acted on; `remember(digests, now)`
+records them. live/notifications.py decides what a repeat means.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def window() -> timedelta:
 
 
 class SeenStore(Protocol):
-    def seen_at(self, key: str) -> datetime | None: ...
+    def seen_many(self, keys: list[str]) -> dict[str, datetime]: ...
 
     def remember(self, keys: list[str], now: datetime) -> None: ...
 
@@ -43,14 +43,21 @@ class SeenStore(Protocol):
 class DatabaseSeen:
     """The embedded default: one row per digest, upserted on the engine's own connection and committed at once."""
 
-    def seen_at(self, key: str) -> datetime | None:
+    def seen_many(self, keys: list[str]) -> dict[str, datetime]:
+        """The digests among `keys` acted on within the window (one query)."""
+        if not keys:
+            return {}
         with db.engine.connect() as connection:
-            found = connection.execute(select(SeenNotification.seen_at, SeenNotification.expires_at)
-                                       .where(SeenNotification.digest == key)).first()
-        if found is None:
-            return None
-        seen, expires = (value if value.tzinfo else value.replace(tzinfo=UTC) for value in found)
-        return seen if expires > utcnow() else None
+            rows = connection.execute(select(SeenNotification.digest, SeenNotification.seen_at,
+                                             SeenNotification.expires_at)
+                                      .where(SeenNotification.digest.in_(sorted(set(keys))))).all()
+        now = utcnow()
+        found = {}
+        for key, seen, expires in rows:
+            seen, expires = (v if v.tzinfo else v.replace(tzinfo=UTC) for v in (seen, expires))
+            if expires > now:
+                found[key] = seen
+        return found
 
     def remember(self, keys: list[str], now: datetime) -> None:
         if not keys:
@@ -75,11 +82,18 @@ class RedisSeen:
         self.redis = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5)
         self.prefix = f"{prefix}:live:seen:"
 
-    def seen_at(self, key: str) -> datetime | None:
-        value = self.redis.get(self.prefix + key)
-        return datetime.fromtimestamp(float(value), UTC) if value else None
+    def seen_many(self, keys: list[str]) -> dict[str, datetime]:
+        """The digests among `keys` acted on within the window (one MGET)."""
+        unique = sorted(set(keys))
+        if not unique:
+            return {}
+        values = self.redis.mget([self.prefix + key for key in unique])
+        return {key: datetime.fromtimestamp(float(value), UTC) for key, value in zip(unique, values, strict=True)
+                if value}
 
     def remember(self, keys: list[str], now: datetime) -> None:
+        if not keys:
+            return
         ttl = max(1, int(window().total_seconds()))
         pipe = self.redis.pipeline()
         for key in set(keys):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -261,3 +262,20 @@ def test_live_access_off_means_notifications_are_not_acted_on(
     assert post_items(make_item()).status_code == 202
     live = live_of(datasource.id)
     assert live.sync_requested_at is None and live.notifications_received == 0 and _records() == []
+
+
+def test_a_burst_of_10000_notifications_costs_one_round(
+        datasource: Datasource, make_item: Callable[..., dict], post_items: Post,
+        live_of: Callable[[int], LiveAccess], capsys: pytest.CaptureFixture[str]) -> None:
+    started = time.perf_counter()
+    slowest = 0.0
+    for batch in range(100):  # Graph's posts of 100 (the emulator's batch size), each user changed once
+        sent = time.perf_counter()
+        assert post_items(*(make_item(f"user-{batch}-{n}") for n in range(100))).status_code == 202
+        slowest = max(slowest, time.perf_counter() - sent)
+    live = live_of(datasource.id)
+    assert live.notifications_received == 10_000 and live.notifications_replayed == 0
+    assert _runs() == 1 and _records() == []
+    with capsys.disabled():
+        print(f"\n10,000 notifications in 100 posts: {time.perf_counter() - started:.2f} s, slowest post "
+              f"{slowest * 1000:.0f} ms, 1 round queued")
