@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from flask import Flask
 
+from datasources.tenant_change import on_tenant_changed
 from imports.job import describe_failure, release_lock
 from jobs import registry
-from live.subscriptions import maintain_all
+from live.subscriptions import forget_on_tenant_change, maintain_all
 from live.sync import KIND, forget_round, keep_going, run_round
 
 
@@ -20,3 +21,4 @@ def init_app(app: Flask) -> None:
                       forget=forget_round)
     registry.on_tick("live access", keep_going)
     registry.on_tick("live subscriptions", maintain_all)  # Graph subscriptions kept alive, fallback_reason kept
+    on_tenant_changed(forget_on_tenant_change)  # the old tenant's subscriptions are out of the new grant's reach

@@ -29,6 +29,7 @@ from core.crypto import secret_box
 from core.extensions import db
 from core.models import Datasource, utcnow
 from datasources.grant import graph_client
+from datasources.tenant_change import TenantChangeEffect
 from live.models import GraphSubscription, LiveAccess
 from live.sync import request_sync
 from office365 import subscriptions as graph_subscriptions
@@ -348,6 +349,21 @@ def remove_all(datasource_id: int) -> list[str]:
     for problem in problems:
         log.warning("datasource %s: %s", datasource_id, problem)
     return problems
+
+
+def forget_on_tenant_change(datasource: Datasource, old_tenant_id: str | None) -> TenantChangeEffect:
+    """Change tenant (datasources.tenant_change): the subscriptions live in the old tenant, which the new grant
+    cannot reach; their rows go in the change's transaction (they end by themselves at Graph), and the next
+    `maintain` creates them in the new tenant."""
+    rows = subscriptions_of(datasource.id)
+    if not rows:
+        return TenantChangeEffect()
+    ids = [row.subscription_id for row in rows]
+    db.session.execute(delete(GraphSubscription).where(GraphSubscription.datasource_id == datasource.id))
+    return TenantChangeEffect(
+        details={"graph_subscriptions_forgotten": ids, "old_tenant_id": old_tenant_id},
+        notice="Live access: the old tenant's change-notification subscriptions were let go (they end by "
+               "themselves); new ones are created in this tenant within a minute.")
 
 
 def lifecycle_due(expires_at: datetime) -> datetime:

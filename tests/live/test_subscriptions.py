@@ -204,12 +204,12 @@ def test_lifecycle_events_from_graph_are_answered(live_ds: Datasource, tenant: T
           and _rows(live_ds)["users"].last_lifecycle_event == "reauthorizationRequired")
     # subscriptionRemoved: created again, and a round reads what was missed meanwhile
     live = live_of(live_ds.id)
-    live.sync_requested_at = None
+    live.sync_requested_at, live.sync_reason = None, ""  # the first maintain's "subscribed" must not count here
     db.session.commit()
     tenant.control("POST", f"subscriptions/{groups}/lifecycle", {"event": "subscriptionRemoved"})
     _wait(lambda: "groups" in _rows(live_ds) and _rows(live_ds)["groups"].subscription_id != groups)
     assert _rows(live_ds)["groups"].subscription_id in _at_graph(tenant)
-    _wait(lambda: live_of(live_ds.id).sync_reason == "subscribed")
+    _wait(lambda: live_of(live_ds.id).sync_reason == "subscribed" and live_of(live_ds.id).maintaining_until is None)
     # missed: a round, and polling until one finished
     live = live_of(live_ds.id)
     live.sync_requested_at = None
@@ -291,3 +291,21 @@ def test_the_scheduler_tick_keeps_them(live_ds: Datasource, tenant: Tenant,
     db.session.commit()
     tick()  # live access off: the tick deletes what is left
     assert _rows(live_ds) == {} and _at_graph(tenant) == {}
+
+
+def test_a_tenant_change_lets_the_old_tenant_s_subscriptions_go(live_ds: Datasource, tenant: Tenant) -> None:
+    from datasources import tenant_change
+    from live.subscriptions import forget_on_tenant_change
+
+    assert forget_on_tenant_change in tenant_change._listeners  # registered by live.init_app
+    maintain(live_ds.id)
+    old = {row.subscription_id for row in _rows(live_ds).values()}
+    ds = db.session.get(Datasource, live_ds.id)
+    effect = forget_on_tenant_change(ds, ds.tenant_id)
+    assert set(effect.details["graph_subscriptions_forgotten"]) == old
+    assert "created in this tenant within a minute" in effect.notice
+    db.session.commit()  # the change's transaction
+    assert _rows(live_ds) == {}
+    maintain(live_ds.id)  # the next tick: new ones (here in the same emulated tenant)
+    assert set(_rows(live_ds)) == {"users", "groups"}
+    assert not old & {row.subscription_id for row in _rows(live_ds).values()}
