@@ -276,6 +276,7 @@ def main() -> None:
                 nginx_port, nginx = nginx_in_front(gw, folder)
             results: dict[str, dict[str, list[float]]] = {}
             idle: dict[str, tuple[int, int, float]] = {}
+            per_round: dict[str, int] = {}
             for mode in args.modes.split(","):
                 notifications = mode.strip() == "on"
                 print(f"-- notifications {mode}", flush=True)
@@ -283,25 +284,43 @@ def main() -> None:
                 seconds: dict[str, list[float]] = {kind: [] for kind in CHANGES}
                 for number in range(args.trials):
                     people, members = members[:3], members[3:]
-                    time.sleep(random.uniform(0, min(10.0, args.poll_seconds / 6)))  # t0 not in step with polls
+                    # t0 anywhere in the poll's cycle (a trial ends just after a round: starting at once would
+                    # always wait nearly a whole interval)
+                    time.sleep(random.uniform(0, 3.0 if notifications else float(args.poll_seconds)))
                     for kind, value in trial(gw, people, group_id, args, nginx_port).items():
                         seconds[kind].append(value)
                     print(f"  trial {number + 1}: " + ", ".join(f"{kind} {values[-1]:.1f} s"
                                                                for kind, values in seconds.items()), flush=True)
                 results[mode] = seconds
+                per_round[mode] = idle_round_cost(gw, datasource_id)
                 graph, tokens = gw.outbound()
                 time.sleep(args.idle)
                 graph_after, tokens_after = gw.outbound()
                 idle[mode] = (graph_after - graph, tokens_after - tokens, args.idle)
-            report(results, idle, args, gw)
+            report(results, idle, per_round, args, gw)
         finally:
             if nginx is not None:
                 nginx.terminate()
             gw.stop()
 
 
+def idle_round_cost(gw: Gateway, datasource_id: int) -> int:
+    """Graph requests of one delta round when nothing changed (asked for now, waited for)."""
+    from live.sync import request_sync
+
+    before = live_state(gw, datasource_id).last_round_at
+    graph, _ = gw.outbound()
+    with gw.app.app_context():
+        request_sync(datasource_id, "bench", delay=0)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and live_state(gw, datasource_id).last_round_at == before:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    return gw.outbound()[0] - graph
+
+
 def report(results: dict[str, dict[str, list[float]]], idle: dict[str, tuple[int, int, float]],
-           args: argparse.Namespace, gw: Gateway) -> None:
+           per_round: dict[str, int], args: argparse.Namespace, gw: Gateway) -> None:
     reconcile = float(gw.app.config.get("LIVE_RECONCILE_SECONDS", 900))
     where = "through nginx's decision cache" if args.through_nginx else "at /auth/verify"
     print(f"\nseconds from the change to denial ({where}; {args.trials} trials, {args.users:,} users)")
@@ -316,8 +335,9 @@ def report(results: dict[str, dict[str, list[float]]], idle: dict[str, tuple[int
     for mode, (graph, tokens, window) in idle.items():
         rounds_per_hour = 3600 / args.poll_seconds if mode.strip() == "off" else 3600 / reconcile
         print(f"notifications {mode:3}: Graph {graph} and token {tokens} in {window:.0f} s = "
-              f"{graph * 3600 / window:.0f} Graph requests/h measured; {rounds_per_hour:.0f} delta rounds/h "
-              "scheduled")
+              f"{graph * 3600 / window:.0f} Graph requests/h measured; a round with no change costs "
+              f"{per_round[mode]} Graph requests x {rounds_per_hour:.0f} rounds/h = "
+              f"{per_round[mode] * rounds_per_hour:.0f} Graph requests/h scheduled (+ about 1 token refresh/h)")
 
 
 if __name__ == "__main__":
