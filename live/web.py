@@ -26,6 +26,7 @@ from live import refusals
 from live.notifications import Malformed, Outcome, items_of, receive_changes, receive_lifecycle
 from live.refusals import Refusal
 from live.subscriptions import LIFECYCLE_PATH, NOTIFICATION_PATH, maintain
+from observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,14 @@ def _client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
+def _kind() -> str:
+    return "lifecycle" if request.path == LIFECYCLE_PATH else "change"
+
+
 def _refuse(reason: str, detail: str, status: int) -> Response:
     refusals.record([Refusal(reason, detail)], _client_ip())
     refusals.spend(_client_ip())
+    metrics.graph_notifications(_kind(), reason)
     return _text(f"Refused: {refusals.REASONS[reason]}.", status)
 
 
@@ -57,6 +63,7 @@ def guard() -> Response | None:
         return None
     wait = refusals.retry_after(_client_ip())
     if wait:
+        metrics.graph_notifications(_kind(), "limited")
         return _text("Too many refused notifications from this address; try again later.", 429,
                      **{"Retry-After": str(wait)})
     cap = int(current_app.config.get("LIVE_NOTIFICATION_MAX_BYTES", DEFAULT_MAX_BYTES))
@@ -90,6 +97,9 @@ def _handle(receive: Callable[[list[dict[str, Any]]], Outcome]) -> Response:
         return _refuse("malformed", detail, 400)
     outcome = receive(items)
     refusals.record(outcome.refusals, _client_ip())
+    metrics.graph_notifications(_kind(), "accepted", sum(outcome.accepted.values()))
+    for refusal in outcome.refusals:
+        metrics.graph_notifications(_kind(), refusal.reason, refusal.count)
     if not outcome.genuine:
         refusals.spend(_client_ip())
     response = _text("", 202)

@@ -50,6 +50,10 @@ GRAPH_RETRIES = Counter("gateway_graph_retries", "Graph requests sent again afte
                         ["operation"])
 GRAPH_SECONDS = Histogram("gateway_graph_request_duration_seconds", "Time of one Graph HTTP request.",
                           ["operation"], buckets=GRAPH_BUCKETS)
+GRAPH_NOTIFICATIONS = Counter(
+    "gateway_graph_notifications", "Items posted by Microsoft Graph to the notification endpoint, by kind (change, "
+    "lifecycle) and outcome (accepted, or why refused: unknown_subscription, client_state, tenant, resource, "
+    "replayed, malformed, too_large, invalid_text; limited: a post refused unread).", ["kind", "outcome"])
 TOKEN_REFRESHES = Counter("gateway_token_refreshes", "MSAL refresh-token redemptions by outcome (success, "
                           "failure).", ["outcome"])
 
@@ -168,6 +172,11 @@ def graph_request(operation: str, status: str, seconds: float, retried: bool) ->
         GRAPH_THROTTLED.labels(operation).inc()
     if retried:
         GRAPH_RETRIES.labels(operation).inc()
+
+
+def graph_notifications(kind: str, outcome: str, count: int = 1) -> None:
+    if _enabled and count:
+        GRAPH_NOTIFICATIONS.labels(kind, outcome).inc(count)
 
 
 def token_refresh(outcome: str) -> None:

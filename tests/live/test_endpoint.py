@@ -279,3 +279,20 @@ def test_a_burst_of_10000_notifications_costs_one_round(
     with capsys.disabled():
         print(f"\n10,000 notifications in 100 posts: {time.perf_counter() - started:.2f} s, slowest post "
               f"{slowest * 1000:.0f} ms, 1 round queued")
+
+
+def test_items_are_counted_for_prometheus(client: FlaskClient, datasource: Datasource,
+                                          make_item: Callable[..., dict], post_items: Post) -> None:
+    from prometheus_client import REGISTRY
+
+    def count(kind: str, outcome: str) -> float:
+        return REGISTRY.get_sample_value("gateway_graph_notifications_total", {"kind": kind, "outcome": outcome}) or 0
+
+    before = {key: count(*key) for key in (("change", "accepted"), ("change", "client_state"),
+                                           ("change", "malformed"), ("lifecycle", "unknown_subscription"))}
+    post_items(make_item("a"), make_item("b"), make_item("c", clientState="forged"))
+    client.post("/graph/notifications", data=b"{", content_type="application/json")
+    post_items({"subscriptionId": "nope", "lifecycleEvent": "missed"}, path="/graph/lifecycle")
+    assert {key: count(*key) - value for key, value in before.items()} == {
+        ("change", "accepted"): 2, ("change", "client_state"): 1, ("change", "malformed"): 1,
+        ("lifecycle", "unknown_subscription"): 1}
