@@ -220,3 +220,18 @@ def receive_lifecycle(items: list[dict[str, Any]]) -> Outcome:
     for ds_id in missed:
         request_sync(ds_id, "missed")
     return outcome
+
+
+def receive_any(items: list[dict[str, Any]]) -> Outcome:
+    """What the change notification URL gets: change notifications, and any lifecycle event Graph sends there
+    (an item with `lifecycleEvent`), each handled as such."""
+    events = [item for item in items if "lifecycleEvent" in item]
+    changes = [item for item in items if "lifecycleEvent" not in item]
+    outcome = receive_changes(changes) if changes else Outcome()
+    if events:
+        other = receive_lifecycle(events)
+        for ds_id, count in other.accepted.items():
+            outcome.accepted[ds_id] += count
+        outcome.refusals += other.refusals
+        outcome.maintain |= other.maintain
+    return outcome

@@ -22,8 +22,9 @@ from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from core.extensions import csrf
+from core.input import holds_forbidden_text, json_depth_exceeds
 from live import refusals
-from live.notifications import Malformed, Outcome, items_of, receive_changes, receive_lifecycle
+from live.notifications import Malformed, Outcome, items_of, receive_any, receive_lifecycle
 from live.refusals import Refusal
 from live.subscriptions import LIFECYCLE_PATH, NOTIFICATION_PATH, maintain
 from observability import metrics
@@ -91,10 +92,16 @@ def _handle(receive: Callable[[list[dict[str, Any]]], Outcome]) -> Response:
             return _refuse("malformed", f"a validationToken of {len(token)} characters", 400)
         return _text(token, 200)
     try:
-        items = items_of(json.loads(request.get_data(cache=True)))
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and Malformed are ValueErrors
-        detail = str(exc) if isinstance(exc, Malformed) else "the body is not JSON"
-        return _refuse("malformed", detail, 400)
+        body = json.loads(request.get_data(cache=True))
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return _refuse("malformed", "the body is not JSON", 400)
+    # Declared as something else than JSON, the body escaped the app's input check: the same rules here.
+    if json_depth_exceeds(body) or holds_forbidden_text(body):
+        return _refuse("invalid_text", "nested too deeply, or text with NUL or lone surrogates", 422)
+    try:
+        items = items_of(body)
+    except Malformed as exc:
+        return _refuse("malformed", str(exc), 400)
     outcome = receive(items)
     refusals.record(outcome.refusals, _client_ip())
     metrics.graph_notifications(_kind(), "accepted", sum(outcome.accepted.values()))
@@ -122,7 +129,7 @@ def _maintain_after(app: Flask, datasource_ids: list[int]) -> None:
 
 @bp.post(NOTIFICATION_PATH)
 def notifications() -> Response:
-    return _handle(receive_changes)
+    return _handle(receive_any)
 
 
 @bp.post(LIFECYCLE_PATH)

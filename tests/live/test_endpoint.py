@@ -296,3 +296,28 @@ def test_items_are_counted_for_prometheus(client: FlaskClient, datasource: Datas
     assert {key: count(*key) - value for key, value in before.items()} == {
         ("change", "accepted"): 2, ("change", "client_state"): 1, ("change", "malformed"): 1,
         ("lifecycle", "unknown_subscription"): 1}
+
+
+def test_a_body_declared_as_text_gets_the_same_text_checks(client: FlaskClient, datasource: Datasource) -> None:
+    """The app's input check reads JSON only when it is declared JSON: the endpoint parses any body, so it checks
+    too (a lone surrogate would otherwise reach the database)."""
+    for body in (b'{"value": [{"subscriptionId": "\\ud800", "clientState": "x"}]}',
+                 b'{"value": [{"subscriptionId": "a\\u0000b"}]}', b"[" * 100 + b"]" * 100):
+        response = client.post("/graph/notifications", data=body, content_type="text/plain")
+        assert response.status_code == 422
+    assert [r[0] for r in _records()] == ["invalid_text"] * 3
+
+
+def test_a_lifecycle_event_posted_to_the_change_url_is_handled_as_one(
+        datasource: Datasource, subscription: GraphSubscription, make_item: Callable[..., dict], post_items: Post,
+        live_of: Callable[[int], LiveAccess], monkeypatch: pytest.MonkeyPatch) -> None:
+    from live import web
+
+    monkeypatch.setattr(web, "maintain", lambda datasource_id, wait=0.0: None)
+    event = {"subscriptionId": subscription.subscription_id, "tenantId": TENANT, "clientState": CLIENT_STATE,
+             "subscriptionExpirationDateTime": "2026-12-31T11:00:00.0000000+00:00", "lifecycleEvent": "missed"}
+    post_items(make_item("a"), event).close()
+    live = live_of(datasource.id)
+    assert live.missed_at is not None and live.notifications_received == 1
+    db.session.refresh(subscription)
+    assert subscription.last_lifecycle_event == "missed"
