@@ -373,14 +373,36 @@ class CompiledPolicy:
         key = (method, host, path, client_ip if candidates.networks else None)
         found = self._matches.get(key)
         if found is None:
-            ip = _ip(client_ip) if candidates.networks else None
-            found = (tuple(rule for rule in candidates.for_path(path) if rule.matches_request(method, path, ip)),
-                     candidates.default)
+            if candidates.networks:
+                found = self._scan_with_networks(candidates, method, host, path, client_ip)
+            else:
+                found = (tuple(rule for rule in candidates.for_path(path)
+                               if rule.matches_method_and_path(method, path)), candidates.default)
             if len(path) <= MATCH_CACHE_PATH:
                 if len(self._matches) >= MATCH_CACHE_LIMIT:
                     self._matches.clear()
                 self._matches[key] = found
         return found
+
+    def _scan_with_networks(self, candidates: HostRules, method: str, host: str, path: str,
+                            client_ip: str | None) -> tuple[tuple[CompiledRule, ...], str | None]:
+        """`matching` for a host whose rules name networks: one pass that also notes, for `depends_on_address`,
+        whether a rule matching the method and path names networks (the decision cache asks right after)."""
+        ip = _ip(client_ip)
+        matched, depends = [], False
+        for rule in candidates.for_path(path):
+            if not rule.matches_method_and_path(method, path):
+                continue
+            if rule.networks:
+                depends = True
+                if ip is None or not any(ip.version == net.version and ip in net for net in rule.networks):
+                    continue
+            matched.append(rule)
+        if len(path) <= MATCH_CACHE_PATH:
+            if len(self._by_address) >= MATCH_CACHE_LIMIT:
+                self._by_address.clear()
+            self._by_address[(method.upper(), host, path)] = depends
+        return tuple(matched), candidates.default
 
     def evaluate(self, facts: RequestFacts, identity: Mapping[str, Any] | None, now: float | None = None,
                  normalized: bool = False, trace: list[TraceStep] | None = None) -> Decision:
