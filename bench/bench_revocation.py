@@ -241,8 +241,7 @@ def nginx_in_front(gw: Gateway, folder: Path) -> tuple[int, Any]:
     cache.mkdir()
     (static / "index.html").write_text("<!doctype html><title>App</title>\n")
     ports = {"unprotected": free_port(), "protected": free_port(), "protected + cache": free_port()}
-    servers = app_servers(gw.port, static, cache, ports).replace("/auth/verify?allowed_domains=example.com;",
-                                                                 "/auth/verify;")
+    servers = app_servers(gw.port, static, cache, ports)
     process = start_nginx(folder, servers, 1)
     wait_for_nginx(ports["protected + cache"], process, folder)
     return ports["protected + cache"], process

@@ -112,7 +112,6 @@ def _nginx(tmp: Path, gateway_port: int, upstream_port: int) -> tuple[Process, i
     app_server = block.group(1).replace("127.0.0.1:8000", f"127.0.0.1:{gateway_port}").replace(
         "127.0.0.1:9000", f"127.0.0.1:{upstream_port}").replace(
         "server_name app.example.com;", f"server_name app.example.com;\n    listen 127.0.0.1:{port};").replace(
-        "allowed_domains=example.com", "allowed_domains=example.com,contoso.example").replace(  # the emulator's tenant
         "/var/cache/nginx/", f"{tmp}/")
     gateway_server = (f"server {{\n listen 127.0.0.1:{port} default_server;\n location / {{\n"
                       f"  proxy_pass http://127.0.0.1:{gateway_port};\n  proxy_set_header Host $http_host;\n }}\n}}\n")

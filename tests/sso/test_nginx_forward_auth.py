@@ -125,15 +125,41 @@ def test_nginx_sends_strangers_to_sign_in_and_lets_signed_in_users_through(
 
 
 def test_nginx_sends_a_refused_user_to_the_denied_page(nginx: int, client: FlaskClient) -> None:
-    """`error_page 403 = @gateway_denied`: the README's block allows example.com addresses only."""
+    """`error_page 403 = @gateway_denied`: the access rules let example.com addresses in only."""
+    from policies import service
     from tests.conftest import make_user
 
+    service.save({"hosts": [{"host": "app.example.com", "default": "deny"}], "rules": [
+        {"name": "Staff", "host": "app.example.com", "criteria": {"domains": ["example.com"]}}]},
+        actor="admin@example.com")
     make_user("pat@elsewhere.org", USER_PASSWORD, "User")
     assert sign_in(client, "pat@elsewhere.org", USER_PASSWORD).status_code == 302
     refused = requests.get(f"http://127.0.0.1:{nginx}/reports?x=1", allow_redirects=False, timeout=10, headers={
         "Host": "app.example.com", "Cookie": f"gw_session={client.get_cookie('gw_session').value}"})
     assert refused.status_code == 302
     assert refused.headers["Location"] == "https://sso.example.com/auth/denied?rd=http://app.example.com/reports?x=1"
+
+
+def test_the_legacy_allow_list_in_the_url_still_decides_for_its_location(
+        tmp_path: Path, live_server: LiveServer, upstream: int, client: FlaskClient) -> None:
+    """README's block with the older `?allowed_domains=example.com` (as deployments before the access rules have it):
+    that list decides for the location, exactly as before."""
+    from tests.conftest import make_user
+
+    text = readme_block()
+    assert "proxy_pass http://127.0.0.1:8000/auth/verify;" in text
+    legacy = text.replace("/auth/verify;", "/auth/verify?allowed_domains=example.com;")
+    make_user("pat@elsewhere.org", USER_PASSWORD, "User")
+    make_user("kim@example.com", USER_PASSWORD, "User")
+    with running_nginx(legacy, tmp_path, live_server, upstream) as port:
+        for email, allowed in (("pat@elsewhere.org", False), ("kim@example.com", True)):
+            browser = client.application.test_client()
+            assert sign_in(browser, email, USER_PASSWORD).status_code == 302
+            answer = requests.get(f"http://127.0.0.1:{port}/reports", allow_redirects=False, timeout=10, headers={
+                "Host": "app.example.com", "Cookie": f"gw_session={browser.get_cookie('gw_session').value}"})
+            assert answer.status_code == (200 if allowed else 302), email
+            if not allowed:
+                assert "/auth/denied?rd=" in answer.headers["Location"]
 
 
 def test_nginx_lets_a_user_in_200_groups_through(nginx: int, client: FlaskClient, plain_user) -> None:  # type: ignore[no-untyped-def]
@@ -161,19 +187,18 @@ def test_nginx_lets_a_user_in_200_groups_through(nginx: int, client: FlaskClient
 
 def test_nginx_hands_the_access_rules_the_method_and_url(tmp_path: Path, live_server: LiveServer, upstream: int,
                                                          client: FlaskClient, plain_user) -> None:  # type: ignore[no-untyped-def]
-    """The README's block without its allow-list: the access rules decide, from X-Original-Method/-URL."""
+    """The README's block: the access rules decide, from X-Original-Method/-URL."""
     from policies import service
 
     text = readme_block()
-    assert "/auth/verify?allowed_domains=example.com;" in text and "X-Original-Method $request_method" in text
+    assert "/auth/verify;" in text and "X-Original-Method $request_method" in text
     service.save({"rules": [
         {"name": "Health", "host": "app.example.com", "paths": ["/healthz"], "action": "public"},
         {"name": "Read only", "host": "app.example.com", "methods": ["POST", "PUT", "PATCH", "DELETE"],
          "action": "deny"}]}, actor="admin@example.com")
     assert sign_in(client, USER_EMAIL, USER_PASSWORD).status_code == 302
     cookie = {"Host": "app.example.com", "Cookie": f"gw_session={client.get_cookie('gw_session').value}"}
-    with running_nginx(text.replace("/auth/verify?allowed_domains=example.com;", "/auth/verify;"), tmp_path,
-                       live_server, upstream) as port:
+    with running_nginx(text, tmp_path, live_server, upstream) as port:
         base = f"http://127.0.0.1:{port}"
         assert requests.get(f"{base}/reports", headers=cookie, allow_redirects=False, timeout=10).status_code == 200
         refused = requests.delete(f"{base}/reports", headers=cookie, allow_redirects=False, timeout=10)
@@ -192,7 +217,7 @@ def test_nginx_passes_the_claims_a_host_chose_upstream(app: Flask, tmp_path: Pat
     snippet = re.search(r"\n    (auth_request_set \$roles [^\n]+)\n"
                         r"    (proxy_set_header X-Auth-Request-Roles [^\n]+)\n", README.read_text())
     assert snippet, "the README shows how nginx passes a chosen claim header on"
-    text = readme_block().replace("/auth/verify?allowed_domains=example.com;", "/auth/verify;")
+    text = readme_block()
     anchor = re.search(r"\n(\s*)auth_request_set \$assertion [^\n]+\n", text)
     assert anchor
     text = text.replace(anchor.group(0), f"{anchor.group(0)}{anchor.group(1)}{snippet.group(1)}\n"
@@ -247,7 +272,7 @@ def rules_nginx(tmp_path: Path, live_server: LiveServer, upstream: int) -> Itera
     from policies import service
 
     service.save(CACHE_POLICY, actor="admin@example.com")
-    text = readme_block().replace("/auth/verify?allowed_domains=example.com;", "/auth/verify;")
+    text = readme_block()
     assert "proxy_cache gateway_decisions;" in text and "X-Accel-Expires" in text
     with running_nginx(text, tmp_path, live_server, upstream) as port:
         yield f"http://127.0.0.1:{port}"
