@@ -20,7 +20,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from core.extensions import db
 from core.models import Datasource, utcnow
@@ -35,7 +35,8 @@ from live.sessions import refresh_sessions
 log = logging.getLogger(__name__)
 KIND = "live_sync"
 BUSY_RETRY_SECONDS = 5.0  # another import holds the datasource: ask again this much later
-FAILURE_RETRY_SECONDS = 30.0  # a round failed (Graph down, throttled past its deadline): try again this much later
+FAILURE_RETRY_SECONDS = 30.0  # a round failed (Graph down, throttled past its deadline): try again this much later,
+MAX_FAILURE_RETRY_SECONDS = 900.0  # doubling with each failure of the last hour up to this
 NOTIFIED = ("notification", "missed")  # rounds whose lag (reported -> applied) is measured
 STALE_AFTER = timedelta(minutes=5)  # a request due this long ago whose run never came (its worker died)
 
@@ -102,7 +103,7 @@ def run_round(run: TaskRun) -> None:
     except Exception as exc:
         db.session.rollback()
         _record_failure(datasource.id, exc)
-        request_sync(datasource.id, "retry", delay=FAILURE_RETRY_SECONDS)
+        request_sync(datasource.id, "retry", delay=retry_delay(datasource.id))
         raise
     live = db.session.scalar(select(LiveAccess).where(LiveAccess.datasource_id == datasource.id))
     changed = None if _reconcile_due(live) else (outcome.changed if outcome is not None else None)
@@ -145,6 +146,15 @@ def _reconcile_due(live: LiveAccess | None) -> bool:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def retry_delay(datasource_id: int) -> float:
+    """30 s after a failed round, doubling with each live round that failed in the last hour (up to 15 min), so
+    a datasource that keeps failing (consent removed, Graph down) is not retried, and audited, twice a minute."""
+    failures = db.session.scalar(select(func.count()).select_from(TaskRun).where(
+        TaskRun.kind == KIND, TaskRun.datasource_id == datasource_id, TaskRun.status == TaskRun.FAILED,
+        TaskRun.finished_at > utcnow() - timedelta(hours=1))) or 0
+    return min(MAX_FAILURE_RETRY_SECONDS, FAILURE_RETRY_SECONDS * 2 ** min(failures, 10))
 
 
 def _record_failure(datasource_id: int, exc: Exception) -> None:

@@ -106,3 +106,18 @@ def test_the_tick_restarts_a_broken_chain(app: Flask) -> None:
     db.session.commit()
     keep_going()
     assert len(_queued()) == 2
+
+
+def test_a_round_that_keeps_failing_is_retried_less_and_less_often(app: Flask) -> None:
+    datasource = _datasource()
+    datasource.status, datasource.tenant_id = Datasource.INCOMPLETE, None
+    db.session.commit()
+    waits = []
+    for _ in range(4):
+        assert request_sync(datasource.id, "notification", delay=0)
+        execute_run(_queued()[-1].id)
+        live = _live(datasource)
+        waits.append(round((live.sync_due_at - live.sync_requested_at).total_seconds()))
+        live.sync_requested_at = live.sync_due_at = None  # as if the retry had run
+        db.session.commit()
+    assert waits == [30, 60, 120, 240]
