@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from office365.errors import GraphError
 from office365.graph import GraphClient
-from office365.odata import string_literal
+from office365.odata import parse_graph_time, string_literal
 
 # signInSessionsValidFromDateTime: when the user's sign-in sessions were last revoked (live access ends older ones)
 USER_SELECT = "id,displayName,mail,userPrincipalName,accountEnabled,signInSessionsValidFromDateTime"
@@ -49,20 +49,8 @@ def page_items(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def sessions_valid_from(item: dict[str, Any]) -> datetime | None:
-    """A delta item's signInSessionsValidFromDateTime (Graph's 7 fractional digits cut to 6), or None."""
-    value = item.get("signInSessionsValidFromDateTime")
-    if not isinstance(value, str) or len(value) < 19:
-        return None
-    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    head, dot, rest = text.partition(".")
-    if dot:
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        text = f"{head}.{digits[:6]}{rest[len(digits):]}"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    """A delta item's signInSessionsValidFromDateTime, or None."""
+    return parse_graph_time(item.get("signInSessionsValidFromDateTime"))
 
 
 def email_of(item: dict[str, Any]) -> str:

@@ -70,6 +70,8 @@ class Importer(ReadAndStage, GroupsPhase, ApplyPhase):
             user_import.round += 1
             user_import.full_round = user_import.users_delta is None
             if user_import.full_round:
+                self.out.changed = None  # every user is read: no need to hold 100,000 ids to say so
+            if user_import.full_round:
                 user_import.last_full_sync_at = utcnow()  # when this full round started: see _account_for_locals
             key = ",".join(user_import.relevant_group_ids)
             if key != user_import.groups_key:

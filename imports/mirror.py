@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import select
 
 from core.extensions import db
+from core.timefmt import as_utc
 from imports.models import UserImport
 from imports.sql import MEMBERS, MIRROR, chunks
 
@@ -37,7 +37,8 @@ def users(user_import: UserImport, object_ids: Iterable[str]) -> dict[str, Mirro
                                              MIRROR.c.sessions_valid_from).where(
                 MIRROR.c.import_id == user_import.id, MIRROR.c.object_id.in_(chunk))):
             found[row.object_id] = MirroredUser(row.object_id, bool(row.account_enabled) and not row.removed,
-                                                _epoch(row.sessions_valid_from))
+                                                as_utc(row.sessions_valid_from).timestamp()
+                                                if row.sessions_valid_from is not None else None)
     return found
 
 
@@ -49,11 +50,3 @@ def memberships(user_import: UserImport, object_ids: Iterable[str]) -> dict[str,
                 MEMBERS.c.import_id == user_import.id, MEMBERS.c.user_id.in_(chunk))):
             found.setdefault(user_id, set()).add(group_id.lower())
     return found
-
-
-def _epoch(value: datetime | str | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()

@@ -17,13 +17,14 @@ restarts the chain if it broke (a worker died between rounds) and lets live.subs
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, or_, select, update
 
 from core.extensions import db
 from core.models import Datasource, utcnow
+from core.timefmt import as_utc
 from imports.job import ImportBusy, run_import
 from imports.state import import_for
 from jobs.models import TaskRun
@@ -107,13 +108,12 @@ def run_round(run: TaskRun) -> None:
         raise
     live = db.session.scalar(select(LiveAccess).where(LiveAccess.datasource_id == datasource.id))
     changed = None if _reconcile_due(live) else (outcome.changed if outcome is not None else None)
-    applied = refresh_sessions(datasource, user_import, changed)
+    applied = refresh_sessions(datasource, user_import, changed)  # commits: `live` reads its row afresh below
     finished = utcnow()
-    live = db.session.scalar(select(LiveAccess).where(LiveAccess.datasource_id == datasource.id))
     if live is not None:
         live.last_round_at, live.last_round_error = finished, None
         if reason in NOTIFIED:
-            live.lag_seconds = max(0.0, (finished - _aware(requested_at)).total_seconds())
+            live.lag_seconds = max(0.0, (finished - as_utc(requested_at)).total_seconds())
         if changed is None:
             live.last_reconciled_at = finished
         live.sessions_ended += applied.ended
@@ -141,11 +141,7 @@ def _reconcile_due(live: LiveAccess | None) -> bool:
     if live is None or live.last_reconciled_at is None:
         return True
     every = float(current_app.config.get("LIVE_RECONCILE_SECONDS", 900))
-    return (utcnow() - _aware(live.last_reconciled_at)).total_seconds() >= every
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return (utcnow() - as_utc(live.last_reconciled_at)).total_seconds() >= every
 
 
 def retry_delay(datasource_id: int) -> float:
@@ -175,6 +171,6 @@ def forget_round(run: TaskRun) -> bool:
 def keep_going() -> None:
     """Scheduler tick: every datasource with live access on has a round pending (the chain may have broken)."""
     for live in db.session.scalars(select(LiveAccess).where(LiveAccess.enabled.is_(True))).all():
-        pending = live.sync_due_at is not None and _aware(live.sync_due_at) > utcnow() - STALE_AFTER
+        pending = live.sync_due_at is not None and as_utc(live.sync_due_at) > utcnow() - STALE_AFTER
         if not pending:
             request_sync(live.datasource_id, "poll" if fallback_polling(live) else "reconcile", delay=0)

@@ -8,11 +8,12 @@ answers, so these calls get a read timeout longer than Graph's 10-second handsha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from office365.errors import GraphError, InvalidRequest
 from office365.graph import GraphClient
+from office365.odata import graph_time, parse_graph_time
 
 # Longest lifetime Graph accepts for user, group and other directory resources (docs/microsoft.md §10.1).
 MAX_LIFETIME = timedelta(minutes=41760)
@@ -30,31 +31,6 @@ class Subscription:
     expires_at: datetime
     notification_url: str
     lifecycle_url: str | None
-
-
-def graph_time(when: datetime) -> str:
-    """Graph's DateTimeOffset in UTC: `2026-12-31T11:00:00.0000000Z`."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
-
-
-def parse_graph_time(value: Any) -> datetime | None:
-    """A Graph DateTimeOffset (up to 7 fractional digits, `Z` or an offset) as an aware datetime; None if not."""
-    if not isinstance(value, str) or "T" not in value:
-        return None
-    text = value.strip()
-    zone = "+00:00"
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1]
-    elif len(text) > 6 and text[-6] in "+-" and text[-3] == ":":
-        text, zone = text[:-6], text[-6:]
-    base, _, fraction = text.partition(".")
-    if fraction and not fraction.isdigit():
-        return None
-    try:
-        parsed = datetime.fromisoformat(f"{base}.{(fraction or '0')[:6].ljust(6, '0')}{zone}")
-    except ValueError:
-        return None
-    return parsed.astimezone(UTC)
 
 
 def _subscription(body: Any) -> Subscription:
